@@ -1,0 +1,19 @@
+//! lyncdr: declarative disaster recovery for Lync Server 2013 and Skype for Business Server
+//! 2015/2019.
+//!
+//! The pipeline, one module per stage:
+//! - [`model`]: the domain model (topology, observed state, operator memory);
+//! - [`scenario`]: scenario files, the simulator's starting deployment;
+//! - [`api`]: the Kubernetes custom resources users write, and loading them from manifests;
+//! - [`desired`]: the desired state compiled and cross-checked from those resources;
+//! - [`ps`]: cmdlet invocations, PowerShell text and parameter binding;
+//! - [`sim`]: the faithful simulator of a Lync deployment;
+//! - [`lync`]: the backend trait the engine drives (simulator in-process or over HTTP);
+//! - [`planner`]: the pure planner, `plan(desired, observed, policy) -> Plan`;
+//! - [`engine`]: observe, plan and execute with a journal, shared by every front end;
+//! - [`cli`]: the `lyncdr` command line.
+
+pub mod model;
+pub mod ps;
+pub mod scenario;
+pub mod sim;

@@ -1,0 +1,83 @@
+//! What the operator remembers between observations: since when each pool, Edge pool and Backup
+//! Service direction has been in its current condition, and which actions it took on its own.
+//! Time-based policies (grace periods before automatic failover, stability periods before
+//! automatic failback, the live RPO) are decided from this, so it travels with the observation
+//! into the pure planner and is persisted in status by the controller.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BackupModule, Fqdn, Health, Observed, Stamp};
+
+/// One condition with the time it was first seen, continuously, until now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Since<T> {
+    pub value: T,
+    pub since: Stamp,
+}
+
+/// An action lyncdr took without a spec change (automatic failover of a pool, the CMS or
+/// federation), remembered so that the way back waits for a human unless policy allows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomaticAction {
+    pub at: Stamp,
+    /// Generation of the resource that allowed it, so a later spec change counts as acknowledgement.
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// Health of each Front End pool, and since when.
+    #[serde(default)]
+    pub pool_health: BTreeMap<Fqdn, Since<Health>>,
+    /// Whether each Edge pool is up, and since when.
+    #[serde(default)]
+    pub edge_up: BTreeMap<Fqdn, Since<bool>>,
+    /// Last time each pool's user-data export was observed in sync with its partner (live RPO).
+    #[serde(default)]
+    pub last_synced: BTreeMap<Fqdn, Stamp>,
+    /// Automatic pool failovers, by home pool.
+    #[serde(default)]
+    pub automatic_failovers: BTreeMap<Fqdn, AutomaticAction>,
+    /// Conference content restores completed, by resource name, with the generation done.
+    #[serde(default)]
+    pub completed_restores: BTreeMap<String, i64>,
+}
+
+impl History {
+    /// Folds a new observation into the memory. Pure: the same inputs give the same memory.
+    pub fn remember(&self, obs: &Observed) -> History {
+        let mut next = self.clone();
+        for (fqdn, pool) in &obs.pools {
+            let h = pool.health();
+            match next.pool_health.get(fqdn) {
+                Some(s) if s.value == h => {}
+                _ => {
+                    next.pool_health.insert(fqdn.clone(), Since { value: h, since: obs.at });
+                }
+            }
+            if pool.module(BackupModule::PresenceFocus).is_some_and(|m| m.export.is_synced()) {
+                next.last_synced.insert(fqdn.clone(), obs.at);
+            }
+        }
+        for (fqdn, edge) in &obs.edges {
+            let up = edge.is_up();
+            match next.edge_up.get(fqdn) {
+                Some(s) if s.value == up => {}
+                _ => {
+                    next.edge_up.insert(fqdn.clone(), Since { value: up, since: obs.at });
+                }
+            }
+        }
+        next
+    }
+
+    /// How long a pool has had its current health, if known.
+    pub fn pool_health_for(&self, pool: &Fqdn, now: Stamp) -> Option<(Health, super::Span)> {
+        self.pool_health.get(pool).map(|s| (s.value, now.since(s.since)))
+    }
+}

@@ -1,0 +1,12 @@
+//! The PowerShell layer: cmdlet invocations as data ([`Invocation`]), their PowerShell text, the
+//! parser for lines an admin types, and the cmdlet catalogue with PowerShell's parameter binding.
+//! Shared by the simulator (which binds every call as Lync's PowerShell would), the planner
+//! (which emits invocations) and the drivers (which render them).
+
+pub mod catalog;
+mod invocation;
+pub mod parse;
+
+pub use catalog::{BindError, Bound, bind};
+pub use invocation::{Input, Invocation, quote, script_block};
+pub use parse::{ParseError, parse_line};

@@ -1,0 +1,206 @@
+//! Edge and site changes (domain document 4.6, 4.11-4.14): the Edge next hop
+//! (`Set-CsEdgeServer -Registrar`), the SIP and XMPP federation routes (`Set-CsSite`), the
+//! media Edge association of a Front End pool (`Set-CsConferenceServer` /
+//! `Set-CsMediationServer -EdgeServer`), local setup (`Bootstrapper.exe`) and Lync services.
+
+use serde_json::Value;
+
+use super::{Ctx, Effect, Started, strip_identity};
+use crate::model::Fqdn;
+use crate::ps::Bound;
+use crate::sim::Simulator;
+use crate::sim::errors::{CmdletError, err, unknown_identity};
+
+fn edge_pool(sim: &Simulator, cmd: &str, value: &str) -> Result<Fqdn, CmdletError> {
+    let name = strip_identity(value, &["EdgeServer"]);
+    match Fqdn::parse(&name) {
+        Ok(f) if sim.topo.edges.contains_key(&f) => Ok(f),
+        Ok(f) => match sim.topo.edge_of_server(&f) {
+            Some(e) => Ok(e.fqdn.clone()),
+            None => Err(err(cmd, unknown_identity(&format!("EdgeServer:{name}")))),
+        },
+        Err(_) => Err(err(cmd, unknown_identity(value))),
+    }
+}
+
+pub(crate) fn set_edge_server(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
+    const CMD: &str = "Set-CsEdgeServer";
+    let edge = edge_pool(sim, CMD, b.str("Identity").unwrap_or("global"))?;
+    let Some(reg) = b.str("Registrar") else {
+        return Ok(Started::output(sim.timings.topology_change, Value::Null));
+    };
+    let pool = strip_identity(reg, &["Registrar"]);
+    let pool = match Fqdn::parse(&pool) {
+        Ok(f) if sim.topo.pools.contains_key(&f) => f,
+        _ => return Err(err(CMD, format!("\"{reg}\" is not a Registrar in the topology; use Registrar:<Front End pool FQDN>."))),
+    };
+    sim.require_cms(CMD)?;
+    if b.what_if() {
+        return Ok(Started::output(crate::model::Span::ZERO, Value::Null));
+    }
+    Ok(Started::effect(sim.timings.topology_change, Effect::NextHop { edge, pool }))
+}
+
+pub(crate) fn set_site(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
+    const CMD: &str = "Set-CsSite";
+    let id = strip_identity(b.str("Identity").unwrap_or_default(), &["site"]);
+    if !sim.topo.sites.iter().any(|s| s.eq_ignore_ascii_case(&id)) {
+        return Err(err(CMD, unknown_identity(&format!("site:{id}"))));
+    }
+    let route = |name: &str| -> Result<Option<Option<Fqdn>>, CmdletError> {
+        match b.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::String(s)) if s.is_empty() => Ok(Some(None)),
+            Some(Value::String(s)) => edge_pool(sim, CMD, s).map(|e| Some(Some(e))),
+            Some(other) => Err(err(CMD, format!("\"{other}\" is not an Edge server identity."))),
+        }
+    };
+    let sip = route("FederationRoute")?;
+    let xmpp = route("XmppFederationRoute")?;
+    if sip.is_none() && xmpp.is_none() {
+        return Ok(Started::output(sim.timings.topology_change, Value::Null));
+    }
+    if sip.is_some() && xmpp.is_some() {
+        return Err(err(CMD, "lyncdr simulator: change -FederationRoute and -XmppFederationRoute in separate calls."));
+    }
+    sim.require_cms(CMD)?;
+    // Rule 21: the new XMPP Edge pool's services are stopped while the route is repointed.
+    if let Some(Some(e)) = &xmpp {
+        let running: Vec<String> = sim.w.edges[e].services.iter().filter(|(_, r)| **r).map(|(s, _)| s.to_string()).collect();
+        if !running.is_empty() && sim.w.xmpp_federation.as_ref() != Some(e) {
+            sim.rule(CMD, 21, format!("stop the Lync services on the new XMPP Edge servers ({}) before repointing the XMPP federation route", running.join(", ")))?;
+        }
+    }
+    if b.what_if() {
+        return Ok(Started::output(crate::model::Span::ZERO, Value::Null));
+    }
+    let effect = match (sip, xmpp) {
+        (Some(edge), _) => Effect::Federation { xmpp: false, edge },
+        (None, Some(edge)) => Effect::Federation { xmpp: true, edge },
+        (None, None) => unreachable!("checked above"),
+    };
+    Ok(Started::effect(sim.timings.topology_change, effect))
+}
+
+pub(crate) fn set_media_edge(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
+    let cmd = b.spec.name;
+    let mediation = cmd == "Set-CsMediationServer";
+    let prefix = if mediation { "MediationServer" } else { "ConferencingServer" };
+    let raw = b.str("Identity").unwrap_or_default();
+    let pool = match Fqdn::parse(&strip_identity(raw, &[prefix])) {
+        Ok(f) if sim.topo.pools.contains_key(&f) => f,
+        _ => return Err(err(cmd, unknown_identity(raw))),
+    };
+    let edge = match b.get("EdgeServer") {
+        None => return Ok(Started::output(sim.timings.topology_change, Value::Null)),
+        Some(Value::Null) => None,
+        Some(v) => Some(edge_pool(sim, cmd, v.as_str().unwrap_or_default())?),
+    };
+    sim.require_cms(cmd)?;
+    // Rule 22: associate a Front End pool with an Edge pool that runs.
+    if let Some(e) = &edge {
+        let up = sim.net_ref().host_up(e) && sim.w.edges[e].services.values().any(|r| *r);
+        if !up {
+            sim.rule(cmd, 22, format!("Edge pool {e} is not running; associate {pool} with a running Edge pool"))?;
+        }
+    }
+    if b.what_if() {
+        return Ok(Started::output(crate::model::Span::ZERO, Value::Null));
+    }
+    Ok(Started::effect(sim.timings.topology_change, Effect::MediaEdge { pool, mediation, edge }))
+}
+
+pub(crate) fn bootstrapper(sim: &mut Simulator, ctx: &Ctx, _b: &Bound) -> Result<Started, CmdletError> {
+    Ok(Started::effect(sim.timings.bootstrapper, Effect::Bootstrap { server: ctx.server.clone() }))
+}
+
+pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
+    let cmd = b.spec.name;
+    let running = cmd == "Start-CsWindowsService";
+    let server = match b.str("ComputerName") {
+        Some(c) => match Fqdn::parse(c) {
+            Ok(f) if sim.topo.site_of(&f).is_some() => f,
+            _ => return Err(err(cmd, format!("Cannot find computer \"{c}\"."))),
+        },
+        None => ctx.server.clone(),
+    };
+    let name = b.str("Name").map(str::to_ascii_uppercase);
+    let backup_only = name.as_deref() == Some("LYNCBACKUP");
+    if backup_only && sim.topo.pool_of_server(&server).is_none() {
+        return Err(err(cmd, format!("Service LYNCBACKUP is not installed on \"{server}\".")));
+    }
+    if let Some(n) = &name
+        && !backup_only
+        && !KNOWN_SERVICES.contains(&n.as_str())
+    {
+        return Err(err(cmd, format!("Cannot find any service with service name '{n}'.")));
+    }
+    let d = if running { sim.timings.service_start } else { sim.timings.service_stop };
+    Ok(Started::effect(d, Effect::Service { server, running, backup_only }))
+}
+
+const KNOWN_SERVICES: &[&str] = &["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "RTCXMPPTGWPX", "REPLICA", "RTCCLSAGT", "FABRICHOSTSVC"];
+
+pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletError> {
+    match e {
+        Effect::NextHop { edge, pool } => {
+            if let Some(rt) = sim.w.edges.get_mut(edge) {
+                rt.next_hop = Some(pool.clone());
+            }
+            sim.config_changed();
+        }
+        Effect::Federation { xmpp, edge } => {
+            if *xmpp {
+                sim.w.xmpp_federation = edge.clone();
+            } else {
+                if sim.w.sip_federation != *edge {
+                    sim.w.federation_moved_from = sim.w.sip_federation.clone();
+                }
+                sim.w.sip_federation = edge.clone();
+            }
+            sim.config_changed();
+            if !*xmpp && let Some(e) = edge {
+                // Rule 19: the Edge servers of the new federation pool need their setup re-run.
+                let epoch = sim.w.cms.epoch;
+                if let Some(rt) = sim.w.edges.get_mut(e) {
+                    rt.setup_required = epoch;
+                }
+            }
+        }
+        Effect::MediaEdge { pool, mediation, edge } => {
+            if let Some(rt) = sim.w.pools.get_mut(pool) {
+                if *mediation {
+                    rt.mediation_edge = edge.clone();
+                } else {
+                    rt.conferencing_edge = edge.clone();
+                }
+            }
+            sim.config_changed();
+        }
+        Effect::Bootstrap { server } => {
+            // Setup applies the configuration the server's local replica holds.
+            let epoch = sim.w.cms.replica_epoch.get(server).copied().unwrap_or(0);
+            if let Some(edge) = sim.topo.edge_of_server(server).map(|e| e.fqdn.clone())
+                && let Some(rt) = sim.w.edges.get_mut(&edge)
+            {
+                rt.setup_epoch.insert(server.clone(), epoch);
+            }
+        }
+        Effect::Service { server, running, backup_only } => {
+            if *backup_only {
+                if let Some(pool) = sim.topo.pool_of_server(server).map(|p| p.fqdn.clone())
+                    && let Some(rt) = sim.w.pools.get_mut(&pool)
+                {
+                    rt.backup_running = *running;
+                }
+            } else if let Some(edge) = sim.topo.edge_of_server(server).map(|e| e.fqdn.clone())
+                && let Some(rt) = sim.w.edges.get_mut(&edge)
+            {
+                rt.services.insert(server.clone(), *running);
+            }
+        }
+        _ => {}
+    }
+    Ok(Value::Null)
+}

@@ -1,0 +1,164 @@
+//! Faults the simulator can inject: whole sites, pools, Edge pools, SQL servers or single servers
+//! going down and up; network partitions between the operator and a site or between two sites;
+//! Backup Service errors; loss of a pool's conference content. Written `ACTION:TARGET`, e.g.
+//! `down:site/Dallas`, `up:link/operator:Dallas`, `lose:content/pool01.dal.contoso.com`, and with a
+//! time for `demo --fault`: `40m:up:site/Dallas`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Fqdn, Span, Topology};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FaultTarget {
+    Site(String),
+    Pool(Fqdn),
+    Edge(Fqdn),
+    Sql(Fqdn),
+    Server(Fqdn),
+    /// Network link between two ends; an end is a site name or `operator`. Stored sorted.
+    Link(String, String),
+    /// The Backup Service of a pool reports errors.
+    Backup(Fqdn),
+    /// A pool's conference content (file store).
+    Content(Fqdn),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultAction {
+    Down,
+    Up,
+    /// Only for `content/<pool>`: the pool's conference content is lost.
+    Lose,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub action: FaultAction,
+    pub target: FaultTarget,
+}
+
+/// A fault at a simulated time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedFault {
+    pub at: Span,
+    pub fault: Fault,
+}
+
+pub const OPERATOR: &str = "operator";
+
+impl FaultTarget {
+    pub fn parse(s: &str) -> Result<FaultTarget, String> {
+        let (kind, name) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not a fault target; write kind/name: site/<name>, pool/<fqdn>, edge/<fqdn>, sql/<fqdn>, server/<fqdn>, link/<end>:<end>, backup/<pool>, content/<pool>"))?;
+        let f = |n: &str| Fqdn::parse(n).map_err(|e| e.to_string());
+        Ok(match kind {
+            "site" if !name.is_empty() => FaultTarget::Site(name.to_string()),
+            "pool" => FaultTarget::Pool(f(name)?),
+            "edge" => FaultTarget::Edge(f(name)?),
+            "sql" => FaultTarget::Sql(f(name)?),
+            "server" => FaultTarget::Server(f(name)?),
+            "backup" => FaultTarget::Backup(f(name)?),
+            "content" => FaultTarget::Content(f(name)?),
+            "link" => {
+                let (a, b) = name.split_once(':').ok_or_else(|| format!("'{s}': a link is written link/<end>:<end>, e.g. link/operator:Dallas or link/Dallas:Seattle"))?;
+                if a.is_empty() || b.is_empty() || a == b {
+                    return Err(format!("'{s}': a link needs two different ends"));
+                }
+                let (x, y) = if a <= b { (a, b) } else { (b, a) };
+                FaultTarget::Link(x.to_string(), y.to_string())
+            }
+            other => return Err(format!("'{other}' is not a fault kind; use site, pool, edge, sql, server, link, backup or content")),
+        })
+    }
+}
+
+impl fmt::Display for FaultTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultTarget::Site(s) => write!(f, "site/{s}"),
+            FaultTarget::Pool(p) => write!(f, "pool/{p}"),
+            FaultTarget::Edge(p) => write!(f, "edge/{p}"),
+            FaultTarget::Sql(p) => write!(f, "sql/{p}"),
+            FaultTarget::Server(p) => write!(f, "server/{p}"),
+            FaultTarget::Link(a, b) => write!(f, "link/{a}:{b}"),
+            FaultTarget::Backup(p) => write!(f, "backup/{p}"),
+            FaultTarget::Content(p) => write!(f, "content/{p}"),
+        }
+    }
+}
+
+impl Fault {
+    pub fn parse(s: &str) -> Result<Fault, String> {
+        let (action, target) = s.split_once(':').ok_or_else(|| format!("'{s}' is not a fault; write ACTION:TARGET, e.g. down:site/Dallas"))?;
+        let action = match action {
+            "down" => FaultAction::Down,
+            "up" => FaultAction::Up,
+            "lose" => FaultAction::Lose,
+            other => return Err(format!("'{other}' is not a fault action; use down, up or lose")),
+        };
+        let target = FaultTarget::parse(target)?;
+        let is_content = matches!(target, FaultTarget::Content(_));
+        if is_content != (action == FaultAction::Lose) {
+            return Err(format!("'{s}': use lose with content/<pool>, and down or up with every other target"));
+        }
+        Ok(Fault { action, target })
+    }
+
+    /// Checks that the target exists in the topology.
+    pub fn check(&self, topo: &Topology) -> Result<(), String> {
+        let site = |s: &str| s == OPERATOR || topo.sites.iter().any(|x| x == s);
+        let ok = match &self.target {
+            FaultTarget::Site(s) => topo.sites.iter().any(|x| x == s),
+            FaultTarget::Pool(p) | FaultTarget::Backup(p) | FaultTarget::Content(p) => topo.pools.contains_key(p),
+            FaultTarget::Edge(e) => topo.edges.contains_key(e),
+            FaultTarget::Sql(s) => topo.pools.values().any(|p| p.back_end.primary == *s || p.back_end.mirror.as_ref() == Some(s)),
+            FaultTarget::Server(s) => topo.pool_of_server(s).is_some() || topo.edge_of_server(s).is_some(),
+            FaultTarget::Link(a, b) => site(a) && site(b),
+        };
+        if ok { Ok(()) } else { Err(format!("{} does not exist in this deployment", self.target)) }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = match self.action {
+            FaultAction::Down => "down",
+            FaultAction::Up => "up",
+            FaultAction::Lose => "lose",
+        };
+        write!(f, "{a}:{}", self.target)
+    }
+}
+
+impl TimedFault {
+    /// Parses `TIME:ACTION:TARGET`, e.g. `40m:up:site/Dallas`.
+    pub fn parse(s: &str) -> Result<TimedFault, String> {
+        let (at, rest) = s.split_once(':').ok_or_else(|| format!("'{s}' is not a timed fault; write TIME:ACTION:TARGET, e.g. 0s:down:site/Dallas"))?;
+        let at = Span::parse(at).map_err(|e| e.to_string())?;
+        Ok(TimedFault { at, fault: Fault::parse(rest)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind() {
+        let t = TimedFault::parse("40m:up:site/Dallas").unwrap();
+        assert_eq!(t.at, Span::mins(40));
+        assert_eq!(t.fault, Fault { action: FaultAction::Up, target: FaultTarget::Site("Dallas".into()) });
+        let f = Fault::parse("down:link/Seattle:operator").unwrap();
+        assert_eq!(f.target, FaultTarget::Link("Seattle".into(), "operator".into()));
+        assert_eq!(f.to_string(), "down:link/Seattle:operator");
+        assert!(Fault::parse("lose:content/pool01.dal.contoso.com").is_ok());
+        assert!(Fault::parse("down:content/pool01.dal.contoso.com").is_err());
+        assert!(Fault::parse("lose:pool/pool01.dal.contoso.com").is_err());
+        assert!(Fault::parse("explode:site/Dallas").is_err());
+        assert!(TimedFault::parse("soon:down:site/Dallas").is_err());
+        assert!(Fault::parse("down:link/Dallas").is_err());
+    }
+}

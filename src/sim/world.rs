@@ -1,0 +1,271 @@
+//! The simulator's runtime state of a deployment (which pools serve whom, the CMS, Back End
+//! principals, Edge next hops, federation routes, media associations, Backup Service data,
+//! users, Response Groups) and the reachability rules faults imply.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::fault::{FaultTarget, OPERATOR};
+use crate::model::{BackupModule, DbType, FailoverState, Fqdn, Role, Span, Stamp, Topology};
+use crate::scenario::Scenario;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolRt {
+    pub state: FailoverState,
+    /// Set by a planned failover while the pool drains to its partner.
+    pub read_only: bool,
+    pub principal: BTreeMap<DbType, Role>,
+    pub conferencing_edge: Option<Fqdn>,
+    pub mediation_edge: Option<Fqdn>,
+    /// LYNCBACKUP runs on the pool.
+    pub backup_running: bool,
+    /// When a witness will switch the principal automatically (primary or mirror lost).
+    pub witness_failover_at: Option<Stamp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeRt {
+    pub next_hop: Option<Fqdn>,
+    /// Lync services running, per Edge server.
+    pub services: BTreeMap<Fqdn, bool>,
+    /// Configuration epoch each Edge server's local setup last applied.
+    pub setup_epoch: BTreeMap<Fqdn, u64>,
+    /// Configuration epoch from which this pool's federation role requires setup to be re-run.
+    pub setup_required: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CmsRt {
+    /// Pool hosting the active master.
+    pub master: Option<Fqdn>,
+    /// Pool holding the standby database.
+    pub standby: Option<Fqdn>,
+    /// Configuration changes made at the master / present at the standby.
+    pub ver_master: f64,
+    pub ver_standby: f64,
+    /// Configuration epoch: bumped by every topology or configuration change.
+    pub epoch: u64,
+    /// Epoch each replica (every Front End and Edge server) holds.
+    pub replica_epoch: BTreeMap<Fqdn, u64>,
+    /// When replication next catches up every reachable replica.
+    pub replication_due: Option<Stamp>,
+    /// Epoch of the last CMS move; exports taken at or after it count as a backup for rule 8.
+    pub moved_epoch: u64,
+}
+
+/// Replicated data of one pool's users for one Backup Service module, as change counters.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replica {
+    /// Changes made in total.
+    pub total: f64,
+    /// Changes only in the home pool's store (not yet imported by the partner).
+    pub home_ahead: f64,
+    /// Changes only in the backup pool's store (made while failed over, not yet copied home).
+    pub backup_ahead: f64,
+    /// Data the home store lacks but the backup holds, restored only by an explicit
+    /// `Invoke-CsBackupServiceSync` from the partner (conference content after failback or loss).
+    pub restore: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RgsFile {
+    pub owner: Fqdn,
+    pub workflows: Vec<String>,
+    pub taken_at: Stamp,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigExport {
+    pub file: String,
+    pub lis: bool,
+    pub epoch: u64,
+    pub taken_at: Stamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct World {
+    pub faults: BTreeSet<FaultTarget>,
+    pub pools: BTreeMap<Fqdn, PoolRt>,
+    pub edges: BTreeMap<Fqdn, EdgeRt>,
+    pub cms: CmsRt,
+    pub sip_federation: Option<Fqdn>,
+    pub xmpp_federation: Option<Fqdn>,
+    /// Edge pool the SIP federation route last moved away from (for rule 23).
+    pub federation_moved_from: Option<Fqdn>,
+    pub sync_interval: Span,
+    pub data: BTreeMap<(Fqdn, BackupModule), Replica>,
+    /// Users rehomed by Move-CsUser: SIP address to new home pool.
+    pub rehomed: BTreeMap<String, Fqdn>,
+    /// Response Group workflows: hosting pool, owner pool, names.
+    pub rgs: BTreeMap<Fqdn, BTreeMap<Fqdn, Vec<String>>>,
+    pub rgs_files: BTreeMap<String, RgsFile>,
+    pub config_exports: Vec<ConfigExport>,
+}
+
+impl World {
+    pub fn from_scenario(s: &Scenario) -> World {
+        let topo = &s.topology;
+        let pools = topo
+            .pools
+            .values()
+            .map(|p| {
+                let mut principal = BTreeMap::new();
+                let role = s.principal.get(&p.fqdn).copied().unwrap_or_default();
+                principal.insert(DbType::User, role);
+                let cms_db = s.cms_pool.as_ref().is_some_and(|c| c == &p.fqdn || topo.partner(c) == Some(&p.fqdn));
+                if cms_db {
+                    principal.insert(DbType::CentralMgmt, role);
+                }
+                let media = s.media_edge.get(&p.fqdn).cloned().flatten();
+                let state = if s.failed_over.contains(&p.fqdn) { FailoverState::FailedOver } else { FailoverState::Normal };
+                (
+                    p.fqdn.clone(),
+                    PoolRt {
+                        state,
+                        read_only: false,
+                        principal,
+                        conferencing_edge: media.clone(),
+                        mediation_edge: media,
+                        backup_running: topo.partner(&p.fqdn).is_some(),
+                        witness_failover_at: None,
+                    },
+                )
+            })
+            .collect();
+        let edges = topo
+            .edges
+            .values()
+            .map(|e| {
+                (
+                    e.fqdn.clone(),
+                    EdgeRt {
+                        next_hop: s.next_hops.get(&e.fqdn).cloned().flatten(),
+                        services: e.servers.iter().map(|s| (s.clone(), true)).collect(),
+                        setup_epoch: e.servers.iter().map(|s| (s.clone(), 0)).collect(),
+                        setup_required: 0,
+                    },
+                )
+            })
+            .collect();
+        let replica_epoch = topo
+            .pools
+            .values()
+            .flat_map(|p| p.front_ends.iter())
+            .chain(topo.edges.values().flat_map(|e| e.servers.iter()))
+            .map(|s| (s.clone(), 0))
+            .collect();
+        let cms = CmsRt {
+            master: s.cms_pool.clone(),
+            standby: s.cms_pool.as_ref().and_then(|c| topo.partner(c).cloned()),
+            ver_master: 0.0,
+            ver_standby: 0.0,
+            epoch: 0,
+            replica_epoch,
+            replication_due: None,
+            moved_epoch: 0,
+        };
+        let mut data = BTreeMap::new();
+        for p in topo.pools.keys() {
+            for m in [BackupModule::PresenceFocus, BackupModule::DataConf] {
+                data.insert((p.clone(), m), Replica::default());
+            }
+        }
+        let rgs = topo
+            .pools
+            .values()
+            .filter(|p| !p.response_groups.is_empty())
+            .map(|p| (p.fqdn.clone(), BTreeMap::from([(p.fqdn.clone(), p.response_groups.clone())])))
+            .collect();
+        World {
+            faults: s.down.iter().cloned().collect(),
+            pools,
+            edges,
+            cms,
+            sip_federation: s.sip_federation.clone(),
+            xmpp_federation: s.xmpp_federation.clone(),
+            federation_moved_from: None,
+            sync_interval: s.sync_interval,
+            data,
+            rehomed: BTreeMap::new(),
+            rgs,
+            rgs_files: BTreeMap::new(),
+            config_exports: Vec::new(),
+        }
+    }
+}
+
+/// Reachability as the active faults define it.
+pub struct Net<'a> {
+    pub topo: &'a Topology,
+    pub faults: &'a BTreeSet<FaultTarget>,
+}
+
+impl Net<'_> {
+    fn site_down(&self, site: &str) -> bool {
+        self.faults.contains(&FaultTarget::Site(site.to_string()))
+    }
+
+    /// A server, pool, Edge pool or SQL server is powered and running.
+    pub fn host_up(&self, fqdn: &Fqdn) -> bool {
+        let Some(site) = self.topo.site_of(fqdn) else { return false };
+        if self.site_down(site) || self.faults.contains(&FaultTarget::Server(fqdn.clone())) {
+            return false;
+        }
+        if self.faults.contains(&FaultTarget::Sql(fqdn.clone())) {
+            return false;
+        }
+        if let Some(p) = self.topo.pools.get(fqdn) {
+            return !self.faults.contains(&FaultTarget::Pool(p.fqdn.clone())) && p.front_ends.iter().any(|s| self.host_up(s));
+        }
+        if let Some(e) = self.topo.edges.get(fqdn) {
+            return !self.faults.contains(&FaultTarget::Edge(e.fqdn.clone())) && e.servers.iter().any(|s| self.host_up(s));
+        }
+        if let Some(p) = self.topo.pool_of_server(fqdn) {
+            return !self.faults.contains(&FaultTarget::Pool(p.fqdn.clone()));
+        }
+        if let Some(e) = self.topo.edge_of_server(fqdn) {
+            return !self.faults.contains(&FaultTarget::Edge(e.fqdn.clone()));
+        }
+        true
+    }
+
+    /// Two ends (site names or `operator`) can talk.
+    pub fn linked(&self, a: &str, b: &str) -> bool {
+        if a == b {
+            return true;
+        }
+        let (x, y) = if a <= b { (a, b) } else { (b, a) };
+        !self.faults.contains(&FaultTarget::Link(x.to_string(), y.to_string()))
+    }
+
+    /// `from` (a server, or `None` for the operator) can reach `to`.
+    pub fn reaches(&self, from: Option<&Fqdn>, to: &Fqdn) -> bool {
+        let from_site = match from {
+            None => OPERATOR,
+            Some(s) => match self.topo.site_of(s) {
+                Some(site) => site,
+                None => return false,
+            },
+        };
+        let Some(to_site) = self.topo.site_of(to) else { return false };
+        self.host_up(to) && self.linked(from_site, to_site)
+    }
+
+    /// The operator reaches the server and the server is up.
+    pub fn operator_reaches(&self, server: &Fqdn) -> bool {
+        self.reaches(None, server)
+    }
+
+    pub fn sql_up(&self, sql: &Fqdn) -> bool {
+        let Some(site) = self.topo.site_of(sql) else { return false };
+        !self.site_down(site) && !self.faults.contains(&FaultTarget::Sql(sql.clone())) && !self.faults.contains(&FaultTarget::Server(sql.clone()))
+    }
+}
