@@ -1,1 +1,5 @@
-fn main() {}
+//! The `lyncdr` binary.
+
+fn main() -> std::process::ExitCode {
+    lyncdr::cli::main()
+}

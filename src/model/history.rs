@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BackupModule, Fqdn, Health, Observed, Stamp};
+use super::{BackupModule, Fqdn, Health, Observed, PoolTraits, RgsExportObs, Stamp};
 
 /// One condition with the time it was first seen, continuously, until now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +46,17 @@ pub struct History {
     /// Conference content restores completed, by resource name, with the generation done.
     #[serde(default)]
     pub completed_restores: BTreeMap<String, i64>,
+    /// Host facts of each pool (product, operating system, virtualization), kept from the last
+    /// time the pool answered: they cannot be read while it is down.
+    #[serde(default)]
+    pub pool_traits: BTreeMap<Fqdn, PoolTraits>,
+    /// Edge servers whose local setup must be re-run after a federation route change (Lync
+    /// does not report it; lyncdr remembers what it changed), with when it became pending.
+    #[serde(default)]
+    pub pending_edge_setup: BTreeMap<Fqdn, Stamp>,
+    /// Response Group exports lyncdr took, by file name.
+    #[serde(default)]
+    pub rgs_exports: BTreeMap<String, RgsExportObs>,
 }
 
 impl History {

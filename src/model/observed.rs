@@ -223,8 +223,6 @@ pub struct EdgeObs {
     pub next_hop: Option<Fqdn>,
     /// Edge servers whose Lync services run.
     pub services_running: BTreeMap<Fqdn, bool>,
-    /// Edge servers whose local setup ran after the last federation change that concerns them.
-    pub setup_current: BTreeMap<Fqdn, bool>,
 }
 
 impl EdgeObs {
@@ -265,16 +263,22 @@ pub struct FederationObs {
     pub xmpp_edge: Option<Fqdn>,
 }
 
-/// Response Group state lyncdr tracks per pool.
+/// Response Group workflows: hosting pool, then owner pool, then workflow names
+/// (`Get-CsRgsWorkflow -ShowAll` on each reachable pool).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RgsObs {
-    /// Workflows by owner pool, with the pool that currently hosts them.
     pub hosted: BTreeMap<Fqdn, BTreeMap<Fqdn, Vec<String>>>,
-    /// Export files found, by file name: owner pool and whether it is current.
-    pub exports: BTreeMap<String, RgsExportObs>,
 }
 
+impl RgsObs {
+    /// Whether `owner`'s workflows are hosted on `host`.
+    pub fn hosts(&self, host: &Fqdn, owner: &Fqdn) -> bool {
+        self.hosted.get(host).and_then(|o| o.get(owner)).is_some_and(|v| !v.is_empty())
+    }
+}
+
+/// A Response Group export file lyncdr wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RgsExportObs {

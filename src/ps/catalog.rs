@@ -493,6 +493,13 @@ pub static CATALOG: &[CmdletSpec] = &[
         mutates: false,
     },
     CmdletSpec {
+        name: "Get-CsWindowsService",
+        params: &[p("Name", S).pos(0), p("ComputerName", S), p("ExcludeActivityLevel", SW)],
+        sets: &[],
+        should_process: false,
+        mutates: false,
+    },
+    CmdletSpec {
         name: "Get-CsServerVersion",
         params: &[],
         sets: &[],

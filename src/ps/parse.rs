@@ -90,6 +90,9 @@ fn parse_command(seg: &[Tok], is_switch: &dyn Fn(&str, &str) -> bool) -> Result<
         Tok::Word { text, .. } => text.clone(),
         _ => return Err(ParseError("A command line must start with a cmdlet name.".into())),
     };
+    if name.starts_with('$') {
+        return Err(ParseError(format!("Variables and assignments such as {name} are not supported by lyncdr sim run; write one command per line.")));
+    }
     idx += 1;
     let mut inv = Invocation::new(name.clone());
     let mut positional = 0usize;

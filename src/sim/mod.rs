@@ -19,7 +19,7 @@ mod cmd;
 mod errors;
 mod fault;
 mod replication;
-// pub mod server;
+pub mod server;
 mod timing;
 mod world;
 

@@ -52,7 +52,7 @@ pub struct Timings {
 impl Default for Timings {
     fn default() -> Self {
         Timings {
-            query: Span::secs(2),
+            query: Span::ms(500),
             pool_failover_per_1000_users: None,
             pool_failback_per_1000_users: Span::mins(3),
             minimum_pool_operation: Span::mins(2),

@@ -22,7 +22,13 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
         "Get-CsService" => services(sim, b),
         "Get-CsPoolBackupRelationship" => {
             let pool = sim.pool_fqdn(cmd, b, "PoolFqdn")?;
-            json!({ "PoolFqdn": pool.to_string(), "BackupPoolFqdn": sim.topo.partner(&pool).map(ToString::to_string) })
+            json!({
+                "PoolFqdn": pool.to_string(),
+                "BackupPoolFqdn": sim.topo.partner(&pool).map(ToString::to_string),
+                // [INFERRED] Lync keeps the pool failover state in the CMS; the real driver reads it
+                // there (docs/architecture.md, "Observation"). The simulator reports it with the pairing.
+                "FailoverState": failover_state(sim.w.pools[&pool].state),
+            })
         }
         "Get-CsBackupServiceConfiguration" => json!({
             "Identity": "Global",
@@ -42,6 +48,7 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
             Value::String(server_version(product))
         }
         "Get-CimInstance" => cim(sim, ctx, b)?,
+        "Get-CsWindowsService" => windows_services(sim, ctx, b)?,
         "Get-Command" => {
             let name = b.str("Name").unwrap_or_default();
             let spec = catalog::lookup(name).ok_or_else(|| err(cmd, catalog::not_recognized(name).0))?;
@@ -322,18 +329,46 @@ fn fabric_state(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletEr
     let be_ok = replication::back_end_available(&sim.w, &sim.topo, &net, &pool);
     Ok(json!({
         "PoolFqdn": pool.to_string(),
-        // [INFERRED] Lync keeps the pool failover state in the CMS; a real driver must read it
-        // from there (see docs/architecture.md). The simulator reports it here.
-        "PoolFailoverState": match state {
-            FailoverState::Normal => "Normal",
-            FailoverState::FailedOver => "FailedOver",
-            FailoverState::FailingOver => "FailingOver",
-            FailoverState::FailingBack => "FailingBack",
-        },
+        "PoolFailoverState": failover_state(state),
         "FrontEnds": running,
         "BackEndAvailable": be_ok,
         "HealthState": if be_ok { "Healthy" } else { "Degraded" },
     }))
+}
+
+fn failover_state(state: FailoverState) -> &'static str {
+    match state {
+        FailoverState::Normal => "Normal",
+        FailoverState::FailedOver => "FailedOver",
+        FailoverState::FailingOver => "FailingOver",
+        FailoverState::FailingBack => "FailingBack",
+    }
+}
+
+fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
+    let server = match b.str("ComputerName") {
+        Some(c) => Fqdn::parse(c).map_err(|_| err("Get-CsWindowsService", format!("Cannot find computer \"{c}\".")))?,
+        None => ctx.server.clone(),
+    };
+    let net = sim.net_ref();
+    if !net.host_up(&server) {
+        return Err(err("Get-CsWindowsService", format!("Cannot open Service Control Manager on computer '{server}'.")));
+    }
+    let status = |running: bool| if running { "Running" } else { "Stopped" };
+    let mut rows = Vec::new();
+    if let Some(e) = sim.topo.edge_of_server(&server) {
+        let running = sim.w.edges[&e.fqdn].services.get(&server).copied().unwrap_or(false);
+        for name in ["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "REPLICA"] {
+            rows.push(json!({ "Name": name, "Status": status(running), "ComputerName": server.to_string() }));
+        }
+    } else if let Some(p) = sim.topo.pool_of_server(&server) {
+        rows.push(json!({ "Name": "RTCSRV", "Status": "Running", "ComputerName": server.to_string() }));
+        rows.push(json!({ "Name": "LYNCBACKUP", "Status": status(sim.w.pools[&p.fqdn].backup_running), "ComputerName": server.to_string() }));
+    }
+    if let Some(n) = b.str("Name") {
+        rows.retain(|r| r["Name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n)));
+    }
+    Ok(Value::Array(rows))
 }
 
 fn user_pool_info(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {

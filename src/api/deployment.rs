@@ -1,0 +1,331 @@
+//! `LyncDeployment`: one per Lync deployment.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{BlockerStatus, StepStatus};
+use crate::model::{Fqdn, Role, Span};
+
+/// A Lync Server 2013 or Skype for Business Server deployment whose disaster recovery lyncdr
+/// manages: how to reach it, where the Central Management store should be active, how Edge
+/// pools route federation and media, which Back End server is principal, the Backup Service
+/// interval, and the policy that governs what lyncdr may do on its own.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "lyncdr.io",
+    version = "v1alpha1",
+    kind = "LyncDeployment",
+    namespaced,
+    derive = "PartialEq",
+    status = "LyncDeploymentStatus",
+    shortname = "lyncdep",
+    category = "lyncdr",
+    printcolumn(name = "Transport", type_ = "string", json_path = ".spec.connection.transport"),
+    printcolumn(name = "CMS", type_ = "string", json_path = ".status.observed.cmsPool", description = "Pool hosting the active CMS"),
+    printcolumn(name = "Steps", type_ = "string", json_path = ".status.plan.progress", description = "Plan progress"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LyncDeploymentSpec {
+    /// How lyncdr reaches the deployment's servers.
+    #[serde(default)]
+    pub connection: Connection,
+    /// Where the Central Management store should be active. Omit to leave it where it is
+    /// (lyncdr still fails it over when a pool failover requires it, with consent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central_management_store: Option<CentralManagementStore>,
+    /// Edge routing: next hops, the federation Edge pools and Front End media associations.
+    #[serde(default)]
+    pub edge: EdgeSpec,
+    /// Which server of each mirrored Back End should be principal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub back_ends: Vec<BackEndSpec>,
+    /// Backup Service settings (global to the deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_service: Option<BackupServiceSpec>,
+    /// Response Group export and import around failover and failback (not replicated by the
+    /// Backup Service in Lync 2013 / SfB 2015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_groups: Option<ResponseGroupsSpec>,
+    /// What lyncdr may do on its own.
+    #[serde(default)]
+    pub policy: PolicySpec,
+}
+
+/// How to reach the deployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.transport != 'Simulator' || has(self.simulatorUrl)").message("transport Simulator needs simulatorUrl (the address of `lyncdr sim serve`)"))]
+#[x_kube(validation = kube::core::Rule::new("self.transport != 'WinRM' || (has(self.endpoints) && size(self.endpoints) > 0)").message("transport WinRM needs at least one endpoint"))]
+pub struct Connection {
+    /// `Simulator` (a `lyncdr sim serve` process) or `WinRM` (PowerShell on the Lync servers).
+    #[serde(default)]
+    pub transport: Transport,
+    /// URL of `lyncdr sim serve`, e.g. `http://lyncdr-sim:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulator_url: Option<String>,
+    /// WinRM endpoints (Front End servers), tried in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<String>>,
+    /// WinRM authentication: `Negotiate`, `Kerberos`, `Ntlm`, `CredSSP` or `Basic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<String>,
+    /// Secret with keys `username` and `password` (a member of RTCUniversalServerAdmins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    #[default]
+    Simulator,
+    WinRM,
+}
+
+/// The desired location of the Central Management store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!self.automaticFailover || self.allowDataLoss").message("automaticFailover of the CMS requires allowDataLoss: a CMS failover from an unreachable pool uses -Force and may lose changes"))]
+pub struct CentralManagementStore {
+    /// Front End pool whose Back End should host the active CMS.
+    pub active_pool: Fqdn,
+    /// Consent to a forced CMS failover (`Invoke-CsManagementServerFailover -Force`) when the
+    /// active CMS is unreachable; it may lose changes not yet replicated to the standby.
+    #[serde(default)]
+    pub allow_data_loss: bool,
+    /// Fail the CMS over to its standby on its own when the active CMS pool is confirmed down.
+    #[serde(default)]
+    pub automatic_failover: bool,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeSpec {
+    /// Edge pool that should carry SIP federation (only one at a time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_federation_pool: Option<Fqdn>,
+    /// Edge pool that should carry XMPP federation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_federation_pool: Option<Fqdn>,
+    /// Each Edge pool's internal next hop. While that pool's users are failed over, the Edge
+    /// points at the pool serving them (required before failover, rule 11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edge_pools: Vec<EdgePoolSpec>,
+    /// Each Front End pool's Edge pool for media (A/V conferencing and Mediation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_associations: Vec<MediaAssociation>,
+    /// When an Edge pool is down, move federation and media associations to the first running
+    /// pool of `fallbackPools` (no data is at risk), and back when it returns.
+    #[serde(default)]
+    pub automatic_failover: bool,
+    /// Edge pools to fall back to, in order of preference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_pools: Vec<Fqdn>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgePoolSpec {
+    pub fqdn: Fqdn,
+    /// Front End (or Director) pool the Edge pool forwards to.
+    pub next_hop: Fqdn,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaAssociation {
+    pub pool: Fqdn,
+    pub edge_pool: Fqdn,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackEndSpec {
+    /// Front End pool whose Back End this is.
+    pub pool: Fqdn,
+    /// `Primary` or `Mirror`: the SQL server that should hold the principal databases.
+    pub principal: Role,
+    /// Fail the databases over to the other server (lossless with synchronous mirroring) when
+    /// the desired principal's server is down, and back when it returns.
+    #[serde(default = "default_true")]
+    pub automatic_failover: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupServiceSpec {
+    /// Backup Service sync interval, 5s to 3h (e.g. `2m`). Change it only when necessary: it
+    /// drives Backup Service load and the recovery point (rule 32).
+    #[schemars(schema_with = "go_duration_schema")]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s') && duration(self) <= duration('3h')").message("syncInterval must be between 5s and 3h"))]
+    pub sync_interval: Span,
+}
+
+fn go_duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^([0-9]+(ms|s|m|h))+$",
+        "description": "A duration such as 90s, 2m or 1h30m."
+    })
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseGroupsSpec {
+    /// Folder (a file share every Front End reaches) for Response Group exports, e.g.
+    /// `\\fs01\lyncdr\rgs`.
+    pub export_path: String,
+}
+
+/// What lyncdr may do on its own.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// `Automatic`: run plans as computed. `Manual`: publish each plan with its hash and wait for
+    /// the annotation `lyncdr.io/approve: <hash>` on this LyncDeployment.
+    #[serde(default)]
+    pub approval: Approval,
+    /// `Full`: observe and act. `ObserveOnly`: observe, plan and report, never act.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+    /// When the deployment drifts from the spec without a spec change: `Correct` it or only
+    /// `Report` it.
+    #[serde(default)]
+    pub drift: DriftPolicy,
+    /// How often to observe the deployment when nothing is running (drift detection).
+    #[serde(default = "default_poll")]
+    pub poll_interval: Span,
+    /// How many independent steps may run at once.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 16))]
+    pub concurrency: u32,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec {
+            approval: Approval::default(),
+            management_policy: ManagementPolicy::default(),
+            drift: DriftPolicy::default(),
+            poll_interval: default_poll(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+fn default_poll() -> Span {
+    Span::mins(1)
+}
+fn default_concurrency() -> u32 {
+    4
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Approval {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ManagementPolicy {
+    #[default]
+    Full,
+    ObserveOnly,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DriftPolicy {
+    #[default]
+    Correct,
+    Report,
+}
+
+/// What lyncdr observes and does for a deployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LyncDeploymentStatus {
+    /// The generation of the spec this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled, and the domain conditions (AwaitingApproval, DriftDetected,
+    /// Paused, DataAtRisk, Conflict).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// A summary of the observed deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedSummary>,
+    /// The current plan and its progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanStatus>,
+    /// The step being executed: written before the cmdlet runs, so a restart knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalStatus>,
+    /// The operator's memory of earlier observations (JSON), for time-based policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    /// Echo of the `lyncdr.io/reconcile-requested-at` annotation last handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// When the deployment was last observed successfully (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_observed_at: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cms_pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_federation_pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_federation_pool: Option<String>,
+    /// One line per Front End pool: health, who serves its users, Backup Service state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<String>,
+    /// One line per Edge pool: health and next hop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStatus {
+    /// Stable hash of the plan; approve it with `lyncdr.io/approve: <hash>` in Manual mode.
+    pub hash: String,
+    /// `done/total` steps.
+    pub progress: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<BlockerStatus>,
+    /// Actions outside Lync a person must take (e.g. DNS records), from the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalStatus {
+    pub step: String,
+    pub plan_hash: String,
+    pub command: String,
+    pub run_on: String,
+    pub started_at: String,
+    /// The operator instance that started it.
+    pub by: String,
+    /// `Pending` until the outcome is known, then `Succeeded` or `Failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

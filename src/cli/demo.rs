@@ -1,0 +1,234 @@
+//! `lyncdr demo`: the engine against the in-process simulator, in virtual time, until the
+//! deployment has converged (or is blocked) and every scheduled fault has happened. Without
+//! arguments it tells the built-in two-site story: a disaster at one site, automatic recovery,
+//! the site returning, and failback.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CliError, Format, virtual_runtime};
+use crate::api::manifests;
+use crate::desired::{self, Desired};
+use crate::engine::executor::{Event, StepResult};
+use crate::engine::journal::MemoryJournal;
+use crate::engine::{Converged, Engine, Settings};
+use crate::lync::{LocalSim, Lync};
+use crate::model::{History, Span, Stamp};
+use crate::scenario::{DEMO_SCENARIO, Scenario};
+use crate::sim::{Outcome, Simulator, Snapshot, TimedFault};
+
+const DEMO_DESIRED: &str = include_str!("../../examples/two-site/desired.yaml");
+/// The built-in story: Dallas is lost five minutes in and returns an hour later.
+const DEMO_FAULTS: [&str; 2] = ["5m:down:site/Dallas", "65m:up:site/Dallas"];
+/// Simulated time after which the demo gives up waiting.
+const HORIZON: Span = Span::hours(24);
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CmdletRecord {
+    pub cmdlet: String,
+    pub args: indexmap::IndexMap<String, Value>,
+    pub run_on: String,
+    pub server: Option<String>,
+    pub start: f64,
+    pub end: Option<f64>,
+    pub result: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoReport {
+    pub scenario: String,
+    pub converged: bool,
+    pub outcome: String,
+    pub rto_seconds: Option<f64>,
+    pub lost_changes: u64,
+    pub lost_cms_changes: u64,
+    pub users_data_dropped: u64,
+    pub queries: usize,
+    pub cmdlets: Vec<CmdletRecord>,
+    pub blockers: Vec<crate::planner::Blocker>,
+    pub notices: Vec<String>,
+    pub timeline: Vec<Event>,
+    #[serde(rename = "final")]
+    pub final_state: Snapshot,
+}
+
+fn secs(t: Stamp) -> f64 {
+    t.0 as f64 / 1000.0
+}
+
+pub fn run(scenario: Option<&Path>, desired: Option<&Path>, faults: &[String], format: Format, concurrency: usize) -> Result<ExitCode, CliError> {
+    let builtin = scenario.is_none() && desired.is_none() && faults.is_empty();
+    let s = match scenario {
+        Some(p) => Scenario::load(p)?,
+        None => Scenario::from_yaml(DEMO_SCENARIO)?,
+    };
+    let d: Desired = match desired {
+        Some(p) => super::plan::load_desired(p)?,
+        None => {
+            let m = manifests::parse(DEMO_DESIRED, "built-in desired state")?;
+            desired::compile(&m)?.into_iter().next().ok_or_else(|| CliError("built-in desired state has no deployment".into()))?
+        }
+    };
+    d.check_against(&s.topology)?;
+    let fault_texts: Vec<String> = if builtin { DEMO_FAULTS.iter().map(|f| f.to_string()).collect() } else { faults.to_vec() };
+    let mut timed = Vec::new();
+    for f in &fault_texts {
+        let t = TimedFault::parse(f).map_err(|e| CliError(format!("--fault {f}: {e}")))?;
+        t.fault.check(&s.topology).map_err(|e| CliError(format!("--fault {f}: {e}")))?;
+        timed.push(t);
+    }
+    let report = virtual_runtime()?.block_on(demo(&s, &d, &timed, concurrency.max(1)))?;
+    match format {
+        Format::Json | Format::Dot => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print_text(&report),
+    }
+    Ok(if report.converged { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Runs the story. Public for the end-to-end tests.
+pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency: usize) -> Result<DemoReport, CliError> {
+    let mut sim = Simulator::new(s);
+    for f in faults {
+        sim.schedule(Stamp(f.at.0), f.fault.clone());
+    }
+    let lync = LocalSim::new(sim);
+    let journal = MemoryJournal::default();
+    let mut engine = Engine::new(&lync, &journal, History::default());
+    engine.settings = Settings { concurrency, by: "lyncdr demo".into(), ..Settings::default() };
+    let timeline: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    let sink = |e: Event| {
+        if !matches!(e, Event::Observed { .. })
+            && let Ok(mut t) = timeline.lock()
+        {
+            t.push(e);
+        }
+    };
+    let mut outcome;
+    let mut blockers = vec![];
+    let mut notices = vec![];
+    let mut converged;
+    loop {
+        let result = engine.converge(d, &sink).await;
+        let next_fault = lync.lock().next_scheduled();
+        let now = lync.now();
+        blockers.clear();
+        notices.clear();
+        let (wake, label, done) = match &result {
+            Converged::Done { .. } => (next_fault, "converged".to_string(), true),
+            Converged::Blocked { plan, .. } => {
+                blockers = plan.blockers.clone();
+                notices = plan.notices.clone();
+                let recheck = plan.recheck_after.map(|r| now.plus(r));
+                let wake = match (recheck, next_fault) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (wake, "blocked".to_string(), false)
+            }
+            Converged::Stalled { step, reason, .. } => (None, format!("stalled at {step}: {reason}"), false),
+            Converged::Unobservable { reason } => (next_fault, format!("unobservable: {reason}"), false),
+        };
+        outcome = label;
+        converged = done;
+        if matches!(result, Converged::Stalled { .. }) {
+            break;
+        }
+        match wake {
+            Some(t) if t.since(Stamp(0)) < HORIZON => {
+                let target = t.plus(Span::secs(1));
+                lync.sleep(target.since(lync.now())).await;
+            }
+            _ => break,
+        }
+    }
+    let sim = lync.lock();
+    let stats = sim.stats().clone();
+    let cmdlets = sim
+        .log()
+        .iter()
+        .filter(|r| r.mutating && !r.what_if)
+        .map(|r| CmdletRecord {
+            cmdlet: r.cmdlet.clone(),
+            args: r.args.clone(),
+            run_on: r.run_on.clone(),
+            server: r.server.as_ref().map(|s| s.to_string()),
+            start: secs(r.started),
+            end: r.finished.map(secs),
+            result: match r.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Running => "running",
+                _ => "error",
+            }
+            .to_string(),
+            error: r.error.clone(),
+        })
+        .collect();
+    let queries = sim.log().iter().filter(|r| !r.mutating).count();
+    let timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    Ok(DemoReport {
+        scenario: s.name.clone(),
+        converged,
+        outcome,
+        rto_seconds: stats.rto().map(|r| r.as_secs_f64()),
+        lost_changes: stats.lost_changes.round() as u64,
+        lost_cms_changes: stats.lost_cms_changes.round() as u64,
+        users_data_dropped: stats.users_data_dropped,
+        queries,
+        cmdlets,
+        blockers,
+        notices,
+        timeline,
+        final_state: sim.snapshot(),
+    })
+}
+
+fn print_text(r: &DemoReport) {
+    println!("lyncdr demo: scenario '{}' on the in-process simulator (virtual time)\n", r.scenario);
+    for e in &r.timeline {
+        match e {
+            Event::StepStarted { id, command, run_on, at } => println!("{:>10}  start  {id}\n{:>10}         {command}   (on {run_on})", at.to_string(), ""),
+            Event::StepFinished { id, at, result } => {
+                let what = match result {
+                    StepResult::Succeeded => "done   ".to_string(),
+                    StepResult::Skipped => "skip   ".to_string(),
+                    StepResult::Stale(w) => format!("replan ({w})"),
+                    StepResult::Failed(w) => format!("FAILED {w}"),
+                    StepResult::Stalled(w) => format!("STALLED {w}"),
+                };
+                println!("{:>10}  {what} {id}", at.to_string());
+            }
+            Event::Observed { .. } => {}
+        }
+    }
+    println!();
+    println!("outcome:      {}", r.outcome);
+    println!("RTO:          {}", r.rto_seconds.map(|s| format!("{:.0} s ({:.1} min) from the first fault until every user was served", s, s / 60.0)).unwrap_or_else(|| "-".into()));
+    println!("data lost:    {} user/conference changes, {} CMS changes, {} users' contacts", r.lost_changes, r.lost_cms_changes, r.users_data_dropped);
+    println!("cmdlets:      {} changes, {} queries", r.cmdlets.len(), r.queries);
+    for b in &r.blockers {
+        println!("BLOCKED {}: {}", b.resource, b.reason);
+    }
+    for n in &r.notices {
+        println!("note: {n}");
+    }
+    println!("\nfinal state at {}:", r.final_state.now);
+    for (p, s) in &r.final_state.pools {
+        println!("  {p}: {} — users served by {}", if s.up { "up" } else { "DOWN" }, s.served_by);
+    }
+    for (e, s) in &r.final_state.edges {
+        println!("  {e}: {} — next hop {}", if s.up { "up" } else { "DOWN" }, s.next_hop.as_ref().map(|x| x.to_string()).unwrap_or_default());
+    }
+    println!("  CMS: {}", r.final_state.cms.active_pool.as_ref().map(|x| x.to_string()).unwrap_or_default());
+    println!(
+        "  federation: SIP via {}, XMPP via {}",
+        r.final_state.federation.sip_edge_pool.as_ref().map(|x| x.to_string()).unwrap_or_default(),
+        r.final_state.federation.xmpp_edge_pool.as_ref().map(|x| x.to_string()).unwrap_or_default()
+    );
+}

@@ -1,0 +1,191 @@
+//! The engine: observe, plan, execute, until the deployment matches the desired state or
+//! something blocks. One core behind every front end: `lyncdr demo`, `lyncdr plan`,
+//! `lyncdr run --manifests` and the Kubernetes controller differ only in where the desired
+//! state comes from, where the journal lives and how progress is shown.
+
+pub mod executor;
+pub mod journal;
+pub mod observe;
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::desired::{Desired, UserSelector};
+use crate::lync::Lync;
+use crate::model::{History, Observed, Span};
+use crate::planner::{Plan, Policy, plan};
+use executor::{EventSink, Executor, Resolution, RunOutcome};
+use journal::{Journal, Outcome};
+use observe::Scope;
+
+/// What to observe for a desired state.
+pub fn scope_for(d: &Desired) -> Scope {
+    let mut s = Scope { response_groups: d.rgs_export_path.is_some(), ..Default::default() };
+    for p in &d.placements {
+        match &p.selector {
+            UserSelector::Users(u) => s.users.extend(u.iter().cloned()),
+            UserSelector::FromPool(f) => {
+                s.count_pools.insert(f.clone());
+            }
+        }
+    }
+    s
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub concurrency: usize,
+    pub wait_timeout: Span,
+    pub poll: Span,
+    /// Plans run per `converge` call before giving up (protects against a plan that never
+    /// converges).
+    pub max_rounds: usize,
+    pub by: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { concurrency: 4, wait_timeout: Span::mins(30), poll: Span::secs(15), max_rounds: 20, by: "lyncdr".into() }
+    }
+}
+
+/// How a `converge` call ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Converged {
+    /// The deployment matches the desired state.
+    Done { observed: Box<Observed> },
+    /// Nothing can be done now; the plan lists why (and when to look again).
+    Blocked { plan: Plan, observed: Box<Observed> },
+    /// A step failed or its outcome is unknown; a person must look.
+    Stalled { step: String, reason: String, plan: Plan },
+    /// The deployment cannot be observed.
+    Unobservable { reason: String },
+}
+
+pub struct Engine<'a> {
+    pub lync: &'a dyn Lync,
+    pub journal: &'a dyn Journal,
+    pub policy: Policy,
+    pub settings: Settings,
+    pub history: Mutex<History>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(lync: &'a dyn Lync, journal: &'a dyn Journal, history: History) -> Engine<'a> {
+        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), history: Mutex::new(history) }
+    }
+
+    pub fn history(&self) -> History {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    fn executor<'b>(&'b self, desired: &'b Desired, scope: &'b Scope, events: EventSink<'b>) -> Executor<'b> {
+        Executor {
+            lync: self.lync,
+            journal: self.journal,
+            desired,
+            policy: &self.policy,
+            scope,
+            concurrency: self.settings.concurrency,
+            wait_timeout: self.settings.wait_timeout,
+            poll: self.settings.poll,
+            by: self.settings.by.clone(),
+            events,
+            history: &self.history,
+        }
+    }
+
+    /// Observes and plans, without acting.
+    pub async fn preview(&self, desired: &Desired, events: EventSink<'_>) -> Result<(Observed, Plan), String> {
+        let scope = scope_for(desired);
+        let ex = self.executor(desired, &scope, events);
+        let o = ex.observe().await?;
+        let p = plan(desired, &o, &self.policy);
+        Ok((o, p))
+    }
+
+    /// Settles journal entries left pending by an earlier run: each is checked against the
+    /// deployment; if its effect is not observed the engine stalls rather than repeat it.
+    pub async fn resolve_journal(&self, desired: &Desired, events: EventSink<'_>) -> Result<(), (String, String)> {
+        let pending = self.journal.pending().await.map_err(|e| ("journal".to_string(), e.to_string()))?;
+        let scope = scope_for(desired);
+        let ex = self.executor(desired, &scope, events);
+        for e in pending {
+            if !e.step.expect.observable() {
+                // Repeatable steps without an observable effect (backups, setup) are planned again.
+                let _ = self.journal.finish(&e.step.id, &Outcome::Failed("outcome unknown after a restart; the step is repeatable".into())).await;
+                continue;
+            }
+            match ex.resolve(&e.step).await {
+                Resolution::Done => {
+                    let _ = self.journal.finish(&e.step.id, &Outcome::Succeeded).await;
+                    if let Ok(mut h) = self.history.lock() {
+                        for r in &e.step.remember {
+                            r.apply(&mut h, self.lync.now());
+                        }
+                    }
+                }
+                Resolution::NotDone => {
+                    return Err((
+                        e.step.id.clone(),
+                        format!(
+                            "step {} (`{}` on {}) was started at {} by {} and its outcome is unknown; its effect ({}) is not observed. Check the deployment, then resolve the journal entry",
+                            e.step.id,
+                            e.step.command(),
+                            e.step.run_on,
+                            e.started_at,
+                            e.by,
+                            executor::describe(&e.step.expect)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Observe, plan and execute until converged, blocked or stalled.
+    pub async fn converge(&self, desired: &Desired, events: EventSink<'_>) -> Converged {
+        if let Err((step, reason)) = self.resolve_journal(desired, events).await {
+            return Converged::Stalled { step, reason, plan: empty_plan() };
+        }
+        let scope = scope_for(desired);
+        let ex = self.executor(desired, &scope, events);
+        let mut last_replan = String::new();
+        for _ in 0..self.settings.max_rounds {
+            let o = match ex.observe().await {
+                Ok(o) => o,
+                Err(reason) => return Converged::Unobservable { reason },
+            };
+            let p = plan(desired, &o, &self.policy);
+            if p.is_empty() {
+                return if p.blockers.is_empty() && p.recheck_after.is_none() {
+                    Converged::Done { observed: Box::new(o) }
+                } else {
+                    Converged::Blocked { plan: p, observed: Box::new(o) }
+                };
+            }
+            match ex.run(&p).await {
+                RunOutcome::Completed => {}
+                RunOutcome::Replan(why) => {
+                    if why == last_replan {
+                        // Give the deployment a moment before trying the same thing again.
+                        self.lync.sleep(self.settings.poll).await;
+                    }
+                    last_replan = why;
+                }
+                RunOutcome::Failed { step, error } => return Converged::Stalled { step, reason: error, plan: p },
+                RunOutcome::Stalled { step, reason } => return Converged::Stalled { step, reason, plan: p },
+            }
+        }
+        Converged::Stalled { step: String::new(), reason: format!("no convergence after {} plans", self.settings.max_rounds), plan: empty_plan() }
+    }
+}
+
+fn empty_plan() -> Plan {
+    Plan { hash: String::new(), steps: vec![], blockers: vec![], notices: vec![], recheck_after: None }
+}

@@ -1,0 +1,431 @@
+//! The observer: reads a deployment through `Get-*` cmdlets into an [`Observed`] snapshot.
+//! Independent queries run concurrently. Each Front End pool is probed twice, from the operator
+//! (on the pool itself) and from its partner, so that an operator cut off from a site can tell
+//! an isolated but healthy pool from a dead one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use serde_json::Value;
+
+use crate::lync::{Lync, LyncError};
+use crate::model::{
+    BackEnd, BackEndObs, BackupModule, CmsObs, DbType, Edition, EdgeObs, EdgePool, ExportStatus, FailoverState, FederationObs, Fqdn,
+    FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, Topology,
+    Virtualization,
+};
+use crate::ps::{Input, Invocation, script_block};
+
+/// What to observe beyond the deployment itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Users whose home pool is needed (placements by SIP address).
+    pub users: BTreeSet<String>,
+    /// Pools whose homed users must be counted (placements by pool).
+    pub count_pools: BTreeSet<Fqdn>,
+    /// Read Response Group workflows.
+    pub response_groups: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObserveError {
+    #[error("no server of the deployment answers: {0}")]
+    NoVantage(String),
+    #[error("{query} returned an unexpected answer: {detail}")]
+    Unexpected { query: String, detail: String },
+}
+
+/// Reads the whole deployment.
+pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
+    let q = |inv: Invocation| async move { lync.invoke(&RunOn::Any, &inv).await };
+    let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v) = futures::join!(
+        q(Invocation::new("Get-CsPool")),
+        q(Invocation::new("Get-CsSite")),
+        q(Invocation::new("Get-CsService").switch("UserDatabase")),
+        q(Invocation::new("Get-CsService").switch("EdgeServer")),
+        q(Invocation::new("Get-CsService").switch("ConferencingServer")),
+        q(Invocation::new("Get-CsService").switch("MediationServer")),
+        q(Invocation::new("Get-CsService").switch("CentralManagement")),
+        q(Invocation::new("Get-CsManagementStoreReplicationStatus").switch("CentralManagementStoreStatus")),
+        q(Invocation::new("Get-CsBackupServiceConfiguration")),
+    );
+    let pools_v = pools_v.map_err(|e| ObserveError::NoVantage(e.to_string()))?;
+    let sites_v = need("Get-CsSite", sites_v)?;
+    let db_v = need("Get-CsService -UserDatabase", db_v)?;
+
+    // Topology.
+    let mut fe_pools: BTreeMap<Fqdn, (String, Vec<Fqdn>)> = BTreeMap::new();
+    let mut edge_pools: BTreeMap<Fqdn, (String, Vec<Fqdn>)> = BTreeMap::new();
+    for p in list(&pools_v) {
+        let fqdn = fqdn_of(&p["Fqdn"]).ok_or_else(|| unexpected("Get-CsPool", "pool without Fqdn"))?;
+        let site = str_of(&p["Site"]).trim_start_matches("Site:").to_string();
+        let computers: Vec<Fqdn> = list(&p["Computers"]).iter().filter_map(fqdn_of).collect();
+        let services: Vec<String> = list(&p["Services"]).iter().map(str_of).collect();
+        if services.iter().any(|s| s.starts_with("Registrar:")) {
+            fe_pools.insert(fqdn, (site, computers));
+        } else if services.iter().any(|s| s.starts_with("EdgeServer:")) {
+            edge_pools.insert(fqdn, (site, computers));
+        }
+    }
+    let sites: Vec<String> = list(&sites_v).iter().map(|s| str_of(&s["DisplayName"])).collect();
+    let federation = list(&sites_v)
+        .first()
+        .map(|s| FederationObs { sip_edge: route_of(&s["FederationRoute"]), xmpp_edge: route_of(&s["XmppFederationRoute"]) })
+        .unwrap_or_default();
+    let mut back_ends: BTreeMap<Fqdn, BackEnd> = BTreeMap::new();
+    for d in list(&db_v) {
+        let Some(primary) = fqdn_of(&d["PoolFqdn"]) else { continue };
+        for dep in list(&d["DependentServiceList"]) {
+            if let Some(pool) = str_of(&dep).strip_prefix("UserServer:").and_then(|p| Fqdn::parse(p).ok()) {
+                back_ends.insert(
+                    pool,
+                    BackEnd {
+                        primary: primary.clone(),
+                        mirror: fqdn_of(&d["MirrorSqlServer"]),
+                        witness: d["HasWitness"].as_bool().unwrap_or(false),
+                        clustered: d["IsClustered"].as_bool().unwrap_or(false),
+                    },
+                );
+            }
+        }
+    }
+
+    // Per-pool queries, concurrently.
+    let pool_names: Vec<Fqdn> = fe_pools.keys().cloned().collect();
+    let relations = join_all(pool_names.iter().map(|p| q(Invocation::new("Get-CsPoolBackupRelationship").arg("PoolFqdn", p.as_str())))).await;
+    let mut backup: BTreeMap<Fqdn, Fqdn> = BTreeMap::new();
+    let mut failover: BTreeMap<Fqdn, FailoverState> = BTreeMap::new();
+    for (p, r) in pool_names.iter().zip(relations) {
+        let v = need("Get-CsPoolBackupRelationship", r)?;
+        if let Some(b) = fqdn_of(&v["BackupPoolFqdn"]) {
+            backup.insert(p.clone(), b);
+        }
+        failover.insert(p.clone(), parse_failover(&v["FailoverState"]));
+    }
+
+    let mut history_traits = history.pool_traits.clone();
+    let per_pool = join_all(pool_names.iter().map(|p| {
+        let partner = backup.get(p).cloned();
+        let need_traits = !history_traits.contains_key(p);
+        observe_pool(lync, p.clone(), partner, need_traits)
+    }))
+    .await;
+
+    let mut pools = BTreeMap::new();
+    let mut topo_pools = BTreeMap::new();
+    for (p, got) in pool_names.iter().zip(per_pool) {
+        let (site, front_ends) = fe_pools[p].clone();
+        let be = back_ends.get(p).cloned().unwrap_or(BackEnd { primary: front_ends[0].clone(), mirror: None, witness: false, clustered: false });
+        let edition = if front_ends.len() == 1 && be.primary == front_ends[0] { Edition::Standard } else { Edition::Enterprise };
+        if let Some(t) = &got.traits {
+            history_traits.insert(p.clone(), PoolTraits { edition, back_end_ha: be.ha(), ..t.clone() });
+        }
+        let traits = history_traits.get(p).cloned().unwrap_or(PoolTraits {
+            edition,
+            product: Product::Lync2013,
+            virtualization: Virtualization::Physical,
+            os: String::new(),
+            back_end_ha: be.ha(),
+        });
+        let mut obs = got.obs;
+        obs.failover = failover.get(p).copied().unwrap_or_default();
+        pools.insert(p.clone(), obs);
+        topo_pools.insert(
+            p.clone(),
+            FrontEndPool {
+                fqdn: p.clone(),
+                site,
+                traits: PoolTraits { edition, back_end_ha: be.ha(), ..traits },
+                front_ends,
+                users: 0,
+                named_users: vec![],
+                back_end: be,
+                call_park: true,
+                response_groups: vec![],
+            },
+        );
+    }
+    // The deployment's product: the one most pools run.
+    let product = topo_pools.values().map(|p| p.traits.product).max_by_key(|pr| topo_pools.values().filter(|p| p.traits.product == *pr).count()).unwrap_or(Product::Lync2013);
+
+    // Edge pools.
+    let edge_services = need("Get-CsService -EdgeServer", edge_v)?;
+    let next_hops: BTreeMap<Fqdn, Option<Fqdn>> = list(&edge_services)
+        .iter()
+        .filter_map(|e| fqdn_of(&e["PoolFqdn"]).map(|f| (f, e["Registrar"].as_str().and_then(|r| Fqdn::parse(r.trim_start_matches("Registrar:")).ok()))))
+        .collect();
+    let edge_names: Vec<Fqdn> = edge_pools.keys().cloned().collect();
+    let edge_obs = join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone()))).await;
+    let mut edges = BTreeMap::new();
+    let mut topo_edges = BTreeMap::new();
+    for (e, mut obs) in edge_names.iter().zip(edge_obs) {
+        obs.next_hop = next_hops.get(e).cloned().flatten();
+        edges.insert(e.clone(), obs);
+        let (site, servers) = edge_pools[e].clone();
+        topo_edges.insert(e.clone(), EdgePool { fqdn: e.clone(), site, servers });
+    }
+
+    // Media associations.
+    for (v, mediation) in [(conf_v, false), (med_v, true)] {
+        let v = need("Get-CsService", v)?;
+        for s in list(&v) {
+            if let Some(pool) = fqdn_of(&s["PoolFqdn"])
+                && let Some(o) = pools.get_mut(&pool)
+            {
+                let edge = route_of(&s["EdgeServer"]);
+                if mediation {
+                    o.mediation_edge = edge;
+                } else {
+                    o.conferencing_edge = edge;
+                }
+            }
+        }
+    }
+
+    // CMS.
+    let mut cms = CmsObs::default();
+    for s in list(&need("Get-CsService -CentralManagement", cms_svc_v)?) {
+        let pool = str_of(&s["Identity"]).trim_start_matches("CentralManagement:").to_string();
+        if let Ok(f) = Fqdn::parse(&pool) {
+            if s["Active"].as_bool().unwrap_or(false) {
+                cms.home_pool = Some(f);
+            } else {
+                cms.standby_pool = Some(f);
+            }
+        }
+    }
+    let status = need("Get-CsManagementStoreReplicationStatus", cms_v)?;
+    if let Some(master) = fqdn_of(&status["ActiveMasterFqdn"]) {
+        cms.master_pool = topo_pools.values().find(|p| p.front_ends.contains(&master)).map(|p| p.fqdn.clone());
+    }
+    if cms.available() {
+        let replicas = lync.invoke(&RunOn::Any, &Invocation::new("Get-CsManagementStoreReplicationStatus")).await;
+        if let Ok(v) = replicas {
+            for r in list(&v) {
+                if let Some(f) = fqdn_of(&r["ReplicaFqdn"]) {
+                    cms.replicas.insert(f, r["UpToDate"].as_bool().unwrap_or(false));
+                }
+            }
+        }
+    }
+
+    let sync_interval = cfg_v.ok().and_then(|v| v["SyncInterval"].as_str().and_then(|s| Span::parse(s).ok()));
+
+    // Users.
+    let mut users = BTreeMap::new();
+    let user_list: Vec<String> = scope.users.iter().cloned().collect();
+    let infos = join_all(user_list.iter().map(|u| q(Invocation::new("Get-CsUserPoolInfo").arg("Identity", u.as_str())))).await;
+    for (u, r) in user_list.iter().zip(infos) {
+        let home = match r {
+            Ok(v) => fqdn_of(&v["PrimaryPoolFqdn"]),
+            Err(LyncError::Cmdlet { .. }) => None,
+            Err(e) => return Err(ObserveError::NoVantage(e.to_string())),
+        };
+        users.insert(u.clone(), home);
+    }
+    let counted: Vec<Fqdn> = scope.count_pools.iter().filter(|p| pools.contains_key(*p)).cloned().collect();
+    let counts = join_all(counted.iter().map(|p| {
+        let query = Invocation::new("Get-CsUser").arg("Filter", script_block(format!("RegistrarPool -eq \"{p}\"")));
+        q(Invocation::new("Measure-Object").piped_from(Input::Command(Box::new(query))))
+    }))
+    .await;
+    for (p, r) in counted.iter().zip(counts) {
+        if let (Ok(v), Some(o)) = (r, pools.get_mut(p)) {
+            o.homed_users = v["Count"].as_u64();
+        }
+    }
+
+    // Response Groups.
+    let mut rgs = RgsObs::default();
+    if scope.response_groups {
+        let reachable: Vec<Fqdn> = pools.iter().filter(|(_, o)| o.direct.is_ok()).map(|(p, _)| p.clone()).collect();
+        let found = join_all(reachable.iter().map(|p| {
+            let inv = Invocation::new("Get-CsRgsWorkflow").arg("Identity", format!("service:ApplicationServer:{p}")).switch("ShowAll");
+            async move { lync.invoke(&RunOn::Pool(p.clone()), &inv).await }
+        }))
+        .await;
+        for (host, r) in reachable.iter().zip(found) {
+            if let Ok(v) = r {
+                let entry = rgs.hosted.entry(host.clone()).or_default();
+                for w in list(&v) {
+                    if let Some(owner) = fqdn_of(&w["OwnerPool"]) {
+                        entry.entry(owner).or_default().push(str_of(&w["Name"]));
+                    }
+                }
+            }
+        }
+    }
+
+    let topology = Topology { product, sites, pools: topo_pools, edges: topo_edges, backup };
+    let mut observed = Observed {
+        at: lync.now(),
+        topology,
+        pools,
+        edges,
+        cms,
+        federation,
+        sync_interval,
+        users,
+        rgs,
+        history: History { pool_traits: history_traits, ..history.clone() },
+    };
+    observed.history = observed.history.remember(&observed);
+    Ok(observed)
+}
+
+struct PoolResult {
+    obs: PoolObs,
+    traits: Option<PoolTraits>,
+}
+
+async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_traits: bool) -> PoolResult {
+    let fabric = Invocation::new("Get-CsPoolFabricState").arg("PoolFqdn", pool.as_str());
+    let here = RunOn::Pool(pool.clone());
+    let direct_f = lync.invoke(&here, &fabric);
+    let partner_f = async {
+        match &partner {
+            Some(q) => Some(lync.invoke(&RunOn::Pool(q.clone()), &fabric).await),
+            None => None,
+        }
+    };
+    let mirror = Invocation::new("Get-CsDatabaseMirrorState").arg("PoolFqdn", pool.as_str());
+    let mirror_f = lync.invoke(&RunOn::Any, &mirror);
+    let backup = Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", pool.as_str());
+    let backup_f = lync.invoke(&here, &backup);
+    let (direct, from_partner, mirror, backup) = futures::join!(direct_f, partner_f, mirror_f, backup_f);
+
+    let mut obs = PoolObs { direct: probe(&direct), ..Default::default() };
+    obs.from_partner = match &from_partner {
+        None => Probe::NotProbed,
+        Some(Err(LyncError::Unreachable { .. })) => Probe::NotProbed,
+        Some(r) => probe(r),
+    };
+    if let Ok(rows) = &mirror {
+        let mut be = BackEndObs { primary_up: false, mirror_up: None, principal: BTreeMap::new() };
+        for row in list(rows) {
+            let db = match str_of(&row["DatabaseType"]).as_str() {
+                "CentralMgmt" => DbType::CentralMgmt,
+                _ => DbType::User,
+            };
+            let on_primary = str_of(&row["StateOnPrimary"]);
+            let on_mirror = str_of(&row["StateOnMirror"]);
+            let role = if on_mirror == "Principal" { Role::Mirror } else { Role::Primary };
+            be.principal.insert(db, role);
+            be.primary_up = on_primary == "Principal" || on_primary == "Mirror";
+            be.mirror_up = match on_mirror.as_str() {
+                "DatabaseInaccessibleOrMirroringNotEnabled" => None,
+                s => Some(s == "Principal" || s == "Mirror"),
+            };
+        }
+        obs.back_end = be;
+    }
+    if let Ok(v) = &backup {
+        for m in list(&v["BackupModules"]) {
+            let Some(module) = BackupModule::parse(&str_of(&m["Identity"])) else { continue };
+            let export: ExportStatus = serde_json::from_value(m["ExportStatus"].clone()).unwrap_or(ExportStatus::ErrorState);
+            let import: ImportStatus = serde_json::from_value(m["ImportStatus"].clone()).unwrap_or(ImportStatus::ErrorState);
+            obs.backup_modules.insert(module, ModuleStatus { export, import });
+        }
+    }
+    let traits = if need_traits && obs.direct.is_ok() { read_traits(lync, &here).await } else { None };
+    PoolResult { obs, traits }
+}
+
+async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
+    let (v, o, c) = (
+        Invocation::new("Get-CsServerVersion"),
+        Invocation::new("Get-CimInstance").arg("ClassName", "Win32_OperatingSystem"),
+        Invocation::new("Get-CimInstance").arg("ClassName", "Win32_ComputerSystem"),
+    );
+    let (ver, os, cs) = futures::join!(lync.invoke(on, &v), lync.invoke(on, &o), lync.invoke(on, &c));
+    let ver = ver.ok()?;
+    let text = str_of(&ver);
+    let product = if text.contains("2019") {
+        Product::SfB2019
+    } else if text.contains("2015") {
+        Product::SfB2015
+    } else {
+        Product::Lync2013
+    };
+    let os = os.ok().map(|v| str_of(&v["Caption"])).unwrap_or_default();
+    let os = os.trim_start_matches("Microsoft ").trim_end_matches(" Datacenter").trim_end_matches(" Standard").to_string();
+    let model = cs.ok().map(|v| str_of(&v["Model"])).unwrap_or_default();
+    let virtualization = if model.contains("Virtual") { Virtualization::Virtual } else { Virtualization::Physical };
+    Some(PoolTraits { edition: Edition::Enterprise, product, virtualization, os, back_end_ha: crate::model::BackEndHa::None })
+}
+
+async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>) -> EdgeObs {
+    let results = join_all(servers.iter().map(|s| {
+        let inv = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV");
+        let on = RunOn::Server(s.clone());
+        async move { lync.invoke(&on, &inv).await }
+    }))
+    .await;
+    let mut obs = EdgeObs::default();
+    let mut any_ok = None;
+    for (s, r) in servers.iter().zip(results) {
+        match r {
+            Ok(v) => {
+                let running = list(&v).iter().any(|x| str_of(&x["Status"]) == "Running");
+                obs.services_running.insert(s.clone(), running);
+                any_ok = Some(Probe::Ok);
+            }
+            Err(e) => {
+                if any_ok.is_none() {
+                    any_ok = Some(probe::<Value>(&Err(e)));
+                }
+            }
+        }
+    }
+    obs.direct = any_ok.unwrap_or_else(|| Probe::Unreachable(format!("{edge} has no servers")));
+    obs
+}
+
+fn probe<T>(r: &Result<T, LyncError>) -> Probe {
+    match r {
+        Ok(_) => Probe::Ok,
+        Err(LyncError::Unreachable { detail, .. }) => Probe::Unreachable(detail.clone()),
+        Err(e) => Probe::Failed(e.to_string()),
+    }
+}
+
+fn parse_failover(v: &Value) -> FailoverState {
+    match v.as_str() {
+        Some("FailedOver") => FailoverState::FailedOver,
+        Some("FailingOver") => FailoverState::FailingOver,
+        Some("FailingBack") => FailoverState::FailingBack,
+        _ => FailoverState::Normal,
+    }
+}
+
+fn need(query: &str, r: Result<Value, LyncError>) -> Result<Value, ObserveError> {
+    r.map_err(|e| match e {
+        LyncError::Unreachable { .. } => ObserveError::NoVantage(e.to_string()),
+        other => unexpected(query, &other.to_string()),
+    })
+}
+
+fn unexpected(query: &str, detail: &str) -> ObserveError {
+    ObserveError::Unexpected { query: query.to_string(), detail: detail.to_string() }
+}
+
+/// PowerShell's `ConvertTo-Json` renders a single object without an array.
+fn list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_default()
+}
+
+fn fqdn_of(v: &Value) -> Option<Fqdn> {
+    v.as_str().and_then(|s| Fqdn::parse(s).ok())
+}
+
+fn route_of(v: &Value) -> Option<Fqdn> {
+    v.as_str().and_then(|s| Fqdn::parse(s.trim_start_matches("EdgeServer:")).ok())
+}

@@ -1,0 +1,76 @@
+//! The simulator in the same process. Time is tokio's clock: in a runtime started paused
+//! (`demo`, `plan`, tests) it runs virtually, jumping to the next event as soon as every task
+//! waits, so a 40-minute disaster plays out in milliseconds; in a normal runtime it runs in real
+//! time.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::{Lync, LyncError};
+use crate::model::{RunOn, Span, Stamp};
+use crate::ps::Invocation;
+use crate::sim::Simulator;
+
+#[derive(Clone)]
+pub struct LocalSim {
+    sim: Arc<Mutex<Simulator>>,
+    origin: tokio::time::Instant,
+}
+
+impl LocalSim {
+    /// Wraps a simulator; its time zero is now. Call inside a tokio runtime.
+    pub fn new(sim: Simulator) -> LocalSim {
+        LocalSim { sim: Arc::new(Mutex::new(sim)), origin: tokio::time::Instant::now() }
+    }
+
+    /// Locks the simulator after bringing it up to the current time.
+    pub fn lock(&self) -> MutexGuard<'_, Simulator> {
+        let now = self.now();
+        let mut g = self.sim.lock().unwrap_or_else(|p| p.into_inner());
+        g.advance_to(now);
+        g
+    }
+
+    fn instant(&self, t: Stamp) -> tokio::time::Instant {
+        self.origin + std::time::Duration::from_millis(t.0)
+    }
+}
+
+impl Lync for LocalSim {
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
+        async move {
+            let ticket = self.lock().begin(run_on, inv).map_err(|f| target(f.into(), run_on))?;
+            tokio::time::sleep_until(self.instant(ticket.done_at)).await;
+            loop {
+                if let Some(r) = self.lock().finish(ticket.id) {
+                    return r.map_err(|f| target(f.into(), run_on));
+                }
+                // Not done yet (the clock may not have reached the completion exactly).
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        .boxed()
+    }
+
+    fn now(&self) -> Stamp {
+        Stamp(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn sleep(&self, d: Span) -> BoxFuture<'static, ()> {
+        tokio::time::sleep(d.to_std()).boxed()
+    }
+
+    fn describe(&self) -> String {
+        "in-process simulator".to_string()
+    }
+}
+
+fn target(e: LyncError, run_on: &RunOn) -> LyncError {
+    match e {
+        LyncError::Unreachable { detail, .. } => LyncError::Unreachable { target: run_on.to_string(), detail },
+        other => other,
+    }
+}

@@ -1,0 +1,70 @@
+//! The Lync backend the engine drives: run one cmdlet somewhere in the deployment, tell the
+//! time, wait. Implemented by the in-process simulator ([`LocalSim`]), by the HTTP client of
+//! `lyncdr sim serve` ([`HttpSim`]), and later by the WinRM driver. Everything above this trait
+//! (observer, executor, controller) is the same whichever backend runs underneath.
+
+mod http;
+mod local;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use http::HttpSim;
+pub use local::LocalSim;
+
+use crate::model::{RunOn, Span, Stamp};
+use crate::ps::Invocation;
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum LyncError {
+    /// Nothing ran: no server could be reached where the call had to run.
+    #[error("cannot reach {target}: {detail}")]
+    Unreachable { target: String, detail: String },
+    /// The cmdlet ran and reported an error.
+    #[error("{cmdlet} : {message}")]
+    Cmdlet {
+        cmdlet: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<u8>,
+    },
+    /// The connection was lost while the cmdlet ran: it may or may not have taken effect.
+    #[error("outcome unknown: {detail}")]
+    Ambiguous { detail: String },
+    /// The backend answered something unexpected.
+    #[error("backend protocol error: {0}")]
+    Protocol(String),
+}
+
+impl LyncError {
+    /// The call certainly did not change anything.
+    pub fn nothing_ran(&self) -> bool {
+        matches!(self, LyncError::Unreachable { .. })
+    }
+}
+
+impl From<crate::sim::Failure> for LyncError {
+    fn from(f: crate::sim::Failure) -> Self {
+        use crate::sim::Failure;
+        match f {
+            Failure::Unreachable(detail) => LyncError::Unreachable { target: String::new(), detail },
+            Failure::Cmdlet(e) => LyncError::Cmdlet { cmdlet: e.cmdlet, message: e.message, rule: e.rule },
+            Failure::Interrupted(detail) => LyncError::Ambiguous { detail },
+        }
+    }
+}
+
+/// A Lync deployment the engine can act on.
+pub trait Lync: Send + Sync {
+    /// Runs one cmdlet and returns its output (objects as JSON).
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>>;
+    /// The backend's clock.
+    fn now(&self) -> Stamp;
+    /// Waits for a span of the backend's time.
+    fn sleep(&self, d: Span) -> BoxFuture<'static, ()>;
+    /// A short description for logs and status (never secrets).
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,187 @@
+//! What pool failover does not carry: Response Groups (exported routinely, imported into the
+//! backup pool after failover, exported from it before failback and imported home after, rules
+//! 25-26), conference content after failback and on request (rule 24, JJ688030), and the
+//! Backup Service sync interval (rule 32).
+
+use super::builder::Builder;
+use super::ctx::{Ctx, id};
+use super::step::{Expect, Remember};
+use crate::model::{BackupModule, ExportStatus, Fqdn};
+use crate::ps::Invocation;
+
+pub(crate) fn rgs_export_before_failback_id(x: &Fqdn) -> String {
+    format!("rgs-export-before-failback/{x}")
+}
+
+fn app(p: &Fqdn) -> String {
+    format!("service:ApplicationServer:{p}")
+}
+
+pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
+    response_groups(c, b);
+    content(c, b);
+    sync_interval(c, b);
+}
+
+fn response_groups(c: &Ctx, b: &mut Builder) {
+    let Some(path) = c.d.rgs_export_path.clone() else { return };
+    let dep = c.deployment();
+    let routine = |x: &Fqdn| format!(r"{path}\{}-routine.zip", x);
+    let before_failback = |x: &Fqdn| format!(r"{path}\{}-failback.zip", x);
+    for pt in &c.t.pairs {
+        for x in &pt.d.pools {
+            let y = pt.d.partner(x).clone();
+            let res = pt.d.resource();
+            // Routine export while the pool serves its own workflows (before any outage).
+            let own: Vec<String> = c.o.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
+            if c.up(x) && c.serves_itself(x) && !c.failing_back(x) && !own.is_empty() {
+                let file = routine(x);
+                let current = c.o.history.rgs_exports.get(&file).is_some_and(|e| e.workflows == own);
+                if !current {
+                    let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(x)).arg("FileName", file.clone());
+                    b.step(format!("rgs-routine-export/{x}"), inv, x, dep.clone())
+                        .reason(format!("keep a current export of {x}'s Response Groups: they are not replicated, and after a failover they are imported from it"))
+                        .rules(&[25])
+                        .remember(Remember::RgsExported { file, owner: x.clone(), workflows: own.clone() })
+                        .add();
+                }
+            }
+            // After failover: import x's workflows into its backup pool.
+            let failed_over_target = !c.serves_itself(x);
+            if failed_over_target && c.up(&y) && !c.o.rgs.hosts(&y, x) {
+                let file = routine(x);
+                match c.o.history.rgs_exports.get(&file) {
+                    None => b.notice(format!("{res}: no Response Group export of {x} is known, so its Response Groups stay unavailable until {x} returns (rule 25)")),
+                    Some(export) => {
+                        let clashes: Vec<&String> = c
+                            .o
+                            .rgs
+                            .hosted
+                            .values()
+                            .flat_map(|owners| owners.iter())
+                            .filter(|(owner, _)| *owner != x)
+                            .flat_map(|(_, names)| names.iter())
+                            .filter(|n| export.workflows.contains(n))
+                            .collect();
+                        if !clashes.is_empty() {
+                            let list: Vec<String> = clashes.iter().map(|s| s.to_string()).collect();
+                            b.block(&res, format!("Response Group names must be unique before a failover (rule 26): {} also exist elsewhere; rename them so {x}'s workflows can be imported into {y}", list.join(", ")));
+                        } else {
+                            let inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(&y)).arg("FileName", file.clone());
+                            b.step(format!("rgs-import/{y}/{x}"), inv, &y, res.clone())
+                                .reason(format!("import {x}'s Response Groups into {y}, which now serves its users"))
+                                .rules(&[25, 26])
+                                .after([id::failover(x)])
+                                .expect(Expect::RgsHosted { host: y.clone(), owner: x.clone() })
+                                .add();
+                        }
+                    }
+                }
+            }
+            // Before failback: export x's workflows (with changes made meanwhile) from y.
+            if c.failing_back(x) && c.o.rgs.hosts(&y, x) {
+                let file = before_failback(x);
+                let workflows = c.o.rgs.hosted.get(&y).and_then(|h| h.get(x)).cloned().unwrap_or_default();
+                let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(&y)).arg("Owner", app(x)).arg("FileName", file.clone());
+                b.step(rgs_export_before_failback_id(x), inv, &y, res.clone())
+                    .reason(format!("export {x}'s Response Groups from {y} before failback"))
+                    .rules(&[25])
+                    .remember(Remember::RgsExported { file, owner: x.clone(), workflows })
+                    .add();
+            }
+            // After failback: import them home, taking ownership back.
+            let file = before_failback(x);
+            let pending = c.o.history.rgs_exports.contains_key(&file) || b.has(&rgs_export_before_failback_id(x));
+            if pending && c.serves_itself(x) && c.health(x).is_alive() {
+                let inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(x)).switch("OverwriteOwner").arg("FileName", file.clone());
+                b.step(format!("rgs-import/{x}/{x}"), inv, x, res.clone())
+                    .reason(format!("import {x}'s Response Groups back into {x} after failback, with -OverwriteOwner"))
+                    .rules(&[25])
+                    .after([id::failback(x), rgs_export_before_failback_id(x)])
+                    .remember(Remember::RgsImported { file })
+                    .add();
+            }
+        }
+    }
+}
+
+fn content_steps(b: &mut Builder, key: &str, y: &Fqdn, res: &str, after: Vec<String>, reason: String, remember: Option<Remember>) {
+    let inv = Invocation::new("Invoke-CsBackupServiceSync").arg("PoolFqdn", y.as_str()).arg("BackupModule", BackupModule::DataConf.as_str());
+    let sync = b.step(format!("content-sync/{key}"), inv, y, res).reason(reason).rules(&[24]).after(after).add();
+    let mut wait = b
+        .step(format!("wait-content-sync/{key}"), Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", y.as_str()), y, res)
+        .wait()
+        .reason(format!("wait until {y}'s conference content export reaches steady state"))
+        .rules(&[24])
+        .after([sync])
+        .expect(Expect::BackupSynced { pool: y.clone(), module: BackupModule::DataConf });
+    if let Some(r) = remember {
+        wait = wait.remember(r);
+    }
+    wait.add();
+}
+
+fn content(c: &Ctx, b: &mut Builder) {
+    for pt in &c.t.pairs {
+        for x in &pt.d.pools {
+            let y = pt.d.partner(x).clone();
+            let backlog = c.o.pool(&y).and_then(|p| p.module(BackupModule::DataConf)).is_some_and(|m| m.export == ExportStatus::NonSteadyState);
+            let home = c.serves_itself(x) && c.health(x).is_alive() && c.up(&y);
+            if c.failing_back(x) {
+                content_steps(b, y.as_str(), &y, &pt.d.resource(), vec![id::failback(x)], format!("copy the conference content {x}'s users created on {y} back to {x} after failback"), None);
+            } else if home && backlog && !c.failing_over(x) {
+                content_steps(b, y.as_str(), &y, &pt.d.resource(), vec![], format!("{y} holds conference content {x} lacks: copy it back"), None);
+            }
+        }
+    }
+    for r in &c.d.restores {
+        let res = format!("ConferenceContentRestore/{}", r.name);
+        if c.o.history.completed_restores.get(&r.name).is_some_and(|g| *g >= r.generation) {
+            continue;
+        }
+        let Some(y) = c.o.topology.partner(&r.pool).cloned() else {
+            b.block(&res, format!("{} has no backup pool holding a copy of its conference content", r.pool));
+            continue;
+        };
+        if !c.serves_itself(&r.pool) || !c.health(&r.pool).is_alive() || !c.up(&y) {
+            b.block(&res, format!("the restore needs {} serving its own users and {y} reachable", r.pool));
+            continue;
+        }
+        let after = if c.failing_back(&r.pool) { vec![id::failback(&r.pool)] } else { vec![] };
+        content_steps(
+            b,
+            &format!("restore/{}", r.name),
+            &y,
+            &res,
+            after,
+            format!("restore {}'s conference content from the copy in {y}", r.pool),
+            Some(Remember::RestoreDone { name: r.name.clone(), generation: r.generation }),
+        );
+    }
+}
+
+fn sync_interval(c: &Ctx, b: &mut Builder) {
+    let Some(want) = c.d.sync_interval else { return };
+    if c.o.sync_interval == Some(want) {
+        return;
+    }
+    let dep = c.deployment();
+    let deps = match c.cms_deps() {
+        Ok(d) => d,
+        Err(why) => {
+            b.block(&dep, format!("spec.backupService.syncInterval is {want}, but {why}"));
+            return;
+        }
+    };
+    let Some(run_on) = c.admin_pool() else { return };
+    let inv = Invocation::new("Set-CsBackupServiceConfiguration").arg("Identity", "global").arg("SyncInterval", want.to_timespan());
+    b.step("backup-sync-interval", inv, &run_on, dep)
+        .reason(format!(
+            "spec.backupService.syncInterval is {want} (now {}); it drives Backup Service load and the recovery point, so change it only when necessary",
+            c.o.sync_interval.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
+        ))
+        .rules(&[32])
+        .after(deps)
+        .expect(Expect::SyncInterval { interval: want })
+        .add();
+}

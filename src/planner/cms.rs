@@ -1,0 +1,77 @@
+//! Central Management store failover (domain document 4.3-4.4): back up the configuration
+//! (rule 8), fail over on a Front End of the pool that receives the CMS (rule 10), with the
+//! disaster-recovery parameters naming the standby's principal SQL server (rule 5) and `-Force`
+//! only when the active CMS is unreachable (rule 9), then wait until every replica is up to
+//! date (rule 4) before anything depends on it (rule 3).
+
+use super::builder::Builder;
+use super::ctx::{Ctx, id};
+use super::step::Expect;
+use crate::model::{DbType, Role};
+use crate::ps::Invocation;
+
+/// The SQL instance name of Lync Back End databases.
+pub(crate) const SQL_INSTANCE: &str = "rtc";
+
+/// Emits the CMS move: a required one (`elective == false`) before everything else, an elective
+/// one after every other step of the plan.
+pub(crate) fn emit(c: &Ctx, b: &mut Builder, elective: bool) {
+    let Some(m) = c.t.cms_move.as_ref().filter(|m| m.elective == elective) else { return };
+    let dep = c.deployment();
+    let to = &m.to;
+    let tag = format!("{}-to-{}", m.from, to);
+    let mut before: Vec<String> = [DbType::User, DbType::CentralMgmt].iter().map(|d| id::db(to, *d)).collect();
+    if elective {
+        before.extend(b.ids());
+    }
+    let mut export = Invocation::new("Export-CsConfiguration").arg("FileName", format!(r"C:\lyncdr\backup\CsConfiguration-{tag}.zip"));
+    if m.force {
+        // The CMS is unreachable: read the local replica of the Front End.
+        export = export.switch("LocalStore");
+    }
+    let export = b
+        .step(id::cms_export(to), export, to, dep.clone())
+        .reason("back up the configuration before moving the CMS")
+        .rules(&[8])
+        .after(before.clone())
+        .add();
+    let mut backups = vec![export];
+    if !m.force {
+        let lis = Invocation::new("Export-CsLisConfiguration").arg("FileName", format!(r"C:\lyncdr\backup\CsLisConfiguration-{tag}.zip"));
+        backups.push(
+            b.step(id::cms_export_lis(to), lis, to, dep.clone())
+                .reason("back up the Location Information Server configuration before moving the CMS")
+                .rules(&[8])
+                .after(before.clone())
+                .add(),
+        );
+    }
+    let mut inv = Invocation::new("Invoke-CsManagementServerFailover");
+    if m.force {
+        let be = &c.o.topology.pools[to].back_end;
+        inv = inv.arg("BackupSqlServerFqdn", be.primary.as_str()).arg("BackupSqlInstanceName", SQL_INSTANCE);
+        let role = c.t.principal.get(to).copied().or_else(|| c.o.pool(to).and_then(|p| p.back_end.principal.get(&DbType::CentralMgmt).copied())).unwrap_or_default();
+        if role == Role::Mirror
+            && let Some(mirror) = &be.mirror
+        {
+            // The standby's principal is the mirror (discrepancy 5: the reference's parameter names).
+            inv = inv.arg("BackupMirrorSqlServerFqdn", mirror.as_str()).arg("BackupMirrorSqlInstanceName", SQL_INSTANCE);
+        }
+        inv = inv.switch("Force");
+    }
+    let failover = b
+        .step(id::cms_failover(to), inv, to, dep.clone())
+        .reason(m.reason.clone())
+        .rules(&m.rules)
+        .data_loss(m.force)
+        .after(backups)
+        .expect(Expect::CmsActive { pool: to.clone() })
+        .add();
+    b.step(id::cms_replication(to.as_str()), Invocation::new("Get-CsManagementStoreReplicationStatus"), to, dep)
+        .wait()
+        .reason(format!("every CMS replica must be up to date on {to} before pools depend on the moved CMS"))
+        .rules(&[4])
+        .after([failover])
+        .expect(Expect::CmsReplicated { servers: c.replica_servers() })
+        .add();
+}

@@ -1,0 +1,160 @@
+//! What every emitter of the planner reads: the inputs, the effective targets, and the step
+//! ids the emitters use to depend on one another.
+
+use super::Policy;
+use super::targets::{PairState, PairTarget, Targets};
+use crate::desired::Desired;
+use crate::model::{DbType, Fqdn, Health, Observed};
+
+pub(crate) struct Ctx<'a> {
+    pub d: &'a Desired,
+    pub o: &'a Observed,
+    pub policy: &'a Policy,
+    pub t: Targets,
+}
+
+/// Step ids: stable, readable, unique per plan.
+pub(crate) mod id {
+    use crate::model::{DbType, Fqdn};
+
+    pub fn failover(p: &Fqdn) -> String {
+        format!("pool-failover/{p}")
+    }
+    pub fn failback(p: &Fqdn) -> String {
+        format!("pool-failback/{p}")
+    }
+    pub fn wait_pool(p: &Fqdn) -> String {
+        format!("wait-pool-operation/{p}")
+    }
+    pub fn cms_failover(to: &Fqdn) -> String {
+        format!("cms-failover/{to}")
+    }
+    pub fn cms_export(to: &Fqdn) -> String {
+        format!("cms-export-configuration/{to}")
+    }
+    pub fn cms_export_lis(to: &Fqdn) -> String {
+        format!("cms-export-lis-configuration/{to}")
+    }
+    pub fn cms_replication(scope: &str) -> String {
+        format!("wait-cms-replication/{scope}")
+    }
+    pub fn db(p: &Fqdn, db: DbType) -> String {
+        format!("database-failover/{p}/{}", db.as_str())
+    }
+    pub fn next_hop(e: &Fqdn) -> String {
+        format!("edge-next-hop/{e}")
+    }
+    pub fn sip(e: &Option<Fqdn>) -> String {
+        format!("sip-federation-route/{}", e.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "none".into()))
+    }
+    pub fn xmpp(e: &Option<Fqdn>) -> String {
+        format!("xmpp-federation-route/{}", e.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "none".into()))
+    }
+    pub fn bootstrap(server: &Fqdn) -> String {
+        format!("edge-setup/{server}")
+    }
+    pub fn service(server: &Fqdn, running: bool) -> String {
+        format!("edge-services-{}/{server}", if running { "start" } else { "stop" })
+    }
+    pub fn media(p: &Fqdn, mediation: bool) -> String {
+        format!("media-edge-{}/{p}", if mediation { "mediation" } else { "conferencing" })
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(d: &'a Desired, o: &'a Observed, policy: &'a Policy, t: Targets) -> Ctx<'a> {
+        Ctx { d, o, policy, t }
+    }
+
+    pub fn deployment(&self) -> String {
+        format!("LyncDeployment/{}", self.d.deployment)
+    }
+
+    pub fn health(&self, p: &Fqdn) -> Health {
+        self.o.health(p)
+    }
+
+    /// The operator reaches the pool.
+    pub fn up(&self, p: &Fqdn) -> bool {
+        self.o.health(p) == Health::Up
+    }
+
+    pub fn pair_of(&self, p: &Fqdn) -> Option<&PairTarget> {
+        self.t.pairs.iter().find(|pt| pt.d.pools.contains(p))
+    }
+
+    /// The pool that will serve `p`'s users once the plan has run.
+    pub fn target_serving(&self, p: &Fqdn) -> Fqdn {
+        match self.pair_of(p) {
+            Some(pt) => match &pt.target {
+                PairState::FailedOver(x) if x == p => pt.d.partner(p).clone(),
+                PairState::InProgress(_) => self.o.serving(p),
+                _ => p.clone(),
+            },
+            None => self.o.serving(p),
+        }
+    }
+
+    /// Whether `p`'s users will be served by `p` itself once the plan has run.
+    pub fn serves_itself(&self, p: &Fqdn) -> bool {
+        self.target_serving(p) == *p
+    }
+
+    /// Whether a failback of `p` is in the plan.
+    pub fn failing_back(&self, p: &Fqdn) -> bool {
+        self.pair_of(p).is_some_and(|pt| pt.current == PairState::FailedOver(p.clone()) && pt.target != pt.current)
+    }
+
+    /// Whether a failover of `p` is in the plan.
+    pub fn failing_over(&self, p: &Fqdn) -> bool {
+        self.pair_of(p).is_some_and(|pt| pt.target == PairState::FailedOver(p.clone()) && pt.target != pt.current)
+    }
+
+    /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it
+    /// is reachable, else the first reachable pool serving its own users.
+    pub fn admin_pool(&self) -> Option<Fqdn> {
+        let cms = self.t.cms_move.as_ref().map(|m| m.to.clone()).or_else(|| self.o.cms.master_pool.clone());
+        if let Some(c) = cms.filter(|c| self.up(c)) {
+            return Some(c);
+        }
+        self.o.topology.pools.keys().find(|p| self.up(p) && self.serves_itself(p)).cloned().or_else(|| self.o.topology.pools.keys().find(|p| self.up(p)).cloned())
+    }
+
+    /// Dependencies of any step that writes to the CMS (topology and configuration changes):
+    /// the CMS failover if one is planned, or the Back End failover that brings it back. An
+    /// error explains why such steps cannot run.
+    pub fn cms_deps(&self) -> Result<Vec<String>, String> {
+        if let Some(m) = &self.t.cms_move {
+            // An elective move runs last; until then the CMS takes changes where it is.
+            return Ok(if m.elective { vec![] } else { vec![id::cms_failover(&m.to)] });
+        }
+        if let Some(reason) = &self.t.cms_blocked {
+            return Err(reason.clone());
+        }
+        if !self.o.cms.available()
+            && let Some(home) = &self.o.cms.home_pool
+            && self.t.principal.contains_key(home)
+        {
+            return Ok(vec![id::db(home, DbType::CentralMgmt), id::db(home, DbType::User)]);
+        }
+        Ok(vec![])
+    }
+
+    /// Servers whose CMS replicas must be current before a pool failover to `pool` (rule 4):
+    /// the reachable servers of the deployment.
+    pub fn replica_servers(&self) -> Vec<Fqdn> {
+        let mut out: Vec<Fqdn> = Vec::new();
+        for (p, pool) in &self.o.topology.pools {
+            if self.up(p) {
+                out.extend(pool.front_ends.iter().cloned());
+            }
+        }
+        for (e, edge) in &self.o.topology.edges {
+            if self.o.edges.get(e).is_some_and(|x| x.direct.is_ok()) {
+                out.extend(edge.servers.iter().cloned());
+            }
+        }
+        out.retain(|s| self.o.cms.replicas.contains_key(s) || !self.o.cms.available());
+        out
+    }
+}

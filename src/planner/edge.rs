@@ -1,0 +1,276 @@
+//! Edge routing (domain document 4.6, 4.11-4.14): each Edge pool's next hop follows the pool
+//! serving its users (repointed before a failover, rule 11, and back after failback); the SIP
+//! federation route moves with a topology change and a re-run of local setup on the new Edge
+//! servers (rules 19-20); the XMPP route moves between stopping and starting the new Edge
+//! servers' services (rule 21); Front End pools use a running Edge pool for media (rule 22).
+//! With `edge.automaticFailover`, routes leave a down Edge pool for the first running fallback
+//! and return when it is back.
+
+use super::builder::Builder;
+use super::ctx::{Ctx, id};
+use super::step::{Expect, Remember};
+use crate::model::Fqdn;
+use crate::ps::Invocation;
+use crate::ps::catalog::bootstrapper_path;
+
+fn reachable(c: &Ctx, e: &Fqdn) -> bool {
+    c.o.edges.get(e).is_some_and(|x| x.direct.is_ok())
+}
+
+/// The Edge pool a route should use: `base` if it can be reached, otherwise (with automatic
+/// Edge failover) the first reachable fallback, then any other reachable Edge pool.
+fn choose(c: &Ctx, base: &Fqdn) -> Fqdn {
+    if reachable(c, base) || !c.d.edge_failover {
+        return base.clone();
+    }
+    let others = c.o.topology.edges.keys().filter(|e| !c.d.edge_fallbacks.contains(e));
+    c.d.edge_fallbacks.iter().chain(others).find(|e| *e != base && reachable(c, e)).cloned().unwrap_or_else(|| base.clone())
+}
+
+fn servers(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
+    c.o.topology.edges.get(e).map(|x| x.servers.clone()).unwrap_or_default()
+}
+
+pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
+    next_hops(c, b);
+    sip_federation(c, b);
+    xmpp_federation(c, b);
+    edge_services(c, b);
+    pending_setup(c, b);
+    media(c, b);
+}
+
+fn next_hops(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    for (e, eobs) in &c.o.edges {
+        if !reachable(c, e) {
+            continue;
+        }
+        let Some(base) = c.d.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
+        let want = c.target_serving(&base);
+        if eobs.next_hop.as_ref() == Some(&want) {
+            continue;
+        }
+        let deps = match c.cms_deps() {
+            Ok(d) => d,
+            Err(why) => {
+                b.block(&dep, format!("the next hop of {e} should be {want}, but {why}"));
+                continue;
+            }
+        };
+        let current = eobs.next_hop.clone();
+        let reason = match &current {
+            Some(cur) if c.failing_over(cur) => format!("{e} uses {cur} as next hop and still runs: repoint it to {want} before failing {cur} over"),
+            _ if want != base => format!("{base}'s users are served by {want}: {e} forwards to {want}"),
+            _ => format!("spec.edge.edgePools: {e} forwards to {want}"),
+        };
+        let run_on = if c.up(&want) { Some(want.clone()) } else { c.admin_pool() };
+        let Some(run_on) = run_on else { continue };
+        let mut after = deps;
+        if c.failing_back(&want) {
+            after.push(id::failback(&want));
+        }
+        let inv = Invocation::new("Set-CsEdgeServer").arg("Identity", format!("EdgeServer:{e}")).arg("Registrar", format!("Registrar:{want}"));
+        b.step(id::next_hop(e), inv, &run_on, dep.clone())
+            .reason(reason)
+            .rules(&[11])
+            .after(after)
+            .expect(Expect::NextHop { edge: e.clone(), pool: want.clone() })
+            .add();
+    }
+}
+
+/// Steps that re-run local setup on an Edge pool's servers once its replicas hold the change.
+fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason: &str) -> Vec<String> {
+    let dep = c.deployment();
+    let list: Vec<Fqdn> = servers(c, edge);
+    let wait = b
+        .step(id::cms_replication(&format!("edge/{edge}")), Invocation::new("Get-CsManagementStoreReplicationStatus"), &c.admin_pool().unwrap_or_else(|| edge.clone()), dep.clone())
+        .wait()
+        .reason(format!("the Edge servers of {edge} must hold the new topology before setup runs"))
+        .rules(&[19])
+        .after(after)
+        .expect(Expect::CmsReplicated { servers: list.clone() })
+        .add();
+    let mut out = Vec::new();
+    for s in &list {
+        out.push(
+            b.step(id::bootstrap(s), Invocation::new(bootstrapper_path(c.o.topology.product)), s, dep.clone())
+                .reason(reason.to_string())
+                .rules(&[19])
+                .after([wait.clone()])
+                .remember(Remember::EdgeSetupDone { server: s.clone() })
+                .add(),
+        );
+    }
+    out
+}
+
+fn sip_federation(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    let Some(base) = c.d.sip_federation.clone().or_else(|| c.o.federation.sip_edge.clone()) else { return };
+    let want = choose(c, &base);
+    if !reachable(c, &want) {
+        b.notice(format!("{dep}: SIP federation uses {want}, which is down; enable spec.edge.automaticFailover with fallbackPools, or set spec.edge.sipFederationPool to a running Edge pool"));
+    }
+    if c.o.federation.sip_edge.as_ref() == Some(&want) {
+        return;
+    }
+    let deps = match c.cms_deps() {
+        Ok(d) => d,
+        Err(why) => {
+            b.block(&dep, format!("SIP federation should move to {want}, but {why}"));
+            return;
+        }
+    };
+    let Some(run_on) = c.admin_pool() else { return };
+    let site = c.o.topology.edges[&want].site.clone();
+    let reason = match &c.o.federation.sip_edge {
+        Some(cur) if !reachable(c, cur) => format!("the SIP federation Edge pool {cur} is down: federation moves to {want}"),
+        Some(cur) => format!("SIP federation moves from {cur} to {want} (only one federation Edge pool at a time)"),
+        None => format!("SIP federation is routed through {want}"),
+    };
+    let inv = Invocation::new("Set-CsSite").arg("Identity", site).arg("FederationRoute", format!("EdgeServer:{want}"));
+    let route = b
+        .step(id::sip(&Some(want.clone())), inv, &run_on, dep)
+        .reason(reason)
+        .rules(&[19, 20])
+        .after(deps)
+        .expect(Expect::SipFederation { edge: Some(want.clone()) })
+        .remember(Remember::EdgeSetupPending { servers: servers(c, &want) })
+        .add();
+    setup_steps(c, b, &want, vec![route], &format!("re-run local setup on the Edge servers of {want} so they carry federation (rule 19)"));
+}
+
+fn xmpp_federation(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    let Some(base) = c.d.xmpp_federation.clone().or_else(|| c.o.federation.xmpp_edge.clone()) else { return };
+    let want = choose(c, &base);
+    if c.o.federation.xmpp_edge.as_ref() == Some(&want) {
+        return;
+    }
+    if !reachable(c, &want) {
+        b.notice(format!("{dep}: XMPP federation should use {want}, which is down"));
+        return;
+    }
+    let deps = match c.cms_deps() {
+        Ok(d) => d,
+        Err(why) => {
+            b.block(&dep, format!("XMPP federation should move to {want}, but {why}"));
+            return;
+        }
+    };
+    let Some(run_on) = c.admin_pool() else { return };
+    let mut stops = Vec::new();
+    let running = c.o.edges.get(&want).map(|e| e.services_running.clone()).unwrap_or_default();
+    for s in servers(c, &want) {
+        if running.get(&s).copied().unwrap_or(false) {
+            stops.push(
+                b.step(id::service(&s, false), Invocation::new("Stop-CsWindowsService"), &s, dep.clone())
+                    .reason(format!("stop the Lync services on {s} before repointing XMPP federation to {want}"))
+                    .rules(&[21])
+                    .after(deps.clone())
+                    .expect(Expect::EdgeServices { server: s.clone(), running: false })
+                    .add(),
+            );
+        }
+    }
+    let site = c.o.topology.edges[&want].site.clone();
+    let inv = Invocation::new("Set-CsSite").arg("Identity", site).arg("XmppFederationRoute", format!("EdgeServer:{want}"));
+    let route = b
+        .step(id::xmpp(&Some(want.clone())), inv, &run_on, dep.clone())
+        .reason(format!("XMPP federation is routed through {want}"))
+        .rules(&[21])
+        .after(deps.into_iter().chain(stops))
+        .expect(Expect::XmppFederation { edge: Some(want.clone()) })
+        .add();
+    for s in servers(c, &want) {
+        b.step(id::service(&s, true), Invocation::new("Start-CsWindowsService"), &s, dep.clone())
+            .reason(format!("start the Lync services on {s} once the XMPP route points at {want}"))
+            .rules(&[21])
+            .after([route.clone()])
+            .expect(Expect::EdgeServices { server: s.clone(), running: true })
+            .add();
+    }
+    b.notice(format!(
+        "{dep}: XMPP federation moves to {want}: point the XMPP federation A record at {want} and make sure the _xmpp-server._tcp SRV record resolves to it on port 5269, open from the Internet (rule 21)"
+    ));
+}
+
+/// Reachable Edge servers whose Lync services are stopped are started.
+fn edge_services(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    for (e, eobs) in &c.o.edges {
+        if !eobs.direct.is_ok() {
+            continue;
+        }
+        for (s, running) in &eobs.services_running {
+            if !running && !b.has(&id::service(s, true)) {
+                b.step(id::service(s, true), Invocation::new("Start-CsWindowsService"), s, dep.clone())
+                    .reason(format!("the Lync services of Edge server {s} ({e}) are stopped"))
+                    .rules(&[23])
+                    .expect(Expect::EdgeServices { server: s.clone(), running: true })
+                    .add();
+            }
+        }
+    }
+}
+
+/// Setup that an earlier route change left pending (remembered, since Lync does not report it).
+fn pending_setup(c: &Ctx, b: &mut Builder) {
+    let mut by_edge: std::collections::BTreeMap<Fqdn, ()> = Default::default();
+    for s in c.o.history.pending_edge_setup.keys() {
+        if b.has(&id::bootstrap(s)) {
+            continue;
+        }
+        if let Some(e) = c.o.topology.edge_of_server(s)
+            && reachable(c, &e.fqdn)
+        {
+            by_edge.insert(e.fqdn.clone(), ());
+        }
+    }
+    for e in by_edge.keys() {
+        setup_steps(c, b, e, vec![], &format!("local setup on the Edge servers of {e} is still pending after a federation change (rule 19)"));
+    }
+}
+
+fn media(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    for (p, pobs) in &c.o.pools {
+        if !c.up(p) || !c.serves_itself(p) {
+            continue;
+        }
+        let Some(base) = c.d.media.get(p).cloned().or_else(|| pobs.conferencing_edge.clone()) else { continue };
+        let want = choose(c, &base);
+        if !reachable(c, &want) {
+            continue;
+        }
+        for (mediation, cur) in [(false, &pobs.conferencing_edge), (true, &pobs.mediation_edge)] {
+            if cur.as_ref() == Some(&want) {
+                continue;
+            }
+            let deps = match c.cms_deps() {
+                Ok(d) => d,
+                Err(why) => {
+                    b.block(&dep, format!("{p} should use {want} for media, but {why}"));
+                    continue;
+                }
+            };
+            let Some(run_on) = c.admin_pool() else { continue };
+            let (cmd, prefix) = if mediation { ("Set-CsMediationServer", "MediationServer") } else { ("Set-CsConferenceServer", "ConferencingServer") };
+            let reason = match cur {
+                Some(x) if !reachable(c, x) => format!("{p} uses {x} for media, which is down: associate it with {want} (rule 22)"),
+                Some(x) => format!("{p} should use {want} for media instead of {x}"),
+                None => format!("{p} should use {want} for media"),
+            };
+            let starts: Vec<String> = servers(c, &want).iter().map(|s| id::service(s, true)).collect();
+            let inv = Invocation::new(cmd).arg("Identity", format!("{prefix}:{p}")).arg("EdgeServer", format!("EdgeServer:{want}"));
+            b.step(id::media(p, mediation), inv, &run_on, dep.clone())
+                .reason(reason)
+                .rules(&[22])
+                .after(deps.into_iter().chain(starts))
+                .expect(Expect::MediaEdge { pool: p.clone(), mediation, edge: want.clone() })
+                .add();
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! First pass of the planner: the effective desired state. Applies consent and the
+//! automatic-failover policies to the spec: which pool should serve each pair's users, whether
+//! and how the CMS must move, which Back End server should be principal. Everything that cannot
+//! be reached safely becomes a blocker here.
+
+use std::collections::BTreeMap;
+
+use super::Policy;
+use super::builder::Builder;
+use crate::desired::{Desired, PairDesired};
+use crate::model::{DbType, FailoverState, Fqdn, Health, Observed, Role, pairing_violations};
+
+/// Who serves a pair's users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PairState {
+    Normal,
+    /// This pool's users are served by its partner.
+    FailedOver(Fqdn),
+    /// A failover or failback of this pool is running.
+    InProgress(Fqdn),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PairTarget {
+    pub d: PairDesired,
+    pub current: PairState,
+    pub target: PairState,
+    /// The target comes from automatic-failover policy, not from the spec.
+    pub automatic: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CmsMove {
+    pub from: Fqdn,
+    pub to: Fqdn,
+    /// Disaster recovery: `-Force` with the backup SQL parameters (may lose CMS changes).
+    pub force: bool,
+    pub reason: String,
+    pub rules: Vec<u8>,
+    /// The spec asks for the move while the CMS is available and nothing needs it: it runs
+    /// last, after every other change (rule 16: the CMS need not follow a failback).
+    pub elective: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Targets {
+    pub pairs: Vec<PairTarget>,
+    pub cms_move: Option<CmsMove>,
+    /// Why steps that need the CMS cannot run (it is unavailable and will not be moved).
+    pub cms_blocked: Option<String>,
+    /// Pools whose databases should change principal, and to which role.
+    pub principal: BTreeMap<Fqdn, Role>,
+}
+
+pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
+    for p in [a, b] {
+        if o.failover(p).in_progress() {
+            return PairState::InProgress(p.clone());
+        }
+    }
+    for p in [a, b] {
+        if o.failover(p) == FailoverState::FailedOver {
+            return PairState::FailedOver(p.clone());
+        }
+    }
+    PairState::Normal
+}
+
+pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builder) -> Targets {
+    let mut t = Targets { principal: principals(d, o), ..Default::default() };
+    let mut pairs: Vec<&PairDesired> = d.pairs.iter().collect();
+    pairs.sort_by(|x, y| x.name.cmp(&y.name));
+    for p in pairs {
+        if let Some(pt) = pair_target(p, o, b) {
+            t.pairs.push(pt);
+        }
+    }
+    cms_target(d, o, policy, &mut t, b);
+    t
+}
+
+/// The principal each mirrored Back End should have: the spec's choice, or (when that server
+/// is down and automatic failover is allowed) the other server; without a spec entry, the
+/// current principal unless its server is down.
+fn principals(d: &Desired, o: &Observed) -> BTreeMap<Fqdn, Role> {
+    let mut out = BTreeMap::new();
+    for (f, pool) in &o.topology.pools {
+        if pool.back_end.mirror.is_none() {
+            continue;
+        }
+        let Some(obs) = o.pool(f) else { continue };
+        let be = &obs.back_end;
+        if !be.primary_up && !be.mirror_up.unwrap_or(false) {
+            continue;
+        }
+        let current = be.principal.get(&DbType::User).copied().unwrap_or_default();
+        let (wanted, auto) = match d.back_ends.get(f) {
+            Some(s) => (s.principal, s.automatic_failover),
+            None => (current, true),
+        };
+        let effective = if be.server_up(wanted) || !auto || !be.server_up(wanted.other()) { wanted } else { wanted.other() };
+        if be.principal.values().any(|r| *r != effective) {
+            out.insert(f.clone(), effective);
+        }
+    }
+    out
+}
+
+fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTarget> {
+    let [a, bb] = &p.pools;
+    let res = p.resource();
+    for x in [a, bb] {
+        if !o.topology.pools.contains_key(x) {
+            b.block(&res, format!("{x} is not a Front End pool of the deployment"));
+            return None;
+        }
+    }
+    if o.topology.partner(a) != Some(bb) || o.topology.partner(bb) != Some(a) {
+        let describe = |x: &Fqdn| o.topology.partner(x).map(|q| format!("{x} is paired with {q}")).unwrap_or_else(|| format!("{x} has no backup pool"));
+        b.block(&res, format!("{a} and {bb} are not paired in the Lync topology ({}; {}). Pairing is set in Topology Builder and published.", describe(a), describe(bb)));
+        return None;
+    }
+    let (ta, tb) = (&o.topology.pools[a].traits, &o.topology.pools[bb].traits);
+    let known = |s: &str| !s.is_empty();
+    let violations: Vec<_> = pairing_violations((a, ta), (bb, tb))
+        .into_iter()
+        .filter(|v| v.rule != "SameOperatingSystem" || (known(&ta.os) && known(&tb.os)))
+        .collect();
+    if !violations.is_empty() {
+        for v in violations {
+            b.block(&res, format!("unsupported pairing, rule {}: {}", v.rule, v.detail));
+        }
+        return None;
+    }
+
+    let current = pair_state(o, a, bb);
+    let spec_target = match &p.failed_over {
+        None => PairState::Normal,
+        Some(x) => PairState::FailedOver(x.clone()),
+    };
+    let mut target = spec_target.clone();
+    let mut automatic = false;
+    let now = o.at;
+    let health_for = |x: &Fqdn| o.history.pool_health_for(x, now);
+
+    if spec_target == PairState::Normal {
+        // After an automatic failover, the way back waits for a human unless policy allows it.
+        if let PairState::FailedOver(x) = &current
+            && let Some(rec) = o.history.automatic_failovers.get(x)
+        {
+            let acknowledged = p.failback_approved || p.generation > rec.generation;
+            let stable = match (p.automatic_failback, health_for(x)) {
+                (Some(stab), Some((Health::Up, up_for))) => {
+                    if up_for < stab {
+                        b.recheck_after(crate::model::Span(stab.0 - up_for.0));
+                    }
+                    up_for >= stab
+                }
+                _ => false,
+            };
+            if !(acknowledged || stable) {
+                target = current.clone();
+                automatic = true;
+                if o.health(x) == Health::Up {
+                    let how = match p.automatic_failback {
+                        Some(stab) => format!("automatic failback after {stab} of stability, or"),
+                        None => "".to_string(),
+                    };
+                    b.notice(format!(
+                        "{res}: {x} is back online; its users stay on {} after the automatic failover until {how} annotate {res} with lyncdr.io/approve-failback=true (or change its spec)",
+                        p.partner(x)
+                    ));
+                }
+            }
+        }
+        // Automatic failover of a pool confirmed down for the grace period.
+        if current == PairState::Normal
+            && let Some(grace) = p.automatic_failover
+        {
+            let (ha, hb) = (o.health(a), o.health(bb));
+            if ha == Health::Down && hb == Health::Down {
+                b.block(&res, format!("both pools of the pair are down ({a}, {bb}); there is no pool to fail over to"));
+            } else {
+                for x in [a, bb] {
+                    let y = p.partner(x);
+                    match o.health(x) {
+                        Health::Down if o.health(y) == Health::Up => {
+                            let down_for = health_for(x).map(|(_, d)| d).unwrap_or_default();
+                            if down_for >= grace {
+                                target = PairState::FailedOver(x.clone());
+                                automatic = true;
+                                break;
+                            }
+                            let left = crate::model::Span(grace.0 - down_for.0);
+                            b.recheck_after(left);
+                            b.notice(format!("{res}: {x} is confirmed down (by the operator and by {y}); automatic failover to {y} in {left} unless it returns"));
+                        }
+                        Health::Isolated => {
+                            b.notice(format!("{res}: the operator cannot reach {x}, but {y} can: {x} is alive, so it is not failed over"));
+                        }
+                        Health::Unknown => {
+                            b.notice(format!("{res}: the state of {x} cannot be confirmed (neither the operator nor {y} can reach it)"));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Some(PairTarget { d: p.clone(), current, target, automatic })
+}
+
+fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &mut Builder) {
+    let dep = format!("LyncDeployment/{}", d.deployment);
+    let home = o.cms.home_pool.clone().or_else(|| o.cms.master_pool.clone());
+    let Some(home) = home else { return };
+    let standby = o.cms.standby_pool.clone().or_else(|| o.topology.partner(&home).cloned());
+    let fails_over = |p: &Fqdn| t.pairs.iter().any(|pt| pt.target == PairState::FailedOver(p.clone()) && pt.current != pt.target);
+    let alive_ok = |p: &Fqdn| o.health(p).is_alive();
+    let desired_pool = d.cms.as_ref().map(|c| c.active_pool.clone());
+
+    match &o.cms.master_pool {
+        Some(m) => {
+            let Some(s) = standby.clone() else { return };
+            if fails_over(m) {
+                t.cms_move = Some(CmsMove {
+                    from: m.clone(),
+                    to: s.clone(),
+                    force: false,
+                    reason: format!("{m} hosts the CMS and its users are to be failed over: the CMS moves to {s} first"),
+                    rules: vec![3, 5, 8, 9, 10],
+                    elective: false,
+                });
+            } else if let Some(a) = desired_pool.filter(|a| a != m) {
+                if a != s {
+                    b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, but the CMS can only fail over to its standby in {s}, the pool paired with {m}"));
+                } else if !alive_ok(&a) || fails_over(&a) || t.pairs.iter().any(|pt| pt.target == PairState::FailedOver(a.clone())) {
+                    b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, which is not serving its own users; the CMS stays on {m}"));
+                } else {
+                    t.cms_move = Some(CmsMove {
+                        from: m.clone(),
+                        to: a.clone(),
+                        force: false,
+                        reason: format!("spec.centralManagementStore.activePool is {a}"),
+                        rules: vec![5, 8, 9, 10, 16],
+                        elective: true,
+                    });
+                }
+            }
+        }
+        None => {
+            let Some(s) = standby else {
+                t.cms_blocked = Some(format!("the CMS (on {home}) is unavailable and {home} has no backup pool to fail it over to"));
+                b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
+                return;
+            };
+            // A Back End failover (lossless) brings the CMS back if its database is the problem.
+            if alive_ok(&home) && t.principal.contains_key(&home) {
+                return;
+            }
+            let home_down = o.health(&home) == Health::Down
+                || (alive_ok(&home) && o.pool(&home).is_some_and(|p| !p.back_end.server_up(Role::Primary) && !p.back_end.server_up(Role::Mirror)));
+            if !home_down {
+                t.cms_blocked = Some(format!("the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"));
+                b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
+                return;
+            }
+            let auto = d.cms.as_ref().is_some_and(|c| c.automatic_failover) && {
+                let down_for = o.history.pool_health_for(&home, o.at).map(|(_, d)| d).unwrap_or_default();
+                if down_for < policy.cms_grace {
+                    b.recheck_after(crate::model::Span(policy.cms_grace.0 - down_for.0));
+                }
+                down_for >= policy.cms_grace
+            };
+            let needed = t.pairs.iter().any(|pt| pt.current != pt.target) || auto || d.cms.as_ref().is_some_and(|c| c.active_pool == s);
+            if !needed {
+                t.cms_blocked = Some(format!("the CMS on {home} is unavailable; configuration changes wait until it returns or is failed over to {s}"));
+                b.notice(format!("{dep}: {}", t.cms_blocked.clone().unwrap_or_default()));
+                return;
+            }
+            let s_ok = o.health(&s) == Health::Up
+                && o.pool(&s).is_some_and(|p| {
+                    let role = p.back_end.principal.get(&DbType::CentralMgmt).copied().unwrap_or_default();
+                    p.back_end.server_up(role) || t.principal.get(&s).is_some_and(|r| p.back_end.server_up(*r))
+                });
+            if !s_ok {
+                t.cms_blocked = Some(format!("the CMS on {home} is unavailable and its standby pool {s} cannot take it over"));
+                b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
+                return;
+            }
+            if !d.cms.as_ref().is_some_and(|c| c.allow_data_loss) {
+                t.cms_blocked = Some(format!(
+                    "the CMS on {home} is unreachable: failing it over to {s} needs Invoke-CsManagementServerFailover -Force, which may lose CMS changes not yet replicated; consent with spec.centralManagementStore.allowDataLoss: true"
+                ));
+                b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
+                return;
+            }
+            t.cms_move = Some(CmsMove {
+                from: home.clone(),
+                to: s.clone(),
+                force: true,
+                reason: format!("the CMS on {home} is unreachable and must be active before anything else can change; disaster recovery failover to {s}"),
+                rules: vec![3, 4, 5, 8, 10],
+                elective: false,
+            });
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `lyncdr sim serve`: the simulator as a process with an HTTP JSON API, in scaled real time.
+//! The operator's `transport: Simulator` talks to it through [`crate::lync::HttpSim`]; tests and
+//! people drive faults and the clock through it.
+//!
+//! | Method and path | Body | Answer |
+//! |---|---|---|
+//! | `POST /v1/invoke` | `{"runOn": "any" \| {"pool": fqdn} \| {"server": fqdn}, "invocation": {...}}` | `{"ok", "output" \| "error", "started", "finished", "now"}`, after the cmdlet completes |
+//! | `GET /v1/clock` | | `{"now": ms, "speed": n}` |
+//! | `POST /v1/clock` | `{"advance": "10m"}` | the new clock |
+//! | `POST /v1/faults` | `{"fault": "down:site/Dallas", "at": "40m"?}` | applied now, or scheduled at a simulated time |
+//! | `GET /v1/state` | | ground truth ([`super::Snapshot`]) |
+//! | `GET /v1/log` | | every call ([`super::Record`]) |
+//! | `GET /v1/stats` | | losses and outages ([`super::Stats`]) |
+//! | `GET /healthz` | | `ok` |
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::{Fault, Simulator};
+use crate::lync::LyncError;
+use crate::model::{RunOn, Span, Stamp};
+use crate::ps::Invocation;
+
+/// Simulated time running `speed` times faster than wall-clock time, plus manual jumps.
+pub struct ScaledClock {
+    origin: std::time::Instant,
+    speed: f64,
+    offset_ms: AtomicU64,
+    jumped: Notify,
+}
+
+impl ScaledClock {
+    pub fn new(speed: f64) -> ScaledClock {
+        ScaledClock { origin: std::time::Instant::now(), speed: speed.max(0.001), offset_ms: AtomicU64::new(0), jumped: Notify::new() }
+    }
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+    pub fn now(&self) -> Stamp {
+        let scaled = self.origin.elapsed().as_secs_f64() * 1000.0 * self.speed;
+        Stamp(self.offset_ms.load(Ordering::SeqCst) + scaled as u64)
+    }
+    pub fn advance(&self, d: Span) {
+        self.offset_ms.fetch_add(d.0, Ordering::SeqCst);
+        self.jumped.notify_waiters();
+    }
+    /// Waits until simulated time reaches `t`.
+    pub async fn sleep_until(&self, t: Stamp) {
+        loop {
+            let now = self.now();
+            if now >= t {
+                return;
+            }
+            let real = std::time::Duration::from_secs_f64(t.since(now).as_secs_f64() / self.speed);
+            tokio::select! {
+                _ = tokio::time::sleep(real) => {}
+                _ = self.jumped.notified() => {}
+            }
+        }
+    }
+}
+
+pub struct SimServer {
+    sim: Mutex<Simulator>,
+    pub clock: ScaledClock,
+}
+
+impl SimServer {
+    pub fn new(sim: Simulator, speed: f64) -> Arc<SimServer> {
+        Arc::new(SimServer { sim: Mutex::new(sim), clock: ScaledClock::new(speed) })
+    }
+
+    /// The simulator, brought up to the current simulated time.
+    pub fn lock(&self) -> MutexGuard<'_, Simulator> {
+        let mut g = self.sim.lock().unwrap_or_else(|p| p.into_inner());
+        g.advance_to(self.clock.now());
+        g
+    }
+
+    pub async fn invoke(&self, run_on: &RunOn, inv: &Invocation) -> InvokeReply {
+        let started = self.clock.now();
+        let begun = self.lock().begin(run_on, inv);
+        let result = match begun {
+            Err(f) => Err(f.into()),
+            Ok(ticket) => {
+                self.clock.sleep_until(ticket.done_at).await;
+                loop {
+                    if let Some(r) = self.lock().finish(ticket.id) {
+                        break r.map_err(LyncError::from);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+        };
+        let now = self.clock.now();
+        match result {
+            Ok(output) => InvokeReply { ok: true, output: Some(output), error: None, started, finished: now, now },
+            Err(e) => InvokeReply { ok: false, output: None, error: Some(e), started, finished: now, now },
+        }
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/v1/invoke", post(invoke))
+            .route("/v1/clock", get(clock).post(set_clock))
+            .route("/v1/faults", post(fault))
+            .route("/v1/state", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().snapshot()) }))
+            .route("/v1/log", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().log().to_vec()) }))
+            .route("/v1/stats", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().stats().clone()) }))
+            .with_state(self.clone())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeRequest {
+    pub run_on: RunOn,
+    pub invocation: Invocation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeReply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<LyncError>,
+    pub started: Stamp,
+    pub finished: Stamp,
+    pub now: Stamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockReply {
+    pub now: Stamp,
+    pub speed: f64,
+}
+
+async fn invoke(State(s): State<Arc<SimServer>>, Json(req): Json<InvokeRequest>) -> Json<InvokeReply> {
+    Json(s.invoke(&req.run_on, &req.invocation).await)
+}
+
+async fn clock(State(s): State<Arc<SimServer>>) -> Json<ClockReply> {
+    Json(ClockReply { now: s.clock.now(), speed: s.clock.speed() })
+}
+
+#[derive(Deserialize)]
+struct ClockRequest {
+    advance: Span,
+}
+
+async fn set_clock(State(s): State<Arc<SimServer>>, Json(req): Json<ClockRequest>) -> Json<ClockReply> {
+    s.clock.advance(req.advance);
+    let now = s.lock().now();
+    Json(ClockReply { now, speed: s.clock.speed() })
+}
+
+#[derive(Deserialize)]
+struct FaultRequest {
+    fault: String,
+    #[serde(default)]
+    at: Option<Span>,
+}
+
+async fn fault(State(s): State<Arc<SimServer>>, Json(req): Json<FaultRequest>) -> (StatusCode, Json<Value>) {
+    let fault = match Fault::parse(&req.fault) {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))),
+    };
+    let mut sim = s.lock();
+    if let Err(e) = fault.check(sim.topology()) {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": e })));
+    }
+    match req.at {
+        Some(at) => sim.schedule(Stamp(at.0), fault.clone()),
+        None => sim.inject(&fault),
+    }
+    (StatusCode::OK, Json(json!({ "fault": fault.to_string(), "now": sim.now() })))
+}
