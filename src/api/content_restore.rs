@@ -17,6 +17,7 @@ use crate::model::Fqdn;
     group = "lyncdr.io",
     version = "v1alpha1",
     kind = "ConferenceContentRestore",
+    doc = "A restore of a pool's conference content from its partner.",
     namespaced,
     derive = "PartialEq",
     status = "ConferenceContentRestoreStatus",

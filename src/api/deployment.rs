@@ -17,6 +17,7 @@ use crate::model::{Fqdn, Role, Span};
     group = "lyncdr.io",
     version = "v1alpha1",
     kind = "LyncDeployment",
+    doc = "A Lync Server 2013 / Skype for Business Server deployment whose disaster recovery lyncdr manages.",
     namespaced,
     derive = "PartialEq",
     status = "LyncDeploymentStatus",

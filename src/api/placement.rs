@@ -16,6 +16,7 @@ use crate::model::Fqdn;
     group = "lyncdr.io",
     version = "v1alpha1",
     kind = "UserPlacement",
+    doc = "Users who should be homed on a target pool.",
     namespaced,
     derive = "PartialEq",
     status = "UserPlacementStatus",

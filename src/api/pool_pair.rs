@@ -17,6 +17,7 @@ use crate::model::{Fqdn, Span};
     group = "lyncdr.io",
     version = "v1alpha1",
     kind = "PoolPair",
+    doc = "Two paired Front End pools and which pool serves each pool's users.",
     namespaced,
     derive = "PartialEq",
     status = "PoolPairStatus",
