@@ -19,6 +19,7 @@ mod cmd;
 mod errors;
 mod fault;
 mod replication;
+pub mod script;
 pub mod server;
 mod timing;
 mod world;
