@@ -178,8 +178,8 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
             && let Some(grace) = p.automatic_failover
         {
             let (ha, hb) = (o.health(a), o.health(bb));
-            if ha == Health::Down && hb == Health::Down {
-                b.block(&res, format!("both pools of the pair are down ({a}, {bb}); there is no pool to fail over to"));
+            if !ha.is_alive() && !hb.is_alive() {
+                b.block(&res, format!("both pools of the pair are down or unreachable ({a}: {ha}, {bb}: {hb}); there is no pool to fail over to"));
             } else {
                 for x in [a, bb] {
                     let y = p.partner(x);

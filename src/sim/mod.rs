@@ -370,6 +370,17 @@ impl Simulator {
         })
     }
 
+    /// SIP federation works: the federation route's Edge pool runs, and every running server of
+    /// it has re-run local setup with the configuration that moved federation there (rule 19).
+    /// Lync reports no such state; this is ground truth, like [`Simulator::snapshot`].
+    pub fn sip_federation_working(&self) -> bool {
+        let Some(edge) = &self.w.sip_federation else { return false };
+        let (Some(pool), Some(rt)) = (self.topo.edges.get(edge), self.w.edges.get(edge)) else { return false };
+        let net = self.net();
+        let running: Vec<&Fqdn> = pool.servers.iter().filter(|s| net.host_up(s) && rt.services.get(*s).copied().unwrap_or(false)).collect();
+        !running.is_empty() && running.iter().all(|s| rt.setup_epoch.get(*s).copied().unwrap_or(0) >= rt.setup_required)
+    }
+
     /// Replicas on these servers hold the current configuration.
     pub(crate) fn replicas_current<'a>(&self, servers: impl IntoIterator<Item = &'a Fqdn>) -> bool {
         servers.into_iter().all(|s| self.w.cms.replica_epoch.get(s).copied().unwrap_or(0) >= self.w.cms.epoch)
@@ -411,7 +422,8 @@ impl Simulator {
     fn resolve(&self, run_on: &RunOn) -> Result<Fqdn, Failure> {
         let net = self.net();
         let candidates: Vec<&Fqdn> = match run_on {
-            RunOn::Any => self.topo.pools.values().flat_map(|p| p.front_ends.iter()).collect(),
+            // Any server with a management shell: Front Ends first, then Edge servers.
+            RunOn::Any => self.topo.pools.values().flat_map(|p| p.front_ends.iter()).chain(self.topo.edges.values().flat_map(|e| e.servers.iter())).collect(),
             RunOn::Pool(p) => {
                 if let Some(pool) = self.topo.pools.get(p) {
                     pool.front_ends.iter().collect()

@@ -118,6 +118,12 @@ pub fn integrate(w: &mut World, topo: &Topology, net: &Net, t: &Timings, from: S
     }
 }
 
+/// A planned failover has made the pool read-only: it takes no changes, but the Backup Service
+/// still exports those it took before, and only then reaches final state (JJ205252, rule 29).
+fn draining(w: &World, pool: &Fqdn) -> bool {
+    w.pools.get(pool).is_some_and(|r| r.read_only)
+}
+
 /// Changes held by `exporter` that its partner lacks, for one module.
 pub fn pending(w: &World, topo: &Topology, net: &Net, exporter: &Fqdn, m: BackupModule) -> f64 {
     if m == BackupModule::CmsMaster {
@@ -126,7 +132,7 @@ pub fn pending(w: &World, topo: &Topology, net: &Net, exporter: &Fqdn, m: Backup
     let Some(partner) = topo.partner(exporter) else { return 0.0 };
     let own = replica(w, exporter, m);
     let theirs = replica(w, partner, m);
-    let own_pending = if writer(w, topo, net, exporter) == Writer::Home { own.home_ahead } else { 0.0 };
+    let own_pending = if writer(w, topo, net, exporter) == Writer::Home || draining(w, exporter) { own.home_ahead } else { 0.0 };
     own_pending + theirs.backup_ahead + theirs.restore
 }
 
@@ -140,6 +146,8 @@ pub fn sync_tick(w: &mut World, topo: &Topology, net: &Net, capacity: u64) {
         let (from, to) = match wr {
             Writer::Home => (p, &q),
             Writer::Backup => (&q, p),
+            // A planned failover made p read-only: p still exports what it wrote before (rule 29).
+            Writer::Nowhere if draining(w, p) => (p, &q),
             Writer::Nowhere => continue,
         };
         if !backup_link_ok(w, topo, net, from, to) {
@@ -147,7 +155,7 @@ pub fn sync_tick(w: &mut World, topo: &Topology, net: &Net, capacity: u64) {
         }
         for m in USER_MODULES {
             if let Some(r) = w.data.get_mut(&(p.clone(), m)) {
-                let ahead = if wr == Writer::Home { &mut r.home_ahead } else { &mut r.backup_ahead };
+                let ahead = if wr == Writer::Backup { &mut r.backup_ahead } else { &mut r.home_ahead };
                 *ahead = (*ahead - capacity as f64).max(0.0);
             }
         }
@@ -167,7 +175,7 @@ pub fn sync_now(w: &mut World, topo: &Topology, net: &Net, exporter: &Fqdn, modu
     if !backup_link_ok(w, topo, net, exporter, &partner) {
         return false;
     }
-    let exporter_writes = writer(w, topo, net, exporter) == Writer::Home;
+    let exporter_writes = writer(w, topo, net, exporter) == Writer::Home || draining(w, exporter);
     let partner_failed_over = writer(w, topo, net, &partner) == Writer::Backup;
     for m in USER_MODULES {
         if module.is_some_and(|x| x != m) {

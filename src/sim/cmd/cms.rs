@@ -66,8 +66,9 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         if role == Role::Mirror {
             let mirror = backend.mirror.clone();
             if b.fqdn("BackupMirrorSqlServerFqdn") != mirror {
-                return Err(err(
+                return Err(rule_err(
                     CMD,
+                    5,
                     format!(
                         "Cannot open the Central Management database on \"{}\": it is the mirror copy. The principal is on \"{}\"; add -BackupMirrorSqlServerFqdn {} -BackupMirrorSqlInstanceName <instance>.",
                         backend.primary,

@@ -7,7 +7,7 @@ use super::{Ctx, Effect, Started, strip_identity};
 use crate::model::Fqdn;
 use crate::ps::Bound;
 use crate::sim::Simulator;
-use crate::sim::errors::{CmdletError, err, unknown_identity};
+use crate::sim::errors::{CmdletError, err, rule_err, unknown_identity};
 use crate::sim::world::RgsFile;
 
 fn app_server(sim: &Simulator, cmd: &str, value: &str) -> Result<Fqdn, CmdletError> {
@@ -56,8 +56,9 @@ pub(crate) fn import(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Start
                     continue;
                 }
                 if let Some(clash) = content.workflows.iter().find(|w| names.contains(w)) {
-                    return Err(err(
+                    return Err(rule_err(
                         CMD,
+                        26,
                         format!("A workflow named \"{clash}\" already exists (owner {owner}, hosted on {host}). Response Group names must be unique; rename it or use -ResolveNameConflicts."),
                     ));
                 }

@@ -1,0 +1,85 @@
+//! Shared helpers for the integration tests: scenarios, desired states, and running the engine
+//! against the in-process simulator in virtual time.
+#![allow(dead_code)]
+
+use lyncdr::api::manifests;
+use lyncdr::desired::{self, Desired};
+use lyncdr::engine::journal::MemoryJournal;
+use lyncdr::engine::{Converged, Engine, Settings};
+use lyncdr::lync::LocalSim;
+use lyncdr::model::{History, Observed};
+use lyncdr::planner::{Plan, Policy, plan};
+use lyncdr::scenario::Scenario;
+use lyncdr::sim::Simulator;
+
+pub fn scenario(yaml: &str) -> Scenario {
+    Scenario::from_yaml(yaml).unwrap_or_else(|e| panic!("scenario: {e}\n{yaml}"))
+}
+
+pub fn desired(yaml: &str) -> Desired {
+    let m = manifests::parse(yaml, "test").unwrap_or_else(|e| panic!("manifests: {e}\n{yaml}"));
+    desired::compile(&m).unwrap_or_else(|e| panic!("desired: {e}")).remove(0)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime")
+}
+
+/// Observes a simulator (in virtual time) with an empty memory.
+pub fn observe(sim: Simulator, d: &Desired) -> (Observed, LocalSim) {
+    let lync = LocalSim::new(sim);
+    let journal = MemoryJournal::default();
+    let engine = Engine::new(&lync, &journal, History::default());
+    let (o, _) = runtime().block_on(engine.preview(d, &|_| {})).expect("observe");
+    (o, lync)
+}
+
+pub fn plan_for(s: &Scenario, d: &Desired) -> (Observed, Plan) {
+    let rt = runtime();
+    rt.block_on(async {
+        let lync = LocalSim::new(Simulator::new(s));
+        let journal = MemoryJournal::default();
+        let engine = Engine::new(&lync, &journal, History::default());
+        engine.preview(d, &|_| {}).await.expect("observe")
+    })
+}
+
+pub fn replan(d: &Desired, o: &Observed) -> Plan {
+    plan(d, o, &Policy::default())
+}
+
+/// Runs the engine until converged or blocked; returns the outcome and the simulator.
+pub async fn converge(lync: &LocalSim, d: &Desired, history: History) -> (Converged, History) {
+    let journal = MemoryJournal::default();
+    let mut engine = Engine::new(lync, &journal, history);
+    engine.settings = Settings { wait_timeout: lyncdr::model::Span::hours(2), ..Settings::default() };
+    let c = engine.converge(d, &|_| {}).await;
+    (c, engine.history())
+}
+
+pub const TWO_SITE: &str = include_str!("../../examples/two-site/scenario.yaml");
+pub const TWO_SITE_DESIRED: &str = include_str!("../../examples/two-site/desired.yaml");
+
+/// A minimal LyncDeployment + PoolPair for the two-site scenario, with the pair's extra spec lines.
+pub fn two_site_desired(pair_extra: &str, deployment_extra: &str) -> Desired {
+    desired(&format!(
+        r#"
+apiVersion: lyncdr.io/v1alpha1
+kind: LyncDeployment
+metadata: {{name: contoso}}
+spec:
+{deployment_extra}
+---
+apiVersion: lyncdr.io/v1alpha1
+kind: PoolPair
+metadata: {{name: dal-sea}}
+spec:
+  deployment: contoso
+  pools: [pool01.dal.contoso.com, pool01.sea.contoso.com]
+{pair_extra}
+"#
+    ))
+}
+
+pub const DAL: &str = "pool01.dal.contoso.com";
+pub const SEA: &str = "pool01.sea.contoso.com";

@@ -1,0 +1,258 @@
+//! The planner on concrete situations: each safe-order rule it encodes shows up as an ordering
+//! of steps, consent gates data loss, converged input gives an empty plan, hashes are stable.
+
+mod common;
+
+use common::*;
+use lyncdr::planner::{Plan, Step};
+
+fn pos(p: &Plan, id: &str) -> usize {
+    p.steps.iter().position(|s| s.id == id).unwrap_or_else(|| panic!("no step {id} in plan:\n{}", ids(p)))
+}
+
+fn ids(p: &Plan) -> String {
+    p.steps.iter().map(|s| format!("{} <- {:?}", s.id, s.after)).collect::<Vec<_>>().join("\n")
+}
+
+fn step<'a>(p: &'a Plan, id: &str) -> &'a Step {
+    p.step(id).unwrap_or_else(|| panic!("no step {id} in plan:\n{}", ids(p)))
+}
+
+/// `a` comes before `b` in the order and `b` depends on `a` (directly or transitively).
+fn before(p: &Plan, a: &str, b: &str) {
+    assert!(pos(p, a) < pos(p, b), "{a} should come before {b}:\n{}", ids(p));
+    let mut stack = vec![b.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(x) = stack.pop() {
+        if x == a {
+            return;
+        }
+        if seen.insert(x.clone()) {
+            stack.extend(step(p, &x).after.iter().cloned());
+        }
+    }
+    panic!("{b} does not depend on {a}:\n{}", ids(p));
+}
+
+fn with_state(state: &str) -> String {
+    let base = if state.contains("failedOver: [pool01.dal") {
+        // The CMS cannot be active in a pool whose users are failed over: it moved to Seattle.
+        TWO_SITE.replace("cms: {activePool: pool01.dal.contoso.com}", "cms: {activePool: pool01.sea.contoso.com}")
+    } else {
+        TWO_SITE.to_string()
+    };
+    format!("{base}\nstate:\n{state}\n")
+}
+
+#[test]
+fn converged_deployment_gives_an_empty_plan() {
+    let s = scenario(TWO_SITE);
+    let d = two_site_desired("  failedOver: []", "  centralManagementStore: {activePool: pool01.dal.contoso.com}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.steps.is_empty() && p.blockers.is_empty(), "{}", ids(&p));
+}
+
+#[test]
+fn planned_failover_of_the_cms_pool_moves_the_cms_first_without_force() {
+    let s = scenario(TWO_SITE);
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    let fo = step(&p, "pool-failover/pool01.dal.contoso.com");
+    assert_eq!(fo.args.get("DisasterMode"), None, "a reachable pool fails over without -DisasterMode");
+    assert!(!fo.data_loss);
+    assert_eq!(fo.run_on.as_str(), SEA, "failover runs on the surviving pool");
+    // Rule 3 and 4: CMS failover, then replication, then the pool.
+    before(&p, "cms-failover/pool01.sea.contoso.com", "pool-failover/pool01.dal.contoso.com");
+    before(&p, "cms-export-configuration/pool01.sea.contoso.com", "cms-failover/pool01.sea.contoso.com");
+    before(&p, "cms-export-lis-configuration/pool01.sea.contoso.com", "cms-failover/pool01.sea.contoso.com");
+    let cms = step(&p, "cms-failover/pool01.sea.contoso.com");
+    assert!(cms.args.is_empty(), "a reachable CMS moves with the Normal parameter set: {:?}", cms.args);
+    assert_eq!(cms.run_on.as_str(), SEA, "rule 10: run in the pool receiving the CMS");
+    // Rule 11: the Dallas Edge forwards to the failed pool and still runs: repoint it first.
+    before(&p, "edge-next-hop/edge01.dal.contoso.com", "pool-failover/pool01.dal.contoso.com");
+    assert_eq!(step(&p, "edge-next-hop/edge01.dal.contoso.com").args["Registrar"], "Registrar:pool01.sea.contoso.com");
+}
+
+#[test]
+fn disaster_failover_needs_consent() {
+    let s = scenario(&with_state("  down: [site/Dallas]"));
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", "  centralManagementStore: {activePool: pool01.dal.contoso.com, allowDataLoss: true}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.step("pool-failover/pool01.dal.contoso.com").is_none(), "{}", ids(&p));
+    let b = p.blockers.iter().find(|b| b.resource == "PoolPair/dal-sea").expect("a blocker for the pair");
+    assert!(b.reason.contains("-DisasterMode") && b.reason.contains("allowDataLoss"), "{}", b.reason);
+
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true", "  centralManagementStore: {activePool: pool01.dal.contoso.com, allowDataLoss: true}");
+    let (_, p) = plan_for(&s, &d);
+    let fo = step(&p, "pool-failover/pool01.dal.contoso.com");
+    assert_eq!(fo.args["DisasterMode"], true);
+    assert!(fo.data_loss);
+    // The CMS on the lost site needs the disaster-recovery parameters and -Force.
+    let cms = step(&p, "cms-failover/pool01.sea.contoso.com");
+    assert_eq!(cms.args["BackupSqlServerFqdn"], "sql01.sea.contoso.com");
+    assert_eq!(cms.args["Force"], true);
+    assert!(cms.data_loss);
+    assert_eq!(step(&p, "cms-export-configuration/pool01.sea.contoso.com").args["LocalStore"], true);
+    // The whole site is down: its Edge does not run, so there is no next hop to change (rule 11).
+    assert!(p.step("edge-next-hop/edge01.dal.contoso.com").is_none());
+    before(&p, "wait-cms-replication/pool01.sea.contoso.com", "pool-failover/pool01.dal.contoso.com");
+}
+
+#[test]
+fn forced_cms_failover_needs_its_own_consent() {
+    let s = scenario(&with_state("  down: [site/Dallas]"));
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.steps.iter().all(|s| !s.cmdlet.starts_with("Invoke-Cs")), "{}", ids(&p));
+    assert!(p.blockers.iter().any(|b| b.resource == "LyncDeployment/contoso" && b.reason.contains("centralManagementStore.allowDataLoss")), "{:?}", p.blockers);
+}
+
+#[test]
+fn cms_failover_names_the_principal_mirror() {
+    // Rule 5: the standby pool's principal is its mirror.
+    let s = scenario(&with_state("  down: [site/Dallas]\n  backEndPrincipal: [{pool: pool01.sea.contoso.com, principal: Mirror}]"));
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true", "  centralManagementStore: {activePool: pool01.dal.contoso.com, allowDataLoss: true}");
+    let (_, p) = plan_for(&s, &d);
+    let cms = step(&p, "cms-failover/pool01.sea.contoso.com");
+    assert_eq!(cms.args["BackupSqlServerFqdn"], "sql01.sea.contoso.com");
+    assert_eq!(cms.args["BackupMirrorSqlServerFqdn"], "sql02.sea.contoso.com");
+}
+
+#[test]
+fn cross_failover_fails_back_first() {
+    // Rule 1: Dallas's users are on Seattle; now Seattle's users should move to Dallas.
+    let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]"));
+    let d = two_site_desired("  failedOver: [pool01.sea.contoso.com]", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    before(&p, "pool-failback/pool01.dal.contoso.com", "pool-failover/pool01.sea.contoso.com");
+}
+
+#[test]
+fn failback_waits_for_the_pool_and_restores_content_and_next_hop() {
+    let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]\n  down: [site/Dallas]"));
+    let d = two_site_desired("  failedOver: []", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.step("pool-failback/pool01.dal.contoso.com").is_none());
+    assert!(p.blockers.iter().any(|b| b.reason.contains("not back online")), "{:?}", p.blockers);
+
+    let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]"));
+    let (_, p) = plan_for(&s, &d);
+    let fb = step(&p, "pool-failback/pool01.dal.contoso.com");
+    assert_eq!(fb.args.get("DisasterMode"), None);
+    assert_eq!(fb.args["PoolFqdn"], DAL, "rule 2: the same PoolFqdn as the failover");
+    // Rule 24: conference content from the partner after failback.
+    before(&p, "pool-failback/pool01.dal.contoso.com", "content-sync/pool01.sea.contoso.com");
+    before(&p, "content-sync/pool01.sea.contoso.com", "wait-content-sync/pool01.sea.contoso.com");
+    assert_eq!(step(&p, "content-sync/pool01.sea.contoso.com").args["BackupModule"], "ConfServices.DataConf");
+}
+
+#[test]
+fn edge_fails_back_before_the_front_end_pool() {
+    // Rule 23: federation had moved to Seattle while Dallas was down; Dallas is back.
+    // As failover left it: federation and the Dallas Edge's next hop on Seattle.
+    let scen = with_state("  failedOver: [pool01.dal.contoso.com]")
+        .replace("federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com}", "federation: {sipEdgePool: edge01.sea.contoso.com}")
+        .replace("{fqdn: edge01.dal.contoso.com, nextHop: pool01.dal.contoso.com, servers: 2}", "{fqdn: edge01.dal.contoso.com, nextHop: pool01.sea.contoso.com, servers: 2}");
+    let s = scenario(&scen);
+    let d = two_site_desired(
+        "  failedOver: []",
+        "  edge:\n    sipFederationPool: edge01.dal.contoso.com\n    edgePools: [{fqdn: edge01.dal.contoso.com, nextHop: pool01.dal.contoso.com}]",
+    );
+    let (_, p) = plan_for(&s, &d);
+    before(&p, "sip-federation-route/edge01.dal.contoso.com", "pool-failback/pool01.dal.contoso.com");
+    before(&p, "edge-setup/edge01-es01.dal.contoso.com", "pool-failback/pool01.dal.contoso.com");
+    before(&p, "wait-cms-replication/edge/edge01.dal.contoso.com", "edge-setup/edge01-es02.dal.contoso.com");
+    // The Edge next hop returns to Dallas only after failback.
+    before(&p, "pool-failback/pool01.dal.contoso.com", "edge-next-hop/edge01.dal.contoso.com");
+}
+
+#[test]
+fn mirror_failover_user_database_first() {
+    // Rule 18: Seattle's primary SQL is down; the mirror takes the User database, then CentralMgmt.
+    let s = scenario(&with_state("  down: [sql/sql01.dal.contoso.com]"));
+    let d = two_site_desired("  failedOver: []", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    before(&p, "database-failover/pool01.dal.contoso.com/User", "database-failover/pool01.dal.contoso.com/CentralMgmt");
+    let u = step(&p, "database-failover/pool01.dal.contoso.com/User");
+    assert_eq!(u.args["NewPrincipal"], "Mirror");
+    assert_eq!(u.args["Force"], true, "the current principal is not accessible");
+}
+
+#[test]
+fn unreachable_pool_is_not_failed_over_when_its_partner_still_sees_it() {
+    // The operator is cut off from Dallas, but Seattle reaches it: Dallas is alive.
+    let s = scenario(&with_state("  down: [link/operator:Dallas]"));
+    let d = two_site_desired("  allowDataLoss: true\n  automaticFailover: {enabled: true, gracePeriod: 0s}", "  {}");
+    let (o, p) = plan_for(&s, &d);
+    assert_eq!(o.health(&DAL.parse().unwrap()), lyncdr::model::Health::Isolated);
+    assert!(p.step("pool-failover/pool01.dal.contoso.com").is_none(), "{}", ids(&p));
+    assert!(p.notices.iter().any(|n| n.contains("alive")), "{:?}", p.notices);
+}
+
+#[test]
+fn automatic_failover_waits_for_the_grace_period() {
+    let s = scenario(&with_state("  down: [site/Dallas]"));
+    let d = two_site_desired("  allowDataLoss: true\n  automaticFailover: {enabled: true, gracePeriod: 5m}", "  centralManagementStore: {activePool: pool01.dal.contoso.com, allowDataLoss: true}");
+    let (o, p) = plan_for(&s, &d);
+    assert!(p.steps.is_empty(), "{}", ids(&p));
+    assert_eq!(p.recheck_after, Some(lyncdr::model::Span::mins(5)));
+    // Five minutes later (same observation, later clock and memory), the failover is planned.
+    let mut later = o.clone();
+    later.at = later.at.plus(lyncdr::model::Span::mins(5));
+    let p = replan(&d, &later);
+    let fo = step(&p, "pool-failover/pool01.dal.contoso.com");
+    assert_eq!(fo.args["DisasterMode"], true);
+    assert!(matches!(fo.remember[0], lyncdr::planner::Remember::AutomaticFailover { .. }));
+}
+
+#[test]
+fn both_pools_down_is_a_blocker() {
+    let s = scenario(&with_state("  down: [pool/pool01.dal.contoso.com, pool/pool01.sea.contoso.com]"));
+    let d = two_site_desired("  allowDataLoss: true\n  automaticFailover: {enabled: true, gracePeriod: 0s}", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.steps.is_empty());
+    assert!(p.blockers.iter().any(|b| b.reason.contains("both pools")), "{:?}", p.blockers);
+}
+
+#[test]
+fn unsupported_pairing_is_blocked_with_the_rule_named() {
+    let scen = TWO_SITE.replacen("users: 15000", "users: 15000\n        virtualization: Virtual", 1);
+    let s = scenario(&scen);
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.steps.iter().all(|s| s.resource != "PoolPair/dal-sea"));
+    assert!(p.blockers.iter().any(|b| b.reason.contains("LikeVirtualization")), "{:?}", p.blockers);
+}
+
+#[test]
+fn hash_is_stable_and_tracks_what_runs() {
+    let s = scenario(TWO_SITE);
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", "  {}");
+    let (o, p1) = plan_for(&s, &d);
+    let p2 = replan(&d, &o);
+    assert_eq!(p1.hash, p2.hash);
+    assert_eq!(p1, p2, "the planner is deterministic");
+    let d2 = two_site_desired("  failedOver: [pool01.sea.contoso.com]", "  {}");
+    assert_ne!(replan(&d2, &o).hash, p1.hash);
+}
+
+#[test]
+fn plan_json_follows_the_contract() {
+    let s = scenario(TWO_SITE);
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    let v = serde_json::to_value(&p).unwrap();
+    assert!(v["hash"].is_string());
+    for st in v["steps"].as_array().unwrap() {
+        for k in ["id", "cmdlet", "args", "runOn", "after", "dataLoss", "reason"] {
+            assert!(st.get(k).is_some(), "step lacks {k}: {st}");
+        }
+    }
+    assert!(v["blockers"].is_array());
+    // Steps are in a valid execution order.
+    let mut seen = std::collections::BTreeSet::new();
+    for st in &p.steps {
+        assert!(st.after.iter().all(|a| seen.contains(a)), "{} before its dependencies", st.id);
+        seen.insert(st.id.clone());
+    }
+}
