@@ -159,9 +159,20 @@ fn allowed(group: &str, resource: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Checks every rule of every Role and ClusterRole against the contract; returns the rules as
-/// (role kind, role namespace, group, resource, verbs, resourceNames).
-fn check_rbac(r: &Rendered) -> Vec<(String, String, String, String, Vec<String>, Vec<String>)> {
+/// One (apiGroup, resource) of one rule of a Role or ClusterRole.
+#[derive(Debug)]
+struct Grant {
+    /// `Role` or `ClusterRole`.
+    role: String,
+    /// The Role's namespace (empty for a ClusterRole).
+    namespace: String,
+    resource: String,
+    verbs: Vec<String>,
+    names: Vec<String>,
+}
+
+/// Checks every rule of every Role and ClusterRole against the contract; returns the grants.
+fn check_rbac(r: &Rendered) -> Vec<Grant> {
     let mut out = Vec::new();
     for role in r
         .docs
@@ -214,14 +225,13 @@ fn check_rbac(r: &Rendered) -> Vec<(String, String, String, String, Vec<String>,
                             "{kind} {name}: Secrets are get only (no list/watch): {rule}"
                         );
                     }
-                    out.push((
-                        kind.clone(),
-                        ns.clone(),
-                        group.to_string(),
-                        resource.to_string(),
-                        verbs.iter().map(|v| v.to_string()).collect(),
-                        names.clone(),
-                    ));
+                    out.push(Grant {
+                        role: kind.clone(),
+                        namespace: ns.clone(),
+                        resource: resource.to_string(),
+                        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+                        names: names.clone(),
+                    });
                 }
             }
             for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
@@ -415,7 +425,7 @@ fn default_render_is_hardened_and_least_privilege() {
 
     // RBAC: cluster-wide rules for the custom resources and Events; no Secret, no Lease.
     let rules = check_rbac(&r);
-    let resources: BTreeSet<&str> = rules.iter().map(|r| r.3.as_str()).collect();
+    let resources: BTreeSet<&str> = rules.iter().map(|r| r.resource.as_str()).collect();
     for k in KINDS {
         assert!(
             resources.contains(k) && resources.contains(format!("{k}/status").as_str()),
@@ -431,7 +441,7 @@ fn default_render_is_hardened_and_least_privilege() {
         !resources.contains("leases"),
         "no Lease without leader election"
     );
-    assert!(rules.iter().all(|r| r.0 == "ClusterRole"));
+    assert!(rules.iter().all(|r| r.role == "ClusterRole"));
 }
 
 fn pod_label<'a>(deployment: &'a Value, key: &str) -> Option<&'a Value> {
@@ -565,12 +575,12 @@ fn leader_election_monitoring_and_no_crds() {
     // The Lease: a Role in the release namespace, create unrestricted (it cannot be), the rest
     // on the operator's Lease only.
     let rules = check_rbac(&r);
-    let lease: Vec<_> = rules.iter().filter(|r| r.3 == "leases").collect();
+    let lease: Vec<_> = rules.iter().filter(|r| r.resource == "leases").collect();
     assert!(!lease.is_empty(), "leader election grants the Lease");
-    for (_, _, _, _, verbs, names) in &lease {
-        if verbs.iter().any(|v| v != "create") {
+    for g in &lease {
+        if g.verbs.iter().any(|v| v != "create") {
             assert_eq!(
-                names,
+                g.names,
                 &["lyncdr"],
                 "get/update/patch only on the operator's Lease"
             );
@@ -578,7 +588,7 @@ fn leader_election_monitoring_and_no_crds() {
     }
     let lease_verbs: BTreeSet<&str> = lease
         .iter()
-        .flat_map(|r| r.4.iter().map(String::as_str))
+        .flat_map(|r| r.verbs.iter().map(String::as_str))
         .collect();
     assert_eq!(
         lease_verbs,
@@ -669,18 +679,21 @@ fn watch_namespace_mode_is_namespaced_and_secrets_are_named() {
     assert!(args(&r).contains(&"--watch-namespace=lync"));
     let rules = check_rbac(&r);
     for rule in &rules {
-        assert_eq!(rule.0, "Role");
+        assert_eq!(rule.role, "Role");
     }
-    let cr: Vec<_> = rules.iter().filter(|r| r.3 == "lyncdeployments").collect();
+    let cr: Vec<_> = rules
+        .iter()
+        .filter(|r| r.resource == "lyncdeployments")
+        .collect();
     assert_eq!(cr.len(), 1);
     assert_eq!(
-        cr[0].1, "lync",
+        cr[0].namespace, "lync",
         "the resource rules are in the watched namespace"
     );
     let mut secrets: Vec<(String, Vec<String>)> = rules
         .iter()
-        .filter(|r| r.3 == "secrets")
-        .map(|r| (r.1.clone(), r.5.clone()))
+        .filter(|r| r.resource == "secrets")
+        .map(|r| (r.namespace.clone(), r.names.clone()))
         .collect();
     secrets.sort();
     assert_eq!(
@@ -695,10 +708,10 @@ fn watch_namespace_mode_is_namespaced_and_secrets_are_named() {
     // anyName in watchNamespace mode: get on any Secret of that namespace, still no list/watch.
     let r = template(&helm, &["watchNamespace=lync,rbac.secrets.anyName=true"]);
     let rules = check_rbac(&r);
-    let secrets: Vec<_> = rules.iter().filter(|r| r.3 == "secrets").collect();
+    let secrets: Vec<_> = rules.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secrets.len(), 1);
     assert_eq!(
-        (secrets[0].0.as_str(), secrets[0].1.as_str()),
+        (secrets[0].role.as_str(), secrets[0].namespace.as_str()),
         ("Role", "lync")
     );
 }
@@ -712,13 +725,13 @@ fn cluster_mode_secret_options() {
         &["rbac.secrets.names[0].name=winrm,rbac.secrets.names[0].namespace=lync"],
     );
     let rules = check_rbac(&r);
-    let secrets: Vec<_> = rules.iter().filter(|r| r.3 == "secrets").collect();
+    let secrets: Vec<_> = rules.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secrets.len(), 1);
     assert_eq!(
         (
-            secrets[0].0.as_str(),
-            secrets[0].1.as_str(),
-            secrets[0].5.clone()
+            secrets[0].role.as_str(),
+            secrets[0].namespace.as_str(),
+            secrets[0].names.clone()
         ),
         ("Role", "lync", vec!["winrm".to_string()])
     );
@@ -739,9 +752,9 @@ fn cluster_mode_secret_options() {
     // anyName in cluster mode: the documented, discouraged cluster-wide get.
     let r = template(&helm, &["rbac.secrets.anyName=true"]);
     let rules = check_rbac(&r);
-    let secrets: Vec<_> = rules.iter().filter(|r| r.3 == "secrets").collect();
+    let secrets: Vec<_> = rules.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0].0, "ClusterRole");
+    assert_eq!(secrets[0].role, "ClusterRole");
 }
 
 #[test]
