@@ -9,6 +9,7 @@ mod control_plane;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use control_plane::ControlPlane;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -62,6 +63,18 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Runs kubectl until `done` holds for its output, for up to 30 s, and returns the last output.
+fn kubectl_until(kubeconfig: &Path, args: &[&str], done: impl Fn(&Output) -> bool) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = kubectl(kubeconfig, args);
+        if done(&output) || Instant::now() >= deadline {
+            return output;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn text(output: &Output) -> String {
@@ -132,9 +145,12 @@ async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
         ));
     }
 
-    let explain = kubectl(admin, &["explain", "poolpair.spec.failedOver"]);
+    // The OpenAPI document that `kubectl explain` reads is republished a moment after the CRD
+    // is established, so retry for a while.
     let description = failed_over_description();
-    if !explain.status.success() || !text(&explain).contains(&description) {
+    let explained = |o: &Output| o.status.success() && text(o).contains(&description);
+    let explain = kubectl_until(admin, &["explain", "poolpair.spec.failedOver"], explained);
+    if !explained(&explain) {
         failures.push(format!(
             "kubectl explain poolpair.spec.failedOver lacks {description:?}:\n{}",
             text(&explain)

@@ -21,8 +21,8 @@
 //!
 //! Start-up takes a few seconds; share one control plane per test binary where you can (a
 //! `tokio::sync::OnceCell`, say) and give each test its own namespace. Statics are never dropped:
-//! a watchdog process kills etcd and kube-apiserver within a second of the test process exiting,
-//! however it exits.
+//! a watchdog process kills etcd and kube-apiserver (and deletes the temp dir) within a second or
+//! two of the test process exiting, however it exits.
 #![allow(dead_code)]
 
 use std::fs;
@@ -82,6 +82,19 @@ impl ControlPlane {
     /// available (the reason is printed): the caller should skip its test.
     pub async fn start() -> Result<Option<ControlPlane>, String> {
         Self::start_with(Options::default()).await
+    }
+
+    /// One control plane for the whole test binary, started by the first caller and shared by
+    /// every test after it (each `#[tokio::test]` may run on its own runtime: the plane holds no
+    /// client, so that is fine). `None` means skip, as for [`ControlPlane::start`]; a failed start
+    /// panics in every caller. It is never dropped; the watchdog cleans up after the process.
+    pub async fn shared() -> Option<&'static ControlPlane> {
+        static SHARED: tokio::sync::OnceCell<Result<Option<ControlPlane>, String>> =
+            tokio::sync::OnceCell::const_new();
+        match SHARED.get_or_init(ControlPlane::start).await {
+            Ok(plane) => plane.as_ref(),
+            Err(e) => panic!("control plane: {e}"),
+        }
     }
 
     /// Starts a control plane and waits until kube-apiserver reports ready.
@@ -159,7 +172,7 @@ impl ControlPlane {
             &assets.join("kube-apiserver"),
             &apiserver_args,
         )?;
-        plane.watchdog = spawn_watchdog(&plane.processes);
+        plane.watchdog = spawn_watchdog(&root, &plane.processes);
 
         write_kubeconfig(
             &plane.kubeconfig,
@@ -406,15 +419,18 @@ fn free_ports() -> Result<[u16; 3], String> {
     Ok(ports)
 }
 
-/// A `sh` loop that SIGKILLs the processes once this test process has gone, for the cases where
-/// `Drop` never runs: a `static` control plane, `process::exit`, SIGKILL.
-fn spawn_watchdog(processes: &[(&'static str, Child)]) -> Option<Child> {
-    let script = r#"parent=$1; shift; while kill -0 "$parent" 2>/dev/null; do sleep 1; done; kill -9 "$@" 2>/dev/null"#;
+/// A `sh` loop that, once this test process has gone, SIGKILLs the processes and deletes the temp
+/// dir, for the cases where `Drop` never runs: a `static` control plane, `process::exit`, SIGKILL.
+fn spawn_watchdog(dir: &Path, processes: &[(&'static str, Child)]) -> Option<Child> {
+    let script = r#"parent=$1 dir=$2; shift 2
+while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+kill -9 "$@" 2>/dev/null; sleep 1; rm -rf -- "$dir""#;
     Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg("control-plane-watchdog")
         .arg(std::process::id().to_string())
+        .arg(dir)
         .args(processes.iter().map(|(_, child)| child.id().to_string()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
