@@ -49,9 +49,13 @@ fn failed_over_description() -> String {
         .to_owned()
 }
 
+/// Runs kubectl with a kubeconfig from the control plane's temp dir, and a discovery cache there
+/// too: ~/.kube/cache could hold a stale entry for a reused port.
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    let cache = kubeconfig.with_file_name("kubectl-cache");
     let output = Command::new("kubectl")
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--cache-dir={}", cache.display()))
         .args(args)
         .output()
         .expect("run kubectl");
@@ -87,7 +91,10 @@ fn text(output: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
-    let Some(plane) = ControlPlane::start().await.expect("control plane") else {
+    let Some(plane) = ControlPlane::start()
+        .await
+        .unwrap_or_else(|e| panic!("control plane: {e}"))
+    else {
         return;
     };
     if Command::new("kubectl")
@@ -189,6 +196,51 @@ async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
             "expected Forbidden for {user} on `kubectl get poolpairs`, got ({}):\n{denied_text}",
             denied.status
         ));
+    }
+
+    // A ServiceAccount-like identity gets what a binding to the ServiceAccount grants, and no
+    // more: the way later tests will run the operator with the Helm chart's RBAC.
+    let reader = plane.kubeconfig_for_service_account("lyncdr-smoke", "reader");
+    for args in [
+        &[
+            "create",
+            "clusterrole",
+            "lyncdr-smoke-reader",
+            "--verb=get,list,watch",
+            "--resource=poolpairs.lyncdr.io",
+        ][..],
+        &[
+            "create",
+            "clusterrolebinding",
+            "lyncdr-smoke-reader",
+            "--clusterrole=lyncdr-smoke-reader",
+            "--serviceaccount=lyncdr-smoke:reader",
+        ][..],
+    ] {
+        let created = kubectl(admin, args);
+        if !created.status.success() {
+            failures.push(format!("kubectl {}:\n{}", args.join(" "), text(&created)));
+        }
+    }
+    let can = |kubeconfig: &Path, verb: &str, resource: &str| {
+        let output = kubectl(kubeconfig, &["auth", "can-i", verb, resource, "-A"]);
+        String::from_utf8_lossy(&output.stdout).trim() == "yes"
+    };
+    let reader_list = kubectl(&reader, &["get", "poolpairs", "-A"]);
+    if !reader_list.status.success() {
+        failures.push(format!(
+            "the ServiceAccount-like identity cannot list PoolPairs despite its binding:\n{}",
+            text(&reader_list)
+        ));
+    }
+    if !can(&reader, "watch", "poolpairs.lyncdr.io")
+        || can(&reader, "delete", "poolpairs.lyncdr.io")
+        || can(&reader, "list", "secrets")
+    {
+        failures.push(
+            "`kubectl auth can-i` for the ServiceAccount-like identity does not match its binding"
+                .to_owned(),
+        );
     }
 
     // The kube-rs client the operator's tests will use sees the same CRDs.

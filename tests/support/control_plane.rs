@@ -17,12 +17,14 @@
 //! What you get is a bare apiserver: no controller-manager, scheduler or kubelet, so there is no
 //! garbage collection, namespaces never finish terminating, and no Pods run. Authorization is RBAC;
 //! the admin identity (`kubeconfig_path`, `client`) is in `system:masters`, and
-//! [`ControlPlane::kubeconfig_for_user`] makes identities with no rights beyond what the test binds.
+//! [`ControlPlane::kubeconfig_for_user`] / [`ControlPlane::kubeconfig_for_service_account`] make
+//! identities with no rights beyond what the test binds.
 //!
-//! Start-up takes a few seconds; share one control plane per test binary where you can (a
-//! `tokio::sync::OnceCell`, say) and give each test its own namespace. Statics are never dropped:
-//! a watchdog process kills etcd and kube-apiserver (and deletes the temp dir) within a second or
-//! two of the test process exiting, however it exits.
+//! Start-up takes a few seconds; share one control plane per test binary where you can
+//! ([`ControlPlane::shared`]) and give each test its own namespace. Statics are never dropped: a
+//! watchdog process kills etcd and kube-apiserver (and deletes the temp dir, unless
+//! `LYNCDR_KEEP_CONTROL_PLANE` is set) within a second or two of the test process exiting,
+//! however it exits.
 #![allow(dead_code)]
 
 use std::fs;
@@ -230,10 +232,7 @@ impl ControlPlane {
 
     /// Writes a kubeconfig for a client certificate with CN=`user` and one O per group, signed by
     /// the client CA, and returns its path. The identity has exactly the rights that RBAC grants
-    /// `user` and `groups` (plus `system:authenticated`): bind the operator's ClusterRole to a
-    /// ServiceAccount-like name such as `system:serviceaccount:lyncdr:lyncdr` to test the chart's
-    /// RBAC for real. (Only the name: the apiserver does not treat a certificate as a real
-    /// ServiceAccount, so bind the user name, or a group you give it, not a ServiceAccount subject.)
+    /// `user` and `groups` (plus `system:authenticated`, which every authenticated user gets).
     pub fn kubeconfig_for_user(&self, user: &str, groups: &[&str]) -> PathBuf {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
         let slug: String = user
@@ -269,6 +268,17 @@ impl ControlPlane {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         path
+    }
+
+    /// A kubeconfig for the identity a Pod running as ServiceAccount `namespace/name` has:
+    /// user `system:serviceaccount:<namespace>:<name>`, groups `system:serviceaccounts` and
+    /// `system:serviceaccounts:<namespace>`. RBAC matches ServiceAccount subjects by that user
+    /// name, so the Helm chart's (Cluster)RoleBindings apply to it exactly as in a cluster, without
+    /// a ServiceAccount object or token (there is no controller-manager to make tokens).
+    pub fn kubeconfig_for_service_account(&self, namespace: &str, name: &str) -> PathBuf {
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let namespace_group = format!("system:serviceaccounts:{namespace}");
+        self.kubeconfig_for_user(&user, &["system:serviceaccounts", &namespace_group])
     }
 
     fn spawn(&mut self, name: &'static str, binary: &Path, args: &[String]) -> Result<(), String> {
@@ -424,7 +434,13 @@ fn free_ports() -> Result<[u16; 3], String> {
 fn spawn_watchdog(dir: &Path, processes: &[(&'static str, Child)]) -> Option<Child> {
     let script = r#"parent=$1 dir=$2; shift 2
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-kill -9 "$@" 2>/dev/null; sleep 1; rm -rf -- "$dir""#;
+kill -9 "$@" 2>/dev/null; sleep 1; [ -z "$dir" ] || rm -rf -- "$dir""#;
+    // An empty dir argument keeps the files.
+    let dir = if std::env::var_os("LYNCDR_KEEP_CONTROL_PLANE").is_some() {
+        Path::new("")
+    } else {
+        dir
+    };
     Command::new("sh")
         .arg("-c")
         .arg(script)
