@@ -113,12 +113,16 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
 
     let mut pools = BTreeMap::new();
     let mut topo_pools = BTreeMap::new();
+    let mut unknown_traits = std::collections::BTreeSet::new();
     for (p, got) in pool_names.iter().zip(per_pool) {
         let (site, front_ends) = fe_pools[p].clone();
         let be = back_ends.get(p).cloned().unwrap_or(BackEnd { primary: front_ends[0].clone(), mirror: None, witness: false, clustered: false });
         let edition = if front_ends.len() == 1 && be.primary == front_ends[0] { Edition::Standard } else { Edition::Enterprise };
         if let Some(t) = &got.traits {
             history_traits.insert(p.clone(), PoolTraits { edition, back_end_ha: be.ha(), ..t.clone() });
+        }
+        if !history_traits.contains_key(p) {
+            unknown_traits.insert(p.clone());
         }
         let traits = history_traits.get(p).cloned().unwrap_or(PoolTraits {
             edition,
@@ -145,8 +149,15 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
             },
         );
     }
-    // The deployment's product: the one most pools run.
-    let product = topo_pools.values().map(|p| p.traits.product).max_by_key(|pr| topo_pools.values().filter(|p| p.traits.product == *pr).count()).unwrap_or(Product::Lync2013);
+    // The deployment's product: the one most pools with known facts run; pools whose facts are
+    // unknown are assumed to run it (the pairing rules that need the facts are skipped for them).
+    let known = || topo_pools.iter().filter(|(f, _)| !unknown_traits.contains(*f)).map(|(_, p)| p.traits.product);
+    let product = known().max_by_key(|pr| known().filter(|x| x == pr).count()).unwrap_or(Product::Lync2013);
+    for f in &unknown_traits {
+        if let Some(p) = topo_pools.get_mut(f) {
+            p.traits.product = product;
+        }
+    }
 
     // Edge pools.
     let edge_services = need("Get-CsService -EdgeServer", edge_v)?;
@@ -203,7 +214,12 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         if let Ok(v) = replicas {
             for r in list(&v) {
                 if let Some(f) = fqdn_of(&r["ReplicaFqdn"]) {
-                    cms.replicas.insert(f, r["UpToDate"].as_bool().unwrap_or(false));
+                    cms.replicas.insert(f.clone(), r["UpToDate"].as_bool().unwrap_or(false));
+                    // A replica that has not reported for five minutes is cut off from the CMS.
+                    let now = lync.now();
+                    if r["LastStatusReport"].as_u64().is_some_and(|t| now.0.saturating_sub(t) < Span::mins(5).0) {
+                        cms.in_contact.insert(f);
+                    }
                 }
             }
         }
@@ -267,6 +283,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         sync_interval,
         users,
         rgs,
+        unknown_traits,
         history: History { pool_traits: history_traits, ..history.clone() },
     };
     observed.history = observed.history.remember(&observed);

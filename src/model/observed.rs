@@ -242,6 +242,9 @@ pub struct CmsObs {
     pub home_pool: Option<Fqdn>,
     /// Replica servers and whether each is up to date.
     pub replicas: BTreeMap<Fqdn, bool>,
+    /// Replicas that reported to the CMS recently: changes can reach them.
+    #[serde(default)]
+    pub in_contact: std::collections::BTreeSet<Fqdn>,
 }
 
 impl CmsObs {
@@ -301,6 +304,10 @@ pub struct Observed {
     /// Home pool of users named by placements (`None`: no such user).
     pub users: BTreeMap<String, Option<Fqdn>>,
     pub rgs: RgsObs,
+    /// Pools whose host facts (product, operating system, virtualization) could not be read and
+    /// are not remembered: the pairing rules that need them are not checked.
+    #[serde(default)]
+    pub unknown_traits: std::collections::BTreeSet<Fqdn>,
     /// What the operator remembers from earlier observations.
     pub history: History,
 }

@@ -79,7 +79,7 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
                 }
             }
             // Before failback: export x's workflows (with changes made meanwhile) from y.
-            if c.failing_back(x) && c.o.rgs.hosts(&y, x) {
+            if c.failing_back(x) && c.up(&y) && c.o.rgs.hosts(&y, x) {
                 let file = before_failback(x);
                 let workflows = c.o.rgs.hosted.get(&y).and_then(|h| h.get(x)).cloned().unwrap_or_default();
                 let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(&y)).arg("Owner", app(x)).arg("FileName", file.clone());
@@ -92,7 +92,7 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             // After failback: import them home, taking ownership back.
             let file = before_failback(x);
             let pending = c.o.history.rgs_exports.contains_key(&file) || b.has(&rgs_export_before_failback_id(x));
-            if pending && c.serves_itself(x) && c.health(x).is_alive() {
+            if pending && c.serves_itself(x) && c.up(x) {
                 let inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(x)).switch("OverwriteOwner").arg("FileName", file.clone());
                 b.step(format!("rgs-import/{x}/{x}"), inv, x, res.clone())
                     .reason(format!("import {x}'s Response Groups back into {x} after failback, with -OverwriteOwner"))
@@ -127,7 +127,7 @@ fn content(c: &Ctx, b: &mut Builder) {
             let y = pt.d.partner(x).clone();
             let backlog = c.o.pool(&y).and_then(|p| p.module(BackupModule::DataConf)).is_some_and(|m| m.export == ExportStatus::NonSteadyState);
             let home = c.serves_itself(x) && c.health(x).is_alive() && c.up(&y);
-            if c.failing_back(x) {
+            if c.failing_back(x) && c.up(&y) {
                 content_steps(b, y.as_str(), &y, &pt.d.resource(), vec![id::failback(x)], format!("copy the conference content {x}'s users created on {y} back to {x} after failback"), None);
             } else if home && backlog && !c.failing_over(x) {
                 content_steps(b, y.as_str(), &y, &pt.d.resource(), vec![], format!("{y} holds conference content {x} lacks: copy it back"), None);

@@ -72,6 +72,46 @@ impl Builder {
         }
     }
 
+    /// Rule 4 across the whole plan: every wait for CMS replication that guards a pool failover
+    /// also waits for each configuration change of the plan that does not itself come after it,
+    /// so no change can slip in between the replication check and the failover.
+    pub fn config_barriers(&mut self) {
+        let waits: Vec<String> = self.steps.iter().filter(|s| s.id.starts_with("wait-cms-replication/failover/")).map(|s| s.id.clone()).collect();
+        for w in waits {
+            let mut dependents: BTreeSet<String> = BTreeSet::new();
+            let mut frontier = vec![w.clone()];
+            while let Some(x) = frontier.pop() {
+                for s in &self.steps {
+                    if s.after.contains(&x) && dependents.insert(s.id.clone()) {
+                        frontier.push(s.id.clone());
+                    }
+                }
+            }
+            let writers: Vec<String> =
+                self.steps.iter().filter(|s| s.id != w && !dependents.contains(&s.id) && writes_configuration(s)).map(|s| s.id.clone()).collect();
+            if let Some(step) = self.steps.iter_mut().find(|s| s.id == w) {
+                for id in writers {
+                    if !step.after.contains(&id) {
+                        step.after.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes over the blockers, notices and recheck time of another builder.
+    pub fn merge(&mut self, other: Builder) {
+        for b in other.blockers {
+            self.block(b.resource, b.reason);
+        }
+        for n in other.notices {
+            self.notice(n);
+        }
+        if let Some(r) = other.recheck {
+            self.recheck_after(r);
+        }
+    }
+
     /// Asks to be planned again after `d` (a grace or stability period is running).
     pub fn recheck_after(&mut self, d: Span) {
         self.recheck = Some(self.recheck.map_or(d, |r| r.min(d)));
@@ -137,6 +177,14 @@ impl Draft<'_> {
         }
         id
     }
+}
+
+/// Steps that write to the CMS (so replicas are stale until replication catches up).
+fn writes_configuration(s: &Step) -> bool {
+    matches!(
+        s.cmdlet.as_str(),
+        "Set-CsEdgeServer" | "Set-CsSite" | "Set-CsConferenceServer" | "Set-CsMediationServer" | "Set-CsBackupServiceConfiguration" | "Invoke-CsManagementServerFailover"
+    ) || (s.cmdlet == "Invoke-CsDatabaseFailover" && s.args.get("DatabaseType").and_then(Value::as_str) == Some("CentralMgmt"))
 }
 
 /// Kahn's algorithm, always taking the earliest-added ready step: deterministic, and close to

@@ -102,12 +102,12 @@ impl<'a> Ctx<'a> {
 
     /// Whether a failback of `p` is in the plan.
     pub fn failing_back(&self, p: &Fqdn) -> bool {
-        self.pair_of(p).is_some_and(|pt| pt.current == PairState::FailedOver(p.clone()) && pt.target != pt.current)
+        self.pair_of(p).is_some_and(|pt| pt.transitions.iter().any(|t| t.failback && &t.pool == p))
     }
 
     /// Whether a failover of `p` is in the plan.
     pub fn failing_over(&self, p: &Fqdn) -> bool {
-        self.pair_of(p).is_some_and(|pt| pt.target == PairState::FailedOver(p.clone()) && pt.target != pt.current)
+        self.pair_of(p).is_some_and(|pt| pt.transitions.iter().any(|t| !t.failback && &t.pool == p))
     }
 
     /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it
@@ -154,7 +154,8 @@ impl<'a> Ctx<'a> {
                 out.extend(edge.servers.iter().cloned());
             }
         }
-        out.retain(|s| self.o.cms.replicas.contains_key(s) || !self.o.cms.available());
+        // Only replicas the CMS can reach can catch up; when the CMS is down, assume all can.
+        out.retain(|s| self.o.cms.in_contact.contains(s) || !self.o.cms.available());
         out
     }
 }

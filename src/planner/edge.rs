@@ -31,6 +31,11 @@ fn servers(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
     c.o.topology.edges.get(e).map(|x| x.servers.clone()).unwrap_or_default()
 }
 
+/// The servers of an Edge pool that answered the last observation (steps can run there).
+fn answering(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
+    c.o.edges.get(e).map(|x| x.services_running.keys().cloned().collect()).unwrap_or_default()
+}
+
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     next_hops(c, b);
     sip_federation(c, b);
@@ -43,7 +48,11 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
 fn next_hops(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     for (e, eobs) in &c.o.edges {
-        if !reachable(c, e) {
+        // An Edge that forwards to a pool about to fail over is repointed even if lyncdr cannot
+        // reach it: unless it is known to be down, it may still run (rule 11), and the change is
+        // only a topology write. Other unreachable Edge pools are left until they return.
+        let forwards_to_failing = eobs.next_hop.as_ref().is_some_and(|n| c.failing_over(n));
+        if !reachable(c, e) && !forwards_to_failing {
             continue;
         }
         let Some(base) = c.d.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
@@ -83,7 +92,7 @@ fn next_hops(c: &Ctx, b: &mut Builder) {
 /// Steps that re-run local setup on an Edge pool's servers once its replicas hold the change.
 fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason: &str) -> Vec<String> {
     let dep = c.deployment();
-    let list: Vec<Fqdn> = servers(c, edge);
+    let list: Vec<Fqdn> = answering(c, edge);
     let wait = b
         .step(id::cms_replication(&format!("edge/{edge}")), Invocation::new("Get-CsManagementStoreReplicationStatus"), &c.admin_pool().unwrap_or_else(|| edge.clone()), dep.clone())
         .wait()
@@ -124,6 +133,10 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
         }
     };
     let Some(run_on) = c.admin_pool() else { return };
+    if c.o.cms.available() && c.t.cms_move.is_none() && answering(c, &want).iter().any(|s| !c.o.cms.in_contact.contains(s)) {
+        b.block(&dep, format!("SIP federation should move to {want}, but its Edge servers are cut off from the CMS, so they would not receive the change"));
+        return;
+    }
     let site = c.o.topology.edges[&want].site.clone();
     let reason = match &c.o.federation.sip_edge {
         Some(cur) if !reachable(c, cur) => format!("the SIP federation Edge pool {cur} is down: federation moves to {want}"),
@@ -163,7 +176,7 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
     let Some(run_on) = c.admin_pool() else { return };
     let mut stops = Vec::new();
     let running = c.o.edges.get(&want).map(|e| e.services_running.clone()).unwrap_or_default();
-    for s in servers(c, &want) {
+    for s in answering(c, &want) {
         if running.get(&s).copied().unwrap_or(false) {
             stops.push(
                 b.step(id::service(&s, false), Invocation::new("Stop-CsWindowsService"), &s, dep.clone())
@@ -184,7 +197,7 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
         .after(deps.into_iter().chain(stops))
         .expect(Expect::XmppFederation { edge: Some(want.clone()) })
         .add();
-    for s in servers(c, &want) {
+    for s in answering(c, &want) {
         b.step(id::service(&s, true), Invocation::new("Start-CsWindowsService"), &s, dep.clone())
             .reason(format!("start the Lync services on {s} once the XMPP route points at {want}"))
             .rules(&[21])
@@ -223,8 +236,10 @@ fn pending_setup(c: &Ctx, b: &mut Builder) {
         if b.has(&id::bootstrap(s)) {
             continue;
         }
+        let cut_off = c.o.cms.available() && !c.o.cms.in_contact.contains(s);
         if let Some(e) = c.o.topology.edge_of_server(s)
             && reachable(c, &e.fqdn)
+            && !cut_off
         {
             by_edge.insert(e.fqdn.clone(), ());
         }

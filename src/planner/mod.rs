@@ -86,5 +86,6 @@ pub fn plan(desired: &Desired, observed: &Observed, policy: &Policy) -> Plan {
     ancillary::emit(&c, &mut b);
     users::emit(&c, &mut b);
     cms::emit(&c, &mut b, true);
+    b.config_barriers();
     b.finish()
 }

@@ -1,40 +1,30 @@
-//! Pool failover and failback (domain document 4.7-4.9). A failover names the pool hit by the
-//! disaster and runs on its partner; `-DisasterMode` only when that pool is unreachable (or its
-//! Back End is down with no mirror to fail over to), and only with consent. Prerequisites come
-//! first: the CMS off the failed pool and replicated (rules 3-4), Edge next hops repointed (rule
-//! 11), Back End databases failed over; a cross-failover fails the other pool back first (rule
-//! 1). A failback waits until the pool is back online (rule 15) and comes after the Edge
+//! Pool failover and failback (domain document 4.7-4.9), as decided (and checked for
+//! feasibility and consent) in [`super::targets`]. A failover names the pool hit by the disaster
+//! and runs on its partner; prerequisites come first: the CMS off the failed pool and
+//! replicated (rules 3-4), Edge next hops repointed (rule 11), Back End databases failed over;
+//! a cross-failover fails the other pool back first (rule 1). A failback comes after the Edge
 //! failback of its site (rule 23) and the Response Group export (rule 25).
 
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::{Expect, Remember};
-use super::targets::{PairState, PairTarget};
-use crate::model::{DbType, FailoverState, Fqdn, Health};
+use super::targets::{PairState, PairTarget, Transition};
+use crate::model::{DbType, FailoverState, Fqdn};
 use crate::ps::Invocation;
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     for pt in &c.t.pairs {
-        if pt.current == pt.target {
+        if let PairState::InProgress(x) = &pt.current {
+            wait_in_progress(c, b, pt, x);
             continue;
         }
-        match (&pt.current, &pt.target) {
-            (PairState::InProgress(x), _) => wait_in_progress(c, b, pt, x),
-            (PairState::Normal, PairState::FailedOver(x)) => {
-                failover(c, b, pt, x, vec![]);
+        let mut prev: Option<String> = None;
+        for tr in &pt.transitions {
+            let after: Vec<String> = prev.iter().cloned().collect();
+            prev = if tr.failback { failback(c, b, pt, tr, after) } else { failover(c, b, pt, tr, after) };
+            if prev.is_none() {
+                break;
             }
-            (PairState::FailedOver(x), PairState::Normal) => {
-                failback(c, b, pt, x);
-            }
-            (PairState::FailedOver(x), PairState::FailedOver(y)) => {
-                // Rule 1: fail the partner's users back before failing this pool over.
-                if let Some(fb) = failback(c, b, pt, x) {
-                    failover(c, b, pt, y, vec![fb]);
-                } else {
-                    b.block(pt.d.resource(), format!("{y} can be failed over only after {x} is failed back (rule 1)"));
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -50,79 +40,28 @@ fn wait_in_progress(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) {
         .add();
 }
 
-/// How much recent data a `-DisasterMode` operation puts at risk.
-fn risk(c: &Ctx, pool: &Fqdn) -> String {
-    let interval = c.o.sync_interval.map(|i| i.to_string()).unwrap_or_else(|| "one sync interval".into());
-    match c.o.history.last_synced.get(pool) {
-        Some(t) => format!("changes made since the last observed sync ({} ago) and up to {interval} before it", c.o.at.since(*t)),
-        None => format!("changes not yet replicated (at least the last {interval})"),
-    }
-}
-
 fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
     if c.t.principal.contains_key(pool) { [DbType::User, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect() } else { vec![] }
 }
 
-fn back_end_ok_after(c: &Ctx, pool: &Fqdn) -> bool {
-    let Some(o) = c.o.pool(pool) else { return false };
-    match c.t.principal.get(pool) {
-        Some(r) => o.back_end.server_up(*r),
-        None => o.back_end.available(),
-    }
-}
-
-fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn, mut after: Vec<String>) -> Option<String> {
+fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
     let res = pt.d.resource();
+    let x = &tr.pool;
     let y = pt.d.partner(x).clone();
-    if !c.up(&y) || !back_end_ok_after(c, &y) {
-        b.block(&res, format!("{x}'s users cannot be failed over: its backup pool {y} is not available"));
-        return None;
-    }
-    let xo = c.o.pool(x).cloned().unwrap_or_default();
-    let disaster = match c.health(x) {
-        Health::Down => true,
-        Health::Unknown => {
-            b.block(&res, format!("the state of {x} cannot be confirmed (neither the operator nor {y} reaches it); refusing to fail it over"));
-            return None;
-        }
-        Health::Up if xo.from_partner.is_negative() => {
-            b.block(
-                &res,
-                format!("{x} is up for the operator but {y} cannot reach it: a planned failover needs {y} to reach {x}, and -DisasterMode would leave {x} serving users (split brain)"),
-            );
-            return None;
-        }
-        Health::Up | Health::Isolated => !back_end_ok_after(c, x),
-    };
-    if disaster && !pt.d.allow_data_loss {
-        let why = if c.health(x) == Health::Down { format!("{x} is unreachable") } else { format!("the Back End of {x} is down") };
-        b.block(
-            &res,
-            format!("{why}: failing its users over to {y} needs Invoke-CsPoolFailOver -DisasterMode, which loses {}; consent with spec.allowDataLoss: true on {res}", risk(c, x)),
-        );
-        return None;
-    }
-    // The CMS must not be on the failed pool and must be available (rules 3-4).
+    // Rules 3-4: the CMS leaves the failed pool (or comes back) and replicates first.
     let mut config_before: Vec<String> = Vec::new();
     if c.o.cms.master_pool.as_ref() == Some(x) || !c.o.cms.available() {
         match &c.t.cms_move {
-            Some(m) if !m.elective && (m.from == *x || !c.o.cms.available()) => {
+            Some(m) if !m.elective => {
                 config_before.push(id::cms_failover(&m.to));
                 after.push(id::cms_replication(m.to.as_str()));
             }
-            _ => match c.cms_deps() {
-                Ok(d) if !d.is_empty() => after.extend(d),
-                Ok(_) | Err(_) => {
-                    let why = c.t.cms_blocked.clone().unwrap_or_else(|| format!("the CMS on {x} cannot be failed over first"));
-                    b.block(&res, format!("{x}'s users cannot be failed over: {why}"));
-                    return None;
-                }
-            },
+            _ => after.extend(c.cms_deps().unwrap_or_default()),
         }
     }
-    // Rule 11: Edge pools that still run and forward to the failed pool are repointed first.
+    // Rule 11: Edge pools that may still run and forward to the failed pool are repointed first.
     for (e, eobs) in &c.o.edges {
-        if eobs.direct.is_ok() && eobs.next_hop.as_ref() == Some(x) {
+        if eobs.next_hop.as_ref() == Some(x) {
             if !b.has(&id::next_hop(e)) {
                 b.block(&res, format!("{e} forwards to {x} and cannot be repointed, so {x} cannot be failed over (rule 11)"));
                 return None;
@@ -132,9 +71,9 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn, mut after: Vec<
     }
     after.extend(db_deps(c, x));
     after.extend(db_deps(c, &y));
-    // Rule 4: the replicas must hold every change made before the failover.
-    let stale = c.o.cms.available() && !c.o.cms.replicas_current(c.o.topology.pools[&y].front_ends.iter().filter(|s| c.o.cms.replicas.contains_key(*s)));
-    if !config_before.is_empty() || stale {
+    // Rule 4: the replicas must hold every change made before the failover (the builder adds
+    // the plan's other configuration changes to this wait; it is skipped when nothing changed).
+    {
         let wait = b
             .step(id::cms_replication(&format!("failover/{x}")), Invocation::new("Get-CsManagementStoreReplicationStatus"), &y, res.clone())
             .wait()
@@ -146,25 +85,20 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn, mut after: Vec<
         after.push(wait);
     }
     let mut inv = Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", x.as_str());
-    if disaster {
+    if tr.disaster {
         inv = inv.switch("DisasterMode");
     }
-    let reason = match (pt.automatic, disaster) {
+    let reason = match (pt.automatic, tr.disaster) {
         (true, _) => format!("{x} has been confirmed down for the grace period: automatic failover of its users to {y}"),
-        (false, true) => format!("{res} wants {x}'s users served by {y}; {x} is unreachable, so -DisasterMode (consented)"),
+        (false, true) => format!("{res} wants {x}'s users served by {y}; {x} is unreachable (or its Back End is down), so -DisasterMode (consented)"),
         (false, false) => format!("{res} wants {x}'s users served by {y} (planned failover: {x} becomes read-only until its data is at {y})"),
     };
-    let mut rules: Vec<u8> = vec![2, 12];
-    if disaster {
-        rules.push(17);
-    } else {
-        rules.push(29);
-    }
+    let rules: &[u8] = if tr.disaster { &[1, 2, 12, 17] } else { &[1, 2, 12, 29] };
     let mut step = b
         .step(id::failover(x), inv, &y, res)
         .reason(reason)
-        .rules(&rules)
-        .data_loss(disaster)
+        .rules(rules)
+        .data_loss(tr.disaster)
         .after(after)
         .expect(Expect::ServedBy { pool: x.clone(), by: y.clone() });
     if pt.automatic {
@@ -178,35 +112,11 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn, mut after: Vec<
     Some(id)
 }
 
-fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) -> Option<String> {
+fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
     let res = pt.d.resource();
+    let x = &tr.pool;
     let y = pt.d.partner(x).clone();
-    if !c.health(x).is_alive() || !back_end_ok_after(c, x) {
-        b.block(&res, format!("{x} is not back online: its users stay on {y} until it is (rule 15)"));
-        return None;
-    }
-    let disaster = match c.health(&y) {
-        Health::Up | Health::Isolated => !back_end_ok_after(c, &y),
-        Health::Down => true,
-        Health::Unknown => {
-            b.block(&res, format!("the state of {y}, which serves {x}'s users, cannot be confirmed; refusing to fail back"));
-            return None;
-        }
-    };
-    if disaster && !pt.d.allow_data_loss {
-        b.block(
-            &res,
-            format!("{y} is down: failing {x}'s users back needs Invoke-CsPoolFailBack -DisasterMode, which loses what they changed on {y}; consent with spec.allowDataLoss: true on {res}"),
-        );
-        return None;
-    }
-    let mut after = match c.cms_deps() {
-        Ok(d) => d,
-        Err(why) => {
-            b.block(&res, format!("{x} cannot be failed back: {why}"));
-            return None;
-        }
-    };
+    after.extend(c.cms_deps().unwrap_or_default());
     // Rule 23: the Edge pools of x's site are failed back first (federation, setup, services,
     // media of the site's Front End pools).
     let site = &c.o.topology.pools[x].site;
@@ -224,11 +134,12 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) -> Option<Strin
     }
     after.push(super::ancillary::rgs_export_before_failback_id(x));
     after.extend(db_deps(c, x));
+    after.extend(db_deps(c, &y));
     let mut inv = Invocation::new("Invoke-CsPoolFailBack").arg("PoolFqdn", x.as_str());
-    if disaster {
+    if tr.disaster {
         inv = inv.switch("DisasterMode");
     }
-    let reason = if disaster {
+    let reason = if tr.disaster {
         format!("{x} is back but {y} is down: failback with -DisasterMode (consented)")
     } else if c.o.history.automatic_failovers.contains_key(x) && pt.d.failed_over.is_none() {
         format!("{x} is back and stable (or failback was approved): its users return from {y}")
@@ -240,7 +151,7 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) -> Option<Strin
         b.step(id::failback(x), inv, &run_on, res)
             .reason(reason)
             .rules(&[2, 15, 23, 25])
-            .data_loss(disaster)
+            .data_loss(tr.disaster)
             .after(after)
             .expect(Expect::ServedBy { pool: x.clone(), by: x.clone() })
             .add(),

@@ -27,6 +27,17 @@ pub(crate) struct PairTarget {
     pub target: PairState,
     /// The target comes from automatic-failover policy, not from the spec.
     pub automatic: bool,
+    /// The pool operations that reach the target, in order (feasible, checked).
+    pub transitions: Vec<Transition>,
+}
+
+/// One pool failover or failback, with its mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Transition {
+    pub failback: bool,
+    pub pool: Fqdn,
+    /// `-DisasterMode` (consented).
+    pub disaster: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -75,8 +86,160 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
             t.pairs.push(pt);
         }
     }
-    cms_target(d, o, policy, &mut t, b);
+    // The CMS target depends on which pools fail over, and a failover may be infeasible
+    // because of the CMS: settle both together. Each round only turns transitions off, so this
+    // ends after at most one round per pair.
+    let mut pair_blocks: Vec<(String, String)> = Vec::new();
+    loop {
+        let mut cms_builder = Builder::default();
+        t.cms_move = None;
+        t.cms_blocked = None;
+        cms_target(d, o, policy, &mut t, &mut cms_builder);
+        let mut changed = false;
+        for i in 0..t.pairs.len() {
+            let pt = t.pairs[i].clone();
+            if pt.current == pt.target || matches!(pt.current, PairState::InProgress(_)) {
+                continue;
+            }
+            match transitions(o, &t, &pt) {
+                Ok(tr) => t.pairs[i].transitions = tr,
+                Err(reason) => {
+                    pair_blocks.push((pt.d.resource(), reason));
+                    t.pairs[i].target = pt.current.clone();
+                    t.pairs[i].transitions.clear();
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            b.merge(cms_builder);
+            break;
+        }
+    }
+    for (r, m) in pair_blocks {
+        b.block(r, m);
+    }
     t
+}
+
+/// The pool operations from the current to the target state, or why they cannot run safely.
+fn transitions(o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transition>, String> {
+    match (&pt.current, &pt.target) {
+        (PairState::Normal, PairState::FailedOver(x)) => Ok(vec![check_failover(o, t, pt, x)?]),
+        (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(o, t, pt, x)?]),
+        (PairState::FailedOver(x), PairState::FailedOver(y)) => {
+            // Rule 1: fail the partner's users back before failing this pool over.
+            let back = check_failback(o, t, pt, x).map_err(|e| format!("{y} can be failed over only after {x} is failed back (rule 1), and {e}"))?;
+            Ok(vec![back, check_failover(o, t, pt, y)?])
+        }
+        _ => Ok(vec![]),
+    }
+}
+
+/// The pool's user database will be available once the planned Back End failovers ran.
+pub(crate) fn back_end_ok_after(o: &Observed, t: &Targets, pool: &Fqdn) -> bool {
+    let Some(p) = o.pool(pool) else { return false };
+    match t.principal.get(pool) {
+        Some(r) => p.back_end.server_up(*r),
+        None => p.back_end.available(),
+    }
+}
+
+/// The pool's CMS database will be available once the planned Back End failovers ran.
+fn cms_db_ok_after(o: &Observed, t: &Targets, pool: &Fqdn) -> bool {
+    let Some(p) = o.pool(pool) else { return false };
+    let role = t.principal.get(pool).copied().or_else(|| p.back_end.principal.get(&DbType::CentralMgmt).copied()).unwrap_or_default();
+    p.back_end.server_up(role)
+}
+
+/// How much recent data a `-DisasterMode` operation puts at risk.
+fn risk(o: &Observed, pool: &Fqdn) -> String {
+    let interval = o.sync_interval.map(|i| i.to_string()).unwrap_or_else(|| "one sync interval".into());
+    match o.history.last_synced.get(pool) {
+        Some(at) => format!("changes made since the last observed sync ({} ago) and up to {interval} before it", o.at.since(*at)),
+        None => format!("changes not yet replicated (at least the last {interval})"),
+    }
+}
+
+/// The CMS will be usable for a pool operation: it is available and not on `pool` (a failover
+/// needs it moved first), or a required move or a Back End failover brings it back.
+fn cms_ready_for(o: &Observed, t: &Targets, pool: Option<&Fqdn>) -> Result<(), String> {
+    let host = o.cms.master_pool.as_ref().or(o.cms.home_pool.as_ref());
+    let on_pool = pool.is_some_and(|p| host == Some(p));
+    if o.cms.available() && !on_pool {
+        return Ok(());
+    }
+    let moving = t.cms_move.as_ref().is_some_and(|m| !m.elective && (pool.is_some_and(|p| &m.from == p) || !o.cms.available()));
+    let recovering = !o.cms.available() && o.cms.home_pool.as_ref().is_some_and(|h| o.health(h).is_alive() && t.principal.contains_key(h)) && !on_pool;
+    if moving || recovering {
+        Ok(())
+    } else {
+        Err(t.cms_blocked.clone().unwrap_or_else(|| "the CMS cannot be failed over first".to_string()))
+    }
+}
+
+fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
+    let res = pt.d.resource();
+    let y = pt.d.partner(x);
+    if o.health(y) != Health::Up || !back_end_ok_after(o, t, y) {
+        return Err(format!("{x}'s users cannot be failed over: its backup pool {y} is not available"));
+    }
+    let xo = o.pool(x).cloned().unwrap_or_default();
+    let disaster = match o.health(x) {
+        Health::Down => true,
+        Health::Unknown => return Err(format!("the state of {x} cannot be confirmed (neither the operator nor {y} reaches it); refusing to fail it over")),
+        Health::Up if xo.from_partner.is_negative() => {
+            return Err(format!(
+                "{x} is up for the operator but {y} cannot reach it: a planned failover needs {y} to reach {x}, and -DisasterMode would leave {x} serving users (split brain)"
+            ));
+        }
+        Health::Up | Health::Isolated => !back_end_ok_after(o, t, x),
+    };
+    if disaster && !pt.d.allow_data_loss {
+        let why = if o.health(x) == Health::Down { format!("{x} is unreachable") } else { format!("the Back End of {x} is down") };
+        return Err(format!(
+            "{why}: failing its users over to {y} needs Invoke-CsPoolFailOver -DisasterMode, which loses {}; consent with spec.allowDataLoss: true on {res}",
+            risk(o, x)
+        ));
+    }
+    cms_ready_for(o, t, Some(x)).map_err(|e| format!("{x}'s users cannot be failed over: {e}"))?;
+    // Rule 4: the backup pool's replicas must be able to catch up with the CMS.
+    if o.cms.available() && t.cms_move.is_none() {
+        let cut_off: Vec<String> = o.topology.pools[y].front_ends.iter().filter(|s| o.cms.replicas.contains_key(*s) && !o.cms.in_contact.contains(*s)).map(|s| s.to_string()).collect();
+        if !cut_off.is_empty() {
+            return Err(format!(
+                "{x}'s users cannot be failed over to {y}: its Front End servers ({}) are cut off from the CMS, so their replicas cannot be brought up to date (rule 4)",
+                cut_off.join(", ")
+            ));
+        }
+    }
+    Ok(Transition { failback: false, pool: x.clone(), disaster })
+}
+
+fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
+    let res = pt.d.resource();
+    let y = pt.d.partner(x);
+    if !o.health(x).is_alive() || !back_end_ok_after(o, t, x) {
+        return Err(format!("{x} is not back online: its users stay on {y} until it is (rule 15)"));
+    }
+    if o.health(x) != Health::Up && o.health(y) != Health::Up {
+        return Err(format!("lyncdr reaches neither {x} nor {y}, so it cannot run the failback"));
+    }
+    if o.health(y).is_alive() && o.pool(x).is_some_and(|p| p.from_partner.is_negative()) {
+        return Err(format!("{x} and {y} cannot reach each other (a network partition between their sites): failback needs both, and {y} is alive, so -DisasterMode is not an option"));
+    }
+    let disaster = match o.health(y) {
+        Health::Up | Health::Isolated => !back_end_ok_after(o, t, y),
+        Health::Down => true,
+        Health::Unknown => return Err(format!("the state of {y}, which serves {x}'s users, cannot be confirmed; refusing to fail back")),
+    };
+    if disaster && !pt.d.allow_data_loss {
+        return Err(format!(
+            "{y} is down: failing {x}'s users back needs Invoke-CsPoolFailBack -DisasterMode, which loses what they changed on {y}; consent with spec.allowDataLoss: true on {res}"
+        ));
+    }
+    cms_ready_for(o, t, None).map_err(|e| format!("{x} cannot be failed back: {e}"))?;
+    Ok(Transition { failback: true, pool: x.clone(), disaster })
 }
 
 /// The principal each mirrored Back End should have: the spec's choice, or (when that server
@@ -121,10 +284,11 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         return None;
     }
     let (ta, tb) = (&o.topology.pools[a].traits, &o.topology.pools[bb].traits);
-    let known = |s: &str| !s.is_empty();
+    // Host facts of a pool that could not be read are not compared.
+    let facts_known = !o.unknown_traits.contains(a) && !o.unknown_traits.contains(bb);
     let violations: Vec<_> = pairing_violations((a, ta), (bb, tb))
         .into_iter()
-        .filter(|v| v.rule != "SameOperatingSystem" || (known(&ta.os) && known(&tb.os)))
+        .filter(|v| facts_known || !matches!(v.rule, "SameOperatingSystem" | "LikeProduct" | "LikeVirtualization"))
         .collect();
     if !violations.is_empty() {
         for v in violations {
@@ -207,7 +371,7 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
             }
         }
     }
-    Some(PairTarget { d: p.clone(), current, target, automatic })
+    Some(PairTarget { d: p.clone(), current, target, automatic, transitions: vec![] })
 }
 
 fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &mut Builder) {
@@ -222,6 +386,17 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
     match &o.cms.master_pool {
         Some(m) => {
             let Some(s) = standby.clone() else { return };
+            let partitioned = o.pool(m).is_some_and(|p| p.from_partner.is_negative());
+            if partitioned && (fails_over(m) || desired_pool.as_ref().is_some_and(|a| a != m)) {
+                t.cms_blocked = Some(format!("the CMS pool {m} and its standby {s} cannot reach each other: a planned CMS failover needs both, and the CMS is alive, so a forced failover is not safe"));
+                b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
+                return;
+            }
+            if fails_over(m) && !cms_db_ok_after(o, t, &s) {
+                t.cms_blocked = Some(format!("the CMS must leave {m} before it fails over, but the standby CMS database in {s} is not available"));
+                b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
+                return;
+            }
             if fails_over(m) {
                 t.cms_move = Some(CmsMove {
                     from: m.clone(),
@@ -234,8 +409,13 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             } else if let Some(a) = desired_pool.filter(|a| a != m) {
                 if a != s {
                     b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, but the CMS can only fail over to its standby in {s}, the pool paired with {m}"));
-                } else if !alive_ok(&a) || fails_over(&a) || t.pairs.iter().any(|pt| pt.target == PairState::FailedOver(a.clone())) {
-                    b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, which is not serving its own users; the CMS stays on {m}"));
+                } else if o.health(&a) != Health::Up
+                    || !cms_db_ok_after(o, t, &a)
+                    || fails_over(&a)
+                    || t.pairs.iter().any(|pt| pt.target == PairState::FailedOver(a.clone()))
+                {
+                    // The failover runs on a Front End of the receiving pool (rule 10): lyncdr must reach it.
+                    b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, which is not serving its own users or cannot be reached; the CMS stays on {m}"));
                 } else {
                     t.cms_move = Some(CmsMove {
                         from: m.clone(),
@@ -278,11 +458,7 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
                 b.notice(format!("{dep}: {}", t.cms_blocked.clone().unwrap_or_default()));
                 return;
             }
-            let s_ok = o.health(&s) == Health::Up
-                && o.pool(&s).is_some_and(|p| {
-                    let role = p.back_end.principal.get(&DbType::CentralMgmt).copied().unwrap_or_default();
-                    p.back_end.server_up(role) || t.principal.get(&s).is_some_and(|r| p.back_end.server_up(*r))
-                });
+            let s_ok = o.health(&s) == Health::Up && cms_db_ok_after(o, t, &s);
             if !s_ok {
                 t.cms_blocked = Some(format!("the CMS on {home} is unavailable and its standby pool {s} cannot take it over"));
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());

@@ -357,9 +357,16 @@ impl Simulator {
                 master.as_ref().is_some_and(|m| net.reaches(self.topo.pools.get(m).and_then(|p| p.front_ends.first()), &s))
             };
             if ok {
-                self.w.cms.replica_epoch.insert(s, epoch);
+                self.w.cms.replica_epoch.insert(s.clone(), epoch);
+                self.w.cms.last_contact.insert(s, self.now);
             }
         }
+    }
+
+    /// Whether the CMS master reaches a replica server now.
+    pub(crate) fn master_reaches(&self, server: &Fqdn) -> bool {
+        let net = self.net();
+        self.cms_available() && self.w.cms.master.as_ref().is_some_and(|m| net.reaches(self.topo.pools.get(m).and_then(|p| p.front_ends.first()), server))
     }
 
     /// The CMS master's pool runs and its CMS database is available.

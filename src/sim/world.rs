@@ -18,6 +18,9 @@ pub struct PoolRt {
     pub read_only: bool,
     pub principal: BTreeMap<DbType, Role>,
     pub conferencing_edge: Option<Fqdn>,
+    /// Edge pool the media association was moved away from while it was down (rule 23).
+    #[serde(default)]
+    pub media_moved_from: Option<Fqdn>,
     pub mediation_edge: Option<Fqdn>,
     /// LYNCBACKUP runs on the pool.
     pub backup_running: bool,
@@ -51,6 +54,9 @@ pub struct CmsRt {
     pub epoch: u64,
     /// Epoch each replica (every Front End and Edge server) holds.
     pub replica_epoch: BTreeMap<Fqdn, u64>,
+    /// Last time each replica reported to the CMS master (`LastStatusReport`).
+    #[serde(default)]
+    pub last_contact: BTreeMap<Fqdn, Stamp>,
     /// When replication next catches up every reachable replica.
     pub replication_due: Option<Stamp>,
     /// Epoch of the last CMS move; exports taken at or after it count as a backup for rule 8.
@@ -98,7 +104,8 @@ pub struct World {
     pub cms: CmsRt,
     pub sip_federation: Option<Fqdn>,
     pub xmpp_federation: Option<Fqdn>,
-    /// Edge pool the SIP federation route last moved away from (for rule 23).
+    /// Edge pool the SIP federation route was moved away from while it was down (a disaster
+    /// move, which rule 23 says to undo before failing back the site's Front End pools).
     pub federation_moved_from: Option<Fqdn>,
     pub sync_interval: Span,
     pub data: BTreeMap<(Fqdn, BackupModule), Replica>,
@@ -133,6 +140,7 @@ impl World {
                         read_only: false,
                         principal,
                         conferencing_edge: media.clone(),
+                        media_moved_from: None,
                         mediation_edge: media,
                         backup_running: topo.partner(&p.fqdn).is_some(),
                         witness_failover_at: None,
@@ -169,6 +177,7 @@ impl World {
             ver_standby: 0.0,
             epoch: 0,
             replica_epoch,
+            last_contact: BTreeMap::new(),
             replication_due: None,
             moved_epoch: 0,
         };

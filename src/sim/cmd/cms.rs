@@ -95,6 +95,8 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
             CMD,
             format!("The active Central Management store on \"{from}\" cannot be reached. Use the disaster recovery parameters (-BackupSqlServerFqdn ... -Force)."),
         ));
+    } else if !replication::principal_up(&sim.w, &sim.topo, &net, &to, DbType::CentralMgmt) {
+        return Err(err(CMD, format!("Cannot connect to the standby Central Management database of pool \"{to}\": its SQL Server is not available.")));
     }
     // Rule 8: a configuration backup must exist since the last CMS move (and a LIS one for planned moves).
     let moved = sim.w.cms.moved_epoch;

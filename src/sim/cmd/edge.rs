@@ -140,6 +140,11 @@ pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Start
     Ok(Started::effect(d, Effect::Service { server, running, backup_only }))
 }
 
+/// An Edge pool whose host runs with Lync services started.
+fn edge_running(sim: &Simulator, e: &Fqdn) -> bool {
+    sim.net_ref().host_up(e) && sim.w.edges.get(e).is_some_and(|rt| rt.services.values().any(|r| *r))
+}
+
 const KNOWN_SERVICES: &[&str] = &["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "RTCXMPPTGWPX", "REPLICA", "RTCCLSAGT", "FABRICHOSTSVC"];
 
 pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletError> {
@@ -155,7 +160,9 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
                 sim.w.xmpp_federation = edge.clone();
             } else {
                 if sim.w.sip_federation != *edge {
-                    sim.w.federation_moved_from = sim.w.sip_federation.clone();
+                    let old = sim.w.sip_federation.clone();
+                    let old_down = old.as_ref().is_some_and(|o| !edge_running(sim, o));
+                    sim.w.federation_moved_from = if old_down { old } else { None };
                 }
                 sim.w.sip_federation = edge.clone();
             }
@@ -169,10 +176,15 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
             }
         }
         Effect::MediaEdge { pool, mediation, edge } => {
+            let old = sim.w.pools.get(pool).and_then(|rt| rt.conferencing_edge.clone());
+            let old_down = old.as_ref().is_some_and(|o| !edge_running(sim, o));
             if let Some(rt) = sim.w.pools.get_mut(pool) {
                 if *mediation {
                     rt.mediation_edge = edge.clone();
                 } else {
+                    if rt.conferencing_edge != *edge {
+                        rt.media_moved_from = if old_down { old } else { None };
+                    }
                     rt.conferencing_edge = edge.clone();
                 }
             }

@@ -135,7 +135,8 @@ pub(crate) fn failback(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         sim.rule(FAILBACK, 23, msg)?;
     }
     let media = sim.w.pools[&pool].conferencing_edge.clone();
-    if !up_local.is_empty() && media.as_ref().is_some_and(|m| !local_edges.contains(m)) {
+    let moved_from_local = sim.w.pools[&pool].media_moved_from.as_ref().is_some_and(|m| up_local.contains(&m));
+    if moved_from_local && media.as_ref().is_some_and(|m| !local_edges.contains(m)) {
         let msg = format!(
             "{pool} is still associated with the remote Edge pool {} although its local Edge pool {} runs; re-associate it before failing back",
             media.as_ref().map(ToString::to_string).unwrap_or_default(),

@@ -262,7 +262,12 @@ fn cms_status(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
         .replica_epoch
         .iter()
         .filter(|(s, _)| filter.as_ref().is_none_or(|f| f == *s))
-        .map(|(s, e)| json!({ "ReplicaFqdn": s.to_string(), "UpToDate": *e >= sim.w.cms.epoch && net.host_up(s) }))
+        .map(|(s, e)| {
+            // Replicas report to the master; one it cannot reach keeps its last report time
+            // (milliseconds on the simulator's clock; the real driver converts LastStatusReport).
+            let last = if sim.master_reaches(s) { Some(sim.now) } else { sim.w.cms.last_contact.get(s).copied() };
+            json!({ "ReplicaFqdn": s.to_string(), "UpToDate": *e >= sim.w.cms.epoch && net.host_up(s), "LastStatusReport": last.map(|t| t.0) })
+        })
         .collect();
     Ok(Value::Array(rows))
 }
