@@ -120,7 +120,11 @@ pub fn check_pair(p: &PoolPair) -> Result<(), DesiredError> {
         return Err(bad(id, "spec.pools", "the two pools of a pair must differ"));
     }
     if s.failed_over.len() > 1 {
-        return Err(bad(id, "spec.failedOver", "name at most one pool: a pool whose users are failed over cannot serve its partner's users"));
+        return Err(bad(
+            id,
+            "spec.failedOver",
+            "name at most one pool: a pool whose users are failed over cannot serve its partner's users",
+        ));
     }
     if let Some(f) = s.failed_over.first()
         && !s.pools.contains(f)
@@ -128,7 +132,11 @@ pub fn check_pair(p: &PoolPair) -> Result<(), DesiredError> {
         return Err(bad(id, "spec.failedOver", format!("{f} is not one of the pair's pools ({}, {})", s.pools[0], s.pools[1])));
     }
     if s.automatic_failover.as_ref().is_some_and(|a| a.enabled) && !s.allow_data_loss {
-        return Err(bad(id, "spec.automaticFailover", "requires spec.allowDataLoss: true (failing over an unreachable pool uses -DisasterMode)"));
+        return Err(bad(
+            id,
+            "spec.automaticFailover",
+            "requires spec.allowDataLoss: true (failing over an unreachable pool uses -DisasterMode)",
+        ));
     }
     if s.deployment.is_empty() {
         return Err(bad(id, "spec.deployment", "name the LyncDeployment"));
@@ -143,7 +151,11 @@ pub fn check_deployment(d: &LyncDeployment) -> Result<(), DesiredError> {
         && c.automatic_failover
         && !c.allow_data_loss
     {
-        return Err(bad(id, "spec.centralManagementStore.automaticFailover", "requires allowDataLoss: true (a CMS failover from an unreachable pool uses -Force)"));
+        return Err(bad(
+            id,
+            "spec.centralManagementStore.automaticFailover",
+            "requires allowDataLoss: true (a CMS failover from an unreachable pool uses -Force)",
+        ));
     }
     if let Some(b) = &s.backup_service
         && (b.sync_interval < Span::secs(5) || b.sync_interval > Span::hours(3))
@@ -168,8 +180,8 @@ pub fn check_deployment(d: &LyncDeployment) -> Result<(), DesiredError> {
             return Err(bad(id, &format!("spec.backEnds[{i}].pool"), format!("{} is listed twice", b.pool)));
         }
     }
-    if s.policy.concurrency == 0 {
-        return Err(bad(id, "spec.policy.concurrency", "must be at least 1"));
+    if !(1..=16).contains(&s.policy.concurrency) {
+        return Err(bad(id, "spec.policy.concurrency", "must be between 1 and 16"));
     }
     Ok(())
 }
@@ -189,7 +201,7 @@ pub fn check_placement(p: &UserPlacement) -> Result<(), DesiredError> {
         (None, Some(f)) if f == &s.target_pool => return Err(bad(id, "spec.fromPool", "fromPool and targetPool must differ")),
         _ => {}
     }
-    if s.batch_size == 0 || s.batch_size > 5000 {
+    if !(1..=5000).contains(&s.batch_size) {
         return Err(bad(id, "spec.batchSize", "must be between 1 and 5000"));
     }
     Ok(())
@@ -198,9 +210,11 @@ pub fn check_placement(p: &UserPlacement) -> Result<(), DesiredError> {
 /// Compiles the resources of every deployment found. Resources referring to a deployment that
 /// is not among them are an error.
 pub fn compile(manifests: &[Manifest]) -> Result<Vec<Desired>, DesiredError> {
-    let deployments: Vec<&LyncDeployment> = manifests.iter().filter_map(|m| if let Manifest::Deployment(d) = m { Some(d) } else { None }).collect();
+    let deployments: Vec<&LyncDeployment> =
+        manifests.iter().filter_map(|m| if let Manifest::Deployment(d) = m { Some(d.as_ref()) } else { None }).collect();
     let pairs: Vec<&PoolPair> = manifests.iter().filter_map(|m| if let Manifest::PoolPair(d) = m { Some(d) } else { None }).collect();
-    let placements: Vec<&UserPlacement> = manifests.iter().filter_map(|m| if let Manifest::UserPlacement(d) = m { Some(d) } else { None }).collect();
+    let placements: Vec<&UserPlacement> =
+        manifests.iter().filter_map(|m| if let Manifest::UserPlacement(d) = m { Some(d) } else { None }).collect();
     let restores: Vec<&ConferenceContentRestore> =
         manifests.iter().filter_map(|m| if let Manifest::ContentRestore(d) = m { Some(d) } else { None }).collect();
     let names: BTreeSet<String> = deployments.iter().map(|d| d.metadata.name.clone().unwrap_or_default()).collect();
@@ -208,7 +222,11 @@ pub fn compile(manifests: &[Manifest]) -> Result<Vec<Desired>, DesiredError> {
         if names.contains(dep) {
             Ok(())
         } else {
-            Err(bad(format!("{kind}/{}", name.clone().unwrap_or_default()), "spec.deployment", format!("LyncDeployment '{dep}' does not exist")))
+            Err(bad(
+                format!("{kind}/{}", name.clone().unwrap_or_default()),
+                "spec.deployment",
+                format!("LyncDeployment '{dep}' does not exist"),
+            ))
         }
     };
     for p in &pairs {
@@ -238,7 +256,12 @@ pub fn compile(manifests: &[Manifest]) -> Result<Vec<Desired>, DesiredError> {
 }
 
 /// Builds one deployment's desired state from its resources (already checked one by one).
-pub fn build(d: &LyncDeployment, pairs: Vec<&PoolPair>, placements: Vec<&UserPlacement>, restores: Vec<&ConferenceContentRestore>) -> Result<Desired, DesiredError> {
+pub fn build(
+    d: &LyncDeployment,
+    pairs: Vec<&PoolPair>,
+    placements: Vec<&UserPlacement>,
+    restores: Vec<&ConferenceContentRestore>,
+) -> Result<Desired, DesiredError> {
     let s = &d.spec;
     let mut desired = Desired {
         deployment: d.metadata.name.clone().unwrap_or_default(),
@@ -254,7 +277,11 @@ pub fn build(d: &LyncDeployment, pairs: Vec<&PoolPair>, placements: Vec<&UserPla
         edge_fallbacks: s.edge.fallback_pools.clone(),
         next_hops: s.edge.edge_pools.iter().map(|e| (e.fqdn.clone(), e.next_hop.clone())).collect(),
         media: s.edge.media_associations.iter().map(|m| (m.pool.clone(), m.edge_pool.clone())).collect(),
-        back_ends: s.back_ends.iter().map(|b| (b.pool.clone(), BackEndDesired { principal: b.principal, automatic_failover: b.automatic_failover })).collect(),
+        back_ends: s
+            .back_ends
+            .iter()
+            .map(|b| (b.pool.clone(), BackEndDesired { principal: b.principal, automatic_failover: b.automatic_failover }))
+            .collect(),
         sync_interval: s.backup_service.as_ref().map(|b| b.sync_interval),
         rgs_export_path: s.response_groups.as_ref().map(|r| r.export_path.clone()),
         ..Default::default()
@@ -295,12 +322,16 @@ pub fn build(d: &LyncDeployment, pairs: Vec<&PoolPair>, placements: Vec<&UserPla
                 (None, None) => UserSelector::Users(vec![]),
             },
             target: p.spec.target_pool.clone(),
-            batch_size: p.spec.batch_size,
+            batch_size: p.spec.batch_size.clamp(1, 5000) as u32,
             allow_data_loss: p.spec.allow_data_loss,
         });
     }
     for r in restores {
-        desired.restores.push(RestoreDesired { name: r.metadata.name.clone().unwrap_or_default(), generation: r.metadata.generation.unwrap_or(0), pool: r.spec.pool.clone() });
+        desired.restores.push(RestoreDesired {
+            name: r.metadata.name.clone().unwrap_or_default(),
+            generation: r.metadata.generation.unwrap_or(0),
+            pool: r.spec.pool.clone(),
+        });
     }
     Ok(desired)
 }
@@ -338,7 +369,11 @@ impl Desired {
         for (p, b) in &self.back_ends {
             pool(&dep, "spec.backEnds[].pool", p)?;
             if b.principal == Role::Mirror && topo.pools.get(p).is_some_and(|x| x.back_end.mirror.is_none()) {
-                return Err(bad(&dep, &format!("spec.backEnds[{p}].principal"), format!("{p} has no mirror; its principal can only be Primary")));
+                return Err(bad(
+                    &dep,
+                    &format!("spec.backEnds[{p}].principal"),
+                    format!("{p} has no mirror; its principal can only be Primary"),
+                ));
             }
         }
         for p in &self.pairs {
@@ -400,7 +435,9 @@ spec:
 
     #[test]
     fn cross_object_conflicts_name_both() {
-        let t = format!("{BASE}---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: dal-chi}}\nspec:\n  deployment: contoso\n  pools: [pool01.dal.contoso.com, pool01.chi.contoso.com]\n");
+        let t = format!(
+            "{BASE}---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: dal-chi}}\nspec:\n  deployment: contoso\n  pools: [pool01.dal.contoso.com, pool01.chi.contoso.com]\n"
+        );
         let e = compile_text(&t).unwrap_err();
         assert!(e.contains("PoolPair/dal-sea") && e.contains("PoolPair/dal-chi") && e.contains("1:1"), "{e}");
         let t = BASE.replace("deployment: contoso", "deployment: fabrikam");
@@ -410,7 +447,12 @@ spec:
 
     #[test]
     fn per_object_rules() {
-        let e = compile_text(&BASE.replace("pools: [pool01.dal.contoso.com, pool01.sea.contoso.com]", "pools: [pool01.dal.contoso.com, pool01.dal.contoso.com]")).unwrap_err();
+        let e =
+            compile_text(&BASE.replace(
+                "pools: [pool01.dal.contoso.com, pool01.sea.contoso.com]",
+                "pools: [pool01.dal.contoso.com, pool01.dal.contoso.com]",
+            ))
+            .unwrap_err();
         assert!(e.contains("spec.pools") && e.contains("differ"), "{e}");
         let e = compile_text(&(BASE.to_string() + "  failedOver: [pool09.dal.contoso.com]\n")).unwrap_err();
         assert!(e.contains("spec.failedOver"), "{e}");

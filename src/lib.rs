@@ -13,13 +13,13 @@
 //! - [`engine`]: observe, plan and execute with a journal, shared by every front end;
 //! - [`cli`]: the `lyncdr` command line.
 
+pub mod api;
+pub mod cli;
+pub mod desired;
+pub mod engine;
+pub mod lync;
 pub mod model;
+pub mod planner;
 pub mod ps;
 pub mod scenario;
 pub mod sim;
-pub mod lync;
-pub mod engine;
-pub mod api;
-pub mod desired;
-pub mod planner;
-pub mod cli;

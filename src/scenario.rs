@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BackEnd, Edition, EdgePool, Fqdn, FrontEndPool, PoolTraits, Product, Role, Span, Topology, Virtualization};
+use crate::model::{BackEnd, EdgePool, Edition, Fqdn, FrontEndPool, PoolTraits, Product, Role, Span, Topology, Virtualization};
 use crate::sim::{Fault, FaultTarget, Timings};
 
 /// A scenario file as written.
@@ -195,8 +195,8 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ScenarioErro
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError::Io { path: path.display().to_string(), message: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ScenarioError::Io { path: path.display().to_string(), message: e.to_string() })?;
         Scenario::from_yaml(&text)
     }
 
@@ -248,27 +248,41 @@ impl ScenarioFile {
                         let primary = fqdn(&b.primary, &format!("{pf}.backEnd.primary"))?;
                         let mirror = b.mirror.as_deref().map(|m| fqdn(m, &format!("{pf}.backEnd.mirror"))).transpose()?;
                         if p.edition == Edition::Standard && mirror.is_some() {
-                            return Err(invalid(format!("{pf}.backEnd.mirror"), "a Standard Edition pool has no Back End high availability; remove the mirror"));
+                            return Err(invalid(
+                                format!("{pf}.backEnd.mirror"),
+                                "a Standard Edition pool has no Back End high availability; remove the mirror",
+                            ));
                         }
                         if b.witness && mirror.is_none() {
-                            return Err(invalid(format!("{pf}.backEnd.witness"), "a witness needs a mirror; add backEnd.mirror or set witness: false"));
+                            return Err(invalid(
+                                format!("{pf}.backEnd.witness"),
+                                "a witness needs a mirror; add backEnd.mirror or set witness: false",
+                            ));
                         }
                         if b.clustered && mirror.is_some() {
                             return Err(invalid(format!("{pf}.backEnd"), "choose SQL mirroring or clustering, not both"));
                         }
                         if mirror.as_ref() == Some(&primary) {
-                            return Err(invalid(format!("{pf}.backEnd.mirror"), "the mirror must be a different SQL server than the primary"));
+                            return Err(invalid(
+                                format!("{pf}.backEnd.mirror"),
+                                "the mirror must be a different SQL server than the primary",
+                            ));
                         }
                         BackEnd { primary, mirror, witness: b.witness, clustered: b.clustered }
                     }
                     (None, Edition::Standard) => BackEnd { primary: front_ends[0].clone(), mirror: None, witness: false, clustered: false },
                     (None, Edition::Enterprise) => {
-                        return Err(invalid(format!("{pf}.backEnd"), "an Enterprise Edition pool needs a Back End: backEnd: {primary: <sql fqdn>}"));
+                        return Err(invalid(
+                            format!("{pf}.backEnd"),
+                            "an Enterprise Edition pool needs a Back End: backEnd: {primary: <sql fqdn>}",
+                        ));
                     }
                 };
                 let mut named = Vec::new();
                 for (i, u) in p.named_users.iter().enumerate() {
-                    named.push(normalize_sip(u).ok_or_else(|| invalid(format!("{pf}.namedUsers[{i}]"), format!("'{u}' is not a SIP address such as sip:alice@contoso.com")))?);
+                    named.push(normalize_sip(u).ok_or_else(|| {
+                        invalid(format!("{pf}.namedUsers[{i}]"), format!("'{u}' is not a SIP address such as sip:alice@contoso.com"))
+                    })?);
                 }
                 let traits = PoolTraits {
                     edition: p.edition,
@@ -330,7 +344,9 @@ impl ScenarioFile {
                 if backup.contains_key(f) {
                     return Err(invalid(
                         format!("pairs[{i}][{j}]"),
-                        format!("{f} is already paired; Front End pool pairing is 1:1 and reciprocal (JJ205033), so a pool can have only one partner"),
+                        format!(
+                            "{f} is already paired; Front End pool pairing is 1:1 and reciprocal (JJ205033), so a pool can have only one partner"
+                        ),
                     ));
                 }
             }
@@ -389,7 +405,10 @@ impl ScenarioFile {
 
         let sync = self.backup_service.sync_interval;
         if sync < Span::secs(5) || sync > Span::hours(3) {
-            return Err(invalid("backupService.syncInterval", format!("{sync} is outside the allowed range 00:00:05 to 03:00:00 (5s to 3h)")));
+            return Err(invalid(
+                "backupService.syncInterval",
+                format!("{sync} is outside the allowed range 00:00:05 to 03:00:00 (5s to 3h)"),
+            ));
         }
 
         let mut failed_over = BTreeSet::new();
@@ -402,7 +421,9 @@ impl ScenarioFile {
             if failed_over.contains(partner) {
                 return Err(invalid(
                     field,
-                    format!("{p} and its partner {partner} cannot both be failed over: a pool whose users are failed over cannot serve its partner's users"),
+                    format!(
+                        "{p} and its partner {partner} cannot both be failed over: a pool whose users are failed over cannot serve its partner's users"
+                    ),
                 ));
             }
             failed_over.insert(p);
@@ -410,16 +431,17 @@ impl ScenarioFile {
         if let Some(cms) = &cms_pool
             && failed_over.contains(cms)
         {
-            return Err(invalid("cms.activePool", format!("{cms} is failed over; the CMS must be active in a pool that serves its own users")));
+            return Err(invalid(
+                "cms.activePool",
+                format!("{cms} is failed over; the CMS must be active in a pool that serves its own users"),
+            ));
         }
 
         let mut down = Vec::new();
         for (i, d) in self.state.down.iter().enumerate() {
             let field = format!("state.down[{i}]");
             let target = FaultTarget::parse(d).map_err(|m| invalid(&field, m))?;
-            Fault { action: crate::sim::FaultAction::Down, target: target.clone() }
-                .check(&topology)
-                .map_err(|m| invalid(&field, m))?;
+            Fault { action: crate::sim::FaultAction::Down, target: target.clone() }.check(&topology).map_err(|m| invalid(&field, m))?;
             down.push(target);
         }
 
@@ -431,7 +453,10 @@ impl ScenarioFile {
                 return Err(invalid(field, format!("{f} is not a Front End pool of this scenario")));
             };
             if p.principal == Role::Mirror && pool.back_end.mirror.is_none() {
-                return Err(invalid(format!("state.backEndPrincipal[{i}].principal"), format!("{f} has no mirror, so its principal can only be Primary")));
+                return Err(invalid(
+                    format!("state.backEndPrincipal[{i}].principal"),
+                    format!("{f} has no mirror, so its principal can only be Primary"),
+                ));
             }
             principal.insert(f, p.principal);
         }
@@ -475,7 +500,10 @@ fn front_end_names(p: &PoolFile, pool: &Fqdn, pf: &str) -> Result<Vec<Fqdn>, Sce
         if let Some(n) = p.front_ends
             && n as usize != p.front_end_servers.len()
         {
-            return Err(invalid(format!("{pf}.frontEnds"), format!("says {n} but frontEndServers lists {}; keep them consistent", p.front_end_servers.len())));
+            return Err(invalid(
+                format!("{pf}.frontEnds"),
+                format!("says {n} but frontEndServers lists {}; keep them consistent", p.front_end_servers.len()),
+            ));
         }
         return p.front_end_servers.iter().enumerate().map(|(i, s)| fqdn(s, &format!("{pf}.frontEndServers[{i}]"))).collect();
     }
@@ -579,7 +607,10 @@ federation: {sipEdgePool: edge01.dal.contoso.com}
     fn names_the_field_of_each_mistake() {
         let e = err(&base().replace("fqdn: pool01.sea.contoso.com", "fqdn: pool 01.sea"));
         assert!(e.contains("sites[1].frontEndPools[0].fqdn"), "{e}");
-        let e = err(&base().replace("pairs:\n  - [pool01.dal.contoso.com, pool01.sea.contoso.com]", "pairs:\n  - [pool01.dal.contoso.com, pool01.sea.contoso.com]\n  - [pool01.sea.contoso.com, pool01.dal.contoso.com]"));
+        let e = err(&base().replace(
+            "pairs:\n  - [pool01.dal.contoso.com, pool01.sea.contoso.com]",
+            "pairs:\n  - [pool01.dal.contoso.com, pool01.sea.contoso.com]\n  - [pool01.sea.contoso.com, pool01.dal.contoso.com]",
+        ));
         assert!(e.contains("pairs[1][0]") && e.contains("1:1"), "{e}");
         let e = err(&base().replace("cms: {activePool: pool01.dal.contoso.com}", "cms: {activePool: pool09.dal.contoso.com}"));
         assert!(e.contains("cms.activePool"), "{e}");

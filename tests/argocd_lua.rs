@@ -20,12 +20,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const KINDS: [&str; 4] = [
-    "ConferenceContentRestore",
-    "LyncDeployment",
-    "PoolPair",
-    "UserPlacement",
-];
+const KINDS: [&str; 4] = ["ConferenceContentRestore", "LyncDeployment", "PoolPair", "UserPlacement"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,21 +35,15 @@ fn read(path: &Path) -> String {
 }
 
 fn yaml(path: &Path) -> Value {
-    serde_saphyr::from_str(&read(path))
-        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+    serde_saphyr::from_str(&read(path)).unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
 }
 
 fn str_of<'a>(v: &'a Value, key: &str, context: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{context}: `{key}` must be a string: {v}"))
+    v[key].as_str().unwrap_or_else(|| panic!("{context}: `{key}` must be a string: {v}"))
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
 // --- Lua literals --------------------------------------------------------------------------
@@ -93,19 +82,12 @@ fn lua(v: &Value) -> String {
         },
         Value::String(s) => lua_string(s),
         Value::Array(a) => {
-            assert!(
-                !a.iter().any(Value::is_null),
-                "a null inside a list cannot be represented in Lua: {v}"
-            );
+            assert!(!a.iter().any(Value::is_null), "a null inside a list cannot be represented in Lua: {v}");
             format!("{{{}}}", a.iter().map(lua).collect::<Vec<_>>().join(", "))
         }
         Value::Object(m) => format!(
             "{{{}}}",
-            m.iter()
-                .filter(|(_, x)| !x.is_null())
-                .map(|(k, x)| format!("[{}] = {}", lua_string(k), lua(x)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| format!("[{}] = {}", lua_string(k), lua(x))).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -118,11 +100,7 @@ struct Case {
 }
 
 fn case(kind: &str, name: String, script: &Path, fields: &[(&str, String)]) -> Case {
-    assert!(
-        script.is_file(),
-        "{name}: missing script {}",
-        script.display()
-    );
+    assert!(script.is_file(), "{name}: missing script {}", script.display());
     let mut lua = format!(
         "{{kind = {}, name = {}, script = {}",
         lua_string(kind),
@@ -184,28 +162,13 @@ fn collect_cases() -> (Vec<Case>, BTreeSet<PathBuf>) {
             }
             // `expectedError` is lyncdr's addition to Argo CD's format: the action must fail
             // with a message containing this text.
-            match (
-                t.get("expectedOutputPath").and_then(Value::as_str),
-                t.get("expectedError").and_then(Value::as_str),
-            ) {
+            match (t.get("expectedOutputPath").and_then(Value::as_str), t.get("expectedError").and_then(Value::as_str)) {
                 (Some(out), None) => fields.push(("expected", lua(&fixture(&actions, out)))),
                 (None, Some(err)) => fields.push(("expected_error", lua_string(err))),
-                _ => panic!(
-                    "{kind} action test {action} {input}: give exactly one of expectedOutputPath and expectedError"
-                ),
+                _ => panic!("{kind} action test {action} {input}: give exactly one of expectedOutputPath and expectedError"),
             }
-            let name = format!(
-                "{kind}/actions/{action} {input}{}",
-                t.get("parameters")
-                    .map(|p| format!(" {p}"))
-                    .unwrap_or_default()
-            );
-            cases.push(case(
-                "action",
-                name,
-                &actions.join(action).join("action.lua"),
-                &fields,
-            ));
+            let name = format!("{kind}/actions/{action} {input}{}", t.get("parameters").map(|p| format!(" {p}")).unwrap_or_default());
+            cases.push(case("action", name, &actions.join(action).join("action.lua"), &fields));
         }
     }
     (cases, used)
@@ -214,21 +177,17 @@ fn collect_cases() -> (Vec<Case>, BTreeSet<PathBuf>) {
 /// `lua5.4` (or `$LYNCDR_LUA`), checked to be Lua 5.4; None, with the reason printed, when absent.
 fn lua_interpreter() -> Option<String> {
     let candidate = std::env::var("LYNCDR_LUA").unwrap_or_else(|_| "lua5.4".into());
-    let version = Command::new(&candidate).arg("-v").output().ok().map(|o| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
+    let version = Command::new(&candidate)
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
     match version {
         Some(v) if v.contains("Lua 5.4") => Some(candidate),
         other => {
             let reason = match other {
                 Some(v) => format!("{candidate} is not Lua 5.4 ({})", v.trim()),
-                None => format!(
-                    "no Lua 5.4 interpreter ({candidate} not found); install it with `apt-get install -y lua5.4`"
-                ),
+                None => format!("no Lua 5.4 interpreter ({candidate} not found); install it with `apt-get install -y lua5.4`"),
             };
             if std::env::var("LYNCDR_REQUIRE_LUA").is_ok_and(|v| v == "1") {
                 panic!("LYNCDR_REQUIRE_LUA=1 but {reason}");
@@ -247,11 +206,7 @@ fn health_checks_and_actions_pass_their_tests_in_lua() {
     };
     let suite = format!(
         "-- Generated by tests/argocd_lua.rs from argocd/resource_customizations.\nreturn {{\n{}\n}}\n",
-        cases
-            .iter()
-            .map(|c| format!("  {},", c.lua))
-            .collect::<Vec<_>>()
-            .join("\n")
+        cases.iter().map(|c| format!("  {},", c.lua)).collect::<Vec<_>>().join("\n")
     );
     // Kept after the run, so a Lua-only change can be re-run quickly:
     //   lua5.4 argocd/test/runner.lua target/tmp/argocd-lua-suite.lua
@@ -280,15 +235,7 @@ fn health_checks_and_actions_pass_their_tests_in_lua() {
 fn every_kind_has_the_same_health_check_covering_every_situation() {
     let reference = read(&customizations().join("LyncDeployment/health.lua"));
     // The situations the brief asks for, by fixture name (the awaiting-* fixture differs by kind).
-    let required = [
-        "no-status",
-        "generation-not-observed",
-        "healthy",
-        "reconciling",
-        "stalled",
-        "paused",
-        "conflict",
-    ];
+    let required = ["no-status", "generation-not-observed", "healthy", "reconciling", "stalled", "paused", "conflict"];
     for kind in KINDS {
         let dir = customizations().join(kind);
         assert_eq!(
@@ -300,24 +247,14 @@ fn every_kind_has_the_same_health_check_covering_every_situation() {
         let mut by_fixture = BTreeMap::new();
         for t in items(&tests, "tests") {
             let input = str_of(t, "inputPath", kind);
-            let stem = input
-                .trim_start_matches("testdata/")
-                .trim_end_matches(".yaml")
-                .to_string();
+            let stem = input.trim_start_matches("testdata/").trim_end_matches(".yaml").to_string();
             by_fixture.insert(stem, str_of(&t["healthStatus"], "status", kind).to_string());
         }
         let expect = |stem: &str, status: &str| {
-            assert_eq!(
-                by_fixture.get(stem).map(String::as_str),
-                Some(status),
-                "{kind}: testdata/{stem}.yaml should be tested as {status}"
-            )
+            assert_eq!(by_fixture.get(stem).map(String::as_str), Some(status), "{kind}: testdata/{stem}.yaml should be tested as {status}")
         };
         for stem in required {
-            assert!(
-                by_fixture.contains_key(stem),
-                "{kind}: health_test.yaml lacks testdata/{stem}.yaml"
-            );
+            assert!(by_fixture.contains_key(stem), "{kind}: health_test.yaml lacks testdata/{stem}.yaml");
         }
         expect("no-status", "Progressing");
         expect("generation-not-observed", "Progressing");
@@ -327,9 +264,7 @@ fn every_kind_has_the_same_health_check_covering_every_situation() {
         expect("paused", "Suspended");
         expect("conflict", "Degraded");
         assert!(
-            by_fixture
-                .iter()
-                .any(|(stem, status)| stem.starts_with("awaiting-") && status == "Suspended"),
+            by_fixture.iter().any(|(stem, status)| stem.starts_with("awaiting-") && status == "Suspended"),
             "{kind}: an awaiting-* fixture tested as Suspended"
         );
     }
@@ -338,19 +273,14 @@ fn every_kind_has_the_same_health_check_covering_every_situation() {
     assert!(
         items(&tests, "tests")
             .iter()
-            .any(|t| t["inputPath"] == "testdata/ready-false-conflict.yaml"
-                && t["healthStatus"]["status"] == "Degraded")
+            .any(|t| t["inputPath"] == "testdata/ready-false-conflict.yaml" && t["healthStatus"]["status"] == "Degraded")
     );
 }
 
 #[test]
 fn actions_are_complete_and_every_fixture_is_used() {
-    let expected_actions: BTreeMap<&str, &[&str]> = [
-        ("LyncDeployment", &["approve", "pause", "resume"][..]),
-        ("PoolPair", &["approve-failback"][..]),
-    ]
-    .into_iter()
-    .collect();
+    let expected_actions: BTreeMap<&str, &[&str]> =
+        [("LyncDeployment", &["approve", "pause", "resume"][..]), ("PoolPair", &["approve-failback"][..])].into_iter().collect();
     for kind in KINDS {
         let actions = customizations().join(kind).join("actions");
         let want = expected_actions.get(kind).copied().unwrap_or_default();
@@ -358,19 +288,10 @@ fn actions_are_complete_and_every_fixture_is_used() {
             assert!(!actions.exists(), "{kind} has actions nobody asked for");
             continue;
         }
-        assert!(
-            actions.join("discovery.lua").is_file(),
-            "{kind}: actions/discovery.lua"
-        );
+        assert!(actions.join("discovery.lua").is_file(), "{kind}: actions/discovery.lua");
         let tests = yaml(&actions.join("action_test.yaml"));
-        assert!(
-            !items(&tests, "discoveryTests").is_empty(),
-            "{kind}: discoveryTests"
-        );
-        let tested: BTreeSet<&str> = items(&tests, "actionTests")
-            .iter()
-            .map(|t| str_of(t, "action", kind))
-            .collect();
+        assert!(!items(&tests, "discoveryTests").is_empty(), "{kind}: discoveryTests");
+        let tested: BTreeSet<&str> = items(&tests, "actionTests").iter().map(|t| str_of(t, "action", kind)).collect();
         let mut dirs: Vec<String> = std::fs::read_dir(&actions)
             .expect("actions/")
             .filter_map(|e| e.ok())
@@ -380,19 +301,12 @@ fn actions_are_complete_and_every_fixture_is_used() {
         dirs.sort();
         assert_eq!(dirs, want, "{kind}: the actions/<name>/action.lua folders");
         for a in want {
-            assert!(
-                tested.contains(a),
-                "{kind}: action {a} has no actionTests entry"
-            );
+            assert!(tested.contains(a), "{kind}: action {a} has no actionTests entry");
         }
         // Every action offered by discovery has a definition.
         for t in items(&tests, "discoveryTests") {
             for r in items(t, "result") {
-                assert!(
-                    want.contains(&str_of(r, "name", kind)),
-                    "{kind}: discovery offers {} which has no action.lua",
-                    r["name"]
-                );
+                assert!(want.contains(&str_of(r, "name", kind)), "{kind}: discovery offers {} which has no action.lua", r["name"]);
             }
         }
     }
@@ -401,10 +315,7 @@ fn actions_are_complete_and_every_fixture_is_used() {
     let (_, used) = collect_cases();
     let mut on_disk = BTreeSet::new();
     for kind in KINDS {
-        for dir in [
-            customizations().join(kind).join("testdata"),
-            customizations().join(kind).join("actions/testdata"),
-        ] {
+        for dir in [customizations().join(kind).join("testdata"), customizations().join(kind).join("actions/testdata")] {
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 on_disk.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
             }
@@ -420,23 +331,10 @@ fn fixtures_are_valid_lyncdr_resources() {
     // manifest loader checks every spec field against the CRD schema).
     let (_, used) = collect_cases();
     for path in used {
-        let loaded = lyncdr::api::manifests::parse(&read(&path), &path.display().to_string())
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            loaded.len(),
-            1,
-            "{}: one lyncdr resource per fixture",
-            path.display()
-        );
-        let kind = path
-            .components()
-            .find_map(|c| KINDS.iter().find(|k| c.as_os_str() == **k))
-            .expect("fixture under a kind folder");
-        assert!(
-            loaded[0].id().starts_with(&format!("{kind}/")),
-            "{}: a {kind}",
-            path.display()
-        );
+        let loaded = lyncdr::api::manifests::parse(&read(&path), &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.len(), 1, "{}: one lyncdr resource per fixture", path.display());
+        let kind = path.components().find_map(|c| KINDS.iter().find(|k| c.as_os_str() == **k)).expect("fixture under a kind folder");
+        assert!(loaded[0].id().starts_with(&format!("{kind}/")), "{}: a {kind}", path.display());
     }
 }
 
@@ -466,10 +364,7 @@ fn scripts_use_only_what_argo_cd_offers() {
     let mut scripts = Vec::new();
     let mut stack = vec![customizations()];
     while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir)
-            .expect("read dir")
-            .filter_map(|e| e.ok())
-        {
+        for e in std::fs::read_dir(&dir).expect("read dir").filter_map(|e| e.ok()) {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -483,12 +378,7 @@ fn scripts_use_only_what_argo_cd_offers() {
         for (i, line) in read(&s).lines().enumerate() {
             let code = line.split("--").next().unwrap_or_default();
             for f in forbidden {
-                assert!(
-                    !code.contains(f),
-                    "{}:{}: `{f}` is not available to Argo CD scripts: {line}",
-                    s.display(),
-                    i + 1
-                );
+                assert!(!code.contains(f), "{}:{}: `{f}` is not available to Argo CD scripts: {line}", s.display(), i + 1);
             }
         }
     }
@@ -498,15 +388,7 @@ fn scripts_use_only_what_argo_cd_offers() {
 
 fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    text.lines()
-        .map(|l| {
-            if l.is_empty() {
-                "\n".to_string()
-            } else {
-                format!("{pad}{l}\n")
-            }
-        })
-        .collect()
+    text.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("{pad}{l}\n") }).collect()
 }
 
 /// The argocd-cm keys carrying the scripts, generated from the files.
@@ -575,23 +457,12 @@ fn argocd_cm_is_in_sync_with_the_scripts() {
             Some(read(&dir.join("health.lua")).as_str()),
             "{kind} health"
         );
-        let Some(actions) = data
-            .get(format!("resource.customizations.actions.lyncdr.io_{kind}"))
-            .and_then(Value::as_str)
-        else {
-            assert!(
-                !dir.join("actions").exists(),
-                "{kind}: actions missing from argocd-cm.yaml"
-            );
+        let Some(actions) = data.get(format!("resource.customizations.actions.lyncdr.io_{kind}")).and_then(Value::as_str) else {
+            assert!(!dir.join("actions").exists(), "{kind}: actions missing from argocd-cm.yaml");
             continue;
         };
-        let actions: Value =
-            serde_saphyr::from_str(actions).unwrap_or_else(|e| panic!("{kind} actions: {e}"));
-        assert_eq!(
-            actions["discovery.lua"].as_str(),
-            Some(read(&dir.join("actions/discovery.lua")).as_str()),
-            "{kind} discovery"
-        );
+        let actions: Value = serde_saphyr::from_str(actions).unwrap_or_else(|e| panic!("{kind} actions: {e}"));
+        assert_eq!(actions["discovery.lua"].as_str(), Some(read(&dir.join("actions/discovery.lua")).as_str()), "{kind} discovery");
         for d in items(&actions, "definitions") {
             let name = str_of(d, "name", kind);
             assert_eq!(

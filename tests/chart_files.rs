@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const REFRESH: &str = "refresh the chart's copy with:\n    rm -f charts/lyncdr/files/crds/*.yaml && cp crds/*.yaml charts/lyncdr/files/crds/";
+const REFRESH: &str =
+    "refresh the chart's copy with:\n    rm -f charts/lyncdr/files/crds/*.yaml && cp crds/*.yaml charts/lyncdr/files/crds/";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -13,19 +14,13 @@ fn root() -> PathBuf {
 
 /// The `.yaml` files of a folder, by file name.
 fn yaml_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     let mut files = BTreeMap::new();
     for entry in entries {
         let path = entry.expect("directory entry").path();
         if path.extension().is_some_and(|x| x == "yaml") {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("UTF-8 file name")
-                .to_string();
-            let bytes = std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let name = path.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name").to_string();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             files.insert(name, bytes);
         }
     }
@@ -40,31 +35,19 @@ fn chart_crds_are_a_verbatim_copy_of_crds() {
 
     let missing: Vec<&String> = source.keys().filter(|k| !copy.contains_key(*k)).collect();
     let extra: Vec<&String> = copy.keys().filter(|k| !source.contains_key(*k)).collect();
-    let differing: Vec<&String> = source
-        .iter()
-        .filter(|(k, v)| copy.get(*k).is_some_and(|c| c != *v))
-        .map(|(k, _)| k)
-        .collect();
+    let differing: Vec<&String> = source.iter().filter(|(k, v)| copy.get(*k).is_some_and(|c| c != *v)).map(|(k, _)| k).collect();
 
     let mut problems = Vec::new();
     if !missing.is_empty() {
-        problems.push(format!(
-            "missing from charts/lyncdr/files/crds/: {missing:?}"
-        ));
+        problems.push(format!("missing from charts/lyncdr/files/crds/: {missing:?}"));
     }
     if !extra.is_empty() {
-        problems.push(format!(
-            "in charts/lyncdr/files/crds/ but not in crds/: {extra:?}"
-        ));
+        problems.push(format!("in charts/lyncdr/files/crds/ but not in crds/: {extra:?}"));
     }
     if !differing.is_empty() {
         problems.push(format!("different from crds/: {differing:?}"));
     }
-    assert!(
-        problems.is_empty(),
-        "the chart's CRDs are out of date ({}); {REFRESH}",
-        problems.join("; ")
-    );
+    assert!(problems.is_empty(), "the chart's CRDs are out of date ({}); {REFRESH}", problems.join("; "));
 }
 
 #[test]
@@ -73,42 +56,22 @@ fn chart_crds_cover_every_kind() {
     let copy = yaml_files(&root().join("charts/lyncdr/files/crds"));
     let mut kinds = Vec::new();
     for (name, bytes) in &copy {
-        let text =
-            std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{name} is not UTF-8: {e}"));
-        let doc: serde_json::Value = serde_saphyr::from_str(text)
-            .unwrap_or_else(|e| panic!("{name} is not valid YAML: {e}"));
+        let text = std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{name} is not UTF-8: {e}"));
+        let doc: serde_json::Value = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{name} is not valid YAML: {e}"));
         assert_eq!(doc["kind"], "CustomResourceDefinition", "{name}");
         assert_eq!(doc["spec"]["group"], "lyncdr.io", "{name}");
-        assert_eq!(
-            doc["metadata"]["name"].as_str(),
-            name.strip_suffix(".yaml"),
-            "{name}: file name and CRD name differ"
-        );
-        kinds.push(
-            doc["spec"]["names"]["kind"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
+        assert_eq!(doc["metadata"]["name"].as_str(), name.strip_suffix(".yaml"), "{name}: file name and CRD name differ");
+        kinds.push(doc["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string());
     }
     kinds.sort();
-    assert_eq!(
-        kinds,
-        [
-            "ConferenceContentRestore",
-            "LyncDeployment",
-            "PoolPair",
-            "UserPlacement"
-        ]
-    );
+    assert_eq!(kinds, ["ConferenceContentRestore", "LyncDeployment", "PoolPair", "UserPlacement"]);
 }
 
 #[test]
 fn flux_example_desired_state_is_valid() {
     // examples/flux/lync is what a user commits: it must load with the operator's own manifest
     // loader (unknown fields are rejected against the CRD schema).
-    let loaded = lyncdr::api::manifests::load(&root().join("examples/flux/lync"))
-        .unwrap_or_else(|e| panic!("examples/flux/lync: {e}"));
+    let loaded = lyncdr::api::manifests::load(&root().join("examples/flux/lync")).unwrap_or_else(|e| panic!("examples/flux/lync: {e}"));
     let ids: Vec<String> = loaded.iter().map(|m| m.id()).collect();
     assert_eq!(ids, ["LyncDeployment/contoso", "PoolPair/dal-sea"]);
 }

@@ -24,13 +24,7 @@ fn crds_dir() -> PathBuf {
 fn committed_crds() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(crds_dir())
         .expect("crds/")
-        .map(|entry| {
-            entry
-                .expect("crds/ entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|entry| entry.expect("crds/ entry").file_name().to_string_lossy().into_owned())
         .filter_map(|file| file.strip_suffix(".yaml").map(str::to_owned))
         .collect();
     names.sort();
@@ -82,34 +76,19 @@ fn kubectl_until(kubeconfig: &Path, args: &[&str], done: impl Fn(&Output) -> boo
 }
 
 fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
-    let Some(plane) = ControlPlane::start()
-        .await
-        .unwrap_or_else(|e| panic!("control plane: {e}"))
-    else {
+    let Some(plane) = ControlPlane::start().await.unwrap_or_else(|e| panic!("control plane: {e}")) else {
         return;
     };
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
+    if Command::new("kubectl").arg("version").arg("--client").output().is_err() {
         eprintln!("skipped: kubectl is not installed");
         return;
     }
-    eprintln!(
-        "control plane started in {:.1} s",
-        plane.startup_time().as_secs_f64()
-    );
+    eprintln!("control plane started in {:.1} s", plane.startup_time().as_secs_f64());
     let admin = plane.kubeconfig_path();
     // Every check runs and the test fails at the end with the whole list, so that one failure
     // does not hide the state of the others.
@@ -120,25 +99,13 @@ async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
         failures.push(format!("kubectl apply -f crds/ failed:\n{}", text(&apply)));
     }
 
-    let wait = kubectl(
-        admin,
-        &[
-            "wait",
-            "--for=condition=established",
-            "--timeout=60s",
-            "crd/poolpairs.lyncdr.io",
-        ],
-    );
+    let wait = kubectl(admin, &["wait", "--for=condition=established", "--timeout=60s", "crd/poolpairs.lyncdr.io"]);
     if !wait.status.success() {
         failures.push(format!("PoolPair CRD not established:\n{}", text(&wait)));
     }
 
     let expected = committed_crds();
-    assert_eq!(
-        expected.len(),
-        4,
-        "crds/ should hold four CRDs: {expected:?}"
-    );
+    assert_eq!(expected.len(), 4, "crds/ should hold four CRDs: {expected:?}");
     let get = kubectl(admin, &["get", "crd", "-o", "name"]);
     let served: Vec<String> = String::from_utf8_lossy(&get.stdout)
         .lines()
@@ -147,9 +114,7 @@ async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
         .map(str::to_owned)
         .collect();
     if served != expected {
-        failures.push(format!(
-            "kubectl get crd lists {served:?}, expected {expected:?}"
-        ));
+        failures.push(format!("kubectl get crd lists {served:?}, expected {expected:?}"));
     }
 
     // The OpenAPI document that `kubectl explain` reads is republished a moment after the CRD
@@ -158,57 +123,33 @@ async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
     let explained = |o: &Output| o.status.success() && text(o).contains(&description);
     let explain = kubectl_until(admin, &["explain", "poolpair.spec.failedOver"], explained);
     if !explained(&explain) {
-        failures.push(format!(
-            "kubectl explain poolpair.spec.failedOver lacks {description:?}:\n{}",
-            text(&explain)
-        ));
+        failures.push(format!("kubectl explain poolpair.spec.failedOver lacks {description:?}:\n{}", text(&explain)));
     }
 
     // The admin (system:masters) may list PoolPairs, a restricted identity may not: RBAC is on.
     let admin_get = kubectl(admin, &["get", "poolpairs", "-A"]);
     if !admin_get.status.success() {
-        failures.push(format!(
-            "admin cannot list PoolPairs:\n{}",
-            text(&admin_get)
-        ));
+        failures.push(format!("admin cannot list PoolPairs:\n{}", text(&admin_get)));
     }
     let user = "system:serviceaccount:lyncdr-smoke:nobody";
     let restricted = plane.kubeconfig_for_user(user, &["lyncdr-smoke"]);
     let whoami = kubectl(&restricted, &["auth", "whoami", "-o", "json"]);
-    let identity: serde_json::Value =
-        serde_json::from_slice(&whoami.stdout).unwrap_or(serde_json::Value::Null);
+    let identity: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap_or(serde_json::Value::Null);
     let user_info = &identity["status"]["userInfo"];
-    if user_info["username"] != user
-        || !user_info["groups"]
-            .as_array()
-            .is_some_and(|g| g.iter().any(|g| g == "lyncdr-smoke"))
-    {
-        failures.push(format!(
-            "the restricted certificate does not authenticate as {user} in group lyncdr-smoke:\n{}",
-            text(&whoami)
-        ));
+    if user_info["username"] != user || !user_info["groups"].as_array().is_some_and(|g| g.iter().any(|g| g == "lyncdr-smoke")) {
+        failures.push(format!("the restricted certificate does not authenticate as {user} in group lyncdr-smoke:\n{}", text(&whoami)));
     }
     let denied = kubectl(&restricted, &["get", "poolpairs"]);
     let denied_text = text(&denied);
-    if denied.status.success() || !denied_text.contains("Forbidden") || !denied_text.contains(user)
-    {
-        failures.push(format!(
-            "expected Forbidden for {user} on `kubectl get poolpairs`, got ({}):\n{denied_text}",
-            denied.status
-        ));
+    if denied.status.success() || !denied_text.contains("Forbidden") || !denied_text.contains(user) {
+        failures.push(format!("expected Forbidden for {user} on `kubectl get poolpairs`, got ({}):\n{denied_text}", denied.status));
     }
 
     // A ServiceAccount-like identity gets what a binding to the ServiceAccount grants, and no
     // more: the way later tests will run the operator with the Helm chart's RBAC.
     let reader = plane.kubeconfig_for_service_account("lyncdr-smoke", "reader");
     for args in [
-        &[
-            "create",
-            "clusterrole",
-            "lyncdr-smoke-reader",
-            "--verb=get,list,watch",
-            "--resource=poolpairs.lyncdr.io",
-        ][..],
+        &["create", "clusterrole", "lyncdr-smoke-reader", "--verb=get,list,watch", "--resource=poolpairs.lyncdr.io"][..],
         &[
             "create",
             "clusterrolebinding",
@@ -228,44 +169,23 @@ async fn kubectl_installs_the_crds_and_rbac_is_enforced() {
     };
     let reader_list = kubectl(&reader, &["get", "poolpairs", "-A"]);
     if !reader_list.status.success() {
-        failures.push(format!(
-            "the ServiceAccount-like identity cannot list PoolPairs despite its binding:\n{}",
-            text(&reader_list)
-        ));
+        failures.push(format!("the ServiceAccount-like identity cannot list PoolPairs despite its binding:\n{}", text(&reader_list)));
     }
-    if !can(&reader, "watch", "poolpairs.lyncdr.io")
-        || can(&reader, "delete", "poolpairs.lyncdr.io")
-        || can(&reader, "list", "secrets")
-    {
-        failures.push(
-            "`kubectl auth can-i` for the ServiceAccount-like identity does not match its binding"
-                .to_owned(),
-        );
+    if !can(&reader, "watch", "poolpairs.lyncdr.io") || can(&reader, "delete", "poolpairs.lyncdr.io") || can(&reader, "list", "secrets") {
+        failures.push("`kubectl auth can-i` for the ServiceAccount-like identity does not match its binding".to_owned());
     }
 
     // The kube-rs client the operator's tests will use sees the same CRDs.
     let crds: Api<CustomResourceDefinition> = Api::all(plane.client().await);
     match crds.list(&ListParams::default()).await {
         Ok(list) => {
-            let n = list
-                .items
-                .iter()
-                .filter(|c| c.spec.group == "lyncdr.io")
-                .count();
+            let n = list.items.iter().filter(|c| c.spec.group == "lyncdr.io").count();
             if n != served.len() {
-                failures.push(format!(
-                    "kube-rs lists {n} lyncdr.io CRDs, kubectl {}",
-                    served.len()
-                ));
+                failures.push(format!("kube-rs lists {n} lyncdr.io CRDs, kubectl {}", served.len()));
             }
         }
         Err(e) => failures.push(format!("kube-rs cannot list CRDs: {e}")),
     }
 
-    assert!(
-        failures.is_empty(),
-        "{} check(s) failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{} check(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
 }

@@ -67,23 +67,23 @@ fn pool_spec() -> impl Strategy<Value = PoolSpec> {
 }
 
 fn pair_spec(sites: usize) -> impl Strategy<Value = PairSpec> {
-    (0..sites, 1..sites, pool_spec(), pool_spec(), 0u8..3, 0u8..3, any::<bool>(), proptest::option::of(0u8..2), any::<bool>(), 0u8..8).prop_map(
-        move |(a, off, pa, mut pb, initial, desired, allow, automatic, fb, odd)| {
-        // Mostly supported pairings (same Back End high availability); sometimes not.
-        if odd != 0 {
-            pb.mirror = pa.mirror;
-            pb.witness = pb.mirror && pb.witness;
-        }
-        PairSpec {
-            sites: (a, (a + off) % sites),
-            pools: (pa, pb),
-            initial,
-            desired,
-            allow_data_loss: allow,
-            automatic,
-            automatic_failback: fb,
-        }},
-    )
+    (0..sites, 1..sites, pool_spec(), pool_spec(), 0u8..3, 0u8..3, any::<bool>(), proptest::option::of(0u8..2), any::<bool>(), 0u8..8)
+        .prop_map(move |(a, off, pa, mut pb, initial, desired, allow, automatic, fb, odd)| {
+            // Mostly supported pairings (same Back End high availability); sometimes not.
+            if odd != 0 {
+                pb.mirror = pa.mirror;
+                pb.witness = pb.mirror && pb.witness;
+            }
+            PairSpec {
+                sites: (a, (a + off) % sites),
+                pools: (pa, pb),
+                initial,
+                desired,
+                allow_data_loss: allow,
+                automatic,
+                automatic_failback: fb,
+            }
+        })
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -101,25 +101,27 @@ fn case() -> impl Strategy<Value = Case> {
             proptest::collection::vec(any::<bool>(), 8),
             proptest::option::of(0u8..3),
         )
-            .prop_flat_map(|(sites, edges, pairs, side, (sip, xmpp), faults, fault_site, want_cms, (edge_auto, want_sip), pm, si)| {
-                let n = pairs.len();
-                (0..n).prop_map(move |cms_pair| Case {
-                    sites,
-                    edges: edges.clone(),
-                    pairs: pairs.clone(),
-                    cms_pair,
-                    cms_side: side,
-                    sip,
-                    xmpp,
-                    faults: faults.clone(),
-                    fault_site,
-                    want_cms,
-                    edge_auto,
-                    want_sip,
-                    principal_mirror: pm.clone(),
-                    sync_interval: si,
-                })
-            })
+            .prop_flat_map(
+                |(sites, edges, pairs, side, (sip, xmpp), faults, fault_site, want_cms, (edge_auto, want_sip), pm, si)| {
+                    let n = pairs.len();
+                    (0..n).prop_map(move |cms_pair| Case {
+                        sites,
+                        edges: edges.clone(),
+                        pairs: pairs.clone(),
+                        cms_pair,
+                        cms_side: side,
+                        sip,
+                        xmpp,
+                        faults: faults.clone(),
+                        fault_site,
+                        want_cms,
+                        edge_auto,
+                        want_sip,
+                        principal_mirror: pm.clone(),
+                        sync_interval: si,
+                    })
+                },
+            )
     })
 }
 
@@ -141,7 +143,8 @@ fn fq(s: &str) -> Fqdn {
 
 /// Builds the scenario and the desired state of a case.
 fn build(c: &Case) -> (ScenarioFile, Desired) {
-    let mut sites: Vec<SiteFile> = (0..c.sites).map(|i| SiteFile { name: site_name(i), front_end_pools: vec![], edge_pools: vec![] }).collect();
+    let mut sites: Vec<SiteFile> =
+        (0..c.sites).map(|i| SiteFile { name: site_name(i), front_end_pools: vec![], edge_pools: vec![] }).collect();
     let mut pairs_file = Vec::new();
     let mut failed_over = Vec::new();
     let mut principal = Vec::new();
@@ -219,7 +222,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         let site = c.fault_site;
         let any_pool = pool_list[(site * 7 + *f as usize) % pool_list.len()].clone();
         let host = any_pool.split('.').next().unwrap_or_default().to_string();
-        let rest: String = any_pool.splitn(2, '.').nth(1).unwrap_or_default().to_string();
+        let rest: String = any_pool.split_once('.').map(|x| x.1).unwrap_or_default().to_string();
         down.push(match f {
             0 | 1 => format!("site/{}", site_name(site)),
             2 => format!("pool/{any_pool}"),
@@ -245,7 +248,10 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         state: StateFile {
             failed_over,
             down,
-            back_end_principal: principal.iter().map(|(p, _)| lyncdr::scenario::PrincipalFile { pool: p.clone(), principal: Role::Mirror }).collect(),
+            back_end_principal: principal
+                .iter()
+                .map(|(p, _)| lyncdr::scenario::PrincipalFile { pool: p.clone(), principal: Role::Mirror })
+                .collect(),
         },
         timings: Default::default(),
     };
@@ -262,7 +268,11 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         deployment: "prop".into(),
         generation: 1,
         cms: c.want_cms.map(|(other, loss, auto)| {
-            let pool = if other { pool_name(c.cms_pair, usize::from(!side), if side { cp.sites.0 } else { cp.sites.1 }) } else { cms_pool.clone() };
+            let pool = if other {
+                pool_name(c.cms_pair, usize::from(!side), if side { cp.sites.0 } else { cp.sites.1 })
+            } else {
+                cms_pool.clone()
+            };
             CmsDesired { active_pool: fq(&pool), allow_data_loss: loss || auto, automatic_failover: auto }
         }),
         sip_federation: edge_of(c.want_sip).map(|e| fq(&e)),
@@ -314,8 +324,12 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         let lync = LocalSim::new(Simulator::new(&scenario));
         let (outcome, history) = drive(&lync, &d).await;
         let sim = lync.lock();
-        let errors: Vec<String> =
-            sim.log().iter().filter(|r| r.mutating && r.outcome != Outcome::Ok).map(|r| format!("{} -> {:?} {}", r.line, r.outcome, r.error.clone().unwrap_or_default())).collect();
+        let errors: Vec<String> = sim
+            .log()
+            .iter()
+            .filter(|r| r.mutating && r.outcome != Outcome::Ok)
+            .map(|r| format!("{} -> {:?} {}", r.line, r.outcome, r.error.clone().unwrap_or_default()))
+            .collect();
         let scenario_yaml = serde_saphyr::to_string(&file).unwrap_or_default();
         prop_assert!(errors.is_empty(), "cmdlets failed:\n{}\nscenario:\n{scenario_yaml}\ndesired: {d:#?}", errors.join("\n"));
         if std::env::var_os("LYNCDR_PROP_STATS").is_some() {
@@ -326,7 +340,9 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 Converged::Unobservable { .. } => "unobservable",
             };
             let why = match &outcome {
-                Converged::Blocked { plan, .. } => format!("{:?} recheck={:?}", plan.blockers.iter().map(|b| &b.reason).collect::<Vec<_>>(), plan.recheck_after),
+                Converged::Blocked { plan, .. } => {
+                    format!("{:?} recheck={:?}", plan.blockers.iter().map(|b| &b.reason).collect::<Vec<_>>(), plan.recheck_after)
+                }
                 _ => String::new(),
             };
             eprintln!("case: {kind} changes={} {why}", sim.log().iter().filter(|r| r.mutating).count());
@@ -334,8 +350,16 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         match &outcome {
             Converged::Done { observed } => {
                 // Planning the result again gives an empty plan.
-                let again = lyncdr::planner::plan(&d, &lyncdr::model::Observed { history: history.clone(), ..(**observed).clone() }, &Default::default());
-                prop_assert!(again.steps.is_empty(), "replanning is not empty: {:?}", again.steps.iter().map(|s| &s.id).collect::<Vec<_>>());
+                let again = lyncdr::planner::plan(
+                    &d,
+                    &lyncdr::model::Observed { history: history.clone(), ..(**observed).clone() },
+                    &Default::default(),
+                );
+                prop_assert!(
+                    again.steps.is_empty(),
+                    "replanning is not empty: {:?}",
+                    again.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+                );
                 // The desired pairing state holds (unless an automatic failover overrides it).
                 let snap = sim.snapshot();
                 for p in &d.pairs {
@@ -351,10 +375,22 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 }
             }
             Converged::Blocked { plan, .. } => {
-                prop_assert!(!plan.blockers.is_empty() || !plan.notices.is_empty() || plan.recheck_after.is_some(), "blocked without a reason");
+                prop_assert!(
+                    !plan.blockers.is_empty() || !plan.notices.is_empty() || plan.recheck_after.is_some(),
+                    "blocked without a reason"
+                );
             }
             Converged::Stalled { step, reason, .. } => {
-                prop_assert!(false, "stalled at {step}: {reason}\nscenario:\n{scenario_yaml}\ndesired: {d:#?}\nlog:\n{}", sim.log().iter().map(|r| format!("{} {:?}", r.line, r.outcome)).filter(|l| !l.starts_with("Get-")).collect::<Vec<_>>().join("\n"));
+                prop_assert!(
+                    false,
+                    "stalled at {step}: {reason}\nscenario:\n{scenario_yaml}\ndesired: {d:#?}\nlog:\n{}",
+                    sim.log()
+                        .iter()
+                        .map(|r| format!("{} {:?}", r.line, r.outcome))
+                        .filter(|l| !l.starts_with("Get-"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
             Converged::Unobservable { .. } => {
                 // Every server unreachable: nothing can be planned; nothing must have run.

@@ -117,29 +117,19 @@ fn deployment(tail: &str) -> Simulator {
 
 /// The base sites with one edit (`from` must occur exactly once).
 fn sites_with(from: &str, to: &str) -> String {
-    assert_eq!(
-        SITES.matches(from).count(),
-        1,
-        "`{from}` must occur once in SITES"
-    );
+    assert_eq!(SITES.matches(from).count(), 1, "`{from}` must occur once in SITES");
     SITES.replace(from, to)
 }
 
 fn run_on(sim: &Simulator, on: &str) -> RunOn {
     let target = f(on);
     let topo = sim.topology();
-    if topo.pools.contains_key(&target) || topo.edges.contains_key(&target) {
-        RunOn::Pool(target)
-    } else {
-        RunOn::Server(target)
-    }
+    if topo.pools.contains_key(&target) || topo.edges.contains_key(&target) { RunOn::Pool(target) } else { RunOn::Server(target) }
 }
 
 /// Runs one PowerShell line on `on` (a pool, an Edge pool or a server), as `#! on` would.
 fn invoke(sim: &mut Simulator, on: &str, line: &str) -> Result<Value, Failure> {
-    let inv = parse_line(line, &catalog::is_switch)
-        .unwrap_or_else(|e| panic!("`{line}` does not parse: {e}"))
-        .expect("a command");
+    let inv = parse_line(line, &catalog::is_switch).unwrap_or_else(|e| panic!("`{line}` does not parse: {e}")).expect("a command");
     let on = run_on(sim, on);
     sim.run(&on, &inv)
 }
@@ -149,14 +139,7 @@ fn invoke(sim: &mut Simulator, on: &str, line: &str) -> Result<Value, Failure> {
 fn run_ok(sim: &mut Simulator, script: &str) -> Vec<LineResult> {
     let out = run_script(sim, script);
     for l in &out {
-        assert!(
-            l.ok,
-            "line {} `{}` failed at {}: {}",
-            l.number,
-            l.line,
-            l.at,
-            l.error.as_deref().unwrap_or_default()
-        );
+        assert!(l.ok, "line {} `{}` failed at {}: {}", l.number, l.line, l.at, l.error.as_deref().unwrap_or_default());
     }
     out
 }
@@ -177,11 +160,7 @@ fn output<'a>(lines: &'a [LineResult], command: &str) -> &'a Value {
 fn refused(sim: &mut Simulator, on: &str, line: &str, rule: u8) -> CmdletError {
     match invoke(sim, on, line) {
         Err(Failure::Cmdlet(e)) => {
-            assert_eq!(
-                e.rule,
-                Some(rule),
-                "`{line}` was refused, but not for rule {rule}: {e}"
-            );
+            assert_eq!(e.rule, Some(rule), "`{line}` was refused, but not for rule {rule}: {e}");
             assert_eq!(sim.log().last().map(|r| r.outcome), Some(Outcome::Error));
             e
         }
@@ -193,10 +172,7 @@ fn refused(sim: &mut Simulator, on: &str, line: &str, rule: u8) -> CmdletError {
 #[track_caller]
 fn refused_by_lync(sim: &mut Simulator, on: &str, line: &str, rule: u8) -> CmdletError {
     let e = refused(sim, on, line, rule);
-    assert!(
-        !e.message.starts_with(STRICT),
-        "Lync refuses this itself: {e}"
-    );
+    assert!(!e.message.starts_with(STRICT), "Lync refuses this itself: {e}");
     e
 }
 
@@ -204,11 +180,7 @@ fn refused_by_lync(sim: &mut Simulator, on: &str, line: &str, rule: u8) -> Cmdle
 #[track_caller]
 fn refused_strictly(sim: &mut Simulator, on: &str, line: &str, rule: u8) -> CmdletError {
     let e = refused(sim, on, line, rule);
-    assert!(
-        e.message
-            .starts_with(&format!("{STRICT} safe-order rule {rule}: ")),
-        "{e}"
-    );
+    assert!(e.message.starts_with(&format!("{STRICT} safe-order rule {rule}: ")), "{e}");
     e
 }
 
@@ -238,30 +210,14 @@ fn cms_pool(sim: &Simulator) -> Option<String> {
 
 /// The cmdlets that changed the deployment, in order.
 fn mutations(sim: &Simulator) -> Vec<&str> {
-    sim.log()
-        .iter()
-        .filter(|r| r.mutating && r.outcome == Outcome::Ok)
-        .map(|r| r.cmdlet.as_str())
-        .collect()
+    sim.log().iter().filter(|r| r.mutating && r.outcome == Outcome::Ok).map(|r| r.cmdlet.as_str()).collect()
 }
 
 /// `(Get-CsBackupServiceStatus -PoolFqdn <pool>).BackupModules` → ExportStatus of one module.
 fn export_status(sim: &mut Simulator, on: &str, pool: &str, module: &str) -> String {
-    let v = invoke(
-        sim,
-        on,
-        &format!("Get-CsBackupServiceStatus -PoolFqdn {pool}"),
-    )
-    .expect("status");
-    let row = v["BackupModules"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["Identity"] == module))
-        .cloned()
-        .unwrap_or_default();
-    row["ExportStatus"]
-        .as_str()
-        .unwrap_or("missing")
-        .to_string()
+    let v = invoke(sim, on, &format!("Get-CsBackupServiceStatus -PoolFqdn {pool}")).expect("status");
+    let row = v["BackupModules"].as_array().and_then(|m| m.iter().find(|m| m["Identity"] == module)).cloned().unwrap_or_default();
+    row["ExportStatus"].as_str().unwrap_or("missing").to_string()
 }
 
 /// Changes of `pool`'s users the partner has not imported: (in the home store, in the backup store).
@@ -287,26 +243,11 @@ fn assert_close(actual: f64, expected: f64) {
 /// `Invoke-CsPoolFailOver` fail.
 #[test]
 fn rule_01_fail_back_before_cross_failover() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.chi.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com]}\n");
 
-    let e = refused_by_lync(
-        &mut sim,
-        DAL,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.sea.contoso.com",
-        1,
-    );
-    assert!(
-        e.message
-            .contains("first fail back \"pool01.dal.contoso.com\""),
-        "{e}"
-    );
-    assert_eq!(
-        (state(&sim, DAL), state(&sim, SEA)),
-        (FailoverState::FailedOver, FailoverState::Normal),
-        "nothing changed"
-    );
+    let e = refused_by_lync(&mut sim, DAL, "Invoke-CsPoolFailOver -PoolFqdn pool01.sea.contoso.com", 1);
+    assert!(e.message.contains("first fail back \"pool01.dal.contoso.com\""), "{e}");
+    assert_eq!((state(&sim, DAL), state(&sim, SEA)), (FailoverState::FailedOver, FailoverState::Normal), "nothing changed");
 
     run_ok(
         &mut sim,
@@ -319,23 +260,10 @@ fn rule_01_fail_back_before_cross_failover() {
         Invoke-CsPoolFailOver -PoolFqdn pool01.sea.contoso.com
         ",
     );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::Normal, DAL.to_string())
-    );
-    assert_eq!(
-        (state(&sim, SEA), served_by(&sim, SEA)),
-        (FailoverState::FailedOver, DAL.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::Normal, DAL.to_string()));
+    assert_eq!((state(&sim, SEA), served_by(&sim, SEA)), (FailoverState::FailedOver, DAL.to_string()));
     assert!(sim.snapshot().all_users_served);
-    assert_eq!(
-        mutations(&sim),
-        [
-            "Invoke-CsPoolFailBack",
-            "Set-CsEdgeServer",
-            "Invoke-CsPoolFailOver"
-        ]
-    );
+    assert_eq!(mutations(&sim), ["Invoke-CsPoolFailBack", "Set-CsEdgeServer", "Invoke-CsPoolFailOver"]);
 }
 
 /// Rule 2 (JJ721939, C2): failover and failback name the same pool, the users' home pool.
@@ -344,19 +272,10 @@ fn rule_01_fail_back_before_cross_failover() {
 /// pool's users to the pool that is down.
 #[test]
 fn rule_02_same_pool_fqdn_for_failover_and_failback() {
-    let mut sim =
-        deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [site/Dallas]}\n");
+    let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [site/Dallas]}\n");
 
-    let e = fails(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.sea.contoso.com -DisasterMode",
-    );
-    assert!(
-        e.message
-            .contains("Unable to contact pool \"pool01.dal.contoso.com\""),
-        "{e}"
-    );
+    let e = fails(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.sea.contoso.com -DisasterMode");
+    assert!(e.message.contains("Unable to contact pool \"pool01.dal.contoso.com\""), "{e}");
     assert_eq!(state(&sim, SEA), FailoverState::Normal);
 
     run_ok(
@@ -367,28 +286,13 @@ fn rule_02_same_pool_fqdn_for_failover_and_failback() {
         #! fault up:site/Dallas
         ",
     );
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.sea.contoso.com",
-        2,
-    );
-    assert!(
-        e.message
-            .contains("Pool \"pool01.sea.contoso.com\" is not failed over"),
-        "{e}"
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailBack -PoolFqdn pool01.sea.contoso.com", 2);
+    assert!(e.message.contains("Pool \"pool01.sea.contoso.com\" is not failed over"), "{e}");
     assert_eq!(served_by(&sim, DAL), SEA, "Dallas's users stay on Seattle");
 
-    run_ok(
-        &mut sim,
-        "#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com",
-    );
+    run_ok(&mut sim, "#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com");
     for pool in [DAL, SEA] {
-        assert_eq!(
-            (state(&sim, pool), served_by(&sim, pool)),
-            (FailoverState::Normal, pool.to_string())
-        );
+        assert_eq!((state(&sim, pool), served_by(&sim, pool)), (FailoverState::Normal, pool.to_string()));
     }
     assert!(sim.snapshot().all_users_served);
 }
@@ -397,20 +301,10 @@ fn rule_02_same_pool_fqdn_for_failover_and_failback() {
 /// before the pool.
 #[test]
 fn rule_03_cms_before_pool() {
-    let mut sim =
-        deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [site/Dallas]}\n");
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [site/Dallas]}\n");
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-        3,
-    );
-    assert!(
-        e.message
-            .contains("hosts the active Central Management Server"),
-        "{e}"
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode", 3);
+    assert!(e.message.contains("hosts the active Central Management Server"), "{e}");
     assert_eq!(state(&sim, DAL), FailoverState::Normal);
 
     let out = run_ok(
@@ -427,28 +321,13 @@ fn rule_03_cms_before_pool() {
         Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode
         ",
     );
-    assert_eq!(
-        output(&out, "Invoke-CsManagementServerFailover -WhatIf")["CentralManagementStorePool"],
-        DAL
-    );
-    assert_eq!(
-        output(&out, "Get-CsPoolBackupRelationship")["BackupPoolFqdn"],
-        SEA
-    );
-    let master = output(&out, "Get-CsManagementStoreReplicationStatus")["ActiveMasterFqdn"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        master.ends_with(".sea.contoso.com"),
-        "the validated CMS master is in Seattle: {master}"
-    );
+    assert_eq!(output(&out, "Invoke-CsManagementServerFailover -WhatIf")["CentralManagementStorePool"], DAL);
+    assert_eq!(output(&out, "Get-CsPoolBackupRelationship")["BackupPoolFqdn"], SEA);
+    let master = output(&out, "Get-CsManagementStoreReplicationStatus")["ActiveMasterFqdn"].as_str().unwrap_or_default().to_string();
+    assert!(master.ends_with(".sea.contoso.com"), "the validated CMS master is in Seattle: {master}");
     assert_eq!(cms_pool(&sim).as_deref(), Some(SEA));
     assert!(sim.snapshot().cms.available);
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
     assert!(sim.snapshot().all_users_served);
 }
 
@@ -456,8 +335,7 @@ fn rule_03_cms_before_pool() {
 /// failed over; until the change has replicated, the pool failover is refused.
 #[test]
 fn rule_04_cms_replicated_before_pool_failover() {
-    let mut sim =
-        deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [site/Dallas]}\n");
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [site/Dallas]}\n");
     run_ok(
         &mut sim,
         r"
@@ -467,12 +345,7 @@ fn rule_04_cms_replicated_before_pool_failover() {
         ",
     );
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-        4,
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode", 4);
     assert!(e.message.contains("is not up to date"), "{e}");
     assert_eq!(state(&sim, DAL), FailoverState::Normal);
 
@@ -485,28 +358,12 @@ fn rule_04_cms_replicated_before_pool_failover() {
         Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode
         ",
     );
-    let replicas = output(&out, "Get-CsManagementStoreReplicationStatus")
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let seattle: Vec<&Value> = replicas
-        .iter()
-        .filter(|r| {
-            r["ReplicaFqdn"]
-                .as_str()
-                .is_some_and(|s| s.ends_with(".sea.contoso.com"))
-        })
-        .collect();
-    assert_eq!(
-        seattle.len(),
-        4,
-        "two Front Ends and two Edge servers in Seattle"
-    );
+    let replicas = output(&out, "Get-CsManagementStoreReplicationStatus").as_array().cloned().unwrap_or_default();
+    let seattle: Vec<&Value> =
+        replicas.iter().filter(|r| r["ReplicaFqdn"].as_str().is_some_and(|s| s.ends_with(".sea.contoso.com"))).collect();
+    assert_eq!(seattle.len(), 4, "two Front Ends and two Edge servers in Seattle");
     assert!(seattle.iter().all(|r| r["UpToDate"] == true), "{seattle:?}");
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
 }
 
 /// Rule 5 (JJ204678): find the principal of the standby CMS database before failing the CMS
@@ -521,10 +378,7 @@ state:
   backEndPrincipal: [{pool: pool01.sea.contoso.com, principal: Mirror}]
 ",
     );
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nExport-CsConfiguration -FileName 'C:\\lyncdr\\CsConfiguration.zip' -LocalStore",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nExport-CsConfiguration -FileName 'C:\\lyncdr\\CsConfiguration.zip' -LocalStore");
 
     let e = refused_by_lync(
         &mut sim,
@@ -532,12 +386,7 @@ state:
         "Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -Force",
         5,
     );
-    assert!(
-        e.message.contains("it is the mirror copy")
-            && e.message
-                .contains("-BackupMirrorSqlServerFqdn sql02.sea.contoso.com"),
-        "{e}"
-    );
+    assert!(e.message.contains("it is the mirror copy") && e.message.contains("-BackupMirrorSqlServerFqdn sql02.sea.contoso.com"), "{e}");
     assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
 
     let out = run_ok(
@@ -549,13 +398,7 @@ state:
         ",
     );
     let mirror_state = &output(&out, "Get-CsDatabaseMirrorState")[0];
-    assert_eq!(
-        (
-            &mirror_state["StateOnPrimary"],
-            &mirror_state["StateOnMirror"]
-        ),
-        (&json!("Mirror"), &json!("Principal"))
-    );
+    assert_eq!((&mirror_state["StateOnPrimary"], &mirror_state["StateOnMirror"]), (&json!("Mirror"), &json!("Principal")));
     assert_eq!(cms_pool(&sim).as_deref(), Some(SEA));
     assert!(sim.snapshot().cms.available);
 }
@@ -567,15 +410,9 @@ fn rule_08_configuration_backed_up_before_cms_move() {
     let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\n");
 
     refused_strictly(&mut sim, SEA, "Invoke-CsManagementServerFailover", 8);
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nExport-CsConfiguration -FileName 'C:\\lyncdr\\CsConfiguration.zip'",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nExport-CsConfiguration -FileName 'C:\\lyncdr\\CsConfiguration.zip'");
     let e = refused_strictly(&mut sim, SEA, "Invoke-CsManagementServerFailover", 8);
-    assert!(
-        e.message.contains("Export-CsLisConfiguration"),
-        "the CMS is reachable, so the LIS backup is due too: {e}"
-    );
+    assert!(e.message.contains("Export-CsLisConfiguration"), "the CMS is reachable, so the LIS backup is due too: {e}");
     assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
 
     run_ok(
@@ -626,16 +463,9 @@ fn rule_09_no_force_outside_disaster_recovery() {
     );
     assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
 
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsManagementServerFailover",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsManagementServerFailover");
     assert_eq!(cms_pool(&sim).as_deref(), Some(SEA));
-    assert_eq!(
-        sim.stats().lost_cms_changes,
-        0.0,
-        "a planned CMS failover waits for replication"
-    );
+    assert_eq!(sim.stats().lost_cms_changes, 0.0, "a planned CMS failover waits for replication");
 }
 
 /// Rule 10 (C3, JJ204678): `Invoke-CsManagementServerFailover` runs on a Front End of the pool
@@ -652,18 +482,10 @@ fn rule_10_cms_failover_runs_in_target_pool() {
     );
 
     let e = refused_by_lync(&mut sim, DAL, "Invoke-CsManagementServerFailover", 10);
-    assert!(
-        e.message.contains(
-            "pool that will host the Central Management store (\"pool01.sea.contoso.com\")"
-        ),
-        "{e}"
-    );
+    assert!(e.message.contains("pool that will host the Central Management store (\"pool01.sea.contoso.com\")"), "{e}");
     assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
 
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsManagementServerFailover",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsManagementServerFailover");
     assert_eq!(cms_pool(&sim).as_deref(), Some(SEA));
 }
 
@@ -672,16 +494,9 @@ fn rule_10_cms_failover_runs_in_target_pool() {
 /// quotes. A whole-site failure needs no repointing (T2): that Edge pool is down too.
 #[test]
 fn rule_11_edge_next_hop_before_pool_failover() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [pool/pool01.dal.contoso.com]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [pool/pool01.dal.contoso.com]}\n");
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-        11,
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode", 11);
     assert_eq!(
         e.to_string(),
         "Invoke-CsPoolFailOver : This Front-end pool \"pool01.dal.contoso.com\" is specified in topology as the next hop for the \
@@ -696,43 +511,16 @@ fn rule_11_edge_next_hop_before_pool_failover() {
         "#! on pool01.sea.contoso.com\nSet-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registrar:pool01.sea.contoso.com",
     );
     // The next-hop change is a CMS change: the failover waits until it has replicated (rule 4).
-    refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-        4,
-    );
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\n#! wait 3m\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
+    refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode", 4);
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\n#! wait 3m\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode");
     let snap = sim.snapshot();
-    assert_eq!(
-        snap.edges[&f(EDGE_DAL)].next_hop.as_ref().map(Fqdn::as_str),
-        Some(SEA)
-    );
-    assert_eq!(
-        (
-            snap.pools[&f(DAL)].state,
-            snap.pools[&f(DAL)].served_by.as_str()
-        ),
-        (FailoverState::FailedOver, SEA)
-    );
+    assert_eq!(snap.edges[&f(EDGE_DAL)].next_hop.as_ref().map(Fqdn::as_str), Some(SEA));
+    assert_eq!((snap.pools[&f(DAL)].state, snap.pools[&f(DAL)].served_by.as_str()), (FailoverState::FailedOver, SEA));
     assert!(snap.all_users_served);
 
-    let mut site_lost =
-        deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [site/Dallas]}\n");
-    run_ok(
-        &mut site_lost,
-        "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
-    assert_eq!(
-        site_lost.snapshot().edges[&f(EDGE_DAL)]
-            .next_hop
-            .as_ref()
-            .map(Fqdn::as_str),
-        Some(DAL)
-    );
+    let mut site_lost = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [site/Dallas]}\n");
+    run_ok(&mut site_lost, "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode");
+    assert_eq!(site_lost.snapshot().edges[&f(EDGE_DAL)].next_hop.as_ref().map(Fqdn::as_str), Some(DAL));
     assert_eq!(served_by(&site_lost, DAL), SEA);
 }
 
@@ -741,53 +529,19 @@ fn rule_11_edge_next_hop_before_pool_failover() {
 /// paired Dallas pool of the same deployment can.
 #[test]
 fn rule_12_backup_pool_must_exist() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [pool/pool01.chi.contoso.com, site/Dallas]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [pool/pool01.chi.contoso.com, site/Dallas]}\n");
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.chi.contoso.com -DisasterMode",
-        12,
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.chi.contoso.com -DisasterMode", 12);
     assert!(e.message.contains("Pool failover can only be invoked if you have assigned a backup pool to the failed pool."), "{e}");
-    refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.chi.contoso.com",
-        12,
-    );
-    let e = fails(
-        &mut sim,
-        SEA,
-        "Set-CsPoolBackupRelationship -PoolFqdn pool01.chi.contoso.com -BackupPoolFqdn pool01.sea.contoso.com",
-    );
-    assert!(
-        e.message
-            .starts_with("The term 'Set-CsPoolBackupRelationship' is not recognized"),
-        "{e}"
-    );
-    let rel = invoke(
-        &mut sim,
-        SEA,
-        "Get-CsPoolBackupRelationship -PoolFqdn pool01.chi.contoso.com",
-    )
-    .expect("query");
+    refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailBack -PoolFqdn pool01.chi.contoso.com", 12);
+    let e = fails(&mut sim, SEA, "Set-CsPoolBackupRelationship -PoolFqdn pool01.chi.contoso.com -BackupPoolFqdn pool01.sea.contoso.com");
+    assert!(e.message.starts_with("The term 'Set-CsPoolBackupRelationship' is not recognized"), "{e}");
+    let rel = invoke(&mut sim, SEA, "Get-CsPoolBackupRelationship -PoolFqdn pool01.chi.contoso.com").expect("query");
     assert_eq!(rel["BackupPoolFqdn"], Value::Null);
 
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
-    assert_eq!(
-        (state(&sim, CHI), served_by(&sim, CHI)),
-        (FailoverState::Normal, CHI.to_string())
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode");
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
+    assert_eq!((state(&sim, CHI), served_by(&sim, CHI)), (FailoverState::Normal, CHI.to_string()));
 }
 
 /// Rule 13 (JJ204773), the part the simulator models: a backup pool whose Backup Service
@@ -797,26 +551,11 @@ fn rule_12_backup_pool_must_exist() {
 fn rule_13_backup_service_started_before_failover() {
     let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\n");
     // As on freshly paired pools before step 7 of the pairing procedure.
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nStop-CsWindowsService -Name LYNCBACKUP",
-    );
-    assert_eq!(
-        export_status(&mut sim, SEA, SEA, "UserServices.PresenceFocus"),
-        "NotInitialized"
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nStop-CsWindowsService -Name LYNCBACKUP");
+    assert_eq!(export_status(&mut sim, SEA, SEA, "UserServices.PresenceFocus"), "NotInitialized");
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com",
-        13,
-    );
-    assert!(
-        e.message
-            .contains("Start-CsWindowsService -Name LYNCBACKUP"),
-        "{e}"
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", 13);
+    assert!(e.message.contains("Start-CsWindowsService -Name LYNCBACKUP"), "{e}");
 
     let out = run_ok(
         &mut sim,
@@ -834,15 +573,9 @@ fn rule_13_backup_service_started_before_failover() {
     );
     for pool in [DAL, SEA] {
         let status = output(&out, &format!("Get-CsBackupServiceStatus -PoolFqdn {pool}"));
-        assert_eq!(
-            status["OverallExportStatus"], "SteadyState",
-            "{pool}: {status}"
-        );
+        assert_eq!(status["OverallExportStatus"], "SteadyState", "{pool}: {status}");
     }
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
 }
 
 /// Rule 14 (JJ205033): pairing is 1:1 and reciprocal. Enforced as a consequence: no cmdlet pairs
@@ -851,100 +584,48 @@ fn rule_13_backup_service_started_before_failover() {
 #[test]
 fn rule_14_pairing_one_to_one_and_reciprocal() {
     let yaml = format!("{SITES}  - [pool01.sea.contoso.com, pool01.chi.contoso.com]\n");
-    let e = Scenario::from_yaml(&yaml)
-        .expect_err("a second partner for Seattle")
-        .to_string();
-    assert!(
-        e.contains("pairs[1][0]") && e.contains("1:1 and reciprocal"),
-        "{e}"
-    );
+    let e = Scenario::from_yaml(&yaml).expect_err("a second partner for Seattle").to_string();
+    assert!(e.contains("pairs[1][0]") && e.contains("1:1 and reciprocal"), "{e}");
 
     let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\n");
     for (pool, backup) in [(DAL, json!(SEA)), (SEA, json!(DAL)), (CHI, Value::Null)] {
-        let rel = invoke(
-            &mut sim,
-            SEA,
-            &format!("Get-CsPoolBackupRelationship -PoolFqdn {pool}"),
-        )
-        .expect("query");
+        let rel = invoke(&mut sim, SEA, &format!("Get-CsPoolBackupRelationship -PoolFqdn {pool}")).expect("query");
         assert_eq!(rel["BackupPoolFqdn"], backup, "{pool}");
     }
-    let user = invoke(
-        &mut sim,
-        SEA,
-        "Get-CsUserPoolInfo -Identity sip:alice@contoso.com",
-    )
-    .expect("query");
-    assert_eq!(
-        (&user["PrimaryPoolFqdn"], &user["BackupPoolFqdn"]),
-        (&json!(DAL), &json!(SEA))
-    );
+    let user = invoke(&mut sim, SEA, "Get-CsUserPoolInfo -Identity sip:alice@contoso.com").expect("query");
+    assert_eq!((&user["PrimaryPoolFqdn"], &user["BackupPoolFqdn"]), (&json!(DAL), &json!(SEA)));
 }
 
 /// Rule 15 (JJ204945, C2): fail back only once the failed pool is back online; `-DisasterMode`
 /// is for an unavailable *backup* pool and does not lift that.
 #[test]
 fn rule_15_failback_only_when_pool_back_online() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.chi.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com], down: [site/Dallas]}\n",
-    );
+    let mut sim =
+        deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com], down: [site/Dallas]}\n");
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com",
-        15,
-    );
-    assert!(
-        e.message
-            .contains("Fail back a pool only when it is back online"),
-        "{e}"
-    );
-    refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-        15,
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com", 15);
+    assert!(e.message.contains("Fail back a pool only when it is back online"), "{e}");
+    refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -DisasterMode", 15);
     assert_eq!(state(&sim, DAL), FailoverState::FailedOver);
 
-    run_ok(
-        &mut sim,
-        "#! fault up:site/Dallas\n#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com",
-    );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::Normal, DAL.to_string())
-    );
+    run_ok(&mut sim, "#! fault up:site/Dallas\n#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com");
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::Normal, DAL.to_string()));
     assert!(sim.snapshot().all_users_served);
 
     // The backup pool is the one that is down: only -DisasterMode fails back.
-    let mut sim = deployment(
-        "cms: {activePool: pool01.chi.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com], down: [site/Seattle]}\n",
-    );
-    let e = refused_by_lync(
-        &mut sim,
-        DAL,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com",
-        15,
-    );
+    let mut sim =
+        deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com], down: [site/Seattle]}\n");
+    let e = refused_by_lync(&mut sim, DAL, "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com", 15);
     assert!(e.message.contains("use -DisasterMode"), "{e}");
-    run_ok(
-        &mut sim,
-        "#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::Normal, DAL.to_string())
-    );
+    run_ok(&mut sim, "#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -DisasterMode");
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::Normal, DAL.to_string()));
 }
 
 /// Rule 16 (JJ204945, JJ205376): the CMS need not follow the failback. A permission, so nothing
 /// is refused: failback succeeds with the CMS left in the former backup pool.
 #[test]
 fn rule_16_cms_may_stay_in_backup_pool() {
-    let mut sim =
-        deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [site/Dallas]}\n");
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [site/Dallas]}\n");
     run_ok(
         &mut sim,
         r"
@@ -958,29 +639,19 @@ fn rule_16_cms_may_stay_in_backup_pool() {
         Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com
         ",
     );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::Normal, DAL.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::Normal, DAL.to_string()));
     assert_eq!(cms_pool(&sim).as_deref(), Some(SEA));
     assert!(sim.snapshot().cms.available && sim.snapshot().all_users_served);
     let last = mutations(&sim);
     assert_eq!(last.last(), Some(&"Invoke-CsPoolFailBack"));
-    assert_eq!(
-        last.iter()
-            .filter(|c| **c == "Invoke-CsManagementServerFailover")
-            .count(),
-        1
-    );
+    assert_eq!(last.iter().filter(|c| **c == "Invoke-CsManagementServerFailover").count(), 1);
 }
 
 /// Rule 17 (C1, T6): an Enterprise pool whose Back End is down but whose Front Ends run is failed
 /// over with `-DisasterMode`; the planned form is refused.
 #[test]
 fn rule_17_disaster_mode_when_back_end_down() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n");
     // Dallas's Edge still runs: repoint it first (rule 11).
     run_ok(
         &mut sim,
@@ -991,27 +662,12 @@ fn rule_17_disaster_mode_when_back_end_down() {
         ",
     );
 
-    let e = refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com",
-        17,
-    );
-    assert!(
-        e.message
-            .contains("can only be failed over with -DisasterMode"),
-        "{e}"
-    );
+    let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", 17);
+    assert!(e.message.contains("can only be failed over with -DisasterMode"), "{e}");
     assert_eq!(state(&sim, DAL), FailoverState::Normal);
 
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode");
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
     assert!(sim.snapshot().all_users_served);
 }
 
@@ -1019,9 +675,7 @@ fn rule_17_disaster_mode_when_back_end_down() {
 /// database of the pool hosting the CMS. Lync accepts either order: strict mode.
 #[test]
 fn rule_18_user_database_before_centralmgmt() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n");
     assert!(!sim.snapshot().cms.available);
 
     refused_strictly(
@@ -1043,23 +697,11 @@ fn rule_18_user_database_before_centralmgmt() {
         Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com
         ",
     );
-    let before = &output(
-        &out,
-        "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User",
-    )[0];
+    let before = &output(&out, "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User")[0];
     assert_eq!(before["StateOnPrimary"], "DatabaseUnavailable");
-    let after = output(
-        &out,
-        "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com",
-    )
-    .as_array()
-    .cloned()
-    .unwrap_or_default();
+    let after = output(&out, "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com").as_array().cloned().unwrap_or_default();
     assert_eq!(after.len(), 2);
-    assert!(
-        after.iter().all(|db| db["StateOnMirror"] == "Principal"),
-        "{after:?}"
-    );
+    assert!(after.iter().all(|db| db["StateOnMirror"] == "Principal"), "{after:?}");
     assert!(sim.snapshot().cms.available && sim.snapshot().all_users_served);
 }
 
@@ -1083,23 +725,10 @@ fn rule_19_federation_needs_setup_rerun() {
         #! wait 10m
         ",
     );
-    assert_eq!(
-        sim.snapshot()
-            .federation
-            .sip_edge_pool
-            .as_ref()
-            .map(Fqdn::as_str),
-        Some(EDGE_SEA)
-    );
+    assert_eq!(sim.snapshot().federation.sip_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_SEA));
     assert!(!sim.sip_federation_working(), "no setup re-run yet");
-    run_ok(
-        &mut sim,
-        &format!("#! on edge01-es01.sea.contoso.com\n{SETUP}"),
-    );
-    assert!(
-        !sim.sip_federation_working(),
-        "setup has re-run on one of the two Edge servers only"
-    );
+    run_ok(&mut sim, &format!("#! on edge01-es01.sea.contoso.com\n{SETUP}"));
+    assert!(!sim.sip_federation_working(), "setup has re-run on one of the two Edge servers only");
 
     // In order: setup on the other server, then the media association of Dallas's pool.
     let out = run_ok(
@@ -1116,10 +745,7 @@ fn rule_19_federation_needs_setup_rerun() {
         ),
     );
     assert!(sim.sip_federation_working());
-    assert_eq!(
-        output(&out, "Get-CsService")[0]["EdgeServer"],
-        "EdgeServer:edge01.sea.contoso.com"
-    );
+    assert_eq!(output(&out, "Get-CsService")[0]["EdgeServer"], "EdgeServer:edge01.sea.contoso.com");
 
     // In order from the start: publish, wait for replication, re-run setup everywhere.
     let mut sim = deployment(
@@ -1147,9 +773,7 @@ fn rule_19_federation_needs_setup_rerun() {
 /// away from the first, in every site's view.
 #[test]
 fn rule_20_one_federation_edge_pool() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.dal.contoso.com}\nfederation: {sipEdgePool: edge01.dal.contoso.com}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nfederation: {sipEdgePool: edge01.dal.contoso.com}\n");
     let out = run_ok(
         &mut sim,
         "
@@ -1158,25 +782,10 @@ fn rule_20_one_federation_edge_pool() {
         Get-CsSite
         ",
     );
-    let sites = output(&out, "Get-CsSite")
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let sites = output(&out, "Get-CsSite").as_array().cloned().unwrap_or_default();
     assert_eq!(sites.len(), 3);
-    assert!(
-        sites
-            .iter()
-            .all(|s| s["FederationRoute"] == "EdgeServer:edge01.sea.contoso.com"),
-        "{sites:?}"
-    );
-    assert_eq!(
-        sim.snapshot()
-            .federation
-            .sip_edge_pool
-            .as_ref()
-            .map(Fqdn::as_str),
-        Some(EDGE_SEA)
-    );
+    assert!(sites.iter().all(|s| s["FederationRoute"] == "EdgeServer:edge01.sea.contoso.com"), "{sites:?}");
+    assert_eq!(sim.snapshot().federation.sip_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_SEA));
 }
 
 /// Rule 21 (JJ688065): stop the services on the new XMPP Edge servers, repoint the XMPP route,
@@ -1188,25 +797,9 @@ fn rule_21_xmpp_edge_failover_order() {
         "cms: {activePool: pool01.dal.contoso.com}\nfederation: {xmppEdgePool: edge01.dal.contoso.com}\nstate: {down: [edge/edge01.dal.contoso.com]}\n",
     );
 
-    let e = refused_strictly(
-        &mut sim,
-        SEA,
-        "Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com",
-        21,
-    );
-    assert!(
-        e.message
-            .contains("edge01-es01.sea.contoso.com, edge01-es02.sea.contoso.com"),
-        "{e}"
-    );
-    assert_eq!(
-        sim.snapshot()
-            .federation
-            .xmpp_edge_pool
-            .as_ref()
-            .map(Fqdn::as_str),
-        Some(EDGE_DAL)
-    );
+    let e = refused_strictly(&mut sim, SEA, "Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com", 21);
+    assert!(e.message.contains("edge01-es01.sea.contoso.com, edge01-es02.sea.contoso.com"), "{e}");
+    assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
 
     let out = run_ok(
         &mut sim,
@@ -1226,26 +819,10 @@ fn rule_21_xmpp_edge_failover_order() {
         Get-CsWindowsService -ComputerName edge01-es02.sea.contoso.com
         ",
     );
-    assert_eq!(
-        output(&out, "Get-CsSite")[0]["XmppFederationRoute"],
-        "EdgeServer:edge01.sea.contoso.com"
-    );
-    let services = output(&out, "Get-CsWindowsService")
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        !services.is_empty() && services.iter().all(|s| s["Status"] == "Running"),
-        "{services:?}"
-    );
-    assert_eq!(
-        sim.snapshot()
-            .federation
-            .xmpp_edge_pool
-            .as_ref()
-            .map(Fqdn::as_str),
-        Some(EDGE_SEA)
-    );
+    assert_eq!(output(&out, "Get-CsSite")[0]["XmppFederationRoute"], "EdgeServer:edge01.sea.contoso.com");
+    let services = output(&out, "Get-CsWindowsService").as_array().cloned().unwrap_or_default();
+    assert!(!services.is_empty() && services.iter().all(|s| s["Status"] == "Running"), "{services:?}");
+    assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_SEA));
 }
 
 /// Rule 22 (JJ688023, JJ687960): with the local Edge pool down and the Front End pool up, the
@@ -1253,19 +830,14 @@ fn rule_21_xmpp_edge_failover_order() {
 /// with an Edge pool that does not run: strict mode.
 #[test]
 fn rule_22_front_end_uses_running_remote_edge() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [edge/edge01.dal.contoso.com]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [edge/edge01.dal.contoso.com]}\n");
 
     for line in [
         "Set-CsConferenceServer -Identity ConferencingServer:pool01.dal.contoso.com -EdgeServer EdgeServer:edge01.dal.contoso.com",
         "Set-CsMediationServer -Identity MediationServer:pool01.dal.contoso.com -EdgeServer EdgeServer:edge01.dal.contoso.com",
     ] {
         let e = refused_strictly(&mut sim, DAL, line, 22);
-        assert!(
-            e.message.contains("edge01.dal.contoso.com is not running"),
-            "{e}"
-        );
+        assert!(e.message.contains("edge01.dal.contoso.com is not running"), "{e}");
     }
 
     let out = run_ok(
@@ -1277,17 +849,9 @@ fn rule_22_front_end_uses_running_remote_edge() {
         Get-CsService -ConferencingServer -MediationServer -PoolFqdn pool01.dal.contoso.com
         ",
     );
-    let services = output(&out, "Get-CsService")
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let services = output(&out, "Get-CsService").as_array().cloned().unwrap_or_default();
     assert_eq!(services.len(), 2);
-    assert!(
-        services
-            .iter()
-            .all(|s| s["EdgeServer"] == "EdgeServer:edge01.sea.contoso.com"),
-        "{services:?}"
-    );
+    assert!(services.iter().all(|s| s["EdgeServer"] == "EdgeServer:edge01.sea.contoso.com"), "{services:?}");
 }
 
 /// Rule 23 (JJ721897): after a site returns, its Edge pool is failed back first (federation moved
@@ -1316,17 +880,8 @@ fn rule_23_edge_failback_before_pool_failback() {
         ),
     );
 
-    let e = refused_strictly(
-        &mut sim,
-        DAL,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com",
-        23,
-    );
-    assert!(
-        e.message
-            .contains("move federation back to it before failing back"),
-        "{e}"
-    );
+    let e = refused_strictly(&mut sim, DAL, "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com", 23);
+    assert!(e.message.contains("move federation back to it before failing back"), "{e}");
     run_ok(
         &mut sim,
         &format!(
@@ -1341,17 +896,8 @@ fn rule_23_edge_failback_before_pool_failback() {
             "
         ),
     );
-    let e = refused_strictly(
-        &mut sim,
-        DAL,
-        "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com",
-        23,
-    );
-    assert!(
-        e.message
-            .contains("still associated with the remote Edge pool edge01.sea.contoso.com"),
-        "{e}"
-    );
+    let e = refused_strictly(&mut sim, DAL, "Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com", 23);
+    assert!(e.message.contains("still associated with the remote Edge pool edge01.sea.contoso.com"), "{e}");
     assert_eq!(state(&sim, DAL), FailoverState::FailedOver);
 
     run_ok(
@@ -1363,17 +909,8 @@ fn rule_23_edge_failback_before_pool_failback() {
         ",
     );
     let snap = sim.snapshot();
-    assert_eq!(
-        (
-            snap.pools[&f(DAL)].state,
-            snap.pools[&f(DAL)].served_by.as_str()
-        ),
-        (FailoverState::Normal, DAL)
-    );
-    assert_eq!(
-        snap.federation.sip_edge_pool.as_ref().map(Fqdn::as_str),
-        Some(EDGE_DAL)
-    );
+    assert_eq!((snap.pools[&f(DAL)].state, snap.pools[&f(DAL)].served_by.as_str()), (FailoverState::Normal, DAL));
+    assert_eq!(snap.federation.sip_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
     assert!(sim.sip_federation_working() && snap.all_users_served);
 }
 
@@ -1396,36 +933,20 @@ fn rule_24_conference_content_synced_after_failback() {
         ",
     );
     assert_eq!(state(&sim, DAL), FailoverState::Normal);
-    assert_eq!(
-        export_status(&mut sim, SEA, SEA, "UserServices.PresenceFocus"),
-        "SteadyState",
-        "user data came home with the failback"
-    );
-    assert_eq!(
-        export_status(&mut sim, SEA, SEA, "ConfServices.DataConf"),
-        "NonSteadyState"
-    );
+    assert_eq!(export_status(&mut sim, SEA, SEA, "UserServices.PresenceFocus"), "SteadyState", "user data came home with the failback");
+    assert_eq!(export_status(&mut sim, SEA, SEA, "ConfServices.DataConf"), "NonSteadyState");
 
     // Out of order: no sync. The content stays on Seattle however long one waits.
     run_ok(&mut sim, "#! wait 30m");
-    assert_eq!(
-        export_status(&mut sim, SEA, SEA, "ConfServices.DataConf"),
-        "NonSteadyState"
-    );
+    assert_eq!(export_status(&mut sim, SEA, SEA, "ConfServices.DataConf"), "NonSteadyState");
     assert!(sim.world().data[&(f(DAL), BackupModule::DataConf)].restore > 50.0);
 
     run_ok(
         &mut sim,
         "#! on pool01.sea.contoso.com\nInvoke-CsBackupServiceSync -PoolFqdn pool01.sea.contoso.com -BackupModule ConfServices.DataConf",
     );
-    assert_eq!(
-        export_status(&mut sim, SEA, SEA, "ConfServices.DataConf"),
-        "SteadyState"
-    );
-    assert_eq!(
-        sim.world().data[&(f(DAL), BackupModule::DataConf)].restore,
-        0.0
-    );
+    assert_eq!(export_status(&mut sim, SEA, SEA, "ConfServices.DataConf"), "SteadyState");
+    assert_eq!(sim.world().data[&(f(DAL), BackupModule::DataConf)].restore, 0.0);
     assert_eq!(sim.stats().lost_changes, 0.0);
 }
 
@@ -1444,26 +965,12 @@ fn rule_25_response_groups_exported_and_imported() {
         &mut sim,
         "#! fault down:site/Dallas\n#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
     );
-    let e = fails(
-        &mut sim,
-        SEA,
-        r"Export-CsRgsConfiguration -Source ApplicationServer:pool01.dal.contoso.com -FileName 'C:\rgs\dal.zip'",
-    );
-    assert!(
-        e.message
-            .contains("Cannot connect to the Response Group service on \"pool01.dal.contoso.com\""),
-        "{e}"
-    );
-    let e = fails(
-        &mut sim,
-        SEA,
-        r"Import-CsRgsConfiguration -Destination ApplicationServer:pool01.sea.contoso.com -FileName 'C:\rgs\dal.zip'",
-    );
+    let e = fails(&mut sim, SEA, r"Export-CsRgsConfiguration -Source ApplicationServer:pool01.dal.contoso.com -FileName 'C:\rgs\dal.zip'");
+    assert!(e.message.contains("Cannot connect to the Response Group service on \"pool01.dal.contoso.com\""), "{e}");
+    let e =
+        fails(&mut sim, SEA, r"Import-CsRgsConfiguration -Destination ApplicationServer:pool01.sea.contoso.com -FileName 'C:\rgs\dal.zip'");
     assert!(e.message.contains("Could not find file"), "{e}");
-    assert_eq!(
-        invoke(&mut sim, SEA, dallas_groups_on_seattle).expect("query"),
-        json!([])
-    );
+    assert_eq!(invoke(&mut sim, SEA, dallas_groups_on_seattle).expect("query"), json!([]));
 
     let mut sim = deployment(tail);
     let out = run_ok(
@@ -1486,28 +993,12 @@ fn rule_25_response_groups_exported_and_imported() {
         ),
     );
     let names = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|w| w["Name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        v.as_array().map(|a| a.iter().filter_map(|w| w["Name"].as_str().map(String::from)).collect()).unwrap_or_default()
     };
-    assert_eq!(
-        names(output(&out, dallas_groups_on_seattle)),
-        ["Helpdesk", "Payroll"]
-    );
-    let home = output(
-        &out,
-        "Get-CsRgsWorkflow -Identity service:ApplicationServer:pool01.dal.contoso.com",
-    );
+    assert_eq!(names(output(&out, dallas_groups_on_seattle)), ["Helpdesk", "Payroll"]);
+    let home = output(&out, "Get-CsRgsWorkflow -Identity service:ApplicationServer:pool01.dal.contoso.com");
     assert_eq!(names(home), ["Helpdesk", "Payroll"]);
-    assert!(
-        home.as_array()
-            .is_some_and(|a| a.iter().all(|w| w["OwnerPool"] == DAL)),
-        "{home}"
-    );
+    assert!(home.as_array().is_some_and(|a| a.iter().all(|w| w["OwnerPool"] == DAL)), "{home}");
     assert_eq!(state(&sim, DAL), FailoverState::Normal);
 }
 
@@ -1516,13 +1007,8 @@ fn rule_25_response_groups_exported_and_imported() {
 /// the import is refused; `-ResolveNameConflicts` (the documented way out) imports it.
 #[test]
 fn rule_26_response_group_names_unique() {
-    let sites = sites_with(
-        "responseGroups: [Facilities]",
-        "responseGroups: [Facilities, Helpdesk]",
-    );
-    let mut sim = simulator(&format!(
-        "{sites}cms: {{activePool: pool01.chi.contoso.com}}\n"
-    ));
+    let sites = sites_with("responseGroups: [Facilities]", "responseGroups: [Facilities, Helpdesk]");
+    let mut sim = simulator(&format!("{sites}cms: {{activePool: pool01.chi.contoso.com}}\n"));
     run_ok(
         &mut sim,
         r"
@@ -1540,11 +1026,7 @@ fn rule_26_response_group_names_unique() {
         r"Import-CsRgsConfiguration -Destination ApplicationServer:pool01.sea.contoso.com -FileName 'C:\rgs\dal.zip'",
         26,
     );
-    assert!(
-        e.message
-            .contains("A workflow named \"Helpdesk\" already exists"),
-        "{e}"
-    );
+    assert!(e.message.contains("A workflow named \"Helpdesk\" already exists"), "{e}");
 
     let out = run_ok(
         &mut sim,
@@ -1554,33 +1036,12 @@ fn rule_26_response_group_names_unique() {
         Get-CsRgsWorkflow -ShowAll
         ",
     );
-    let all = output(&out, "Get-CsRgsWorkflow")
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let on_seattle: Vec<&str> = all
-        .iter()
-        .filter(|w| w["HostPool"] == SEA)
-        .filter_map(|w| w["Name"].as_str())
-        .collect();
+    let all = output(&out, "Get-CsRgsWorkflow").as_array().cloned().unwrap_or_default();
+    let on_seattle: Vec<&str> = all.iter().filter(|w| w["HostPool"] == SEA).filter_map(|w| w["Name"].as_str()).collect();
     let unique: std::collections::BTreeSet<&str> = on_seattle.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        4,
-        "Seattle's two and Dallas's two, renamed where they clash: {on_seattle:?}"
-    );
-    assert_eq!(
-        on_seattle
-            .iter()
-            .filter(|n| n.starts_with("Helpdesk"))
-            .count(),
-        2,
-        "{on_seattle:?}"
-    );
-    let imported = all
-        .iter()
-        .filter(|w| w["HostPool"] == SEA && w["OwnerPool"] == DAL)
-        .count();
+    assert_eq!(unique.len(), 4, "Seattle's two and Dallas's two, renamed where they clash: {on_seattle:?}");
+    assert_eq!(on_seattle.iter().filter(|n| n.starts_with("Helpdesk")).count(), 2, "{on_seattle:?}");
+    let imported = all.iter().filter(|w| w["HostPool"] == SEA && w["OwnerPool"] == DAL).count();
     assert_eq!(imported, 2, "{all:?}");
 }
 
@@ -1591,28 +1052,15 @@ fn rule_26_response_group_names_unique() {
 fn rule_28_call_park_in_both_pools() {
     let tail = "cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [site/Dallas]}\n";
     let failover = "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode";
-    let sites = sites_with(
-        "responseGroups: [Facilities]",
-        "responseGroups: [Facilities]\n        callPark: false",
-    );
+    let sites = sites_with("responseGroups: [Facilities]", "responseGroups: [Facilities]\n        callPark: false");
     let mut sim = simulator(&format!("{sites}{tail}"));
     let e = refused_strictly(&mut sim, SEA, failover, 28);
-    assert!(
-        e.message
-            .contains("not on its backup pool pool01.sea.contoso.com"),
-        "{e}"
-    );
+    assert!(e.message.contains("not on its backup pool pool01.sea.contoso.com"), "{e}");
     assert_eq!(state(&sim, DAL), FailoverState::Normal);
 
     let mut sim = deployment(tail);
-    run_ok(
-        &mut sim,
-        &format!("#! on pool01.sea.contoso.com\n{failover}"),
-    );
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
+    run_ok(&mut sim, &format!("#! on pool01.sea.contoso.com\n{failover}"));
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
 }
 
 /// Rule 29 (JJ205252): the Backup Service's "final" state from the failing pool holds only once
@@ -1632,56 +1080,29 @@ fn rule_29_final_state_only_once_read_only() {
         ",
     );
     for module in ["UserServices.PresenceFocus", "ConfServices.DataConf"] {
-        assert_eq!(
-            export_status(&mut sim, SEA, DAL, module),
-            "SteadyState",
-            "Dallas still takes changes"
-        );
+        assert_eq!(export_status(&mut sim, SEA, DAL, module), "SteadyState", "Dallas still takes changes");
     }
-    assert!(
-        unreplicated(&sim, DAL).0 > 1.0,
-        "changes since the last sync cycle are still only in Dallas"
-    );
+    assert!(unreplicated(&sim, DAL).0 > 1.0, "changes since the last sync cycle are still only in Dallas");
 
-    let inv = parse_line(
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com",
-        &catalog::is_switch,
-    )
-    .expect("parses")
-    .expect("command");
-    let ticket = sim
-        .begin(&RunOn::Pool(f(SEA)), &inv)
-        .expect("planned failover starts");
+    let inv = parse_line("Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", &catalog::is_switch).expect("parses").expect("command");
+    let ticket = sim.begin(&RunOn::Pool(f(SEA)), &inv).expect("planned failover starts");
     assert_eq!(state(&sim, DAL), FailoverState::FailingOver);
     let status = export_status(&mut sim, SEA, DAL, "UserServices.PresenceFocus");
     let pending = unreplicated(&sim, DAL).0;
-    assert!(
-        pending > 1.0 && status == "SteadyState",
-        "read-only with {pending} changes not yet at the partner must not read {status}"
-    );
+    assert!(pending > 1.0 && status == "SteadyState", "read-only with {pending} changes not yet at the partner must not read {status}");
 
     // The next sync cycle exports what Dallas still held: now the reading is final.
     let next_cycle = sim.next_event();
-    assert!(
-        next_cycle < ticket.done_at,
-        "a sync cycle comes before the failover completes"
-    );
+    assert!(next_cycle < ticket.done_at, "a sync cycle comes before the failover completes");
     sim.advance_to(next_cycle);
     assert_eq!(unreplicated(&sim, DAL).0, 0.0);
     for module in ["UserServices.PresenceFocus", "ConfServices.DataConf"] {
-        assert_eq!(
-            export_status(&mut sim, SEA, DAL, module),
-            "FinalState",
-            "{module}"
-        );
+        assert_eq!(export_status(&mut sim, SEA, DAL, module), "FinalState", "{module}");
     }
 
     sim.advance_to(ticket.done_at);
     assert_eq!(sim.finish(ticket.id), Some(Ok(Value::Null)));
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::FailedOver, SEA.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
     assert_eq!(sim.stats().lost_changes, 0.0);
 }
 
@@ -1689,8 +1110,7 @@ fn rule_29_final_state_only_once_read_only() {
 /// carries conference data. Lync accepts it: strict mode.
 #[test]
 fn rule_30_no_move_conference_data_in_dr() {
-    let mut sim =
-        deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [site/Dallas]}\n");
+    let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [site/Dallas]}\n");
 
     refused_strictly(
         &mut sim,
@@ -1710,11 +1130,7 @@ fn rule_30_no_move_conference_data_in_dr() {
         ",
     );
     assert_eq!(output(&out, "Get-CsUserPoolInfo")["PrimaryPoolFqdn"], SEA);
-    assert_eq!(
-        sim.stats().users_data_dropped,
-        1,
-        "-Force drops the moved user's contacts and meetings (C17)"
-    );
+    assert_eq!(sim.stats().users_data_dropped, 1, "-Force drops the moved user's contacts and meetings (C17)");
     assert_eq!(served_by(&sim, DAL), SEA);
 }
 
@@ -1740,46 +1156,21 @@ fn lenient_mode_records_hazards_instead_of_refusing() {
     assert_eq!(cms_pool(&sim).as_deref(), Some(SEA));
     let hazards = &sim.stats().hazards;
     assert_eq!(hazards.len(), 1, "{hazards:?}");
-    assert!(
-        hazards[0].contains("rule 9:") && hazards[0].contains("-Force"),
-        "{hazards:?}"
-    );
-    assert!(
-        sim.stats().lost_cms_changes > 0.0,
-        "-Force ignored replication"
-    );
+    assert!(hazards[0].contains("rule 9:") && hazards[0].contains("-Force"), "{hazards:?}");
+    assert!(sim.stats().lost_cms_changes > 0.0, "-Force ignored replication");
 
     // Rule 28 the same way: the failover happens, the hazard is on record.
-    let sites = sites_with(
-        "responseGroups: [Facilities]",
-        "responseGroups: [Facilities]\n        callPark: false",
-    );
-    let mut sim = simulator(&format!(
-        "{sites}cms: {{activePool: pool01.chi.contoso.com}}\nstate: {{down: [site/Dallas]}}\n"
-    ));
+    let sites = sites_with("responseGroups: [Facilities]", "responseGroups: [Facilities]\n        callPark: false");
+    let mut sim = simulator(&format!("{sites}cms: {{activePool: pool01.chi.contoso.com}}\nstate: {{down: [site/Dallas]}}\n"));
     sim.set_strict(false);
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode");
     assert_eq!(served_by(&sim, DAL), SEA);
-    assert!(
-        sim.stats().hazards.iter().any(|h| h.contains("rule 28:")),
-        "{:?}",
-        sim.stats().hazards
-    );
+    assert!(sim.stats().hazards.iter().any(|h| h.contains("rule 28:")), "{:?}", sim.stats().hazards);
 
     // Lync's own refusal (rule 11) is not relaxed.
-    let mut sim = deployment(
-        "cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [pool/pool01.dal.contoso.com]}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [pool/pool01.dal.contoso.com]}\n");
     sim.set_strict(false);
-    refused_by_lync(
-        &mut sim,
-        SEA,
-        "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-        11,
-    );
+    refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode", 11);
     assert!(sim.stats().hazards.is_empty());
 }
 
@@ -1788,9 +1179,7 @@ fn lenient_mode_records_hazards_instead_of_refusing() {
 /// reference's names bind.
 #[test]
 fn powershell_rejects_the_documented_wrong_parameter_names() {
-    let mut sim = deployment(
-        "cms: {activePool: pool01.dal.contoso.com}\nfederation: {xmppEdgePool: edge01.dal.contoso.com}\n",
-    );
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nfederation: {xmppEdgePool: edge01.dal.contoso.com}\n");
     let out = run_script(
         &mut sim,
         "
@@ -1800,40 +1189,19 @@ fn powershell_rejects_the_documented_wrong_parameter_names() {
         Get-CsBackupServiceStatus -PoolFqdn pool01.sea.contoso.com -BackupModule ConfServices.DataConf
         ",
     );
-    let errors: Vec<Option<&str>> = out
-        .iter()
-        .filter(|l| !l.line.starts_with("#!"))
-        .map(|l| l.error.as_deref())
-        .collect();
+    let errors: Vec<Option<&str>> = out.iter().filter(|l| !l.line.starts_with("#!")).map(|l| l.error.as_deref()).collect();
     assert_eq!(
         errors,
         [
-            Some(
-                "Set-CsSite : A parameter cannot be found that matches parameter name 'XmppExternalFederationRoute'."
-            ),
-            Some(
-                "Invoke-CsManagementServerFailover : A parameter cannot be found that matches parameter name 'MirrorSQLServerFqdn'."
-            ),
-            Some(
-                "Get-CsBackupServiceStatus : A parameter cannot be found that matches parameter name 'BackupModule'."
-            ),
+            Some("Set-CsSite : A parameter cannot be found that matches parameter name 'XmppExternalFederationRoute'."),
+            Some("Invoke-CsManagementServerFailover : A parameter cannot be found that matches parameter name 'MirrorSQLServerFqdn'."),
+            Some("Get-CsBackupServiceStatus : A parameter cannot be found that matches parameter name 'BackupModule'."),
         ]
     );
-    assert!(
-        sim.log()
-            .iter()
-            .all(|r| r.outcome == Outcome::Error && !r.mutating && r.finished == Some(r.started))
-    );
+    assert!(sim.log().iter().all(|r| r.outcome == Outcome::Error && !r.mutating && r.finished == Some(r.started)));
     assert_eq!(sim.now().0, 0, "nothing ran");
     assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
-    assert_eq!(
-        sim.snapshot()
-            .federation
-            .xmpp_edge_pool
-            .as_ref()
-            .map(Fqdn::as_str),
-        Some(EDGE_DAL)
-    );
+    assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
 
     for line in [
         "Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com",
@@ -1841,9 +1209,7 @@ fn powershell_rejects_the_documented_wrong_parameter_names() {
          -BackupMirrorSqlServerFqdn sql02.sea.contoso.com -BackupMirrorSqlInstanceName rtc -Force",
         "Get-CsBackupServiceStatus -PoolFqdn pool01.sea.contoso.com -Category UserData",
     ] {
-        let inv = parse_line(line, &catalog::is_switch)
-            .expect("parses")
-            .expect("command");
+        let inv = parse_line(line, &catalog::is_switch).expect("parses").expect("command");
         assert!(bind(&inv, Product::Lync2013).is_ok(), "{line}");
     }
 }
@@ -1859,30 +1225,15 @@ fn data_loss_of_disaster_mode_failover_and_failback() {
     // 1,001 users x (1 + 0.1) changes per hour x 1 minute since the start.
     assert_close(at_home, 1001.0 * 1.1 / 60.0);
 
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode");
     assert_close(sim.stats().lost_changes, at_home);
 
-    run_ok(
-        &mut sim,
-        "#! wait 30m\n#! fault up:site/Dallas\n#! fault down:site/Seattle",
-    );
+    run_ok(&mut sim, "#! wait 30m\n#! fault up:site/Dallas\n#! fault down:site/Seattle");
     let (_, on_backup) = unreplicated(&sim, DAL);
-    assert!(
-        on_backup > 500.0,
-        "half an hour of changes made on Seattle: {on_backup}"
-    );
-    run_ok(
-        &mut sim,
-        "#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -DisasterMode",
-    );
+    assert!(on_backup > 500.0, "half an hour of changes made on Seattle: {on_backup}");
+    run_ok(&mut sim, "#! on pool01.dal.contoso.com\nInvoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -DisasterMode");
     assert_close(sim.stats().lost_changes, at_home + on_backup);
-    assert_eq!(
-        (state(&sim, DAL), served_by(&sim, DAL)),
-        (FailoverState::Normal, DAL.to_string())
-    );
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::Normal, DAL.to_string()));
 }
 
 /// A planned failover (no `-DisasterMode`) makes the pool read-only and synchronises before it
@@ -1899,10 +1250,7 @@ fn data_loss_none_in_planned_failover() {
         ",
     );
     assert!(unreplicated(&sim, DAL).0 > 1.0);
-    run_ok(
-        &mut sim,
-        "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com",
-    );
+    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nInvoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com");
     assert_eq!(sim.stats().lost_changes, 0.0);
     assert_eq!(unreplicated(&sim, DAL).0, 0.0);
     assert_eq!(served_by(&sim, DAL), SEA);

@@ -32,9 +32,10 @@ use crate::model::{Fqdn, Role, Span};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LyncDeploymentSpec {
-    /// How lyncdr reaches the deployment's servers.
-    #[serde(default)]
-    pub connection: Connection,
+    /// How lyncdr reaches the deployment's servers. Required by the operator; the standalone
+    /// front ends (`lyncdr plan`, `lyncdr demo`) ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Connection>,
     /// Where the Central Management store should be active. Omit to leave it where it is
     /// (lyncdr still fails it over when a pool failover requires it, with consent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +132,7 @@ pub struct EdgeSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgePoolSpec {
+    /// The Edge pool.
     pub fqdn: Fqdn,
     /// Front End (or Director) pool the Edge pool forwards to.
     pub next_hop: Fqdn,
@@ -139,7 +141,9 @@ pub struct EdgePoolSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaAssociation {
+    /// The Front End pool.
     pub pool: Fqdn,
+    /// The Edge pool its A/V conferencing and Mediation use for media.
     pub edge_pool: Fqdn,
 }
 
@@ -207,7 +211,7 @@ pub struct PolicySpec {
     /// How many independent steps may run at once.
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 16))]
-    pub concurrency: u32,
+    pub concurrency: i32,
 }
 
 impl Default for PolicySpec {
@@ -225,7 +229,7 @@ impl Default for PolicySpec {
 fn default_poll() -> Span {
     Span::mins(1)
 }
-fn default_concurrency() -> u32 {
+fn default_concurrency() -> i32 {
     4
 }
 

@@ -14,7 +14,7 @@ use super::{ConferenceContentRestore, GROUP, LyncDeployment, PoolPair, UserPlace
 /// A lyncdr resource read from a manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Manifest {
-    Deployment(LyncDeployment),
+    Deployment(Box<LyncDeployment>),
     PoolPair(PoolPair),
     UserPlacement(UserPlacement),
     ContentRestore(ConferenceContentRestore),
@@ -85,7 +85,8 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
 
 /// Parses the documents of one YAML text.
 pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml { path: path.into(), index: 0, message: e.to_string() })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml { path: path.into(), index: 0, message: e.to_string() })?;
     let mut out = Vec::new();
     for doc in docs {
         if doc.is_null() {
@@ -99,7 +100,12 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
         }
         let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
         let resource = format!("{kind}/{name}");
-        let invalid = |field: &str, message: String| ManifestError::Invalid { path: path.into(), resource: resource.clone(), field: field.into(), message };
+        let invalid = |field: &str, message: String| ManifestError::Invalid {
+            path: path.into(),
+            resource: resource.clone(),
+            field: field.into(),
+            message,
+        };
         if api_version != super::API_VERSION {
             return Err(invalid("apiVersion", format!("'{api_version}' is not served; use {}", super::API_VERSION)));
         }
@@ -111,9 +117,21 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
             "PoolPair" => PoolPair::crd(),
             "UserPlacement" => UserPlacement::crd(),
             "ConferenceContentRestore" => ConferenceContentRestore::crd(),
-            other => return Err(invalid("kind", format!("'{other}' is not a lyncdr.io kind; use LyncDeployment, PoolPair, UserPlacement or ConferenceContentRestore"))),
+            other => {
+                return Err(invalid(
+                    "kind",
+                    format!("'{other}' is not a lyncdr.io kind; use LyncDeployment, PoolPair, UserPlacement or ConferenceContentRestore"),
+                ));
+            }
         };
-        let schema = crd.spec.versions.first().and_then(|v| v.schema.as_ref()).and_then(|s| s.open_api_v3_schema.as_ref()).map(|s| serde_json::to_value(s).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+        let schema = crd
+            .spec
+            .versions
+            .first()
+            .and_then(|v| v.schema.as_ref())
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
         if let Some(spec) = doc.get("spec") {
             check_unknown(spec, &schema["properties"]["spec"], "spec").map_err(|(f, m)| invalid(&f, m))?;
         } else {
@@ -121,7 +139,7 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
         }
         let typed = |e: serde_json::Error| invalid("spec", e.to_string());
         out.push(match kind.as_str() {
-            "LyncDeployment" => Manifest::Deployment(serde_json::from_value(doc).map_err(typed)?),
+            "LyncDeployment" => Manifest::Deployment(Box::new(serde_json::from_value(doc).map_err(typed)?)),
             "PoolPair" => Manifest::PoolPair(serde_json::from_value(doc).map_err(typed)?),
             "UserPlacement" => Manifest::UserPlacement(serde_json::from_value(doc).map_err(typed)?),
             _ => Manifest::ContentRestore(serde_json::from_value(doc).map_err(typed)?),
@@ -139,8 +157,18 @@ fn check_unknown(value: &Value, schema: &Value, path: &str) -> Result<(), (Strin
                 match props.get(k) {
                     Some(s) => check_unknown(v, s, &format!("{path}.{k}"))?,
                     None => {
-                        let near = props.keys().min_by_key(|p| distance(&p.to_ascii_lowercase(), &k.to_ascii_lowercase())).cloned().unwrap_or_default();
-                        return Err((format!("{path}.{k}"), format!("unknown field; did you mean '{near}'? Known fields: {}", props.keys().cloned().collect::<Vec<_>>().join(", "))));
+                        let near = props
+                            .keys()
+                            .min_by_key(|p| distance(&p.to_ascii_lowercase(), &k.to_ascii_lowercase()))
+                            .cloned()
+                            .unwrap_or_default();
+                        return Err((
+                            format!("{path}.{k}"),
+                            format!(
+                                "unknown field; did you mean '{near}'? Known fields: {}",
+                                props.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
                     }
                 }
             }

@@ -5,6 +5,9 @@
 //! conference content. The same YAML drives the operator (`kubectl apply`, GitOps) and the
 //! standalone front ends (`lyncdr plan`, `lyncdr run --manifests`), loaded by [`manifests`].
 
+// kube's `printcolumn(...)` attributes repeat keys such as `type_`, which this lint misreads.
+#![allow(clippy::duplicated_attributes)]
+
 mod common;
 mod content_restore;
 mod deployment;

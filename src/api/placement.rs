@@ -44,14 +44,14 @@ pub struct UserPlacementSpec {
     /// Users per `Move-CsUser` step.
     #[serde(default = "default_batch")]
     #[schemars(range(min = 1, max = 5000))]
-    pub batch_size: u32,
+    pub batch_size: i32,
     /// Consent to `Move-CsUser -Force` when the source pool is unavailable: the users' contacts
     /// and meetings are not moved and cannot be recovered.
     #[serde(default)]
     pub allow_data_loss: bool,
 }
 
-fn default_batch() -> u32 {
+fn default_batch() -> i32 {
     100
 }
 
@@ -64,7 +64,7 @@ pub struct UserPlacementStatus {
     pub conditions: Vec<Condition>,
     /// Users not yet on the target pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remaining: Option<u64>,
+    pub remaining: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepStatus>,
 }

@@ -26,8 +26,18 @@ use crate::model::{Fqdn, Span};
     printcolumn(name = "Pool A", type_ = "string", json_path = ".spec.pools[0]"),
     printcolumn(name = "Pool B", type_ = "string", json_path = ".spec.pools[1]"),
     printcolumn(name = "Serving", type_ = "string", json_path = ".status.serving", description = "Who serves each pool's users"),
-    printcolumn(name = "Backup Sync", type_ = "string", json_path = ".status.backupSync", description = "Backup Service state, A to B / B to A"),
-    printcolumn(name = "Data At Risk", type_ = "string", json_path = ".status.dataAtRisk", description = "Changes not yet at the partner (live RPO)"),
+    printcolumn(
+        name = "Backup Sync",
+        type_ = "string",
+        json_path = ".status.backupSync",
+        description = "Backup Service state, A to B / B to A"
+    ),
+    printcolumn(
+        name = "Data At Risk",
+        type_ = "string",
+        json_path = ".status.dataAtRisk",
+        description = "Changes not yet at the partner (live RPO)"
+    ),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -65,6 +75,7 @@ pub struct PoolPairSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AutomaticFailover {
+    /// Turn automatic failover on.
     #[serde(default)]
     pub enabled: bool,
     /// How long a pool must be confirmed down before its users are failed over.
@@ -79,6 +90,7 @@ fn default_grace() -> Span {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AutomaticFailback {
+    /// Turn automatic failback on.
     #[serde(default)]
     pub enabled: bool,
     /// How long the pool must have been up before failing back.

@@ -63,7 +63,13 @@ fn secs(t: Stamp) -> f64 {
     t.0 as f64 / 1000.0
 }
 
-pub fn run(scenario: Option<&Path>, desired: Option<&Path>, faults: &[String], format: Format, concurrency: usize) -> Result<ExitCode, CliError> {
+pub fn run(
+    scenario: Option<&Path>,
+    desired: Option<&Path>,
+    faults: &[String],
+    format: Format,
+    concurrency: usize,
+) -> Result<ExitCode, CliError> {
     let builtin = scenario.is_none() && desired.is_none() && faults.is_empty();
     let s = match scenario {
         Some(p) => Scenario::load(p)?,
@@ -193,7 +199,9 @@ fn print_text(r: &DemoReport) {
     println!("lyncdr demo: scenario '{}' on the in-process simulator (virtual time)\n", r.scenario);
     for e in &r.timeline {
         match e {
-            Event::StepStarted { id, command, run_on, at } => println!("{:>10}  start  {id}\n{:>10}         {command}   (on {run_on})", at.to_string(), ""),
+            Event::StepStarted { id, command, run_on, at } => {
+                println!("{:>10}  start  {id}\n{:>10}         {command}   (on {run_on})", at.to_string(), "")
+            }
             Event::StepFinished { id, at, result } => {
                 let what = match result {
                     StepResult::Succeeded => "done   ".to_string(),
@@ -209,8 +217,16 @@ fn print_text(r: &DemoReport) {
     }
     println!();
     println!("outcome:      {}", r.outcome);
-    println!("RTO:          {}", r.rto_seconds.map(|s| format!("{:.0} s ({:.1} min) from the first fault until every user was served", s, s / 60.0)).unwrap_or_else(|| "-".into()));
-    println!("data lost:    {} user/conference changes, {} CMS changes, {} users' contacts", r.lost_changes, r.lost_cms_changes, r.users_data_dropped);
+    println!(
+        "RTO:          {}",
+        r.rto_seconds
+            .map(|s| format!("{:.0} s ({:.1} min) from the first fault until every user was served", s, s / 60.0))
+            .unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "data lost:    {} user/conference changes, {} CMS changes, {} users' contacts",
+        r.lost_changes, r.lost_cms_changes, r.users_data_dropped
+    );
     println!("cmdlets:      {} changes, {} queries", r.cmdlets.len(), r.queries);
     for b in &r.blockers {
         println!("BLOCKED {}: {}", b.resource, b.reason);
@@ -223,7 +239,11 @@ fn print_text(r: &DemoReport) {
         println!("  {p}: {} — users served by {}", if s.up { "up" } else { "DOWN" }, s.served_by);
     }
     for (e, s) in &r.final_state.edges {
-        println!("  {e}: {} — next hop {}", if s.up { "up" } else { "DOWN" }, s.next_hop.as_ref().map(|x| x.to_string()).unwrap_or_default());
+        println!(
+            "  {e}: {} — next hop {}",
+            if s.up { "up" } else { "DOWN" },
+            s.next_hop.as_ref().map(|x| x.to_string()).unwrap_or_default()
+        );
     }
     println!("  CMS: {}", r.final_state.cms.active_pool.as_ref().map(|x| x.to_string()).unwrap_or_default());
     println!(

@@ -112,7 +112,9 @@ pub fn main() -> ExitCode {
         Command::Plan { scenario, desired, format } => plan::run(&scenario, &desired, format),
         Command::Sim { command: SimCommand::Run { scenario, script, format, lenient } } => sim::run(&scenario, &script, format, lenient),
         Command::Sim { command: SimCommand::Serve { scenario, listen, speed, lenient } } => sim::serve(&scenario, &listen, speed, lenient),
-        Command::Demo { scenario, desired, faults, format, concurrency } => demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency),
+        Command::Demo { scenario, desired, faults, format, concurrency } => {
+            demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency)
+        }
         Command::Crdgen { out } => crdgen(out),
     };
     match result {

@@ -178,7 +178,12 @@ impl Executor<'_> {
         // A wait changes nothing: it only needs its condition. A change must still be wanted,
         // exactly as planned, with its prerequisites still in effect.
         if step.kind == StepKind::Wait {
-            (self.events)(Event::StepStarted { id: step.id.clone(), command: step.command(), run_on: step.run_on.to_string(), at: self.lync.now() });
+            (self.events)(Event::StepStarted {
+                id: step.id.clone(),
+                command: step.command(),
+                run_on: step.run_on.to_string(),
+                at: self.lync.now(),
+            });
             return self.wait_for(step, &step.expect).await;
         }
         let fresh = plan(self.desired, &obs, self.policy);
@@ -193,7 +198,12 @@ impl Executor<'_> {
                 }
             }
         }
-        (self.events)(Event::StepStarted { id: step.id.clone(), command: step.command(), run_on: step.run_on.to_string(), at: self.lync.now() });
+        (self.events)(Event::StepStarted {
+            id: step.id.clone(),
+            command: step.command(),
+            run_on: step.run_on.to_string(),
+            at: self.lync.now(),
+        });
         self.change(p, step, &obs).await
     }
 
@@ -216,7 +226,13 @@ impl Executor<'_> {
     }
 
     async fn change(&self, p: &Plan, step: &Step, obs: &Observed) -> StepResult {
-        let entry = Entry { step: step.clone(), plan_hash: p.hash.clone(), started_at: self.lync.now(), by: self.by.clone(), outcome: Outcome::Pending };
+        let entry = Entry {
+            step: step.clone(),
+            plan_hash: p.hash.clone(),
+            started_at: self.lync.now(),
+            by: self.by.clone(),
+            outcome: Outcome::Pending,
+        };
         if let Err(e) = self.journal.begin(&entry).await {
             return StepResult::Stalled(format!("cannot journal the step, so it was not run: {e}"));
         }
@@ -297,10 +313,18 @@ pub fn describe(e: &Expect) -> String {
         Expect::CmsReplicated { servers } => format!("the CMS replicas on {} servers are up to date", servers.len()),
         Expect::Principal { pool, db, role } => format!("the {} database of {pool} runs on its {role}", db.as_str()),
         Expect::NextHop { edge, pool } => format!("{edge} forwards to {pool}"),
-        Expect::SipFederation { edge } => format!("SIP federation routes through {}", edge.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no Edge pool".into())),
-        Expect::XmppFederation { edge } => format!("XMPP federation routes through {}", edge.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no Edge pool".into())),
-        Expect::MediaEdge { pool, mediation, edge } => format!("{pool} uses {edge} for {}", if *mediation { "mediation" } else { "conferencing" }),
-        Expect::EdgeServices { server, running } => format!("the Lync services of {server} are {}", if *running { "running" } else { "stopped" }),
+        Expect::SipFederation { edge } => {
+            format!("SIP federation routes through {}", edge.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no Edge pool".into()))
+        }
+        Expect::XmppFederation { edge } => {
+            format!("XMPP federation routes through {}", edge.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "no Edge pool".into()))
+        }
+        Expect::MediaEdge { pool, mediation, edge } => {
+            format!("{pool} uses {edge} for {}", if *mediation { "mediation" } else { "conferencing" })
+        }
+        Expect::EdgeServices { server, running } => {
+            format!("the Lync services of {server} are {}", if *running { "running" } else { "stopped" })
+        }
         Expect::BackupSynced { pool, module } => format!("{pool}'s {} export is in steady state", module.as_str()),
         Expect::SyncInterval { interval } => format!("the Backup Service sync interval is {interval}"),
         Expect::UsersHomed { users, pool } => format!("{} users are homed on {pool}", users.len()),

@@ -101,7 +101,9 @@ impl FileJournal {
     async fn load(&self) -> Result<Vec<Entry>, JournalError> {
         match tokio::fs::read(&self.path).await {
             Ok(bytes) if bytes.is_empty() => Ok(vec![]),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| JournalError(format!("{} is not a lyncdr journal: {e}", self.path.display()))),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| JournalError(format!("{} is not a lyncdr journal: {e}", self.path.display())))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
             Err(e) => Err(JournalError(format!("cannot read {}: {e}", self.path.display()))),
         }

@@ -117,7 +117,10 @@ impl<'a> Engine<'a> {
         for e in pending {
             if !e.step.expect.observable() {
                 // Repeatable steps without an observable effect (backups, setup) are planned again.
-                let _ = self.journal.finish(&e.step.id, &Outcome::Failed("outcome unknown after a restart; the step is repeatable".into())).await;
+                let _ = self
+                    .journal
+                    .finish(&e.step.id, &Outcome::Failed("outcome unknown after a restart; the step is repeatable".into()))
+                    .await;
                 continue;
             }
             match ex.resolve(&e.step).await {
@@ -182,7 +185,11 @@ impl<'a> Engine<'a> {
                 RunOutcome::Stalled { step, reason } => return Converged::Stalled { step, reason, plan: p },
             }
         }
-        Converged::Stalled { step: String::new(), reason: format!("no convergence after {} plans", self.settings.max_rounds), plan: empty_plan() }
+        Converged::Stalled {
+            step: String::new(),
+            reason: format!("no convergence after {} plans", self.settings.max_rounds),
+            plan: empty_plan(),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::lync::{Lync, LyncError};
 use crate::model::{
-    BackEnd, BackEndObs, BackupModule, CmsObs, DbType, Edition, EdgeObs, EdgePool, ExportStatus, FailoverState, FederationObs, Fqdn,
+    BackEnd, BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, EdgePool, Edition, ExportStatus, FailoverState, FederationObs, Fqdn,
     FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, Topology,
     Virtualization,
 };
@@ -92,7 +92,8 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
 
     // Per-pool queries, concurrently.
     let pool_names: Vec<Fqdn> = fe_pools.keys().cloned().collect();
-    let relations = join_all(pool_names.iter().map(|p| q(Invocation::new("Get-CsPoolBackupRelationship").arg("PoolFqdn", p.as_str())))).await;
+    let relations =
+        join_all(pool_names.iter().map(|p| q(Invocation::new("Get-CsPoolBackupRelationship").arg("PoolFqdn", p.as_str())))).await;
     let mut backup: BTreeMap<Fqdn, Fqdn> = BTreeMap::new();
     let mut failover: BTreeMap<Fqdn, FailoverState> = BTreeMap::new();
     for (p, r) in pool_names.iter().zip(relations) {
@@ -116,7 +117,8 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let mut unknown_traits = std::collections::BTreeSet::new();
     for (p, got) in pool_names.iter().zip(per_pool) {
         let (site, front_ends) = fe_pools[p].clone();
-        let be = back_ends.get(p).cloned().unwrap_or(BackEnd { primary: front_ends[0].clone(), mirror: None, witness: false, clustered: false });
+        let be =
+            back_ends.get(p).cloned().unwrap_or(BackEnd { primary: front_ends[0].clone(), mirror: None, witness: false, clustered: false });
         let edition = if front_ends.len() == 1 && be.primary == front_ends[0] { Edition::Standard } else { Edition::Enterprise };
         if let Some(t) = &got.traits {
             history_traits.insert(p.clone(), PoolTraits { edition, back_end_ha: be.ha(), ..t.clone() });
@@ -163,7 +165,9 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let edge_services = need("Get-CsService -EdgeServer", edge_v)?;
     let next_hops: BTreeMap<Fqdn, Option<Fqdn>> = list(&edge_services)
         .iter()
-        .filter_map(|e| fqdn_of(&e["PoolFqdn"]).map(|f| (f, e["Registrar"].as_str().and_then(|r| Fqdn::parse(r.trim_start_matches("Registrar:")).ok()))))
+        .filter_map(|e| {
+            fqdn_of(&e["PoolFqdn"]).map(|f| (f, e["Registrar"].as_str().and_then(|r| Fqdn::parse(r.trim_start_matches("Registrar:")).ok())))
+        })
         .collect();
     let edge_names: Vec<Fqdn> = edge_pools.keys().cloned().collect();
     let edge_obs = join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone()))).await;

@@ -23,8 +23,7 @@ pub enum FqdnError {
 }
 
 /// Regular expression equivalent of [`Fqdn::parse`], used in CRD schemas and CEL rules.
-pub const FQDN_PATTERN: &str =
-    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$";
+pub const FQDN_PATTERN: &str = r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$";
 
 impl Fqdn {
     /// Parses and normalises an FQDN. A trailing dot is accepted and dropped.

@@ -12,12 +12,12 @@ mod topology;
 pub use fqdn::{FQDN_PATTERN, Fqdn, FqdnError};
 pub use history::{AutomaticAction, History, Since};
 pub use observed::{
-    BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus,
-    ModuleStatus, Observed, PoolObs, Probe, RgsExportObs, RgsObs,
+    BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus, ModuleStatus,
+    Observed, PoolObs, Probe, RgsExportObs, RgsObs,
 };
 pub use time::{Span, SpanError, Stamp};
 pub use topology::{
-    BackEnd, BackEndHa, Edition, EdgePool, FrontEndPool, PairingViolation, PoolTraits, Product, Role, Topology, Virtualization,
+    BackEnd, BackEndHa, EdgePool, Edition, FrontEndPool, PairingViolation, PoolTraits, Product, Role, Topology, Virtualization,
     pairing_violations,
 };
 

@@ -169,9 +169,11 @@ impl Topology {
         if let Some(e) = self.edges.get(fqdn) {
             return Some(&e.site);
         }
-        self.pools.values().find(|p| p.front_ends.contains(fqdn) || p.back_end.primary == *fqdn || p.back_end.mirror.as_ref() == Some(fqdn)).map(|p| p.site.as_str()).or_else(|| {
-            self.edges.values().find(|e| e.servers.contains(fqdn)).map(|e| e.site.as_str())
-        })
+        self.pools
+            .values()
+            .find(|p| p.front_ends.contains(fqdn) || p.back_end.primary == *fqdn || p.back_end.mirror.as_ref() == Some(fqdn))
+            .map(|p| p.site.as_str())
+            .or_else(|| self.edges.values().find(|e| e.servers.contains(fqdn)).map(|e| e.site.as_str()))
     }
 
     /// The Front End pool a server belongs to, if it is a Front End.
@@ -257,7 +259,13 @@ mod tests {
     use super::*;
 
     fn traits(edition: Edition, product: Product) -> PoolTraits {
-        PoolTraits { edition, product, virtualization: Virtualization::Physical, os: "Windows Server 2012 R2".into(), back_end_ha: BackEndHa::Mirroring }
+        PoolTraits {
+            edition,
+            product,
+            virtualization: Virtualization::Physical,
+            os: "Windows Server 2012 R2".into(),
+            back_end_ha: BackEndHa::Mirroring,
+        }
     }
 
     #[test]

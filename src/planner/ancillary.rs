@@ -82,7 +82,8 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             if c.failing_back(x) && c.up(&y) && c.o.rgs.hosts(&y, x) {
                 let file = before_failback(x);
                 let workflows = c.o.rgs.hosted.get(&y).and_then(|h| h.get(x)).cloned().unwrap_or_default();
-                let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(&y)).arg("Owner", app(x)).arg("FileName", file.clone());
+                let inv =
+                    Invocation::new("Export-CsRgsConfiguration").arg("Source", app(&y)).arg("Owner", app(x)).arg("FileName", file.clone());
                 b.step(rgs_export_before_failback_id(x), inv, &y, res.clone())
                     .reason(format!("export {x}'s Response Groups from {y} before failback"))
                     .rules(&[25])
@@ -93,7 +94,10 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             let file = before_failback(x);
             let pending = c.o.history.rgs_exports.contains_key(&file) || b.has(&rgs_export_before_failback_id(x));
             if pending && c.serves_itself(x) && c.up(x) {
-                let inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(x)).switch("OverwriteOwner").arg("FileName", file.clone());
+                let inv = Invocation::new("Import-CsRgsConfiguration")
+                    .arg("Destination", app(x))
+                    .switch("OverwriteOwner")
+                    .arg("FileName", file.clone());
                 b.step(format!("rgs-import/{x}/{x}"), inv, x, res.clone())
                     .reason(format!("import {x}'s Response Groups back into {x} after failback, with -OverwriteOwner"))
                     .rules(&[25])
@@ -106,7 +110,8 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
 }
 
 fn content_steps(b: &mut Builder, key: &str, y: &Fqdn, res: &str, after: Vec<String>, reason: String, remember: Option<Remember>) {
-    let inv = Invocation::new("Invoke-CsBackupServiceSync").arg("PoolFqdn", y.as_str()).arg("BackupModule", BackupModule::DataConf.as_str());
+    let inv =
+        Invocation::new("Invoke-CsBackupServiceSync").arg("PoolFqdn", y.as_str()).arg("BackupModule", BackupModule::DataConf.as_str());
     let sync = b.step(format!("content-sync/{key}"), inv, y, res).reason(reason).rules(&[24]).after(after).add();
     let mut wait = b
         .step(format!("wait-content-sync/{key}"), Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", y.as_str()), y, res)
@@ -125,12 +130,29 @@ fn content(c: &Ctx, b: &mut Builder) {
     for pt in &c.t.pairs {
         for x in &pt.d.pools {
             let y = pt.d.partner(x).clone();
-            let backlog = c.o.pool(&y).and_then(|p| p.module(BackupModule::DataConf)).is_some_and(|m| m.export == ExportStatus::NonSteadyState);
+            let backlog =
+                c.o.pool(&y).and_then(|p| p.module(BackupModule::DataConf)).is_some_and(|m| m.export == ExportStatus::NonSteadyState);
             let home = c.serves_itself(x) && c.health(x).is_alive() && c.up(&y);
             if c.failing_back(x) && c.up(&y) {
-                content_steps(b, y.as_str(), &y, &pt.d.resource(), vec![id::failback(x)], format!("copy the conference content {x}'s users created on {y} back to {x} after failback"), None);
+                content_steps(
+                    b,
+                    y.as_str(),
+                    &y,
+                    &pt.d.resource(),
+                    vec![id::failback(x)],
+                    format!("copy the conference content {x}'s users created on {y} back to {x} after failback"),
+                    None,
+                );
             } else if home && backlog && !c.failing_over(x) {
-                content_steps(b, y.as_str(), &y, &pt.d.resource(), vec![], format!("{y} holds conference content {x} lacks: copy it back"), None);
+                content_steps(
+                    b,
+                    y.as_str(),
+                    &y,
+                    &pt.d.resource(),
+                    vec![],
+                    format!("{y} holds conference content {x} lacks: copy it back"),
+                    None,
+                );
             }
         }
     }

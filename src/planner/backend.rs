@@ -36,7 +36,10 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 inv = inv.switch("Force");
             }
             let why = if current_down {
-                format!("the principal SQL server of {pool} ({current}) is down; the {role} takes over the {} database (synchronous mirror: no data loss)", db.as_str())
+                format!(
+                    "the principal SQL server of {pool} ({current}) is down; the {role} takes over the {} database (synchronous mirror: no data loss)",
+                    db.as_str()
+                )
             } else {
                 format!("spec.backEnds: {pool} should run its {} database on the {role}", db.as_str())
             };

@@ -7,8 +7,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::step::{Blocker, Expect, Remember, Step, StepKind};
 use super::Plan;
+use super::step::{Blocker, Expect, Remember, Step, StepKind};
 use crate::model::{Fqdn, Span};
 use crate::ps::{Input, Invocation};
 
@@ -49,6 +49,10 @@ impl Builder {
         }
     }
 
+    pub fn blockers(&self) -> &[Blocker] {
+        &self.blockers
+    }
+
     /// Ids of the steps added so far.
     pub fn ids(&self) -> Vec<String> {
         self.steps.iter().map(|s| s.id.clone()).collect()
@@ -76,7 +80,8 @@ impl Builder {
     /// also waits for each configuration change of the plan that does not itself come after it,
     /// so no change can slip in between the replication check and the failover.
     pub fn config_barriers(&mut self) {
-        let waits: Vec<String> = self.steps.iter().filter(|s| s.id.starts_with("wait-cms-replication/failover/")).map(|s| s.id.clone()).collect();
+        let waits: Vec<String> =
+            self.steps.iter().filter(|s| s.id.starts_with("wait-cms-replication/failover/")).map(|s| s.id.clone()).collect();
         for w in waits {
             let mut dependents: BTreeSet<String> = BTreeSet::new();
             let mut frontier = vec![w.clone()];
@@ -87,8 +92,12 @@ impl Builder {
                     }
                 }
             }
-            let writers: Vec<String> =
-                self.steps.iter().filter(|s| s.id != w && !dependents.contains(&s.id) && writes_configuration(s)).map(|s| s.id.clone()).collect();
+            let writers: Vec<String> = self
+                .steps
+                .iter()
+                .filter(|s| s.id != w && !dependents.contains(&s.id) && writes_configuration(s))
+                .map(|s| s.id.clone())
+                .collect();
             if let Some(step) = self.steps.iter_mut().find(|s| s.id == w) {
                 for id in writers {
                     if !step.after.contains(&id) {
@@ -183,7 +192,12 @@ impl Draft<'_> {
 fn writes_configuration(s: &Step) -> bool {
     matches!(
         s.cmdlet.as_str(),
-        "Set-CsEdgeServer" | "Set-CsSite" | "Set-CsConferenceServer" | "Set-CsMediationServer" | "Set-CsBackupServiceConfiguration" | "Invoke-CsManagementServerFailover"
+        "Set-CsEdgeServer"
+            | "Set-CsSite"
+            | "Set-CsConferenceServer"
+            | "Set-CsMediationServer"
+            | "Set-CsBackupServiceConfiguration"
+            | "Invoke-CsManagementServerFailover"
     ) || (s.cmdlet == "Invoke-CsDatabaseFailover" && s.args.get("DatabaseType").and_then(Value::as_str) == Some("CentralMgmt"))
 }
 

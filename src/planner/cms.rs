@@ -50,7 +50,12 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder, elective: bool) {
     if m.force {
         let be = &c.o.topology.pools[to].back_end;
         inv = inv.arg("BackupSqlServerFqdn", be.primary.as_str()).arg("BackupSqlInstanceName", SQL_INSTANCE);
-        let role = c.t.principal.get(to).copied().or_else(|| c.o.pool(to).and_then(|p| p.back_end.principal.get(&DbType::CentralMgmt).copied())).unwrap_or_default();
+        let role =
+            c.t.principal
+                .get(to)
+                .copied()
+                .or_else(|| c.o.pool(to).and_then(|p| p.back_end.principal.get(&DbType::CentralMgmt).copied()))
+                .unwrap_or_default();
         if role == Role::Mirror
             && let Some(mirror) = &be.mirror
         {

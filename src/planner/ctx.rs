@@ -117,7 +117,13 @@ impl<'a> Ctx<'a> {
         if let Some(c) = cms.filter(|c| self.up(c)) {
             return Some(c);
         }
-        self.o.topology.pools.keys().find(|p| self.up(p) && self.serves_itself(p)).cloned().or_else(|| self.o.topology.pools.keys().find(|p| self.up(p)).cloned())
+        self.o
+            .topology
+            .pools
+            .keys()
+            .find(|p| self.up(p) && self.serves_itself(p))
+            .cloned()
+            .or_else(|| self.o.topology.pools.keys().find(|p| self.up(p)).cloned())
     }
 
     /// Dependencies of any step that writes to the CMS (topology and configuration changes):

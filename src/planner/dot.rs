@@ -12,7 +12,13 @@ pub(crate) fn render(p: &Plan) -> String {
     for s in &p.steps {
         let shape = if s.kind == StepKind::Wait { "shape=note, " } else { "" };
         let color = if s.data_loss { "color=red, fontcolor=red, " } else { "" };
-        out.push_str(&format!("  \"{}\" [{shape}{color}label=\"{}\\n{}\\n@ {}\"];\n", esc(&s.id), esc(&s.id), esc(&s.cmdlet), esc(s.run_on.as_str())));
+        out.push_str(&format!(
+            "  \"{}\" [{shape}{color}label=\"{}\\n{}\\n@ {}\"];\n",
+            esc(&s.id),
+            esc(&s.id),
+            esc(&s.cmdlet),
+            esc(s.run_on.as_str())
+        ));
     }
     for s in &p.steps {
         for a in &s.after {
@@ -20,7 +26,11 @@ pub(crate) fn render(p: &Plan) -> String {
         }
     }
     for (i, b) in p.blockers.iter().enumerate() {
-        out.push_str(&format!("  \"blocker{i}\" [shape=octagon, color=orange, label=\"BLOCKED {}\\n{}\"];\n", esc(&b.resource), esc(&b.reason)));
+        out.push_str(&format!(
+            "  \"blocker{i}\" [shape=octagon, color=orange, label=\"BLOCKED {}\\n{}\"];\n",
+            esc(&b.resource),
+            esc(&b.reason)
+        ));
     }
     out.push_str("}\n");
     out

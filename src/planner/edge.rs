@@ -69,7 +69,9 @@ fn next_hops(c: &Ctx, b: &mut Builder) {
         };
         let current = eobs.next_hop.clone();
         let reason = match &current {
-            Some(cur) if c.failing_over(cur) => format!("{e} uses {cur} as next hop and still runs: repoint it to {want} before failing {cur} over"),
+            Some(cur) if c.failing_over(cur) => {
+                format!("{e} uses {cur} as next hop and still runs: repoint it to {want} before failing {cur} over")
+            }
             _ if want != base => format!("{base}'s users are served by {want}: {e} forwards to {want}"),
             _ => format!("spec.edge.edgePools: {e} forwards to {want}"),
         };
@@ -79,7 +81,8 @@ fn next_hops(c: &Ctx, b: &mut Builder) {
         if c.failing_back(&want) {
             after.push(id::failback(&want));
         }
-        let inv = Invocation::new("Set-CsEdgeServer").arg("Identity", format!("EdgeServer:{e}")).arg("Registrar", format!("Registrar:{want}"));
+        let inv =
+            Invocation::new("Set-CsEdgeServer").arg("Identity", format!("EdgeServer:{e}")).arg("Registrar", format!("Registrar:{want}"));
         b.step(id::next_hop(e), inv, &run_on, dep.clone())
             .reason(reason)
             .rules(&[11])
@@ -94,7 +97,12 @@ fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason
     let dep = c.deployment();
     let list: Vec<Fqdn> = answering(c, edge);
     let wait = b
-        .step(id::cms_replication(&format!("edge/{edge}")), Invocation::new("Get-CsManagementStoreReplicationStatus"), &c.admin_pool().unwrap_or_else(|| edge.clone()), dep.clone())
+        .step(
+            id::cms_replication(&format!("edge/{edge}")),
+            Invocation::new("Get-CsManagementStoreReplicationStatus"),
+            &c.admin_pool().unwrap_or_else(|| edge.clone()),
+            dep.clone(),
+        )
         .wait()
         .reason(format!("the Edge servers of {edge} must hold the new topology before setup runs"))
         .rules(&[19])
@@ -134,7 +142,12 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
     };
     let Some(run_on) = c.admin_pool() else { return };
     if c.o.cms.available() && c.t.cms_move.is_none() && answering(c, &want).iter().any(|s| !c.o.cms.in_contact.contains(s)) {
-        b.block(&dep, format!("SIP federation should move to {want}, but its Edge servers are cut off from the CMS, so they would not receive the change"));
+        b.block(
+            &dep,
+            format!(
+                "SIP federation should move to {want}, but its Edge servers are cut off from the CMS, so they would not receive the change"
+            ),
+        );
         return;
     }
     let site = c.o.topology.edges[&want].site.clone();
@@ -245,7 +258,13 @@ fn pending_setup(c: &Ctx, b: &mut Builder) {
         }
     }
     for e in by_edge.keys() {
-        setup_steps(c, b, e, vec![], &format!("local setup on the Edge servers of {e} is still pending after a federation change (rule 19)"));
+        setup_steps(
+            c,
+            b,
+            e,
+            vec![],
+            &format!("local setup on the Edge servers of {e} is still pending after a federation change (rule 19)"),
+        );
     }
 }
 
@@ -272,7 +291,8 @@ fn media(c: &Ctx, b: &mut Builder) {
                 }
             };
             let Some(run_on) = c.admin_pool() else { continue };
-            let (cmd, prefix) = if mediation { ("Set-CsMediationServer", "MediationServer") } else { ("Set-CsConferenceServer", "ConferencingServer") };
+            let (cmd, prefix) =
+                if mediation { ("Set-CsMediationServer", "MediationServer") } else { ("Set-CsConferenceServer", "ConferencingServer") };
             let reason = match cur {
                 Some(x) if !reachable(c, x) => format!("{p} uses {x} for media, which is down: associate it with {want} (rule 22)"),
                 Some(x) => format!("{p} should use {want} for media instead of {x}"),

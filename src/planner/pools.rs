@@ -90,8 +90,12 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     }
     let reason = match (pt.automatic, tr.disaster) {
         (true, _) => format!("{x} has been confirmed down for the grace period: automatic failover of its users to {y}"),
-        (false, true) => format!("{res} wants {x}'s users served by {y}; {x} is unreachable (or its Back End is down), so -DisasterMode (consented)"),
-        (false, false) => format!("{res} wants {x}'s users served by {y} (planned failover: {x} becomes read-only until its data is at {y})"),
+        (false, true) => {
+            format!("{res} wants {x}'s users served by {y}; {x} is unreachable (or its Back End is down), so -DisasterMode (consented)")
+        }
+        (false, false) => {
+            format!("{res} wants {x}'s users served by {y} (planned failover: {x} becomes read-only until its data is at {y})")
+        }
     };
     let rules: &[u8] = if tr.disaster { &[1, 2, 12, 17] } else { &[1, 2, 12, 29] };
     let mut step = b

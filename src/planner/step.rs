@@ -64,24 +64,63 @@ impl Step {
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum Expect {
     /// `pool`'s users are served by `by` (itself: not failed over).
-    ServedBy { pool: Fqdn, by: Fqdn },
-    CmsActive { pool: Fqdn },
+    ServedBy {
+        pool: Fqdn,
+        by: Fqdn,
+    },
+    CmsActive {
+        pool: Fqdn,
+    },
     /// The CMS replicas on these servers are up to date.
-    CmsReplicated { servers: Vec<Fqdn> },
-    Principal { pool: Fqdn, db: DbType, role: Role },
-    NextHop { edge: Fqdn, pool: Fqdn },
-    SipFederation { edge: Option<Fqdn> },
-    XmppFederation { edge: Option<Fqdn> },
-    MediaEdge { pool: Fqdn, mediation: bool, edge: Fqdn },
-    EdgeServices { server: Fqdn, running: bool },
+    CmsReplicated {
+        servers: Vec<Fqdn>,
+    },
+    Principal {
+        pool: Fqdn,
+        db: DbType,
+        role: Role,
+    },
+    NextHop {
+        edge: Fqdn,
+        pool: Fqdn,
+    },
+    SipFederation {
+        edge: Option<Fqdn>,
+    },
+    XmppFederation {
+        edge: Option<Fqdn>,
+    },
+    MediaEdge {
+        pool: Fqdn,
+        mediation: bool,
+        edge: Fqdn,
+    },
+    EdgeServices {
+        server: Fqdn,
+        running: bool,
+    },
     /// The pool's export of this module is in steady or final state.
-    BackupSynced { pool: Fqdn, module: BackupModule },
-    SyncInterval { interval: Span },
-    UsersHomed { users: Vec<String>, pool: Fqdn },
+    BackupSynced {
+        pool: Fqdn,
+        module: BackupModule,
+    },
+    SyncInterval {
+        interval: Span,
+    },
+    UsersHomed {
+        users: Vec<String>,
+        pool: Fqdn,
+    },
     /// At most `count` users remain homed on the pool.
-    HomedAtMost { pool: Fqdn, count: u64 },
+    HomedAtMost {
+        pool: Fqdn,
+        count: u64,
+    },
     /// `owner`'s Response Group workflows are hosted on `host`.
-    RgsHosted { host: Fqdn, owner: Fqdn },
+    RgsHosted {
+        host: Fqdn,
+        owner: Fqdn,
+    },
     /// Nothing observable: the cmdlet's success is the evidence (the step is safe to repeat).
     Succeeded,
 }
@@ -92,12 +131,18 @@ impl Expect {
         match self {
             Expect::ServedBy { pool, by } => {
                 let st = o.failover(pool);
-                if by == pool { st == FailoverState::Normal } else { st == FailoverState::FailedOver && o.topology.partner(pool) == Some(by) }
+                if by == pool {
+                    st == FailoverState::Normal
+                } else {
+                    st == FailoverState::FailedOver && o.topology.partner(pool) == Some(by)
+                }
             }
             Expect::CmsActive { pool } => o.cms.master_pool.as_ref() == Some(pool),
             // Replicas the CMS cannot reach (no recent status report) cannot catch up; they are
             // not waited for.
-            Expect::CmsReplicated { servers } => o.cms.available() && o.cms.replicas_current(servers.iter().filter(|s| o.cms.in_contact.contains(*s))),
+            Expect::CmsReplicated { servers } => {
+                o.cms.available() && o.cms.replicas_current(servers.iter().filter(|s| o.cms.in_contact.contains(*s)))
+            }
             Expect::Principal { pool, db, role } => o.pool(pool).is_some_and(|p| p.back_end.principal.get(db) == Some(role)),
             Expect::NextHop { edge, pool } => o.edges.get(edge).is_some_and(|e| e.next_hop.as_ref() == Some(pool)),
             Expect::SipFederation { edge } => &o.federation.sip_edge == edge,
@@ -106,12 +151,11 @@ impl Expect {
                 let cur = if *mediation { &p.mediation_edge } else { &p.conferencing_edge };
                 cur.as_ref() == Some(edge)
             }),
-            Expect::EdgeServices { server, running } => {
-                o.edges.values().any(|e| e.services_running.get(server) == Some(running))
-            }
-            Expect::BackupSynced { pool, module } => {
-                o.pool(pool).and_then(|p| p.module(*module)).is_some_and(|m| m.export.is_synced() && m.import == crate::model::ImportStatus::NormalState)
-            }
+            Expect::EdgeServices { server, running } => o.edges.values().any(|e| e.services_running.get(server) == Some(running)),
+            Expect::BackupSynced { pool, module } => o
+                .pool(pool)
+                .and_then(|p| p.module(*module))
+                .is_some_and(|m| m.export.is_synced() && m.import == crate::model::ImportStatus::NormalState),
             Expect::SyncInterval { interval } => o.sync_interval == Some(*interval),
             Expect::UsersHomed { users, pool } => users.iter().all(|u| o.users.get(u).and_then(|h| h.as_ref()) == Some(pool)),
             Expect::HomedAtMost { pool, count } => o.pool(pool).and_then(|p| p.homed_users).is_some_and(|n| n <= *count),
@@ -131,14 +175,30 @@ impl Expect {
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum Remember {
     /// This failover was automatic: failback waits for a human unless policy allows it.
-    AutomaticFailover { pool: Fqdn, generation: i64 },
+    AutomaticFailover {
+        pool: Fqdn,
+        generation: i64,
+    },
     /// These Edge servers must re-run local setup (a federation route moved to them).
-    EdgeSetupPending { servers: Vec<Fqdn> },
-    EdgeSetupDone { server: Fqdn },
-    RgsExported { file: String, owner: Fqdn, workflows: Vec<String> },
+    EdgeSetupPending {
+        servers: Vec<Fqdn>,
+    },
+    EdgeSetupDone {
+        server: Fqdn,
+    },
+    RgsExported {
+        file: String,
+        owner: Fqdn,
+        workflows: Vec<String>,
+    },
     /// A before-failback export was imported home; it is no longer pending.
-    RgsImported { file: String },
-    RestoreDone { name: String, generation: i64 },
+    RgsImported {
+        file: String,
+    },
+    RestoreDone {
+        name: String,
+        generation: i64,
+    },
 }
 
 impl Remember {

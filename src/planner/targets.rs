@@ -90,11 +90,15 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
     // because of the CMS: settle both together. Each round only turns transitions off, so this
     // ends after at most one round per pair.
     let mut pair_blocks: Vec<(String, String)> = Vec::new();
+    let mut cms_blocks: Vec<super::step::Blocker> = Vec::new();
     loop {
         let mut cms_builder = Builder::default();
         t.cms_move = None;
         t.cms_blocked = None;
         cms_target(d, o, policy, &mut t, &mut cms_builder);
+        // A CMS blocker that made a failover infeasible stays reported after the failover is
+        // dropped (it explains the pair's blocker).
+        cms_blocks.extend(cms_builder.blockers().iter().cloned());
         let mut changed = false;
         for i in 0..t.pairs.len() {
             let pt = t.pairs[i].clone();
@@ -116,6 +120,9 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
             break;
         }
     }
+    for x in cms_blocks {
+        b.block(x.resource, x.reason);
+    }
     for (r, m) in pair_blocks {
         b.block(r, m);
     }
@@ -129,7 +136,8 @@ fn transitions(o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transit
         (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(o, t, pt, x)?]),
         (PairState::FailedOver(x), PairState::FailedOver(y)) => {
             // Rule 1: fail the partner's users back before failing this pool over.
-            let back = check_failback(o, t, pt, x).map_err(|e| format!("{y} can be failed over only after {x} is failed back (rule 1), and {e}"))?;
+            let back = check_failback(o, t, pt, x)
+                .map_err(|e| format!("{y} can be failed over only after {x} is failed back (rule 1), and {e}"))?;
             Ok(vec![back, check_failover(o, t, pt, y)?])
         }
         _ => Ok(vec![]),
@@ -170,7 +178,8 @@ fn cms_ready_for(o: &Observed, t: &Targets, pool: Option<&Fqdn>) -> Result<(), S
         return Ok(());
     }
     let moving = t.cms_move.as_ref().is_some_and(|m| !m.elective && (pool.is_some_and(|p| &m.from == p) || !o.cms.available()));
-    let recovering = !o.cms.available() && o.cms.home_pool.as_ref().is_some_and(|h| o.health(h).is_alive() && t.principal.contains_key(h)) && !on_pool;
+    let recovering =
+        !o.cms.available() && o.cms.home_pool.as_ref().is_some_and(|h| o.health(h).is_alive() && t.principal.contains_key(h)) && !on_pool;
     if moving || recovering {
         Ok(())
     } else {
@@ -187,7 +196,11 @@ fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
     let xo = o.pool(x).cloned().unwrap_or_default();
     let disaster = match o.health(x) {
         Health::Down => true,
-        Health::Unknown => return Err(format!("the state of {x} cannot be confirmed (neither the operator nor {y} reaches it); refusing to fail it over")),
+        Health::Unknown => {
+            return Err(format!(
+                "the state of {x} cannot be confirmed (neither the operator nor {y} reaches it); refusing to fail it over"
+            ));
+        }
         Health::Up if xo.from_partner.is_negative() => {
             return Err(format!(
                 "{x} is up for the operator but {y} cannot reach it: a planned failover needs {y} to reach {x}, and -DisasterMode would leave {x} serving users (split brain)"
@@ -205,7 +218,12 @@ fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
     cms_ready_for(o, t, Some(x)).map_err(|e| format!("{x}'s users cannot be failed over: {e}"))?;
     // Rule 4: the backup pool's replicas must be able to catch up with the CMS.
     if o.cms.available() && t.cms_move.is_none() {
-        let cut_off: Vec<String> = o.topology.pools[y].front_ends.iter().filter(|s| o.cms.replicas.contains_key(*s) && !o.cms.in_contact.contains(*s)).map(|s| s.to_string()).collect();
+        let cut_off: Vec<String> = o.topology.pools[y]
+            .front_ends
+            .iter()
+            .filter(|s| o.cms.replicas.contains_key(*s) && !o.cms.in_contact.contains(*s))
+            .map(|s| s.to_string())
+            .collect();
         if !cut_off.is_empty() {
             return Err(format!(
                 "{x}'s users cannot be failed over to {y}: its Front End servers ({}) are cut off from the CMS, so their replicas cannot be brought up to date (rule 4)",
@@ -226,7 +244,9 @@ fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
         return Err(format!("lyncdr reaches neither {x} nor {y}, so it cannot run the failback"));
     }
     if o.health(y).is_alive() && o.pool(x).is_some_and(|p| p.from_partner.is_negative()) {
-        return Err(format!("{x} and {y} cannot reach each other (a network partition between their sites): failback needs both, and {y} is alive, so -DisasterMode is not an option"));
+        return Err(format!(
+            "{x} and {y} cannot reach each other (a network partition between their sites): failback needs both, and {y} is alive, so -DisasterMode is not an option"
+        ));
     }
     let disaster = match o.health(y) {
         Health::Up | Health::Isolated => !back_end_ok_after(o, t, y),
@@ -279,8 +299,17 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         }
     }
     if o.topology.partner(a) != Some(bb) || o.topology.partner(bb) != Some(a) {
-        let describe = |x: &Fqdn| o.topology.partner(x).map(|q| format!("{x} is paired with {q}")).unwrap_or_else(|| format!("{x} has no backup pool"));
-        b.block(&res, format!("{a} and {bb} are not paired in the Lync topology ({}; {}). Pairing is set in Topology Builder and published.", describe(a), describe(bb)));
+        let describe = |x: &Fqdn| {
+            o.topology.partner(x).map(|q| format!("{x} is paired with {q}")).unwrap_or_else(|| format!("{x} has no backup pool"))
+        };
+        b.block(
+            &res,
+            format!(
+                "{a} and {bb} are not paired in the Lync topology ({}; {}). Pairing is set in Topology Builder and published.",
+                describe(a),
+                describe(bb)
+            ),
+        );
         return None;
     }
     let (ta, tb) = (&o.topology.pools[a].traits, &o.topology.pools[bb].traits);
@@ -343,7 +372,10 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         {
             let (ha, hb) = (o.health(a), o.health(bb));
             if !ha.is_alive() && !hb.is_alive() {
-                b.block(&res, format!("both pools of the pair are down or unreachable ({a}: {ha}, {bb}: {hb}); there is no pool to fail over to"));
+                b.block(
+                    &res,
+                    format!("both pools of the pair are down or unreachable ({a}: {ha}, {bb}: {hb}); there is no pool to fail over to"),
+                );
             } else {
                 for x in [a, bb] {
                     let y = p.partner(x);
@@ -388,12 +420,15 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             let Some(s) = standby.clone() else { return };
             let partitioned = o.pool(m).is_some_and(|p| p.from_partner.is_negative());
             if partitioned && (fails_over(m) || desired_pool.as_ref().is_some_and(|a| a != m)) {
-                t.cms_blocked = Some(format!("the CMS pool {m} and its standby {s} cannot reach each other: a planned CMS failover needs both, and the CMS is alive, so a forced failover is not safe"));
+                t.cms_blocked = Some(format!(
+                    "the CMS pool {m} and its standby {s} cannot reach each other: a planned CMS failover needs both, and the CMS is alive, so a forced failover is not safe"
+                ));
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             }
             if fails_over(m) && !cms_db_ok_after(o, t, &s) {
-                t.cms_blocked = Some(format!("the CMS must leave {m} before it fails over, but the standby CMS database in {s} is not available"));
+                t.cms_blocked =
+                    Some(format!("the CMS must leave {m} before it fails over, but the standby CMS database in {s} is not available"));
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             }
@@ -439,9 +474,12 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
                 return;
             }
             let home_down = o.health(&home) == Health::Down
-                || (alive_ok(&home) && o.pool(&home).is_some_and(|p| !p.back_end.server_up(Role::Primary) && !p.back_end.server_up(Role::Mirror)));
+                || (alive_ok(&home)
+                    && o.pool(&home).is_some_and(|p| !p.back_end.server_up(Role::Primary) && !p.back_end.server_up(Role::Mirror)));
             if !home_down {
-                t.cms_blocked = Some(format!("the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"));
+                t.cms_blocked = Some(format!(
+                    "the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"
+                ));
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             }
@@ -454,7 +492,8 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             };
             let needed = t.pairs.iter().any(|pt| pt.current != pt.target) || auto || d.cms.as_ref().is_some_and(|c| c.active_pool == s);
             if !needed {
-                t.cms_blocked = Some(format!("the CMS on {home} is unavailable; configuration changes wait until it returns or is failed over to {s}"));
+                t.cms_blocked =
+                    Some(format!("the CMS on {home} is unavailable; configuration changes wait until it returns or is failed over to {s}"));
                 b.notice(format!("{dep}: {}", t.cms_blocked.clone().unwrap_or_default()));
                 return;
             }
@@ -475,7 +514,9 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
                 from: home.clone(),
                 to: s.clone(),
                 force: true,
-                reason: format!("the CMS on {home} is unreachable and must be active before anything else can change; disaster recovery failover to {s}"),
+                reason: format!(
+                    "the CMS on {home} is unreachable and must be active before anything else can change; disaster recovery failover to {s}"
+                ),
                 rules: vec![3, 4, 5, 8, 10],
                 elective: false,
             });

@@ -17,7 +17,9 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     for pl in &c.d.placements {
         let res = format!("UserPlacement/{}", pl.name);
         let target = &pl.target;
-        let target_ok = c.up(target) && c.serves_itself(target) && c.o.pool(target).is_some_and(|o| o.back_end.available() || c.t.principal.contains_key(target));
+        let target_ok = c.up(target)
+            && c.serves_itself(target)
+            && c.o.pool(target).is_some_and(|o| o.back_end.available() || c.t.principal.contains_key(target));
         let mut prev: Vec<String> = vec![];
         if c.failing_back(target) {
             prev.push(id::failback(target));
@@ -60,7 +62,9 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 while left > 0 {
                     let take = left.min(size);
                     left -= take;
-                    let query = Invocation::new("Get-CsUser").arg("Filter", script_block(format!("RegistrarPool -eq \"{source}\""))).arg("ResultSize", take);
+                    let query = Invocation::new("Get-CsUser")
+                        .arg("Filter", script_block(format!("RegistrarPool -eq \"{source}\"")))
+                        .arg("ResultSize", take);
                     let mut inv = Invocation::new("Move-CsUser").arg("Target", target.as_str());
                     if force {
                         inv = inv.switch("Force");
@@ -99,7 +103,14 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
             } else {
                 format!("home {count} users of {source} on {target}")
             };
-            let step = b.step(format!("move-users/{}/{k}", pl.name), inv, target, res.clone()).reason(reason).rules(&[30]).data_loss(force).after(after).expect(expect).add();
+            let step = b
+                .step(format!("move-users/{}/{k}", pl.name), inv, target, res.clone())
+                .reason(reason)
+                .rules(&[30])
+                .data_loss(force)
+                .after(after)
+                .expect(expect)
+                .add();
             prev = vec![step];
         }
     }

@@ -111,8 +111,21 @@ const MIRROR_ROLE: Ty = Ty::Enum("Microsoft.Rtc.Management.Hadr.MirrorRole", &["
 const DB_TYPE: Ty = Ty::Enum(
     "Microsoft.Rtc.Management.Hadr.DatabaseNameType",
     &[
-        "ActiveMonitoring", "Application", "Archiving", "CentralAdmin", "CentralMgmt", "Cls", "Edge", "Lyss", "Monitoring",
-        "PersistentChat", "PersistentChatCompliance", "Provision", "Registrar", "SigninTelemetry", "User",
+        "ActiveMonitoring",
+        "Application",
+        "Archiving",
+        "CentralAdmin",
+        "CentralMgmt",
+        "Cls",
+        "Edge",
+        "Lyss",
+        "Monitoring",
+        "PersistentChat",
+        "PersistentChatCompliance",
+        "Provision",
+        "Registrar",
+        "SigninTelemetry",
+        "User",
     ],
 );
 /// `-DatabaseType` of Get-CsDatabaseMirrorState: the reference's Lync 2013 list plus the names the
@@ -124,7 +137,14 @@ const MIRROR_DB_TYPE: Ty = Ty::Enum(
 const BACKUP_CATEGORY: Ty = Ty::Enum("Microsoft.Rtc.Management.Hadr.BackupCategory", &["CMS", "UserData", "RGS"]);
 
 const COMMON: &[&str] = &[
-    "Verbose", "Debug", "ErrorAction", "WarningAction", "ErrorVariable", "WarningVariable", "OutVariable", "OutBuffer",
+    "Verbose",
+    "Debug",
+    "ErrorAction",
+    "WarningAction",
+    "ErrorVariable",
+    "WarningVariable",
+    "OutVariable",
+    "OutBuffer",
     "PipelineVariable",
 ];
 
@@ -172,14 +192,16 @@ pub static CATALOG: &[CmdletSpec] = &[
             p("Report", S),
         ],
         sets: &[
-            SetSpec {
-                name: "Normal",
-                params: &["Restore"],
-                mandatory: &[],
-            },
+            SetSpec { name: "Normal", params: &["Restore"], mandatory: &[] },
             SetSpec {
                 name: "DisasterRecovery",
-                params: &["BackupSqlServerFqdn", "BackupSqlInstanceName", "BackupMirrorSqlServerFqdn", "BackupMirrorSqlInstanceName", "Force"],
+                params: &[
+                    "BackupSqlServerFqdn",
+                    "BackupSqlInstanceName",
+                    "BackupMirrorSqlServerFqdn",
+                    "BackupMirrorSqlInstanceName",
+                    "Force",
+                ],
                 mandatory: &["BackupSqlServerFqdn"],
             },
         ],
@@ -370,13 +392,7 @@ pub static CATALOG: &[CmdletSpec] = &[
         should_process: false,
         mutates: false,
     },
-    CmdletSpec {
-        name: "Get-CsSite",
-        params: &[p("Identity", S).pos(0), p("Filter", S)],
-        sets: &[],
-        should_process: false,
-        mutates: false,
-    },
+    CmdletSpec { name: "Get-CsSite", params: &[p("Identity", S).pos(0), p("Filter", S)], sets: &[], should_process: false, mutates: false },
     CmdletSpec {
         name: "Get-CsPool",
         params: &[p("Identity", S).pos(0), p("Filter", S), p("Site", S)],
@@ -391,13 +407,7 @@ pub static CATALOG: &[CmdletSpec] = &[
         should_process: false,
         mutates: false,
     },
-    CmdletSpec {
-        name: "Measure-Object",
-        params: &[p("InputObject", S).pipe()],
-        sets: &[],
-        should_process: false,
-        mutates: false,
-    },
+    CmdletSpec { name: "Measure-Object", params: &[p("InputObject", S).pipe()], sets: &[], should_process: false, mutates: false },
     CmdletSpec {
         name: "Move-CsUser",
         params: &[
@@ -499,13 +509,7 @@ pub static CATALOG: &[CmdletSpec] = &[
         should_process: false,
         mutates: false,
     },
-    CmdletSpec {
-        name: "Get-CsServerVersion",
-        params: &[],
-        sets: &[],
-        should_process: false,
-        mutates: false,
-    },
+    CmdletSpec { name: "Get-CsServerVersion", params: &[], sets: &[], should_process: false, mutates: false },
     CmdletSpec {
         name: "Get-CimInstance",
         params: &[p("ClassName", S).pos(0).mand(), p("ComputerName", S), p("Filter", S)],
@@ -513,13 +517,7 @@ pub static CATALOG: &[CmdletSpec] = &[
         should_process: false,
         mutates: false,
     },
-    CmdletSpec {
-        name: BOOTSTRAPPER,
-        params: &[],
-        sets: &[],
-        should_process: false,
-        mutates: true,
-    },
+    CmdletSpec { name: BOOTSTRAPPER, params: &[], sets: &[], should_process: false, mutates: true },
 ];
 
 /// The name under which the local setup program (`Bootstrapper.exe`) is catalogued.
@@ -595,11 +593,8 @@ impl CmdletSpec {
     /// `Get-Command -Syntax` style text for this product.
     pub fn syntax(&self, product: Product) -> String {
         let mut out = String::new();
-        let sets: Vec<SetSpec> = if self.sets.is_empty() {
-            vec![SetSpec { name: "Default", params: &[], mandatory: &[] }]
-        } else {
-            self.sets.to_vec()
-        };
+        let sets: Vec<SetSpec> =
+            if self.sets.is_empty() { vec![SetSpec { name: "Default", params: &[], mandatory: &[] }] } else { self.sets.to_vec() };
         for set in sets {
             let mut line = self.name.to_string();
             for prm in self.available_params(product) {
@@ -757,7 +752,10 @@ pub fn bind(inv: &Invocation, product: Product) -> Result<Bound, BindError> {
         }
     }
     if !missing.is_empty() {
-        return Err(BindError(format!("Cannot process command because of one or more missing mandatory parameters: {}.", missing.join(" "))));
+        return Err(BindError(format!(
+            "Cannot process command because of one or more missing mandatory parameters: {}.",
+            missing.join(" ")
+        )));
     }
     Ok(Bound { spec, set: set.name, args, input: inv.input.clone() })
 }
@@ -808,7 +806,10 @@ fn convert(prm: &ParamSpec, v: &Value) -> Result<Value, BindError> {
         }
         Ty::Int => match v {
             Value::Number(n) if n.is_i64() => Ok(v.clone()),
-            Value::String(s) => s.parse::<i64>().map(Value::from).map_err(|_| cannot_convert(prm, v, "System.Int32", "Input string was not in a correct format.")),
+            Value::String(s) => s
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| cannot_convert(prm, v, "System.Int32", "Input string was not in a correct format.")),
             other => Err(cannot_convert(prm, other, "System.Int32", "Input string was not in a correct format.")),
         },
         Ty::Bool => match v {
@@ -864,22 +865,48 @@ mod tests {
 
     #[test]
     fn rejects_like_powershell() {
-        let e = b(Invocation::new("Set-CsSite").arg("Identity", "Seattle").arg("XmppExternalFederationRoute", "e.contoso.com"), Product::Lync2013).unwrap_err();
+        let e = b(
+            Invocation::new("Set-CsSite").arg("Identity", "Seattle").arg("XmppExternalFederationRoute", "e.contoso.com"),
+            Product::Lync2013,
+        )
+        .unwrap_err();
         assert_eq!(e, "A parameter cannot be found that matches parameter name 'XmppExternalFederationRoute'.");
-        let e = b(Invocation::new("Invoke-CsManagementServerFailover").arg("MirrorSQLServerFqdn", "sql02.sea.contoso.com"), Product::Lync2013).unwrap_err();
+        let e =
+            b(Invocation::new("Invoke-CsManagementServerFailover").arg("MirrorSQLServerFqdn", "sql02.sea.contoso.com"), Product::Lync2013)
+                .unwrap_err();
         assert!(e.contains("MirrorSQLServerFqdn"), "{e}");
         let e = b(Invocation::new("Invoke-CsPoolFailOver").switch("DisasterMode"), Product::Lync2013).unwrap_err();
         assert_eq!(e, "Cannot process command because of one or more missing mandatory parameters: PoolFqdn.");
-        let e = b(Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "p.contoso.com").switch("SkipDataVerification"), Product::Lync2013).unwrap_err();
+        let e =
+            b(Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "p.contoso.com").switch("SkipDataVerification"), Product::Lync2013)
+                .unwrap_err();
         assert!(e.contains("SkipDataVerification"), "{e}");
-        assert!(b(Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "p.contoso.com").switch("SkipDataVerification"), Product::SfB2019).is_ok());
-        let e = b(Invocation::new("Invoke-CsDatabaseFailover").arg("PoolFqdn", "p.contoso.com").arg("DatabaseType", "User").arg("NewPrincipal", "secondary"), Product::Lync2013).unwrap_err();
+        assert!(
+            b(Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "p.contoso.com").switch("SkipDataVerification"), Product::SfB2019)
+                .is_ok()
+        );
+        let e = b(
+            Invocation::new("Invoke-CsDatabaseFailover")
+                .arg("PoolFqdn", "p.contoso.com")
+                .arg("DatabaseType", "User")
+                .arg("NewPrincipal", "secondary"),
+            Product::Lync2013,
+        )
+        .unwrap_err();
         assert!(e.contains("Primary, Mirror"), "{e}");
-        let e = b(Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", "p.contoso.com").arg("BackupModule", "ConfServices.DataConf"), Product::Lync2013).unwrap_err();
+        let e = b(
+            Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", "p.contoso.com").arg("BackupModule", "ConfServices.DataConf"),
+            Product::Lync2013,
+        )
+        .unwrap_err();
         assert!(e.contains("'BackupModule'"), "{e}");
         let e = b(Invocation::new("Get-CsService").arg("C", true), Product::Lync2013).unwrap_err();
         assert!(e.contains("ambiguous"), "{e}");
-        let e = b(Invocation::new("Invoke-CsManagementServerFailover").switch("Restore").arg("BackupSqlServerFqdn", "s.contoso.com"), Product::Lync2013).unwrap_err();
+        let e = b(
+            Invocation::new("Invoke-CsManagementServerFailover").switch("Restore").arg("BackupSqlServerFqdn", "s.contoso.com"),
+            Product::Lync2013,
+        )
+        .unwrap_err();
         assert!(e.contains("Parameter set cannot be resolved"), "{e}");
         let e = b(Invocation::new("Invoke-CsManagementServerFailover").switch("Force"), Product::Lync2013).unwrap_err();
         assert!(e.contains("missing mandatory parameters: BackupSqlServerFqdn"), "{e}");
@@ -893,7 +920,11 @@ mod tests {
 
     #[test]
     fn parameter_sets() {
-        let bound = b(Invocation::new("Invoke-CsManagementServerFailover").arg("BackupSqlServerFqdn", "sql01.sea.contoso.com").switch("Force"), Product::SfB2015).unwrap();
+        let bound = b(
+            Invocation::new("Invoke-CsManagementServerFailover").arg("BackupSqlServerFqdn", "sql01.sea.contoso.com").switch("Force"),
+            Product::SfB2015,
+        )
+        .unwrap();
         assert_eq!(bound.set, "DisasterRecovery");
         let bound = b(Invocation::new("Invoke-CsManagementServerFailover"), Product::SfB2015).unwrap();
         assert_eq!(bound.set, "Normal");

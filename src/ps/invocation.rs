@@ -93,11 +93,7 @@ impl Invocation {
 
 /// External programs (paths) are called with `&`.
 fn render_command(cmd: &str) -> String {
-    if cmd.contains('\\') || cmd.contains('/') || cmd.contains(' ') {
-        format!("& {}", quote(cmd))
-    } else {
-        cmd.to_string()
-    }
+    if cmd.contains('\\') || cmd.contains('/') || cmd.contains(' ') { format!("& {}", quote(cmd)) } else { cmd.to_string() }
 }
 
 /// Single-quotes a string for PowerShell (a quote inside is doubled).

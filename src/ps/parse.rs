@@ -47,7 +47,8 @@ pub fn parse_line(line: &str, is_switch: &dyn Fn(&str, &str) -> bool) -> Result<
     let mut result: Option<Invocation> = None;
     let count = segments.len();
     for (i, seg) in segments.into_iter().enumerate() {
-        let starts_with_command = matches!(seg.first(), Some(Tok::Amp)) || matches!(seg.first(), Some(Tok::Word { quoted: false, text }) if looks_like_command(text));
+        let starts_with_command = matches!(seg.first(), Some(Tok::Amp))
+            || matches!(seg.first(), Some(Tok::Word { quoted: false, text }) if looks_like_command(text));
         if i == 0 && !starts_with_command && count > 1 {
             let (vals, rest) = take_value(&seg, 0)?;
             if rest != seg.len() {
@@ -91,7 +92,9 @@ fn parse_command(seg: &[Tok], is_switch: &dyn Fn(&str, &str) -> bool) -> Result<
         _ => return Err(ParseError("A command line must start with a cmdlet name.".into())),
     };
     if name.starts_with('$') {
-        return Err(ParseError(format!("Variables and assignments such as {name} are not supported by lyncdr sim run; write one command per line.")));
+        return Err(ParseError(format!(
+            "Variables and assignments such as {name} are not supported by lyncdr sim run; write one command per line."
+        )));
     }
     idx += 1;
     let mut inv = Invocation::new(name.clone());
@@ -171,9 +174,7 @@ fn word_value(text: &str, quoted: bool) -> Result<Value, ParseError> {
         _ => {}
     }
     if text.starts_with('$') {
-        return Err(ParseError(format!(
-            "Variables such as {text} are not supported by lyncdr sim run; write the value itself."
-        )));
+        return Err(ParseError(format!("Variables such as {text} are not supported by lyncdr sim run; write the value itself.")));
     }
     if text.starts_with('(') || text.starts_with("@(") {
         return Err(ParseError("Sub-expressions are not supported by lyncdr sim run; write the value itself.".into()));
@@ -272,19 +273,22 @@ fn read_quoted(chars: &[char], i: usize) -> Result<(String, usize), ParseError> 
             }
             return Ok((s, j + 1));
         }
-        if q == '"' && c == '`' {
-            if let Some(&n) = chars.get(j + 1) {
-                s.push(match n {
-                    'n' => '\n',
-                    't' => '\t',
-                    other => other,
-                });
-                j += 2;
-                continue;
-            }
+        if q == '"'
+            && c == '`'
+            && let Some(&n) = chars.get(j + 1)
+        {
+            s.push(match n {
+                'n' => '\n',
+                't' => '\t',
+                other => other,
+            });
+            j += 2;
+            continue;
         }
         if q == '"' && c == '$' && chars.get(j + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '(' || *n == '{') {
-            return Err(ParseError("Variables inside double-quoted strings are not supported by lyncdr sim run; use single quotes or write the value.".into()));
+            return Err(ParseError(
+                "Variables inside double-quoted strings are not supported by lyncdr sim run; use single quotes or write the value.".into(),
+            ));
         }
         s.push(c);
         j += 1;
@@ -345,7 +349,10 @@ mod tests {
         assert_eq!(inv.input, Some(Input::Values(vec!["sip:a@contoso.com".into(), "sip:b@contoso.com".into()])));
         let inv = parse("Get-CsUser -Filter {RegistrarPool -eq \"pool01.dal.contoso.com\"} | Measure-Object");
         match inv.input {
-            Some(Input::Command(q)) => assert_eq!(q.get("Filter").and_then(|v| v.get("ScriptBlock")).and_then(Value::as_str), Some("RegistrarPool -eq \"pool01.dal.contoso.com\"")),
+            Some(Input::Command(q)) => assert_eq!(
+                q.get("Filter").and_then(|v| v.get("ScriptBlock")).and_then(Value::as_str),
+                Some("RegistrarPool -eq \"pool01.dal.contoso.com\"")
+            ),
             other => panic!("{other:?}"),
         }
         let inv = parse(r"& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'");

@@ -51,7 +51,9 @@ pub(crate) fn next_hop(pool: &Fqdn) -> String {
 
 /// Rule 12 (C1: "Pool failover can only be invoked if you have assigned a backup pool").
 pub(crate) fn no_backup_pool(pool: &Fqdn) -> String {
-    format!("Pool \"{pool}\" has no backup pool assigned. Pool failover can only be invoked if you have assigned a backup pool to the failed pool.")
+    format!(
+        "Pool \"{pool}\" has no backup pool assigned. Pool failover can only be invoked if you have assigned a backup pool to the failed pool."
+    )
 }
 
 /// Rule 1 (JJ721939): cross-failover in the wrong order.
@@ -106,7 +108,9 @@ pub(crate) fn in_progress(pool: &Fqdn) -> String {
 }
 
 pub(crate) fn backup_service_not_running(pool: &Fqdn) -> String {
-    format!("The Backup Service is not running on pool \"{pool}\", so it holds no usable backup data. Start it with Start-CsWindowsService -Name LYNCBACKUP.")
+    format!(
+        "The Backup Service is not running on pool \"{pool}\", so it holds no usable backup data. Start it with Start-CsWindowsService -Name LYNCBACKUP."
+    )
 }
 
 pub(crate) fn unknown_pool(pool: &str) -> String {

@@ -63,7 +63,9 @@ impl FaultTarget {
             "backup" => FaultTarget::Backup(f(name)?),
             "content" => FaultTarget::Content(f(name)?),
             "link" => {
-                let (a, b) = name.split_once(':').ok_or_else(|| format!("'{s}': a link is written link/<end>:<end>, e.g. link/operator:Dallas or link/Dallas:Seattle"))?;
+                let (a, b) = name.split_once(':').ok_or_else(|| {
+                    format!("'{s}': a link is written link/<end>:<end>, e.g. link/operator:Dallas or link/Dallas:Seattle")
+                })?;
                 if a.is_empty() || b.is_empty() || a == b {
                     return Err(format!("'{s}': a link needs two different ends"));
                 }
@@ -92,7 +94,8 @@ impl fmt::Display for FaultTarget {
 
 impl Fault {
     pub fn parse(s: &str) -> Result<Fault, String> {
-        let (action, target) = s.split_once(':').ok_or_else(|| format!("'{s}' is not a fault; write ACTION:TARGET, e.g. down:site/Dallas"))?;
+        let (action, target) =
+            s.split_once(':').ok_or_else(|| format!("'{s}' is not a fault; write ACTION:TARGET, e.g. down:site/Dallas"))?;
         let action = match action {
             "down" => FaultAction::Down,
             "up" => FaultAction::Up,
@@ -136,7 +139,8 @@ impl fmt::Display for Fault {
 impl TimedFault {
     /// Parses `TIME:ACTION:TARGET`, e.g. `40m:up:site/Dallas`.
     pub fn parse(s: &str) -> Result<TimedFault, String> {
-        let (at, rest) = s.split_once(':').ok_or_else(|| format!("'{s}' is not a timed fault; write TIME:ACTION:TARGET, e.g. 0s:down:site/Dallas"))?;
+        let (at, rest) =
+            s.split_once(':').ok_or_else(|| format!("'{s}' is not a timed fault; write TIME:ACTION:TARGET, e.g. 0s:down:site/Dallas"))?;
         let at = Span::parse(at).map_err(|e| e.to_string())?;
         Ok(TimedFault { at, fault: Fault::parse(rest)? })
     }

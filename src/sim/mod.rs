@@ -366,15 +366,18 @@ impl Simulator {
     /// Whether the CMS master reaches a replica server now.
     pub(crate) fn master_reaches(&self, server: &Fqdn) -> bool {
         let net = self.net();
-        self.cms_available() && self.w.cms.master.as_ref().is_some_and(|m| net.reaches(self.topo.pools.get(m).and_then(|p| p.front_ends.first()), server))
+        self.cms_available()
+            && self.w.cms.master.as_ref().is_some_and(|m| net.reaches(self.topo.pools.get(m).and_then(|p| p.front_ends.first()), server))
     }
 
     /// The CMS master's pool runs and its CMS database is available.
     pub fn cms_available(&self) -> bool {
         let net = self.net();
-        self.w.cms.master.as_ref().is_some_and(|m| {
-            net.host_up(m) && replication::principal_up(&self.w, &self.topo, &net, m, crate::model::DbType::CentralMgmt)
-        })
+        self.w
+            .cms
+            .master
+            .as_ref()
+            .is_some_and(|m| net.host_up(m) && replication::principal_up(&self.w, &self.topo, &net, m, crate::model::DbType::CentralMgmt))
     }
 
     /// SIP federation works: the federation route's Edge pool runs, and every running server of
@@ -430,7 +433,13 @@ impl Simulator {
         let net = self.net();
         let candidates: Vec<&Fqdn> = match run_on {
             // Any server with a management shell: Front Ends first, then Edge servers.
-            RunOn::Any => self.topo.pools.values().flat_map(|p| p.front_ends.iter()).chain(self.topo.edges.values().flat_map(|e| e.servers.iter())).collect(),
+            RunOn::Any => self
+                .topo
+                .pools
+                .values()
+                .flat_map(|p| p.front_ends.iter())
+                .chain(self.topo.edges.values().flat_map(|e| e.servers.iter()))
+                .collect(),
             RunOn::Pool(p) => {
                 if let Some(pool) = self.topo.pools.get(p) {
                     pool.front_ends.iter().collect()

@@ -82,7 +82,14 @@ pub fn backup_link_ok(w: &World, topo: &Topology, net: &Net, a: &Fqdn, b: &Fqdn)
     let running = |p: &Fqdn| w.pools.get(p).is_some_and(|r| r.backup_running);
     let healthy = |p: &Fqdn| !net.faults.contains(&FaultTarget::Backup(p.clone()));
     let (Some(sa), Some(sb)) = (topo.site_of(a), topo.site_of(b)) else { return false };
-    topo.partner(a) == Some(b) && running(a) && running(b) && healthy(a) && healthy(b) && net.host_up(a) && net.host_up(b) && net.linked(sa, sb)
+    topo.partner(a) == Some(b)
+        && running(a)
+        && running(b)
+        && healthy(a)
+        && healthy(b)
+        && net.host_up(a)
+        && net.host_up(b)
+        && net.linked(sa, sb)
 }
 
 /// Accumulates changes made between `from` and `to`.
@@ -199,7 +206,8 @@ pub fn sync_now(w: &mut World, topo: &Topology, net: &Net, exporter: &Fqdn, modu
 
 /// What `Get-CsBackupServiceStatus -PoolFqdn exporter` reports for one module.
 pub fn module_status(w: &World, topo: &Topology, net: &Net, exporter: &Fqdn, m: BackupModule, capacity: u64) -> ModuleStatus {
-    let import = if net.faults.contains(&FaultTarget::Backup(exporter.clone())) { ImportStatus::ErrorState } else { ImportStatus::NormalState };
+    let import =
+        if net.faults.contains(&FaultTarget::Backup(exporter.clone())) { ImportStatus::ErrorState } else { ImportStatus::NormalState };
     let Some(partner) = topo.partner(exporter) else {
         return ModuleStatus { export: ExportStatus::NotInitialized, import };
     };

@@ -60,7 +60,12 @@ pub fn run_script(sim: &mut Simulator, text: &str) -> Vec<LineResult> {
                     }
                     Err(e) => result(false, Some(e), None, now),
                 },
-                _ => result(false, Some("unknown directive; use `#! on <fqdn>`, `#! wait <duration>` or `#! fault <ACTION:TARGET>`".into()), None, now),
+                _ => result(
+                    false,
+                    Some("unknown directive; use `#! on <fqdn>`, `#! wait <duration>` or `#! fault <ACTION:TARGET>`".into()),
+                    None,
+                    now,
+                ),
             }
             continue;
         }
@@ -80,4 +85,3 @@ pub fn run_script(sim: &mut Simulator, text: &str) -> Vec<LineResult> {
     }
     out
 }
-

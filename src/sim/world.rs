@@ -275,6 +275,8 @@ impl Net<'_> {
 
     pub fn sql_up(&self, sql: &Fqdn) -> bool {
         let Some(site) = self.topo.site_of(sql) else { return false };
-        !self.site_down(site) && !self.faults.contains(&FaultTarget::Sql(sql.clone())) && !self.faults.contains(&FaultTarget::Server(sql.clone()))
+        !self.site_down(site)
+            && !self.faults.contains(&FaultTarget::Sql(sql.clone()))
+            && !self.faults.contains(&FaultTarget::Server(sql.clone()))
     }
 }

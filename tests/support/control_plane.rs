@@ -56,10 +56,7 @@ impl Default for Options {
             .ok()
             .and_then(|s| s.trim().trim_end_matches('s').parse::<u64>().ok())
             .map_or(DEFAULT_READY_TIMEOUT, Duration::from_secs);
-        Options {
-            ready_timeout,
-            extra_apiserver_args: Vec::new(),
-        }
+        Options { ready_timeout, extra_apiserver_args: Vec::new() }
     }
 }
 
@@ -91,8 +88,7 @@ impl ControlPlane {
     /// client, so that is fine). `None` means skip, as for [`ControlPlane::start`]; a failed start
     /// panics in every caller. It is never dropped; the watchdog cleans up after the process.
     pub async fn shared() -> Option<&'static ControlPlane> {
-        static SHARED: tokio::sync::OnceCell<Result<Option<ControlPlane>, String>> =
-            tokio::sync::OnceCell::const_new();
+        static SHARED: tokio::sync::OnceCell<Result<Option<ControlPlane>, String>> = tokio::sync::OnceCell::const_new();
         match SHARED.get_or_init(ControlPlane::start).await {
             Ok(plane) => plane.as_ref(),
             Err(e) => panic!("control plane: {e}"),
@@ -105,10 +101,7 @@ impl ControlPlane {
             return Ok(None);
         };
         let started = Instant::now();
-        let dir = tempfile::Builder::new()
-            .prefix("lyncdr-control-plane-")
-            .tempdir()
-            .map_err(|e| format!("temp dir: {e}"))?;
+        let dir = tempfile::Builder::new().prefix("lyncdr-control-plane-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let root = dir.path().to_path_buf();
         let pki = root.join("pki");
         gen_pki(&[pki.as_os_str()])?;
@@ -169,21 +162,10 @@ impl ControlPlane {
             "--endpoint-reconciler-type=none".to_string(),
         ];
         apiserver_args.extend(options.extra_apiserver_args.iter().cloned());
-        plane.spawn(
-            "kube-apiserver",
-            &assets.join("kube-apiserver"),
-            &apiserver_args,
-        )?;
+        plane.spawn("kube-apiserver", &assets.join("kube-apiserver"), &apiserver_args)?;
         plane.watchdog = spawn_watchdog(&root, &plane.processes);
 
-        write_kubeconfig(
-            &plane.kubeconfig,
-            &server_url,
-            &pki.join("ca.crt"),
-            &pki.join("admin.crt"),
-            &pki.join("admin.key"),
-            "admin",
-        )?;
+        write_kubeconfig(&plane.kubeconfig, &server_url, &pki.join("ca.crt"), &pki.join("admin.crt"), &pki.join("admin.key"), "admin")?;
 
         if let Err(e) = plane.wait_ready(options.ready_timeout).await {
             plane.keep_dir = true;
@@ -225,9 +207,7 @@ impl ControlPlane {
 
     /// A kube client for a kubeconfig, e.g. one from [`ControlPlane::kubeconfig_for_user`].
     pub async fn client_for(&self, kubeconfig: &Path) -> kube::Client {
-        client_from(kubeconfig)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
+        client_from(kubeconfig).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Writes a kubeconfig for a client certificate with CN=`user` and one O per group, signed by
@@ -235,38 +215,16 @@ impl ControlPlane {
     /// `user` and `groups` (plus `system:authenticated`, which every authenticated user gets).
     pub fn kubeconfig_for_user(&self, user: &str, groups: &[&str]) -> PathBuf {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
-        let slug: String = user
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(48)
-            .collect();
+        let slug: String = user.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(48).collect();
         let pki = self.root.join("pki");
         let prefix = pki.join(format!("user-{n}-{slug}"));
-        let mut args = vec![
-            pki.as_os_str(),
-            "client".as_ref(),
-            prefix.as_os_str(),
-            user.as_ref(),
-        ];
+        let mut args = vec![pki.as_os_str(), "client".as_ref(), prefix.as_os_str(), user.as_ref()];
         args.extend(groups.iter().map(|g| std::ffi::OsStr::new(*g)));
         gen_pki(&args).unwrap_or_else(|e| panic!("client certificate for {user}: {e}"));
 
         let path = self.root.join(format!("kubeconfig-{n}-{slug}"));
-        write_kubeconfig(
-            &path,
-            &self.server_url,
-            &pki.join("ca.crt"),
-            &prefix.with_extension("crt"),
-            &prefix.with_extension("key"),
-            user,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        write_kubeconfig(&path, &self.server_url, &pki.join("ca.crt"), &prefix.with_extension("crt"), &prefix.with_extension("key"), user)
+            .unwrap_or_else(|e| panic!("{e}"));
         path
     }
 
@@ -282,11 +240,8 @@ impl ControlPlane {
     }
 
     fn spawn(&mut self, name: &'static str, binary: &Path, args: &[String]) -> Result<(), String> {
-        let log = fs::File::create(self.root.join(format!("{name}.log")))
-            .map_err(|e| format!("{name} log file: {e}"))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{name} log file: {e}"))?;
+        let log = fs::File::create(self.root.join(format!("{name}.log"))).map_err(|e| format!("{name} log file: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| format!("{name} log file: {e}"))?;
         let child = Command::new(binary)
             .args(args)
             .stdin(Stdio::null())
@@ -304,20 +259,12 @@ impl ControlPlane {
         let client = client_from(&self.kubeconfig).await?;
         let deadline = Instant::now() + timeout;
         loop {
-            let exited = self
-                .processes
-                .iter_mut()
-                .find_map(|(name, child)| Some((*name, child.try_wait().ok()??)));
+            let exited = self.processes.iter_mut().find_map(|(name, child)| Some((*name, child.try_wait().ok()??)));
             if let Some((name, status)) = exited {
-                return Err(format!(
-                    "{name} exited ({status}) before kube-apiserver was ready\n{}",
-                    self.log_tails()
-                ));
+                return Err(format!("{name} exited ({status}) before kube-apiserver was ready\n{}", self.log_tails()));
             }
             // `axum::http` is the `http` crate kube uses; it saves a direct dependency.
-            let request = axum::http::Request::get("/readyz?verbose")
-                .body(Vec::new())
-                .map_err(|e| e.to_string())?;
+            let request = axum::http::Request::get("/readyz?verbose").body(Vec::new()).map_err(|e| e.to_string())?;
             let last_error = match client.request_text(request).await {
                 Ok(body) if body.lines().last() == Some("readyz check passed") => return Ok(()),
                 Ok(body) => body,
@@ -341,11 +288,7 @@ impl ControlPlane {
             let text = fs::read_to_string(&path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = &lines[lines.len().saturating_sub(25)..];
-            out += &format!(
-                "--- last lines of {} ---\n{}\n",
-                path.display(),
-                tail.join("\n")
-            );
+            out += &format!("--- last lines of {} ---\n{}\n", path.display(), tail.join("\n"));
         }
         out
     }
@@ -362,16 +305,11 @@ impl Drop for ControlPlane {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
         }
-        let keep = self.keep_dir
-            || std::thread::panicking()
-            || std::env::var_os("LYNCDR_KEEP_CONTROL_PLANE").is_some();
+        let keep = self.keep_dir || std::thread::panicking() || std::env::var_os("LYNCDR_KEEP_CONTROL_PLANE").is_some();
         if let Some(dir) = self.dir.take()
             && keep
         {
-            eprintln!(
-                "control plane: kept {} (logs, PKI, kubeconfigs)",
-                dir.keep().display()
-            );
+            eprintln!("control plane: kept {} (logs, PKI, kubeconfigs)", dir.keep().display());
         }
     }
 }
@@ -386,10 +324,7 @@ fn assets_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(dir);
     for binary in ["etcd", "kube-apiserver"] {
         if !dir.join(binary).is_file() {
-            eprintln!(
-                "control plane: skipped, KUBEBUILDER_ASSETS={} has no {binary}; {hint}",
-                dir.display()
-            );
+            eprintln!("control plane: skipped, KUBEBUILDER_ASSETS={} has no {binary}; {hint}", dir.display());
             return None;
         }
     }
@@ -436,11 +371,7 @@ fn spawn_watchdog(dir: &Path, processes: &[(&'static str, Child)]) -> Option<Chi
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
 kill -9 "$@" 2>/dev/null; sleep 1; [ -z "$dir" ] || rm -rf -- "$dir""#;
     // An empty dir argument keeps the files.
-    let dir = if std::env::var_os("LYNCDR_KEEP_CONTROL_PLANE").is_some() {
-        Path::new("")
-    } else {
-        dir
-    };
+    let dir = if std::env::var_os("LYNCDR_KEEP_CONTROL_PLANE").is_some() { Path::new("") } else { dir };
     Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -458,27 +389,15 @@ kill -9 "$@" 2>/dev/null; sleep 1; [ -z "$dir" ] || rm -rf -- "$dir""#;
 async fn client_from(kubeconfig: &Path) -> Result<kube::Client, String> {
     let what = || format!("kubeconfig {}", kubeconfig.display());
     let kubeconfig = Kubeconfig::read_from(kubeconfig).map_err(|e| format!("{}: {e}", what()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| format!("{}: {e}", what()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(|e| format!("{}: {e}", what()))?;
     kube::Client::try_from(config).map_err(|e| format!("{}: {e}", what()))
 }
 
 /// Writes a self-contained kubeconfig (certificates embedded; mode 0600) as JSON, which kubectl
 /// and kube-rs read like YAML.
-fn write_kubeconfig(
-    path: &Path,
-    server: &str,
-    ca: &Path,
-    cert: &Path,
-    key: &Path,
-    user: &str,
-) -> Result<(), String> {
-    let data = |p: &Path| {
-        fs::read(p)
-            .map(|bytes| base64(&bytes))
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
+fn write_kubeconfig(path: &Path, server: &str, ca: &Path, cert: &Path, key: &Path, user: &str) -> Result<(), String> {
+    let data = |p: &Path| fs::read(p).map(|bytes| base64(&bytes)).map_err(|e| format!("{}: {e}", p.display()));
     let config = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",

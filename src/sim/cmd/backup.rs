@@ -21,7 +21,9 @@ pub(crate) fn sync(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started,
             None => {
                 return Err(err(
                     CMD,
-                    format!("\"{m}\" is not a Backup Service module. Valid values: UserServices.PresenceFocus, ConfServices.DataConf, CentralMgmt.CMSMaster."),
+                    format!(
+                        "\"{m}\" is not a Backup Service module. Valid values: UserServices.PresenceFocus, ConfServices.DataConf, CentralMgmt.CMSMaster."
+                    ),
                 ));
             }
         },
@@ -48,7 +50,10 @@ pub(crate) fn set_config(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<S
         return Ok(Started::output(sim.timings.topology_change, Value::Null));
     };
     if interval < Span::secs(5) || interval > Span::hours(3) {
-        return Err(err(CMD, format!("SyncInterval {} is out of range. Specify a value from 00:00:05 through 03:00:00.", interval.to_timespan())));
+        return Err(err(
+            CMD,
+            format!("SyncInterval {} is out of range. Specify a value from 00:00:05 through 03:00:00.", interval.to_timespan()),
+        ));
     }
     sim.require_cms(CMD)?;
     if b.what_if() {

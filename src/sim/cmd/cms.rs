@@ -30,7 +30,12 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         return Err(err(CMD, "No Central Management store is defined in the topology."));
     };
     let Some(to) = sim.w.cms.standby.clone() else {
-        return Err(err(CMD, format!("The pool \"{from}\" hosting the Central Management store has no backup pool, so there is no standby Central Management store to fail over to.")));
+        return Err(err(
+            CMD,
+            format!(
+                "The pool \"{from}\" hosting the Central Management store has no backup pool, so there is no standby Central Management store to fail over to."
+            ),
+        ));
     };
     // Rule 10: run on a server of the pool that will receive the CMS.
     let exec_pool = sim.topo.pool_of_server(&ctx.server).map(|p| p.fqdn.clone());
@@ -38,7 +43,10 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         return Err(rule_err(
             CMD,
             10,
-            format!("This cmdlet must be run on a Front End server of the pool that will host the Central Management store (\"{to}\"); it was run on \"{}\".", ctx.server),
+            format!(
+                "This cmdlet must be run on a Front End server of the pool that will host the Central Management store (\"{to}\"); it was run on \"{}\".",
+                ctx.server
+            ),
         ));
     }
     if sim.cms_moving() {
@@ -79,7 +87,10 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
             }
         }
         if !replication::principal_up(&sim.w, &sim.topo, &net, &to, DbType::CentralMgmt) {
-            return Err(err(CMD, format!("Cannot connect to the standby Central Management database of pool \"{to}\": its SQL Server is not available.")));
+            return Err(err(
+                CMD,
+                format!("Cannot connect to the standby Central Management database of pool \"{to}\": its SQL Server is not available."),
+            ));
         }
         if !master_ok && !force {
             return Err(err(
@@ -93,10 +104,15 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
     } else if !master_ok {
         return Err(err(
             CMD,
-            format!("The active Central Management store on \"{from}\" cannot be reached. Use the disaster recovery parameters (-BackupSqlServerFqdn ... -Force)."),
+            format!(
+                "The active Central Management store on \"{from}\" cannot be reached. Use the disaster recovery parameters (-BackupSqlServerFqdn ... -Force)."
+            ),
         ));
     } else if !replication::principal_up(&sim.w, &sim.topo, &net, &to, DbType::CentralMgmt) {
-        return Err(err(CMD, format!("Cannot connect to the standby Central Management database of pool \"{to}\": its SQL Server is not available.")));
+        return Err(err(
+            CMD,
+            format!("Cannot connect to the standby Central Management database of pool \"{to}\": its SQL Server is not available."),
+        ));
     }
     // Rule 8: a configuration backup must exist since the last CMS move (and a LIS one for planned moves).
     let moved = sim.w.cms.moved_epoch;
@@ -154,4 +170,3 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
 }
 
 pub(crate) fn revert(_sim: &mut Simulator) {}
-

@@ -31,7 +31,10 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
     };
     let backend = sim.topo.pools[&pool].back_end.clone();
     let Some(mirror) = backend.mirror.clone() else {
-        return Err(err(CMD, format!("Database failover requires a mirror, and no mirror is configured for the Back End of pool \"{pool}\".")));
+        return Err(err(
+            CMD,
+            format!("Database failover requires a mirror, and no mirror is configured for the Back End of pool \"{pool}\"."),
+        ));
     };
     let Some(current) = sim.w.pools[&pool].principal.get(&db).copied() else {
         return Err(err(CMD, format!("There is no {} database on the Back End of pool \"{pool}\".", db.as_str())));
@@ -44,7 +47,12 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
     }
     if current != role && !current_server.as_ref().is_some_and(|s| net.sql_up(s)) && !b.switch("Force") {
         let name = current_server.map(|s| s.to_string()).unwrap_or_default();
-        return Err(err(CMD, format!("The current principal \"{name}\" is not accessible. Use -Force to fail over a database whose principal is unavailable.")));
+        return Err(err(
+            CMD,
+            format!(
+                "The current principal \"{name}\" is not accessible. Use -Force to fail over a database whose principal is unavailable."
+            ),
+        ));
     }
     // Rule 18: the User database is failed over before the CentralMgmt database.
     if db == DbType::CentralMgmt && sim.w.pools[&pool].principal.get(&DbType::User) != Some(&role) {

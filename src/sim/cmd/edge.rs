@@ -69,7 +69,14 @@ pub(crate) fn set_site(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
     if let Some(Some(e)) = &xmpp {
         let running: Vec<String> = sim.w.edges[e].services.iter().filter(|(_, r)| **r).map(|(s, _)| s.to_string()).collect();
         if !running.is_empty() && sim.w.xmpp_federation.as_ref() != Some(e) {
-            sim.rule(CMD, 21, format!("stop the Lync services on the new XMPP Edge servers ({}) before repointing the XMPP federation route", running.join(", ")))?;
+            sim.rule(
+                CMD,
+                21,
+                format!(
+                    "stop the Lync services on the new XMPP Edge servers ({}) before repointing the XMPP federation route",
+                    running.join(", ")
+                ),
+            )?;
         }
     }
     if b.what_if() {
@@ -145,7 +152,8 @@ fn edge_running(sim: &Simulator, e: &Fqdn) -> bool {
     sim.net_ref().host_up(e) && sim.w.edges.get(e).is_some_and(|rt| rt.services.values().any(|r| *r))
 }
 
-const KNOWN_SERVICES: &[&str] = &["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "RTCXMPPTGWPX", "REPLICA", "RTCCLSAGT", "FABRICHOSTSVC"];
+const KNOWN_SERVICES: &[&str] =
+    &["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "RTCXMPPTGWPX", "REPLICA", "RTCCLSAGT", "FABRICHOSTSVC"];
 
 pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletError> {
     match e {

@@ -14,9 +14,9 @@ mod users;
 
 use serde_json::Value;
 
+use super::Simulator;
 use super::errors::{self, CmdletError};
 use super::world::Net;
-use super::Simulator;
 use crate::model::{BackupModule, DbType, Fqdn, Product, Role, Span};
 use crate::ps::Bound;
 
@@ -93,9 +93,11 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
         Effect::PoolFailover { .. } | Effect::PoolFailback { .. } => pool::apply(sim, e),
         Effect::CmsFailover { .. } | Effect::ConfigExport { .. } => cms::apply(sim, e),
         Effect::DbFailover { .. } => database::apply(sim, e),
-        Effect::NextHop { .. } | Effect::Federation { .. } | Effect::MediaEdge { .. } | Effect::Bootstrap { .. } | Effect::Service { .. } => {
-            edge::apply(sim, e)
-        }
+        Effect::NextHop { .. }
+        | Effect::Federation { .. }
+        | Effect::MediaEdge { .. }
+        | Effect::Bootstrap { .. }
+        | Effect::Service { .. } => edge::apply(sim, e),
         Effect::BackupSync { .. } | Effect::SyncInterval(_) => backup::apply(sim, e),
         Effect::MoveUsers { .. } => users::apply(sim, e),
         Effect::RgsExport { .. } | Effect::RgsImport { .. } => rgs::apply(sim, e),
@@ -128,15 +130,13 @@ impl Simulator {
 
     /// Topology and configuration changes are written to the CMS: it must be available.
     pub(crate) fn require_cms(&self, cmdlet: &str) -> Result<(), CmdletError> {
-        if self.cms_available() && !self.cms_moving() {
-            Ok(())
-        } else {
-            Err(errors::err(cmdlet, errors::cms_unavailable()))
-        }
+        if self.cms_available() && !self.cms_moving() { Ok(()) } else { Err(errors::err(cmdlet, errors::cms_unavailable())) }
     }
 
     pub(crate) fn cms_moving(&self) -> bool {
-        self.ops.values().any(|o| o.result.is_none() && o.aborted.is_none() && matches!(&o.completion, super::Completion::Effect(Effect::CmsFailover { .. })))
+        self.ops.values().any(|o| {
+            o.result.is_none() && o.aborted.is_none() && matches!(&o.completion, super::Completion::Effect(Effect::CmsFailover { .. }))
+        })
     }
 
     pub(crate) fn pool_fqdn(&self, cmdlet: &str, b: &Bound, param: &str) -> Result<Fqdn, CmdletError> {

@@ -38,7 +38,10 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
     }
     let net = sim.net_ref();
     if !replication::pool_serving_ok(&sim.w, &sim.topo, &net, &partner) || !net.reaches(Some(&ctx.server), &partner) {
-        return Err(err(FAILOVER, errors::pool_unreachable(&partner, "The backup pool must be running to take over the users of the failed pool.")));
+        return Err(err(
+            FAILOVER,
+            errors::pool_unreachable(&partner, "The backup pool must be running to take over the users of the failed pool."),
+        ));
     }
     // Issue 5: a backup pool whose Backup Service is not running holds no usable backup.
     if !sim.w.pools[&partner].backup_running {
@@ -74,7 +77,11 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
     }
     // Rule 28: Call Park must be enabled in both pools before a disaster.
     if sim.topo.pools[&pool].call_park && !sim.topo.pools[&partner].call_park {
-        sim.rule(FAILOVER, 28, format!("Call Park is enabled on {pool} but not on its backup pool {partner}; parked calls of failed-over users would fail"))?;
+        sim.rule(
+            FAILOVER,
+            28,
+            format!("Call Park is enabled on {pool} but not on its backup pool {partner}; parked calls of failed-over users would fail"),
+        )?;
     }
     if b.what_if() {
         return Ok(what_if(FAILOVER, &pool));
@@ -108,7 +115,10 @@ pub(crate) fn failback(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         return Err(rule_err(
             FAILBACK,
             15,
-            errors::pool_unreachable(&pool, "Fail back a pool only when it is back online; while it is down its users stay on the backup pool."),
+            errors::pool_unreachable(
+                &pool,
+                "Fail back a pool only when it is back online; while it is down its users stay on the backup pool.",
+            ),
         ));
     }
     let partner_ok = replication::pool_serving_ok(&sim.w, &sim.topo, &net, &partner) && net.reaches(Some(&ctx.server), &partner);
@@ -116,7 +126,10 @@ pub(crate) fn failback(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         return Err(rule_err(
             FAILBACK,
             15,
-            errors::pool_unreachable(&partner, "To fail back while the backup pool is unavailable, use -DisasterMode; data its users created on the backup pool is lost."),
+            errors::pool_unreachable(
+                &partner,
+                "To fail back while the backup pool is unavailable, use -DisasterMode; data its users created on the backup pool is lost.",
+            ),
         ));
     }
     if !sim.cms_available() || sim.cms_moving() {
@@ -131,7 +144,8 @@ pub(crate) fn failback(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         && up_local.contains(&from)
         && sim.w.sip_federation.as_ref() != Some(from)
     {
-        let msg = format!("federation was moved away from {from}, which is running again; move federation back to it before failing back {pool}");
+        let msg =
+            format!("federation was moved away from {from}, which is running again; move federation back to it before failing back {pool}");
         sim.rule(FAILBACK, 23, msg)?;
     }
     let media = sim.w.pools[&pool].conferencing_edge.clone();
@@ -164,7 +178,13 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
                 let link = net.host_up(pool) && net.host_up(partner);
                 if !link {
                     revert(sim, e);
-                    return Err(err(FAILOVER, errors::pool_unreachable(pool, "The data of the pool could not be synchronized to the backup pool; use -DisasterMode.")));
+                    return Err(err(
+                        FAILOVER,
+                        errors::pool_unreachable(
+                            pool,
+                            "The data of the pool could not be synchronized to the backup pool; use -DisasterMode.",
+                        ),
+                    ));
                 }
                 replication::final_sync_to_backup(&mut sim.w, pool);
             }

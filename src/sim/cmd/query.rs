@@ -127,7 +127,14 @@ fn sites(sim: &Simulator, b: &Bound) -> Value {
         .enumerate()
         .filter(|(_, s)| id.as_ref().is_none_or(|i| i.eq_ignore_ascii_case(s)))
         .map(|(i, s)| {
-            let pools: Vec<String> = sim.topo.pools.values().filter(|p| &p.site == s).map(|p| p.fqdn.to_string()).chain(sim.topo.edges.values().filter(|e| &e.site == s).map(|e| e.fqdn.to_string())).collect();
+            let pools: Vec<String> = sim
+                .topo
+                .pools
+                .values()
+                .filter(|p| &p.site == s)
+                .map(|p| p.fqdn.to_string())
+                .chain(sim.topo.edges.values().filter(|e| &e.site == s).map(|e| e.fqdn.to_string()))
+                .collect();
             json!({
                 "Identity": format!("Site:{s}"),
                 "SiteId": i + 1,
@@ -217,7 +224,8 @@ fn backup_status(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletE
         Some("RGS") => vec![],
         _ => BackupModule::ALL.to_vec(),
     };
-    let statuses: Vec<_> = modules.iter().map(|m| (m, replication::module_status(&sim.w, &sim.topo, &net, &pool, *m, sim.timings.sync_capacity))).collect();
+    let statuses: Vec<_> =
+        modules.iter().map(|m| (m, replication::module_status(&sim.w, &sim.topo, &net, &pool, *m, sim.timings.sync_capacity))).collect();
     let rank = |e: ExportStatus| match e {
         ExportStatus::ErrorState => 4,
         ExportStatus::NonSteadyState => 3,
@@ -225,7 +233,12 @@ fn backup_status(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletE
         ExportStatus::SteadyState => 2,
         ExportStatus::FinalState => 1,
     };
-    let overall = statuses.iter().map(|(_, s)| s.export).filter(|e| *e != ExportStatus::NotInitialized).max_by_key(|e| rank(*e)).unwrap_or(ExportStatus::NotInitialized);
+    let overall = statuses
+        .iter()
+        .map(|(_, s)| s.export)
+        .filter(|e| *e != ExportStatus::NotInitialized)
+        .max_by_key(|e| rank(*e))
+        .unwrap_or(ExportStatus::NotInitialized);
     let import_error = statuses.iter().any(|(_, s)| s.import == crate::model::ImportStatus::ErrorState);
     Ok(json!({
         "PoolFqdn": pool.to_string(),
@@ -368,7 +381,9 @@ fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, Cmdl
         }
     } else if let Some(p) = sim.topo.pool_of_server(&server) {
         rows.push(json!({ "Name": "RTCSRV", "Status": "Running", "ComputerName": server.to_string() }));
-        rows.push(json!({ "Name": "LYNCBACKUP", "Status": status(sim.w.pools[&p.fqdn].backup_running), "ComputerName": server.to_string() }));
+        rows.push(
+            json!({ "Name": "LYNCBACKUP", "Status": status(sim.w.pools[&p.fqdn].backup_running), "ComputerName": server.to_string() }),
+        );
     }
     if let Some(n) = b.str("Name") {
         rows.retain(|r| r["Name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n)));

@@ -59,7 +59,9 @@ pub(crate) fn import(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Start
                     return Err(rule_err(
                         CMD,
                         26,
-                        format!("A workflow named \"{clash}\" already exists (owner {owner}, hosted on {host}). Response Group names must be unique; rename it or use -ResolveNameConflicts."),
+                        format!(
+                            "A workflow named \"{clash}\" already exists (owner {owner}, hosted on {host}). Response Group names must be unique; rename it or use -ResolveNameConflicts."
+                        ),
                     ));
                 }
             }
@@ -107,7 +109,8 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
                 return Err(err("Import-CsRgsConfiguration", format!("Could not find file '{file}'.")));
             };
             let owner = if *overwrite_owner { dest.clone() } else { content.owner.clone() };
-            let names: Vec<String> = if *rename { content.workflows.iter().map(|w| format!("{w} ({dest})")).collect() } else { content.workflows.clone() };
+            let names: Vec<String> =
+                if *rename { content.workflows.iter().map(|w| format!("{w} ({dest})")).collect() } else { content.workflows.clone() };
             sim.w.rgs.entry(dest.clone()).or_default().insert(owner, names);
         }
         _ => {}

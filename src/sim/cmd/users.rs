@@ -150,12 +150,18 @@ pub(crate) fn move_user(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Sta
         if !source_ok && !force {
             return Err(err(
                 CMD,
-                format!("Cannot move user \"{sip}\": the source pool \"{home}\" is not available. Use -Force to move the user without contacts and meetings; that data cannot be recovered."),
+                format!(
+                    "Cannot move user \"{sip}\": the source pool \"{home}\" is not available. Use -Force to move the user without contacts and meetings; that data cannot be recovered."
+                ),
             ));
         }
         // Rule 30: no -MoveConferenceData in a disaster recovery move.
         if b.switch("MoveConferenceData") && !source_ok {
-            sim.rule(CMD, 30, format!("do not use -MoveConferenceData while {home} is failed over or down; the Backup Service carries conference data"))?;
+            sim.rule(
+                CMD,
+                30,
+                format!("do not use -MoveConferenceData while {home} is failed over or down; the Backup Service carries conference data"),
+            )?;
         }
         if home != target {
             normalized.push(sip);
