@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod desired;
 pub mod engine;
 pub mod lync;
@@ -23,3 +24,5 @@ pub mod planner;
 pub mod ps;
 pub mod scenario;
 pub mod sim;
+pub mod standalone;
+pub mod status;

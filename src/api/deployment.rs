@@ -272,9 +272,14 @@ pub struct LyncDeploymentStatus {
     /// The current plan and its progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanStatus>,
-    /// The step being executed: written before the cmdlet runs, so a restart knows.
+    /// Steps started recently, written before each cmdlet runs and again when its outcome is
+    /// known, so a restart knows what may have happened. `Pending` entries have no known outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<JournalStatus>,
+    /// The generation whose desired state was last reached: a plan while it equals
+    /// `metadata.generation` corrects drift rather than applying a spec change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub journal: Option<JournalStatus>,
+    pub applied_generation: Option<i64>,
     /// The operator's memory of earlier observations (JSON), for time-based policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<String>,
@@ -322,6 +327,7 @@ pub struct PlanStatus {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct JournalStatus {
+    /// The step id.
     pub step: String,
     pub plan_hash: String,
     pub command: String,
@@ -333,4 +339,7 @@ pub struct JournalStatus {
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The full journal record (JSON), for resolving it after a restart.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub record: String,
 }

@@ -1,6 +1,7 @@
 //! The `lyncdr` command line: `plan`, `sim run`, `sim serve`, `demo`, `crdgen`. Every command
 //! drives the same engine; output is human-readable by default and `--format json` for tools.
 
+mod admin;
 mod demo;
 mod output;
 mod plan;
@@ -66,6 +67,73 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run the operator (in a cluster or with a kubeconfig), or with --manifests the standalone
+    /// front end on a directory of the same YAML.
+    Run(RunArgs),
+    /// Approve the plan a LyncDeployment waits on (annotation lyncdr.io/approve=<hash>).
+    Approve {
+        /// The LyncDeployment.
+        name: String,
+        #[arg(long, short = 'n', default_value = "default")]
+        namespace: String,
+        /// The plan hash to approve; default: the plan currently in status.
+        #[arg(long)]
+        hash: Option<String>,
+    },
+    /// A readable summary of every deployment, pair and plan (from the cluster, or with --state
+    /// from a standalone state directory).
+    Status {
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Standalone: a directory (or file) of lyncdr manifests instead of a cluster.
+    #[arg(long)]
+    pub manifests: Option<PathBuf>,
+    /// Standalone: where the journal, memory and status file live.
+    #[arg(long, default_value = ".lyncdr")]
+    pub state_dir: PathBuf,
+    /// Standalone: the status file (default <state-dir>/status.json).
+    #[arg(long)]
+    pub status_file: Option<PathBuf>,
+    /// Standalone: one round, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Standalone: the simulator URL, overriding the manifests' connection.
+    #[arg(long)]
+    pub simulator: Option<String>,
+    /// Operator: address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Operator: take a Lease so only one replica acts.
+    #[arg(long)]
+    pub leader_election: bool,
+    #[arg(long, default_value = "lyncdr")]
+    pub lease_name: String,
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Operator instance name (journal entries, events, lease holder).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+    /// Operator: watch one namespace only.
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +184,9 @@ pub fn main() -> ExitCode {
             demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency)
         }
         Command::Crdgen { out } => crdgen(out),
+        Command::Run(args) => admin::run(args),
+        Command::Approve { name, namespace, hash } => admin::approve(&name, &namespace, hash.as_deref()),
+        Command::Status { namespace, state, format } => admin::status(namespace.as_deref(), state.as_deref(), format),
     };
     match result {
         Ok(code) => code,

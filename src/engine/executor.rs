@@ -76,6 +76,8 @@ pub struct Executor<'a> {
     pub events: EventSink<'a>,
     /// Operator memory, updated by observations and by steps that took effect.
     pub history: &'a Mutex<History>,
+    /// Whether this writer may still act (leadership); checked before every mutating step.
+    pub fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
 }
 
 impl Executor<'_> {
@@ -226,6 +228,9 @@ impl Executor<'_> {
     }
 
     async fn change(&self, p: &Plan, step: &Step, obs: &Observed) -> StepResult {
+        if self.fence.is_some_and(|may_write| !may_write()) {
+            return StepResult::Stale("this writer no longer holds the lease; nothing was run".into());
+        }
         let entry = Entry {
             step: step.clone(),
             plan_hash: p.hash.clone(),

@@ -72,11 +72,13 @@ pub struct Engine<'a> {
     pub policy: Policy,
     pub settings: Settings,
     pub history: Mutex<History>,
+    /// Whether this writer may still act (the operator's leadership); `None`: always.
+    pub fence: Option<Box<dyn Fn() -> bool + Send + Sync + 'a>>,
 }
 
 impl<'a> Engine<'a> {
     pub fn new(lync: &'a dyn Lync, journal: &'a dyn Journal, history: History) -> Engine<'a> {
-        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), history: Mutex::new(history) }
+        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), history: Mutex::new(history), fence: None }
     }
 
     pub fn history(&self) -> History {
@@ -96,6 +98,7 @@ impl<'a> Engine<'a> {
             by: self.settings.by.clone(),
             events,
             history: &self.history,
+            fence: self.fence.as_deref().map(|f| f as &(dyn Fn() -> bool + Send + Sync)),
         }
     }
 
@@ -151,6 +154,21 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Everything before acting: settle the journal, observe, plan, and check the desired state
+    /// against the observed topology. The front ends decide from the plan whether to execute it.
+    pub async fn prepare(&self, desired: &Desired, events: EventSink<'_>) -> Result<(Observed, Plan), Unready> {
+        self.resolve_journal(desired, events).await.map_err(|(step, reason)| Unready::Stalled { step, reason })?;
+        let (o, p) = self.preview(desired, events).await.map_err(Unready::Unobservable)?;
+        desired.check_against(&o.topology).map_err(|e| Unready::Conflict(e.to_string()))?;
+        Ok((o, p))
+    }
+
+    /// Runs one plan (already observed and approved) to its end.
+    pub async fn execute(&self, desired: &Desired, p: &Plan, events: EventSink<'_>) -> RunOutcome {
+        let scope = scope_for(desired);
+        self.executor(desired, &scope, events).run(p).await
+    }
+
     /// Observe, plan and execute until converged, blocked or stalled.
     pub async fn converge(&self, desired: &Desired, events: EventSink<'_>) -> Converged {
         if let Err((step, reason)) = self.resolve_journal(desired, events).await {
@@ -191,6 +209,16 @@ impl<'a> Engine<'a> {
             plan: empty_plan(),
         }
     }
+}
+
+/// Why a round cannot go as far as a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unready {
+    /// A journal entry has no known outcome and its effect is not observed.
+    Stalled { step: String, reason: String },
+    Unobservable(String),
+    /// The desired state names pools or Edge pools the deployment does not have.
+    Conflict(String),
 }
 
 fn empty_plan() -> Plan {

@@ -1,0 +1,248 @@
+//! The Kubernetes operator: one reconciler per LyncDeployment that gathers the PoolPairs,
+//! UserPlacements and ConferenceContentRestores referring to it, observes the deployment, plans
+//! globally and executes through the same engine as `lyncdr demo`, with the journal in status.
+//! Leader election (a Lease) makes one replica the only writer; `/metrics`, `/healthz` and
+//! `/readyz` are served for Prometheus and the kubelet.
+
+mod journal;
+pub mod metrics;
+mod reconcile;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use journal::StatusJournal;
+pub use metrics::Metrics;
+pub use reconcile::{Error, error_policy, reconcile};
+
+use crate::api::{ConferenceContentRestore, Connection, LyncDeployment, PoolPair, Transport, UserPlacement};
+use crate::lync::{HttpSim, Lync};
+
+/// The finalizer lyncdr puts on LyncDeployments. Its cleanup removes only operator state
+/// (metric series, cached connections); deleting a resource never changes Lync.
+pub const FINALIZER: &str = "lyncdr.io/cleanup";
+
+/// Creates the backend for a LyncDeployment's connection.
+pub trait Connector: Send + Sync {
+    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, String>>;
+    fn forget(&self, _key: &str) {}
+}
+
+/// Connects to `lyncdr sim serve` (transport Simulator); WinRM is not implemented yet.
+#[derive(Default)]
+pub struct DefaultConnector {
+    cache: std::sync::Mutex<HashMap<String, (String, Arc<dyn Lync>)>>,
+}
+
+impl Connector for DefaultConnector {
+    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, String>> {
+        Box::pin(async move {
+            match conn.transport {
+                Transport::Simulator => {
+                    let url = conn.simulator_url.clone().ok_or("spec.connection.simulatorUrl is required for transport Simulator")?;
+                    if let Some((u, l)) = self.cache.lock().ok().and_then(|c| c.get(key).cloned())
+                        && u == url
+                    {
+                        return Ok(l);
+                    }
+                    let l: Arc<dyn Lync> = Arc::new(HttpSim::connect(&url).await.map_err(|e| e.to_string())?);
+                    if let Ok(mut c) = self.cache.lock() {
+                        c.insert(key.to_string(), (url, l.clone()));
+                    }
+                    Ok(l)
+                }
+                Transport::WinRM => {
+                    Err("spec.connection.transport WinRM is not implemented in this version of lyncdr; use transport: Simulator"
+                        .to_string())
+                }
+            }
+        })
+    }
+    fn forget(&self, key: &str) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.remove(key);
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Ctx {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// Operator instance (pod name), written into journal entries and events.
+    pub instance: String,
+    pub connector: Arc<dyn Connector>,
+    /// Whether this instance may act.
+    pub leader: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    pub fn new(client: Client, instance: &str, connector: Arc<dyn Connector>, leader: watch::Receiver<bool>, metrics: Arc<Metrics>) -> Ctx {
+        let recorder = Recorder::new(client.clone(), Reporter { controller: "lyncdr".into(), instance: Some(instance.to_string()) });
+        Ctx { client, metrics, recorder, instance: instance.to_string(), connector, leader }
+    }
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}
+
+/// `lyncdr run` options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub metrics_addr: String,
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: Option<String>,
+    pub instance: String,
+    pub watch_namespace: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(String),
+    #[error("cannot serve metrics on {addr}: {message}")]
+    Metrics { addr: String, message: String },
+    #[error("leader election: {0}")]
+    Lease(String),
+}
+
+fn deployment_refs(ns: Option<String>, deployment: &str) -> Option<ObjectRef<DeserializeGuard<LyncDeployment>>> {
+    if deployment.is_empty() {
+        return None;
+    }
+    let r = ObjectRef::new(deployment);
+    Some(match ns {
+        Some(n) => r.within(&n),
+        None => r,
+    })
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> {
+    let client = match client {
+        Some(c) => c,
+        None => Client::try_default().await.map_err(|e| RunError::Client(e.to_string()))?,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(&opts.metrics_addr)
+        .await
+        .map_err(|e| RunError::Metrics { addr: opts.metrics_addr.clone(), message: e.to_string() })?;
+    let router = metrics.router();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!(error = %e, "metrics server stopped");
+        }
+    });
+
+    let (leader_tx, leader_rx) = watch::channel(!opts.leader_election);
+    let mut lease_task = None;
+    if opts.leader_election {
+        let ns = opts.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
+            .with_namespace(&ns)
+            .with_identity(&opts.instance)
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .map_err(|e| RunError::Lease(e.to_string()))?;
+        let (mut channel, task) = manager.watch().await;
+        let metrics_l = metrics.clone();
+        let tx = leader_tx.clone();
+        let instance = opts.instance.clone();
+        tokio::spawn(async move {
+            loop {
+                let leading = *channel.borrow_and_update();
+                metrics_l.leader.set(i64::from(leading));
+                info!(instance = %instance, leading, "leadership");
+                let _ = tx.send(leading);
+                if channel.changed().await.is_err() {
+                    let _ = tx.send(false);
+                    break;
+                }
+            }
+        });
+        lease_task = Some(task);
+    } else {
+        metrics.leader.set(1);
+    }
+
+    let ctx = Arc::new(Ctx::new(client.clone(), &opts.instance, Arc::new(DefaultConnector::default()), leader_rx, metrics.clone()));
+    let (deployments, pairs, placements, restores): (
+        Api<DeserializeGuard<LyncDeployment>>,
+        Api<DeserializeGuard<PoolPair>>,
+        Api<DeserializeGuard<UserPlacement>>,
+        Api<DeserializeGuard<ConferenceContentRestore>>,
+    ) = match &opts.watch_namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let ready_metrics = metrics.clone();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready_metrics.set_ready(true);
+            info!("caches synced; ready");
+        }
+    });
+    controller
+        .watches(pairs, watcher::Config::default(), |p: DeserializeGuard<PoolPair>| {
+            p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))
+        })
+        .watches(placements, watcher::Config::default(), |p: DeserializeGuard<UserPlacement>| {
+            p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))
+        })
+        .watches(restores, watcher::Config::default(), |p: DeserializeGuard<ConferenceContentRestore>| {
+            p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))
+        })
+        .reconcile_all_on(leader_changes(ctx.leader.clone()))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                warn!(error = %e, "reconcile");
+            }
+        })
+        .await;
+    info!("controller stopped");
+    drop(lease_task);
+    Ok(())
+}
+
+/// A stream that ticks whenever leadership is gained, so every deployment is reconciled then.
+fn leader_changes(rx: watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            if rx.changed().await.is_err() {
+                return None;
+            }
+            if *rx.borrow() {
+                return Some(((), rx));
+            }
+        }
+    })
+}
+
+/// The action after a reconcile that must wait for a condition to change.
+pub fn idle(d: crate::model::Span) -> Action {
+    Action::requeue(d.to_std())
+}

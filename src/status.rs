@@ -1,0 +1,397 @@
+//! Status for people and tools, computed from one round of the engine: conditions for kstatus,
+//! Flux and Argo CD (`Ready`, `Reconciling`, `Stalled`) and the domain conditions
+//! (`AwaitingApproval`, `DriftDetected`, `Paused`, `DataAtRisk`, `Conflict`), the plan with
+//! per-step progress, and a summary of what was observed. Pure: the operator writes the result
+//! to the resources, the standalone front end to a file.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{
+    BlockerStatus, ConferenceContentRestoreStatus, LyncDeploymentStatus, ObservedSummary, PlanStatus, PoolPairStatus, StepStatus,
+    UserPlacementStatus, set_condition,
+};
+use crate::desired::{Desired, PairDesired, PlacementDesired, RestoreDesired, UserSelector};
+use crate::model::{BackupModule, ExportStatus, FailoverState, Fqdn, Health, Observed};
+use crate::planner::{Plan, StepKind};
+
+/// What the front end did with the deployment this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing to do.
+    Converged,
+    /// Nothing can be done now (the plan lists blockers).
+    Blocked,
+    /// The plan is running.
+    Executing,
+    /// Manual approval: the plan waits for `lyncdr.io/approve: <hash>`.
+    AwaitingApproval,
+    Paused,
+    /// `managementPolicy: ObserveOnly`.
+    ObserveOnly,
+    /// `drift: Report`: the deployment drifted and is not corrected.
+    DriftReported,
+    /// A person must look.
+    Stalled {
+        step: String,
+        reason: String,
+    },
+    /// Resources contradict each other or the topology; nothing is executed.
+    Conflict(String),
+    /// The deployment cannot be observed.
+    Unobservable(String),
+}
+
+/// What policy allows this round, given the plan (shared by the operator and the standalone
+/// front end).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gate<'a> {
+    pub paused: bool,
+    pub observe_only: bool,
+    pub drift_report_only: bool,
+    pub manual_approval: bool,
+    /// The plan hash approved by annotation, if any.
+    pub approved_hash: Option<&'a str>,
+    pub generation: i64,
+    /// The generation last fully reached.
+    pub applied_generation: Option<i64>,
+}
+
+impl Gate<'_> {
+    /// The plan corrects drift (the spec did not change since it was last reached).
+    pub fn drift(&self, plan: &Plan) -> bool {
+        !plan.is_empty() && self.applied_generation == Some(self.generation)
+    }
+
+    pub fn decide(&self, plan: &Plan) -> Phase {
+        let automatic = plan.steps.iter().any(|s| s.remember.iter().any(|r| matches!(r, crate::planner::Remember::AutomaticFailover { .. })));
+        if plan.is_empty() {
+            if plan.blockers.is_empty() { Phase::Converged } else { Phase::Blocked }
+        } else if self.paused {
+            Phase::Paused
+        } else if self.observe_only {
+            Phase::ObserveOnly
+        } else if self.drift(plan) && self.drift_report_only && !automatic {
+            // Automatic failover is declared policy, not drift correction.
+            Phase::DriftReported
+        } else if self.manual_approval && self.approved_hash != Some(plan.hash.as_str()) {
+            Phase::AwaitingApproval
+        } else {
+            Phase::Executing
+        }
+    }
+}
+
+/// One round's facts.
+pub struct Round<'a> {
+    pub desired: &'a Desired,
+    pub observed: Option<&'a Observed>,
+    pub plan: Option<&'a Plan>,
+    pub phase: Phase,
+    pub generation: i64,
+    pub drift: bool,
+    /// Progress of the plan's steps so far.
+    pub progress: &'a BTreeMap<String, StepStatus>,
+    pub now: Time,
+}
+
+impl<'a> Round<'a> {
+    /// The same round, seen from a child resource with its own generation.
+    fn for_child(&self, generation: i64) -> Round<'a> {
+        Round {
+            desired: self.desired,
+            observed: self.observed,
+            plan: self.plan,
+            phase: self.phase.clone(),
+            generation,
+            drift: self.drift,
+            progress: self.progress,
+            now: self.now.clone(),
+        }
+    }
+}
+
+fn cond(r: &Round, type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: if status { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message: message.into(),
+        observed_generation: Some(r.generation),
+        last_transition_time: r.now.clone(),
+    }
+}
+
+/// Ready, Reconciling and Stalled for a phase.
+fn lifecycle(r: &Round, conditions: &mut Vec<Condition>, scope_steps: usize, scope_blocked: Option<String>) {
+    let (ready, reconciling, stalled, reason, message): (bool, bool, bool, &str, String) = match &r.phase {
+        Phase::Stalled { step, reason } => (false, false, true, "Stalled", format!("step {step}: {reason}")),
+        Phase::Conflict(m) => (false, false, true, "Conflict", m.clone()),
+        Phase::Unobservable(m) => (false, false, true, "ObservationFailed", m.clone()),
+        _ if scope_steps == 0 && scope_blocked.is_none() => {
+            (true, false, false, "Converged", "the deployment matches the desired state".to_string())
+        }
+        _ if scope_steps == 0 => (false, false, false, "Blocked", scope_blocked.unwrap_or_default()),
+        Phase::Executing => (false, true, false, "Executing", format!("{scope_steps} steps to run")),
+        Phase::AwaitingApproval => (false, false, false, "AwaitingApproval", "the plan waits for approval".to_string()),
+        Phase::Paused => (false, false, false, "Paused", "reconciliation is paused".to_string()),
+        Phase::ObserveOnly => {
+            (false, false, false, "ObserveOnly", "managementPolicy is ObserveOnly: the plan is reported, not run".to_string())
+        }
+        Phase::DriftReported => (false, false, false, "DriftDetected", "the deployment drifted; drift: Report leaves it".to_string()),
+        _ => (false, true, false, "Planned", format!("{scope_steps} steps to run")),
+    };
+    set_condition(conditions, cond(r, "Ready", ready, reason, message.clone()));
+    set_condition(
+        conditions,
+        cond(
+            r,
+            "Reconciling",
+            reconciling,
+            if reconciling { reason } else { "Idle" },
+            if reconciling { message.clone() } else { String::new() },
+        ),
+    );
+    set_condition(
+        conditions,
+        cond(r, "Stalled", stalled, if stalled { reason } else { "Progressing" }, if stalled { message } else { String::new() }),
+    );
+}
+
+fn step_status(r: &Round, s: &crate::planner::Step) -> StepStatus {
+    let mut st = r.progress.get(&s.id).cloned().unwrap_or_else(|| StepStatus { state: "Pending".into(), ..Default::default() });
+    st.id = s.id.clone();
+    st.command = s.command();
+    st.run_on = s.run_on.to_string();
+    st.reason = s.reason.clone();
+    st.data_loss = s.data_loss;
+    st
+}
+
+/// Whether any pool's user data is not in sync with its partner.
+fn data_at_risk(o: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, po) in &o.pools {
+        if o.topology.partner(p).is_none() {
+            continue;
+        }
+        match po.module(BackupModule::PresenceFocus) {
+            Some(m) if m.export.is_synced() => {}
+            Some(m) => out.push(format!("{p}: Backup Service {:?}", m.export)),
+            None if po.health() != Health::Up => out.push(format!("{p}: unreachable, Backup Service state unknown")),
+            None => {}
+        }
+    }
+    out
+}
+
+pub fn deployment_status(prev: Option<&LyncDeploymentStatus>, r: &Round) -> LyncDeploymentStatus {
+    let mut st = prev.cloned().unwrap_or_default();
+    st.observed_generation = Some(r.generation);
+    let steps = r.plan.map(|p| p.steps.len()).unwrap_or(0);
+    let blocked = r.plan.and_then(|p| p.blockers.first()).map(|b| format!("{}: {}", b.resource, b.reason));
+    lifecycle(r, &mut st.conditions, steps, blocked);
+    let awaiting = r.phase == Phase::AwaitingApproval;
+    let hash = r.plan.map(|p| p.hash.clone()).unwrap_or_default();
+    set_condition(
+        &mut st.conditions,
+        cond(
+            r,
+            "AwaitingApproval",
+            awaiting,
+            if awaiting { "ApprovalRequired" } else { "NotRequired" },
+            if awaiting { format!("annotate lyncdr.io/approve={hash} to run the plan") } else { String::new() },
+        ),
+    );
+    set_condition(
+        &mut st.conditions,
+        cond(
+            r,
+            "DriftDetected",
+            r.drift,
+            if r.drift { "Drifted" } else { "InSync" },
+            if r.drift { format!("{steps} steps would correct it") } else { String::new() },
+        ),
+    );
+    let paused = r.phase == Phase::Paused;
+    set_condition(&mut st.conditions, cond(r, "Paused", paused, if paused { "PausedByAnnotation" } else { "Active" }, ""));
+    let risk = r.observed.map(data_at_risk).unwrap_or_default();
+    set_condition(
+        &mut st.conditions,
+        cond(r, "DataAtRisk", !risk.is_empty(), if risk.is_empty() { "InSync" } else { "NotReplicated" }, risk.join("; ")),
+    );
+    let conflict = matches!(r.phase, Phase::Conflict(_));
+    let cmsg = if let Phase::Conflict(m) = &r.phase { m.clone() } else { String::new() };
+    set_condition(&mut st.conditions, cond(r, "Conflict", conflict, if conflict { "ConflictingResources" } else { "NoConflict" }, cmsg));
+    if let Some(o) = r.observed {
+        st.observed = Some(summary(o));
+    }
+    st.plan = r.plan.map(|p| {
+        let done = p.steps.iter().filter(|s| r.progress.get(&s.id).is_some_and(|x| x.state == "Succeeded" || x.state == "Skipped")).count();
+        PlanStatus {
+            hash: p.hash.clone(),
+            progress: format!("{done}/{}", p.steps.len()),
+            steps: p.steps.iter().map(|s| step_status(r, s)).collect(),
+            blockers: p.blockers.iter().map(|b| BlockerStatus { resource: b.resource.clone(), reason: b.reason.clone() }).collect(),
+            notices: p.notices.clone(),
+        }
+    });
+    st
+}
+
+fn summary(o: &Observed) -> ObservedSummary {
+    let pools = o
+        .pools
+        .iter()
+        .map(|(p, po)| {
+            let export = po.module(BackupModule::PresenceFocus).map(|m| format!("{:?}", m.export)).unwrap_or_else(|| "unknown".into());
+            let serving = match po.failover {
+                FailoverState::Normal => "serves its own users".to_string(),
+                FailoverState::FailedOver => format!("users served by {}", o.serving(p)),
+                s => format!("{s:?}"),
+            };
+            format!("{p}: {}, {serving}, Backup Service {export}", po.health())
+        })
+        .collect();
+    let edges = o
+        .edges
+        .iter()
+        .map(|(e, eo)| {
+            format!(
+                "{e}: {}, next hop {}",
+                if eo.is_up() { "up" } else { "down" },
+                eo.next_hop.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into())
+            )
+        })
+        .collect();
+    ObservedSummary {
+        cms_pool: o.cms.master_pool.as_ref().map(ToString::to_string),
+        sip_federation_pool: o.federation.sip_edge.as_ref().map(ToString::to_string),
+        xmpp_federation_pool: o.federation.xmpp_edge.as_ref().map(ToString::to_string),
+        pools,
+        edges,
+    }
+}
+
+fn scoped_steps(r: &Round, resource: &str) -> Vec<StepStatus> {
+    r.plan
+        .map(|p| p.steps.iter().filter(|s| s.resource == resource && s.kind == StepKind::Change).map(|s| step_status(r, s)).collect())
+        .unwrap_or_default()
+}
+
+fn scoped_blocker(r: &Round, resource: &str) -> Option<String> {
+    r.plan.and_then(|p| p.blockers.iter().find(|b| b.resource == resource)).map(|b| b.reason.clone())
+}
+
+/// A child's lifecycle: the phase applies to it only if it is concerned.
+fn child_lifecycle(r: &Round, conditions: &mut Vec<Condition>, resource: &str) -> usize {
+    let steps = r.plan.map(|p| p.steps.iter().filter(|s| s.resource == resource).count()).unwrap_or(0);
+    let blocked = scoped_blocker(r, resource);
+    let phase = match &r.phase {
+        Phase::Stalled { step, .. } if !r.plan.is_some_and(|p| p.step(step).is_some_and(|s| s.resource == resource)) => Phase::Executing,
+        Phase::Conflict(m) if !m.contains(resource) => Phase::Blocked,
+        other => other.clone(),
+    };
+    let scoped = Round { phase, ..r.for_child(r.generation) };
+    lifecycle(&scoped, conditions, steps, blocked);
+    steps
+}
+
+pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, generation: i64) -> PoolPairStatus {
+    let mut st = prev.cloned().unwrap_or_default();
+    let res = p.resource();
+    let r = r.for_child(generation);
+    st.observed_generation = Some(generation);
+    child_lifecycle(&r, &mut st.conditions, &res);
+    st.steps = scoped_steps(&r, &res);
+    if let Some(o) = r.observed {
+        let [a, b] = &p.pools;
+        st.serving = Some(format!("{a}→{}, {b}→{}", o.serving(a), o.serving(b)));
+        let export = |x: &Fqdn| {
+            o.pool(x)
+                .and_then(|po| po.module(BackupModule::PresenceFocus))
+                .map(|m| format!("{:?}", m.export))
+                .unwrap_or_else(|| "Unknown".into())
+        };
+        st.backup_sync = Some(format!("{}/{}", export(a), export(b)));
+        let synced = |x: &Fqdn| o.pool(x).and_then(|po| po.module(BackupModule::PresenceFocus)).is_some_and(|m| m.export.is_synced());
+        let interval = o.sync_interval.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+        st.data_at_risk = Some(if synced(a) && synced(b) {
+            format!("<= {interval}")
+        } else {
+            let oldest = [a, b].iter().filter_map(|x| o.history.last_synced.get(*x).copied()).min();
+            match oldest {
+                Some(t) => format!("{} since last sync", o.at.since(t)),
+                None => "unknown".to_string(),
+            }
+        });
+        let risk = [a, b].iter().any(|x| {
+            o.pool(x)
+                .and_then(|po| po.module(BackupModule::PresenceFocus))
+                .is_some_and(|m| !m.export.is_synced() || m.export == ExportStatus::ErrorState)
+        });
+        set_condition(
+            &mut st.conditions,
+            cond(&r, "DataAtRisk", risk, if risk { "NotReplicated" } else { "InSync" }, st.backup_sync.clone().unwrap_or_default()),
+        );
+        // After an automatic failover, failback waits for a person (unless automatic failback).
+        let waiting = p.pools.iter().find(|x| {
+            o.history.automatic_failovers.contains_key(*x)
+                && o.failover(x) == FailoverState::FailedOver
+                && o.health(x) == Health::Up
+                && p.failed_over.is_none()
+        });
+        let msg = waiting
+            .map(|x| format!("{x} is back; annotate {res} with lyncdr.io/approve-failback=true to fail its users back"))
+            .unwrap_or_default();
+        let approval = waiting.is_some() && p.automatic_failback.is_none() && !p.failback_approved;
+        set_condition(
+            &mut st.conditions,
+            cond(
+                &r,
+                "AwaitingApproval",
+                approval,
+                if approval { "FailbackApprovalRequired" } else { "NotRequired" },
+                if approval { msg } else { String::new() },
+            ),
+        );
+    }
+    st
+}
+
+pub fn placement_status(prev: Option<&UserPlacementStatus>, r: &Round, p: &PlacementDesired, generation: i64) -> UserPlacementStatus {
+    let mut st = prev.cloned().unwrap_or_default();
+    let res = format!("UserPlacement/{}", p.name);
+    let r = r.for_child(generation);
+    st.observed_generation = Some(generation);
+    child_lifecycle(&r, &mut st.conditions, &res);
+    st.steps = scoped_steps(&r, &res);
+    if let Some(o) = r.observed {
+        st.remaining = Some(match &p.selector {
+            UserSelector::Users(users) => {
+                users.iter().filter(|u| o.users.get(*u).and_then(|h| h.as_ref()) != Some(&p.target)).count() as i64
+            }
+            UserSelector::FromPool(f) => o.pool(f).and_then(|po| po.homed_users).map(|n| n as i64).unwrap_or(-1),
+        });
+    }
+    st
+}
+
+pub fn restore_status(
+    prev: Option<&ConferenceContentRestoreStatus>,
+    r: &Round,
+    x: &RestoreDesired,
+    generation: i64,
+) -> ConferenceContentRestoreStatus {
+    let mut st = prev.cloned().unwrap_or_default();
+    let res = format!("ConferenceContentRestore/{}", x.name);
+    let r = r.for_child(generation);
+    st.observed_generation = Some(generation);
+    child_lifecycle(&r, &mut st.conditions, &res);
+    st.steps = scoped_steps(&r, &res);
+    if let Some(o) = r.observed {
+        st.completed_generation = o.history.completed_restores.get(&x.name).copied();
+    }
+    st
+}
