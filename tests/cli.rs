@@ -587,6 +587,45 @@ fn demo_pool_down_with_no_failover_asked_is_not_reported_converged() {
     assert!(says_pair(&v["blockers"]) || says_pair(&v["notices"]), "a blocker or notice should name PoolPair/dal-sea: {}", run.describe());
 }
 
+/// `plan` and `demo` on the same situation: the plan's notices (CMS unavailable, SIP federation
+/// on a down Edge pool) should reach the demo report too.
+#[test]
+#[ignore = "bug: demo drops the plan's notices when the engine ends Done (Converged::Done carries no plan), so `notices` is empty where `plan` prints two"]
+fn demo_report_keeps_the_plan_notices_when_nothing_is_left_to_do() {
+    let (v, _) = plan_json(SCENARIO_DALLAS_DOWN, "tests/fixtures/manual-home.desired.yaml");
+    let plan_notices = array(&v, "notices", "plan").clone();
+    assert!(!plan_notices.is_empty(), "precondition: the plan has notices: {v}");
+    let run =
+        lyncdr(&["demo", "--scenario", SCENARIO_DALLAS_DOWN, "--desired", "tests/fixtures/manual-home.desired.yaml", "--format", "json"]);
+    let report = run.json();
+    let demo_notices = array(&report, "notices", "demo");
+    for n in &plan_notices {
+        assert!(demo_notices.contains(n), "the demo report lacks the plan's notice {n}: {}", run.describe());
+    }
+}
+
+/// A planned failover of a reachable pool can take its Response Groups along (rule 25: export,
+/// fail over, import into the backup pool); starting from an empty memory, the engine fails
+/// Dallas over without ever exporting them, so they stay unavailable until Dallas returns.
+#[test]
+#[ignore = "bug: planned failover of a reachable pool never exports its Response Groups (the routine export is skipped once the pool is to fail over), so none are imported into the backup pool"]
+fn demo_planned_failover_carries_the_response_groups_to_seattle() {
+    let run = lyncdr(&["demo", "--scenario", SCENARIO, "--desired", DESIRED_FAILOVER, "--format", "json"]);
+    run.expect_code(0);
+    let v = run.json();
+    let cmdlets = array(&v, "cmdlets", "demo");
+    let at = |cmdlet: &str, key: &str, value: &str| {
+        cmdlets
+            .iter()
+            .position(|c| c["cmdlet"] == cmdlet && c["args"][key] == value)
+            .unwrap_or_else(|| panic!("no {cmdlet} -{key} {value} in {}", serde_json::to_string_pretty(cmdlets).unwrap_or_default()))
+    };
+    let export = at("Export-CsRgsConfiguration", "Source", &format!("service:ApplicationServer:{DAL}"));
+    let failover = at("Invoke-CsPoolFailOver", "PoolFqdn", DAL);
+    let import = at("Import-CsRgsConfiguration", "Destination", &format!("service:ApplicationServer:{SEA}"));
+    assert!(export < failover && failover < import, "export ({export}), failover ({failover}), import ({import})");
+}
+
 #[test]
 fn demo_rejects_faults_it_cannot_apply() {
     for (fault, says) in [("0s:down:site/Nowhere", "site/Nowhere"), ("bogus", "TIME:ACTION:TARGET")] {
@@ -945,8 +984,17 @@ fn serve(scenario: &str, speed: &str) -> Server {
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("sim serve printed nothing on stderr within 30 s");
-    let start = line.find("http://").unwrap_or_else(|| panic!("no address in {line:?}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("http://") => break line,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("sim serve printed no address on stderr within 30 s ({e}); it printed: {seen:?}"),
+        }
+    };
+    let start = line.find("http://").expect("address");
     let url: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
     assert!(!url.ends_with(":0"), "the bound port, not the requested one: {line}");
     server.url = url;
@@ -1065,9 +1113,9 @@ fn sim_serve_rust_client_round_trip() {
         }
         assert!(!err.nothing_ran(), "a cmdlet error means the call reached the server: {err:?}");
 
-        // Nothing listens on a port just released: the client says nothing ran.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        match HttpSim::connect(&format!("http://127.0.0.1:{port}")).await {
+        // Nothing listens on port 1 (outside the ephemeral range the servers of parallel tests
+        // get): the client says nothing ran.
+        match HttpSim::connect("http://127.0.0.1:1").await {
             Err(e @ LyncError::Unreachable { .. }) => assert!(e.nothing_ran()),
             Err(other) => panic!("expected Unreachable, got {other:?}"),
             Ok(_) => panic!("connected to a closed port"),
