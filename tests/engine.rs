@@ -10,10 +10,14 @@
 //! | restart resumes or stalls | `restart_*` tests, `file_journal_reloads_as_json` |
 //! | concurrency limit | `concurrency_one_runs_changes_one_after_another`, `concurrency_four_overlaps_but_never_more_than_four` |
 //! | dependencies | `disaster_story_starts_every_change_after_its_dependencies`, `full_story_starts_every_change_after_its_dependencies` |
-//! | never repeat blindly | `full_story_runs_every_change_exactly_once` |
+//! | never repeat blindly | `full_story_runs_every_change_exactly_once`, `restart_during_the_disaster_repeats_only_the_repeatable_edge_setup` |
+//! | operator memory (`remember`) | `automatic_failover_is_remembered_and_failback_waits_for_approval`; ignored (bug): `automatic_failover_verified_late_is_still_remembered_as_automatic`, `restart_right_after_an_automatic_failover_is_journaled_keeps_it_automatic` |
 //!
-//! The helpers are local copies (not `tests/common`), so that this file depends only on the
-//! library's public API.
+//! Plans are executed through `Engine::converge`; a world that changes "behind a plan already
+//! made" is arranged from the event sink, right after the observation the plan is computed from
+//! (`AfterFirstObservation`). Crashes are modelled by a journal that never returns at a chosen
+//! point (`CrashingJournal`) and by dropping the engine's future. The helpers are local copies
+//! (not `tests/common`), so that this file depends only on the library's public API.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -1108,5 +1112,72 @@ fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed
         let entries = journal.entries().await.unwrap();
         assert!(entries.iter().all(|e| e.outcome == Outcome::Succeeded), "{}", show_entries(&entries));
         assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
+    });
+}
+
+#[test]
+fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    let d = desired(TWO_SITE_DESIRED);
+    let setup = "edge-setup/edge01-es01.sea.contoso.com";
+    runtime().block_on(async {
+        let lync = LocalSim::new(two_site_with(&["5m:down:site/Dallas"]));
+        // The process dies one minute into local setup on the Seattle Edge servers, while the
+        // automatic failover of Dallas also runs. Its memory is kept (the operator persists it).
+        let history = {
+            let journal = FileJournal::new(path.clone());
+            let mut engine = Engine::new(&lync, &journal, History::default());
+            engine.settings = settings(4);
+            let setup_started = Notify::new();
+            let sink = |e: Event| {
+                if matches!(&e, Event::StepStarted { id, .. } if id == setup) {
+                    setup_started.notify_one();
+                }
+            };
+            tokio::select! {
+                ends = drive(&engine, &lync, &d, &sink, false) => panic!("the run ended before the crash:\n{}", brief_all(&ends)),
+                _ = async { setup_started.notified().await; lync.sleep(Span::mins(1)).await } => {}
+            }
+            engine.history()
+        };
+        let before = changes(&lync);
+        assert_eq!(failover_state(&lync, DAL), FailoverState::FailingOver);
+        let pending: Vec<String> = FileJournal::new(path.clone()).pending().await.unwrap().into_iter().map(|e| e.step.id).collect();
+        assert!(pending.contains(&FAILOVER.to_string()) && pending.contains(&setup.to_string()), "{pending:?}");
+
+        let journal = FileJournal::new(path.clone());
+        let mut engine = Engine::new(&lync, &journal, history);
+        engine.settings = settings(4);
+        let events = Events::default();
+        let ends = drive(&engine, &lync, &d, &|e| events.push(e), false).await;
+        let Some((_, Converged::Blocked { plan, .. })) = ends.last() else { panic!("{}", brief_all(&ends)) };
+        assert!(plan.steps.is_empty(), "{}", brief_all(&ends));
+
+        // The failover was waited for, not repeated; only setup (no observable effect, safe to
+        // repeat) ran again, once per server.
+        let calls = changes(&lync);
+        assert_eq!(calls_of(&calls, "Invoke-CsPoolFailOver").len(), 1, "{}", show(&calls));
+        assert!(started(&events.all()).iter().all(|(id, ..)| id != FAILOVER));
+        let mut by_call: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for r in &calls {
+            *by_call.entry((r.run_on.clone(), r.line.clone())).or_default() += 1;
+        }
+        let repeated: Vec<&(String, String)> = by_call.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+        let on: Vec<&str> = repeated.iter().map(|(on, _)| on.as_str()).collect();
+        assert_eq!(on, ["edge01-es01.sea.contoso.com", "edge01-es02.sea.contoso.com"], "{}", show(&calls));
+        assert!(repeated.iter().all(|(_, line)| line.contains("Bootstrapper.exe")), "{repeated:?}");
+        assert!(calls.len() > before.len());
+
+        let entries = journal.entries().await.unwrap();
+        let outcomes = |id: &str| entries.iter().filter(|e| e.step.id == id).map(|e| e.outcome.clone()).collect::<Vec<_>>();
+        assert_eq!(outcomes(FAILOVER), vec![Outcome::Succeeded]);
+        let setup_outcomes = outcomes(setup);
+        assert_eq!(setup_outcomes.len(), 2, "{}", show_entries(&entries));
+        assert!(matches!(&setup_outcomes[0], Outcome::Failed(m) if m.contains("repeatable")), "{setup_outcomes:?}");
+        assert_eq!(setup_outcomes[1], Outcome::Succeeded);
+        assert!(journal.pending().await.unwrap().is_empty());
+        assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
+        assert!(lync.lock().sip_federation_working(), "federation works through Seattle");
     });
 }
