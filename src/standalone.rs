@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::manifests::{self, Manifest};
 use crate::api::{
-    APPROVE_ANNOTATION, Approval, ConferenceContentRestoreStatus, DriftPolicy, LyncDeployment, LyncDeploymentStatus, ManagementPolicy, PAUSED_ANNOTATION,
-    PoolPairStatus, StepStatus, Transport, UserPlacementStatus,
+    APPROVE_ANNOTATION, Approval, ConferenceContentRestoreStatus, DriftPolicy, LyncDeployment, LyncDeploymentStatus, ManagementPolicy,
+    PAUSED_ANNOTATION, PoolPairStatus, StepStatus, Transport, UserPlacementStatus,
 };
 use crate::desired;
 use crate::engine::executor::{Event, RunOutcome, StepResult};
@@ -111,24 +111,45 @@ fn print_summary(name: &str, r: &DeploymentReport) {
     );
 }
 
-async fn round(opts: &Options, ms: &[Manifest], dep: &LyncDeployment, d: &desired::Desired, prev: DeploymentReport) -> Result<DeploymentReport, StandaloneError> {
+async fn round(
+    opts: &Options,
+    ms: &[Manifest],
+    dep: &LyncDeployment,
+    d: &desired::Desired,
+    prev: DeploymentReport,
+) -> Result<DeploymentReport, StandaloneError> {
     let name = &d.deployment;
     let history_path = opts.state_dir.join(format!("{name}.history.json"));
     let history: History = std::fs::read(&history_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     let journal = FileJournal::new(opts.state_dir.join(format!("{name}.journal.json")));
     let generation = generation_of(dep);
     let ann = dep.metadata.annotations.clone().unwrap_or_default();
-    let url = opts.simulator.clone().or_else(|| dep.spec.connection.as_ref().filter(|c| c.transport == Transport::Simulator).and_then(|c| c.simulator_url.clone()));
+    let url = opts
+        .simulator
+        .clone()
+        .or_else(|| dep.spec.connection.as_ref().filter(|c| c.transport == Transport::Simulator).and_then(|c| c.simulator_url.clone()));
     let progress: std::sync::Mutex<BTreeMap<String, StepStatus>> = Default::default();
     let sink = |e: Event| record(&progress, e);
 
     let (phase, observed, plan, history) = match url {
-        None => (Phase::Stalled { step: String::new(), reason: "spec.connection: transport Simulator with simulatorUrl is needed (or --simulator)".into() }, None, None, history),
+        None => (
+            Phase::Stalled {
+                step: String::new(),
+                reason: "spec.connection: transport Simulator with simulatorUrl is needed (or --simulator)".into(),
+            },
+            None,
+            None,
+            history,
+        ),
         Some(url) => match HttpSim::connect(&url).await {
             Err(e) => (Phase::Unobservable(e.to_string()), None, None, history),
             Ok(lync) => {
                 let mut engine = Engine::new(&lync, &journal, history);
-                engine.settings = Settings { concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize, by: "lyncdr run --manifests".into(), ..Settings::default() };
+                engine.settings = Settings {
+                    concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize,
+                    by: "lyncdr run --manifests".into(),
+                    ..Settings::default()
+                };
                 let policy = &dep.spec.policy;
                 let gate = Gate {
                     paused: ann.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
@@ -155,7 +176,9 @@ async fn round(opts: &Options, ms: &[Manifest], dep: &LyncDeployment, d: &desire
                                         result = (phase, Some(o), Some(p));
                                         continue;
                                     }
-                                    RunOutcome::Failed { step, error } => result = (Phase::Stalled { step, reason: error }, Some(o), Some(p)),
+                                    RunOutcome::Failed { step, error } => {
+                                        result = (Phase::Stalled { step, reason: error }, Some(o), Some(p))
+                                    }
                                     RunOutcome::Stalled { step, reason } => result = (Phase::Stalled { step, reason }, Some(o), Some(p)),
                                 }
                             } else {
@@ -173,7 +196,16 @@ async fn round(opts: &Options, ms: &[Manifest], dep: &LyncDeployment, d: &desire
     std::fs::write(&history_path, serde_json::to_vec(&history).unwrap_or_default()).map_err(|e| state_err(&history_path, e))?;
     let drift = plan.as_ref().is_some_and(|p| !p.is_empty() && prev.status.applied_generation == Some(generation));
     let progress = progress.into_inner().unwrap_or_default();
-    let r = Round { desired: d, observed: observed.as_ref(), plan: plan.as_ref(), phase: phase.clone(), generation, drift, progress: &progress, now: Time(Timestamp::now()) };
+    let r = Round {
+        desired: d,
+        observed: observed.as_ref(),
+        plan: plan.as_ref(),
+        phase: phase.clone(),
+        generation,
+        drift,
+        progress: &progress,
+        now: Time(Timestamp::now()),
+    };
     let mut out = DeploymentReport { status: status::deployment_status(Some(&prev.status), &r), ..Default::default() };
     if plan.as_ref().is_some_and(|p| p.is_empty() && p.blockers.is_empty()) {
         out.status.applied_generation = Some(generation);
@@ -184,19 +216,26 @@ async fn round(opts: &Options, ms: &[Manifest], dep: &LyncDeployment, d: &desire
             Manifest::PoolPair(p) if p.spec.deployment == *name => {
                 if let Some(pd) = d.pairs.iter().find(|x| Some(&x.name) == p.metadata.name.as_ref()) {
                     let n = pd.name.clone();
-                    out.pool_pairs.insert(n.clone(), status::pair_status(prev.pool_pairs.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)));
+                    out.pool_pairs
+                        .insert(n.clone(), status::pair_status(prev.pool_pairs.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)));
                 }
             }
             Manifest::UserPlacement(p) if p.spec.deployment == *name => {
                 if let Some(pd) = d.placements.iter().find(|x| Some(&x.name) == p.metadata.name.as_ref()) {
                     let n = pd.name.clone();
-                    out.user_placements.insert(n.clone(), status::placement_status(prev.user_placements.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)));
+                    out.user_placements.insert(
+                        n.clone(),
+                        status::placement_status(prev.user_placements.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)),
+                    );
                 }
             }
             Manifest::ContentRestore(p) if p.spec.deployment == *name => {
                 if let Some(pd) = d.restores.iter().find(|x| Some(&x.name) == p.metadata.name.as_ref()) {
                     let n = pd.name.clone();
-                    out.conference_content_restores.insert(n.clone(), status::restore_status(prev.conference_content_restores.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)));
+                    out.conference_content_restores.insert(
+                        n.clone(),
+                        status::restore_status(prev.conference_content_restores.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)),
+                    );
                 }
             }
             _ => {}
@@ -220,7 +259,10 @@ fn record(progress: &std::sync::Mutex<BTreeMap<String, StepStatus>>, e: Event) {
     let Ok(mut p) = progress.lock() else { return };
     match e {
         Event::StepStarted { id, command, run_on, at } => {
-            p.insert(id.clone(), StepStatus { id, command, run_on, state: "Running".into(), started_at: Some(at.to_string()), ..Default::default() });
+            p.insert(
+                id.clone(),
+                StepStatus { id, command, run_on, state: "Running".into(), started_at: Some(at.to_string()), ..Default::default() },
+            );
         }
         Event::StepFinished { id, at, result } => {
             let entry = p.entry(id.clone()).or_insert_with(|| StepStatus { id, ..Default::default() });

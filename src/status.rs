@@ -65,7 +65,8 @@ impl Gate<'_> {
     }
 
     pub fn decide(&self, plan: &Plan) -> Phase {
-        let automatic = plan.steps.iter().any(|s| s.remember.iter().any(|r| matches!(r, crate::planner::Remember::AutomaticFailover { .. })));
+        let automatic =
+            plan.steps.iter().any(|s| s.remember.iter().any(|r| matches!(r, crate::planner::Remember::AutomaticFailover { .. })));
         if plan.is_empty() {
             if plan.blockers.is_empty() { Phase::Converged } else { Phase::Blocked }
         } else if self.paused {
@@ -289,7 +290,7 @@ fn child_lifecycle(r: &Round, conditions: &mut Vec<Condition>, resource: &str) -
     let steps = r.plan.map(|p| p.steps.iter().filter(|s| s.resource == resource).count()).unwrap_or(0);
     let blocked = scoped_blocker(r, resource);
     let phase = match &r.phase {
-        Phase::Stalled { step, .. } if !r.plan.is_some_and(|p| p.step(step).is_some_and(|s| s.resource == resource)) => Phase::Executing,
+        Phase::Stalled { step, .. } if r.plan.is_none_or(|p| p.step(step).is_none_or(|s| s.resource != resource)) => Phase::Executing,
         Phase::Conflict(m) if !m.contains(resource) => Phase::Blocked,
         other => other.clone(),
     };
@@ -320,9 +321,10 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
         st.data_at_risk = Some(if synced(a) && synced(b) {
             format!("<= {interval}")
         } else {
-            let oldest = [a, b].iter().filter_map(|x| o.history.last_synced.get(*x).copied()).min();
+            // A point in time rather than an age, so the status does not change every poll.
+            let oldest = [a, b].iter().filter_map(|x| o.history.unsynced_since.get(*x).copied()).min();
             match oldest {
-                Some(t) => format!("{} since last sync", o.at.since(t)),
+                Some(t) => format!("changes since {t}"),
                 None => "unknown".to_string(),
             }
         });

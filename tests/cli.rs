@@ -566,7 +566,6 @@ fn demo_disaster_with_consent_serves_dallas_users_from_seattle() {
 /// engine can do nothing, but that is not "converged": a blocker (or at least a notice) should
 /// name the PoolPair and say how to fail the users over.
 #[test]
-#[ignore = "bug: demo reports converged (exit 0) while Dallas is down and its users unserved, with no blocker or notice naming PoolPair/dal-sea"]
 fn demo_pool_down_with_no_failover_asked_is_not_reported_converged() {
     let run = lyncdr(&[
         "demo",
@@ -590,7 +589,6 @@ fn demo_pool_down_with_no_failover_asked_is_not_reported_converged() {
 /// `plan` and `demo` on the same situation: the plan's notices (CMS unavailable, SIP federation
 /// on a down Edge pool) should reach the demo report too.
 #[test]
-#[ignore = "bug: demo drops the plan's notices when the engine ends Done (Converged::Done carries no plan), so `notices` is empty where `plan` prints two"]
 fn demo_report_keeps_the_plan_notices_when_nothing_is_left_to_do() {
     let (v, _) = plan_json(SCENARIO_DALLAS_DOWN, "tests/fixtures/manual-home.desired.yaml");
     let plan_notices = array(&v, "notices", "plan").clone();
@@ -608,7 +606,6 @@ fn demo_report_keeps_the_plan_notices_when_nothing_is_left_to_do() {
 /// fail over, import into the backup pool); starting from an empty memory, the engine fails
 /// Dallas over without ever exporting them, so they stay unavailable until Dallas returns.
 #[test]
-#[ignore = "bug: planned failover of a reachable pool never exports its Response Groups (the routine export is skipped once the pool is to fail over), so none are imported into the backup pool"]
 fn demo_planned_failover_carries_the_response_groups_to_seattle() {
     let run = lyncdr(&["demo", "--scenario", SCENARIO, "--desired", DESIRED_FAILOVER, "--format", "json"]);
     run.expect_code(0);

@@ -6,11 +6,17 @@ use std::path::Path;
 #[test]
 fn committed_crds_match_the_types() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lyncdr")).args(["crdgen", "--out"]).arg(dir.path()).output().expect("run lyncdr crdgen");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lyncdr"))
+        .args(["crdgen", "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("run lyncdr crdgen");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut generated: Vec<String> = std::fs::read_dir(dir.path()).expect("read").filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut generated: Vec<String> =
+        std::fs::read_dir(dir.path()).expect("read").filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     generated.sort();
-    let mut committed: Vec<String> = std::fs::read_dir("crds").expect("crds/").filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut committed: Vec<String> =
+        std::fs::read_dir("crds").expect("crds/").filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     committed.sort();
     assert_eq!(generated, committed, "crds/ has a different set of files; run `cargo run -- crdgen --out crds`");
     for name in generated {
@@ -26,7 +32,12 @@ fn every_spec_field_is_described() {
         if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
             for (k, p) in props {
                 let here = format!("{path}.{k}");
-                if p.get("description").is_none() && !here.contains(".status") && !here.ends_with(".metadata") && !here.ends_with(".apiVersion") && !here.ends_with(".kind") {
+                if p.get("description").is_none()
+                    && !here.contains(".status")
+                    && !here.ends_with(".metadata")
+                    && !here.ends_with(".apiVersion")
+                    && !here.ends_with(".kind")
+                {
                     missing.push(here.clone());
                 }
                 walk(p, &here, missing);

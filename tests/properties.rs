@@ -348,7 +348,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
             eprintln!("case: {kind} changes={} {why}", sim.log().iter().filter(|r| r.mutating).count());
         }
         match &outcome {
-            Converged::Done { observed } => {
+            Converged::Done { observed, .. } => {
                 // Planning the result again gives an empty plan.
                 let again = lyncdr::planner::plan(
                     &d,

@@ -286,9 +286,6 @@ pub struct LyncDeploymentStatus {
     /// Echo of the `lyncdr.io/reconcile-requested-at` annotation last handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
-    /// When the deployment was last observed successfully (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_observed_at: Option<String>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

@@ -12,7 +12,8 @@ use crate::api::{APPROVE_ANNOTATION, LyncDeployment, PoolPair, UserPlacement};
 use crate::standalone::{self, StatusFile};
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -24,7 +25,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     init_logging(args.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Some(manifests) = args.manifests {
-        let opts = standalone::Options { manifests, state_dir: args.state_dir, status_file: args.status_file, once: args.once, simulator: args.simulator };
+        let opts = standalone::Options {
+            manifests,
+            state_dir: args.state_dir,
+            status_file: args.status_file,
+            once: args.once,
+            simulator: args.simulator,
+        };
         let report = rt.block_on(standalone::run(&opts))?;
         let ready = report.deployments.values().all(|d| d.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         return Ok(if ready || !args.once { ExitCode::SUCCESS } else { ExitCode::from(1) });
@@ -62,7 +69,11 @@ pub fn approve(name: &str, namespace: &str, hash: Option<&str>) -> Result<ExitCo
 }
 
 fn cond(conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: &str) -> String {
-    conds.iter().find(|c| c.type_ == t).map(|c| if c.message.is_empty() { c.status.clone() } else { format!("{} ({})", c.status, c.message) }).unwrap_or_else(|| "Unknown".into())
+    conds
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| if c.message.is_empty() { c.status.clone() } else { format!("{} ({})", c.status, c.message) })
+        .unwrap_or_else(|| "Unknown".into())
 }
 
 pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> Result<ExitCode, CliError> {
@@ -77,7 +88,13 @@ pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> 
         for (name, d) in &file.deployments {
             print_deployment(name, &d.status);
             for (p, s) in &d.pool_pairs {
-                println!("  PoolPair/{p}: serving {} | backup {} | at risk {} | Ready {}", s.serving.clone().unwrap_or_default(), s.backup_sync.clone().unwrap_or_default(), s.data_at_risk.clone().unwrap_or_default(), cond(&s.conditions, "Ready"));
+                println!(
+                    "  PoolPair/{p}: serving {} | backup {} | at risk {} | Ready {}",
+                    s.serving.clone().unwrap_or_default(),
+                    s.backup_sync.clone().unwrap_or_default(),
+                    s.data_at_risk.clone().unwrap_or_default(),
+                    cond(&s.conditions, "Ready")
+                );
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -93,7 +110,10 @@ pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> 
         let pairs = pairs.list(&ListParams::default()).await?.items;
         let placements = placements.list(&ListParams::default()).await?.items;
         if format == Format::Json {
-            println!("{}", serde_json::to_string_pretty(&json!({ "lyncDeployments": deps, "poolPairs": pairs, "userPlacements": placements }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "lyncDeployments": deps, "poolPairs": pairs, "userPlacements": placements }))?
+            );
             return Ok(ExitCode::SUCCESS);
         }
         for d in &deps {
@@ -101,11 +121,23 @@ pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> 
             print_deployment(&format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), &st);
             for p in pairs.iter().filter(|p| p.spec.deployment == d.name_any() && p.namespace() == d.namespace()) {
                 let s = p.status.clone().unwrap_or_default();
-                println!("  PoolPair/{}: serving {} | backup {} | at risk {} | Ready {}", p.name_any(), s.serving.unwrap_or_default(), s.backup_sync.unwrap_or_default(), s.data_at_risk.unwrap_or_default(), cond(&s.conditions, "Ready"));
+                println!(
+                    "  PoolPair/{}: serving {} | backup {} | at risk {} | Ready {}",
+                    p.name_any(),
+                    s.serving.unwrap_or_default(),
+                    s.backup_sync.unwrap_or_default(),
+                    s.data_at_risk.unwrap_or_default(),
+                    cond(&s.conditions, "Ready")
+                );
             }
             for u in placements.iter().filter(|p| p.spec.deployment == d.name_any() && p.namespace() == d.namespace()) {
                 let s = u.status.clone().unwrap_or_default();
-                println!("  UserPlacement/{}: {} users remaining | Ready {}", u.name_any(), s.remaining.unwrap_or(-1), cond(&s.conditions, "Ready"));
+                println!(
+                    "  UserPlacement/{}: {} users remaining | Ready {}",
+                    u.name_any(),
+                    s.remaining.unwrap_or(-1),
+                    cond(&s.conditions, "Ready")
+                );
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -121,7 +153,12 @@ fn print_deployment(name: &str, st: &crate::api::LyncDeploymentStatus) {
         }
     }
     if let Some(o) = &st.observed {
-        println!("  CMS on {} | SIP federation via {} | XMPP via {}", o.cms_pool.clone().unwrap_or("-".into()), o.sip_federation_pool.clone().unwrap_or("-".into()), o.xmpp_federation_pool.clone().unwrap_or("-".into()));
+        println!(
+            "  CMS on {} | SIP federation via {} | XMPP via {}",
+            o.cms_pool.clone().unwrap_or("-".into()),
+            o.sip_federation_pool.clone().unwrap_or("-".into()),
+            o.xmpp_federation_pool.clone().unwrap_or("-".into())
+        );
         for l in o.pools.iter().chain(o.edges.iter()) {
             println!("    {l}");
         }

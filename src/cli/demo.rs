@@ -127,7 +127,10 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
         blockers.clear();
         notices.clear();
         let (wake, label, done) = match &result {
-            Converged::Done { .. } => (next_fault, "converged".to_string(), true),
+            Converged::Done { notices: n, .. } => {
+                notices = n.clone();
+                (next_fault, "converged".to_string(), true)
+            }
             Converged::Blocked { plan, .. } => {
                 blockers = plan.blockers.clone();
                 notices = plan.notices.clone();

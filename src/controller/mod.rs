@@ -40,9 +40,12 @@ pub trait Connector: Send + Sync {
 }
 
 /// Connects to `lyncdr sim serve` (transport Simulator); WinRM is not implemented yet.
+/// A connection per deployment, with the URL it was made for.
+type ConnectionCache = std::sync::Mutex<HashMap<String, (String, Arc<dyn Lync>)>>;
+
 #[derive(Default)]
 pub struct DefaultConnector {
-    cache: std::sync::Mutex<HashMap<String, (String, Arc<dyn Lync>)>>,
+    cache: ConnectionCache,
 }
 
 impl Connector for DefaultConnector {
@@ -181,20 +184,21 @@ pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> 
     }
 
     let ctx = Arc::new(Ctx::new(client.clone(), &opts.instance, Arc::new(DefaultConnector::default()), leader_rx, metrics.clone()));
-    let (deployments, pairs, placements, restores): (
-        Api<DeserializeGuard<LyncDeployment>>,
-        Api<DeserializeGuard<PoolPair>>,
-        Api<DeserializeGuard<UserPlacement>>,
-        Api<DeserializeGuard<ConferenceContentRestore>>,
-    ) = match &opts.watch_namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-    };
+    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(n) => Api::namespaced(client.clone(), n),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = &opts.watch_namespace;
+    let deployments: Api<DeserializeGuard<LyncDeployment>> = api(&client, ns);
+    let pairs: Api<DeserializeGuard<PoolPair>> = api(&client, ns);
+    let placements: Api<DeserializeGuard<UserPlacement>> = api(&client, ns);
+    let restores: Api<DeserializeGuard<ConferenceContentRestore>> = api(&client, ns);
     let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
     let store = controller.store();
     let ready_metrics = metrics.clone();

@@ -163,9 +163,6 @@ async fn write_all(
     if let Some(h) = history {
         st.history = serde_json::to_string(h).ok();
     }
-    if o.observed.is_some() {
-        st.last_observed_at = Some(now.0.to_string());
-    }
     st.last_handled_reconcile_at = dep.annotations().get(RECONCILE_REQUESTED_ANNOTATION).cloned().or(st.last_handled_reconcile_at);
     let api: Api<LyncDeployment> = Api::namespaced(ctx.client.clone(), &ns);
     write_status(&api, &name, prev.as_ref(), &st).await?;
@@ -324,7 +321,10 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
             return Ok(Action::requeue(wait));
         }
     };
-    ctx.metrics.last_observation.get_or_create(&DeploymentLabels { deployment: name.clone() }).set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+    ctx.metrics
+        .last_observation
+        .get_or_create(&DeploymentLabels { deployment: name.clone() })
+        .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
 
     let policy = &dep.spec.policy;
     let gate = Gate {

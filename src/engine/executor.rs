@@ -154,7 +154,10 @@ impl Executor<'_> {
                     stop.get_or_insert(RunOutcome::Replan(format!("{}: {why}", step.id)));
                 }
                 StepResult::Failed(e) => {
-                    stop = Some(RunOutcome::Failed { step: step.id.clone(), error: e });
+                    // An unknown outcome matters more than a failure: keep reporting it.
+                    if !matches!(stop, Some(RunOutcome::Stalled { .. })) {
+                        stop = Some(RunOutcome::Failed { step: step.id.clone(), error: e });
+                    }
                 }
                 StepResult::Stalled(r) => {
                     stop = Some(RunOutcome::Stalled { step: step.id.clone(), reason: r });
@@ -244,7 +247,9 @@ impl Executor<'_> {
         let result = self.lync.invoke(&self.run_on(step, obs), &step.invocation()).await;
         match result {
             Ok(_) => {
-                let _ = self.journal.finish(&step.id, &Outcome::Succeeded).await;
+                // The entry stays pending until the effect is observed, so that what must be
+                // remembered (e.g. that a failover was automatic) is never lost: if verification
+                // does not complete, the next run resolves the entry by observation.
                 if step.expect.observable() {
                     let verified = self.wait_for(step, &step.expect).await;
                     if let StepResult::Stalled(why) = verified {
@@ -253,6 +258,7 @@ impl Executor<'_> {
                 } else {
                     self.remember(step);
                 }
+                let _ = self.journal.finish(&step.id, &Outcome::Succeeded).await;
                 StepResult::Succeeded
             }
             Err(e @ LyncError::Cmdlet { .. }) | Err(e @ LyncError::Unreachable { .. }) => {
@@ -262,6 +268,11 @@ impl Executor<'_> {
                     return StepResult::Stale(e.to_string());
                 }
                 StepResult::Failed(e.to_string())
+            }
+            Err(e) if !step.expect.observable() => {
+                // A step with no observable effect is safe to repeat (backups, setup): plan again.
+                let _ = self.journal.finish(&step.id, &Outcome::Failed(format!("outcome unknown ({e}); the step is repeatable"))).await;
+                StepResult::Stale(format!("the outcome of {} is unknown; it will be planned again", step.id))
             }
             Err(e) => {
                 // Ambiguous: find out from the deployment itself; the journal entry stays pending.

@@ -110,13 +110,20 @@ impl FileJournal {
     }
 
     async fn store(&self, entries: &[Entry]) -> Result<(), JournalError> {
-        let tmp = self.path.with_extension("tmp");
+        let mut tmp_name = self.path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
         let bytes = serde_json::to_vec_pretty(entries).map_err(|e| JournalError(e.to_string()))?;
         let io = |e: std::io::Error| JournalError(format!("cannot write {}: {e}", self.path.display()));
         let mut f = tokio::fs::File::create(&tmp).await.map_err(io)?;
         tokio::io::AsyncWriteExt::write_all(&mut f, &bytes).await.map_err(io)?;
         f.sync_all().await.map_err(io)?;
-        tokio::fs::rename(&tmp, &self.path).await.map_err(io)
+        tokio::fs::rename(&tmp, &self.path).await.map_err(io)?;
+        // The rename is durable only once the directory is synced.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::File::open(dir).await.map_err(io)?.sync_all().await.map_err(io)?;
+        }
+        Ok(())
     }
 }
 

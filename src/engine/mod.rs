@@ -56,8 +56,8 @@ impl Default for Settings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "state")]
 pub enum Converged {
-    /// The deployment matches the desired state.
-    Done { observed: Box<Observed> },
+    /// The deployment matches the desired state (notices may still ask people for something).
+    Done { observed: Box<Observed>, notices: Vec<String> },
     /// Nothing can be done now; the plan lists why (and when to look again).
     Blocked { plan: Plan, observed: Box<Observed> },
     /// A step failed or its outcome is unknown; a person must look.
@@ -185,7 +185,7 @@ impl<'a> Engine<'a> {
             let p = plan(desired, &o, &self.policy);
             if p.is_empty() {
                 return if p.blockers.is_empty() && p.recheck_after.is_none() {
-                    Converged::Done { observed: Box::new(o) }
+                    Converged::Done { observed: Box::new(o), notices: p.notices }
                 } else {
                     Converged::Blocked { plan: p, observed: Box::new(o) }
                 };
@@ -215,7 +215,10 @@ impl<'a> Engine<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unready {
     /// A journal entry has no known outcome and its effect is not observed.
-    Stalled { step: String, reason: String },
+    Stalled {
+        step: String,
+        reason: String,
+    },
     Unobservable(String),
     /// The desired state names pools or Edge pools the deployment does not have.
     Conflict(String),

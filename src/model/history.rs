@@ -37,9 +37,10 @@ pub struct History {
     /// Whether each Edge pool is up, and since when.
     #[serde(default)]
     pub edge_up: BTreeMap<Fqdn, Since<bool>>,
-    /// Last time each pool's user-data export was observed in sync with its partner (live RPO).
+    /// Since when each pool's user-data export has not been observed in sync with its partner
+    /// (the live RPO: changes since then may not be at the partner). Absent: in sync.
     #[serde(default)]
-    pub last_synced: BTreeMap<Fqdn, Stamp>,
+    pub unsynced_since: BTreeMap<Fqdn, Stamp>,
     /// Automatic pool failovers, by home pool.
     #[serde(default)]
     pub automatic_failovers: BTreeMap<Fqdn, AutomaticAction>,
@@ -71,8 +72,11 @@ impl History {
                     next.pool_health.insert(fqdn.clone(), Since { value: h, since: obs.at });
                 }
             }
+            // Only flips are recorded, so an unchanged deployment gives an unchanged memory.
             if pool.module(BackupModule::PresenceFocus).is_some_and(|m| m.export.is_synced()) {
-                next.last_synced.insert(fqdn.clone(), obs.at);
+                next.unsynced_since.remove(fqdn);
+            } else if obs.topology.partner(fqdn).is_some() {
+                next.unsynced_since.entry(fqdn.clone()).or_insert(obs.at);
             }
         }
         for (fqdn, edge) in &obs.edges {

@@ -34,12 +34,16 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             let res = pt.d.resource();
             // Routine export while the pool serves its own workflows (before any outage).
             let own: Vec<String> = c.o.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
-            if c.up(x) && c.serves_itself(x) && !c.failing_back(x) && !own.is_empty() {
+            // Also just before a planned failover, while the pool still answers.
+            let serving_here = c.serves_itself(x) || (c.failing_over(x) && c.o.failover(x) == crate::model::FailoverState::Normal);
+            if c.up(x) && serving_here && !c.failing_back(x) && !own.is_empty() {
                 let file = routine(x);
                 let current = c.o.history.rgs_exports.get(&file).is_some_and(|e| e.workflows == own);
                 if !current {
                     let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(x)).arg("FileName", file.clone());
+                    let before_failover: Vec<String> = vec![];
                     b.step(format!("rgs-routine-export/{x}"), inv, x, dep.clone())
+                        .after(before_failover)
                         .reason(format!("keep a current export of {x}'s Response Groups: they are not replicated, and after a failover they are imported from it"))
                         .rules(&[25])
                         .remember(Remember::RgsExported { file, owner: x.clone(), workflows: own.clone() })
@@ -50,7 +54,11 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             let failed_over_target = !c.serves_itself(x);
             if failed_over_target && c.up(&y) && !c.o.rgs.hosts(&y, x) {
                 let file = routine(x);
-                match c.o.history.rgs_exports.get(&file) {
+                let exporting = b.has(&format!("rgs-routine-export/{x}"));
+                let known = c.o.history.rgs_exports.get(&file).cloned().or_else(|| {
+                    exporting.then(|| crate::model::RgsExportObs { owner: x.clone(), workflows: own.clone(), taken_at: c.o.at })
+                });
+                match known.as_ref() {
                     None => b.notice(format!("{res}: no Response Group export of {x} is known, so its Response Groups stay unavailable until {x} returns (rule 25)")),
                     Some(export) => {
                         let clashes: Vec<&String> = c
@@ -71,7 +79,7 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
                             b.step(format!("rgs-import/{y}/{x}"), inv, &y, res.clone())
                                 .reason(format!("import {x}'s Response Groups into {y}, which now serves its users"))
                                 .rules(&[25, 26])
-                                .after([id::failover(x)])
+                                .after([id::failover(x), format!("rgs-routine-export/{x}")])
                                 .expect(Expect::RgsHosted { host: y.clone(), owner: x.clone() })
                                 .add();
                         }

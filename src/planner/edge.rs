@@ -115,7 +115,8 @@ fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason
             b.step(id::bootstrap(s), Invocation::new(bootstrapper_path(c.o.topology.product)), s, dep.clone())
                 .reason(reason.to_string())
                 .rules(&[19])
-                .after([wait.clone()])
+                // Never while the same server's services are being stopped or started.
+                .after([wait.clone(), id::service(s, false), id::service(s, true)])
                 .remember(Remember::EdgeSetupDone { server: s.clone() })
                 .add(),
         );

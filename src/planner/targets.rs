@@ -163,9 +163,11 @@ fn cms_db_ok_after(o: &Observed, t: &Targets, pool: &Fqdn) -> bool {
 /// How much recent data a `-DisasterMode` operation puts at risk.
 fn risk(o: &Observed, pool: &Fqdn) -> String {
     let interval = o.sync_interval.map(|i| i.to_string()).unwrap_or_else(|| "one sync interval".into());
-    match o.history.last_synced.get(pool) {
-        Some(at) => format!("changes made since the last observed sync ({} ago) and up to {interval} before it", o.at.since(*at)),
-        None => format!("changes not yet replicated (at least the last {interval})"),
+    match o.history.unsynced_since.get(pool) {
+        Some(at) => {
+            format!("changes not replicated since it was last seen in sync ({} ago), and up to {interval} before that", o.at.since(*at))
+        }
+        None => format!("changes not yet replicated (up to the last {interval})"),
     }
 }
 
@@ -400,6 +402,23 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
                         _ => {}
                     }
                 }
+            }
+        }
+    }
+    // Users left without service while nothing is asked to change it: say so.
+    if target == current && !matches!(current, PairState::InProgress(_)) && p.automatic_failover.is_none() {
+        for x in [a, bb] {
+            let serving = o.serving(x);
+            if !o.health(&serving).is_alive() {
+                let y = p.partner(x);
+                let hint = if serving == *x {
+                    format!(
+                        "set spec.failedOver: [{x}] (with spec.allowDataLoss: true if it is unreachable) or enable spec.automaticFailover to serve them from {y}"
+                    )
+                } else {
+                    format!("set spec.failedOver: [] to fail them back to {x} once it runs")
+                };
+                b.block(&res, format!("the users of {x} are not served: {serving} is {}; {hint}", o.health(&serving)));
             }
         }
     }

@@ -25,15 +25,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime")
 }
 
-/// Observes a simulator (in virtual time) with an empty memory.
-pub fn observe(sim: Simulator, d: &Desired) -> (Observed, LocalSim) {
-    let lync = LocalSim::new(sim);
-    let journal = MemoryJournal::default();
-    let engine = Engine::new(&lync, &journal, History::default());
-    let (o, _) = runtime().block_on(engine.preview(d, &|_| {})).expect("observe");
-    (o, lync)
-}
-
 pub fn plan_for(s: &Scenario, d: &Desired) -> (Observed, Plan) {
     let rt = runtime();
     rt.block_on(async {

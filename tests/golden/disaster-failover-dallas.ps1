@@ -28,33 +28,33 @@ Set-CsSite -Identity Seattle -FederationRoute EdgeServer:edge01.sea.contoso.com
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
 
-# 7. edge-setup/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
-#    after: wait-cms-replication/edge/edge01.sea.contoso.com
-& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-
-# 8. edge-setup/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
-#    after: wait-cms-replication/edge/edge01.sea.contoso.com
-& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-
-# 9. edge-services-stop/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+# 7. edge-services-stop/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com
 Stop-CsWindowsService
 
-# 10. edge-services-stop/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+# 8. edge-services-stop/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com
 Stop-CsWindowsService
 
-# 11. xmpp-federation-route/edge01.sea.contoso.com (on pool01.sea.contoso.com)
+# 9. xmpp-federation-route/edge01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com
 Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
 
-# 12. edge-services-start/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+# 10. edge-services-start/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
 #    after: xmpp-federation-route/edge01.sea.contoso.com
 Start-CsWindowsService
 
-# 13. edge-services-start/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+# 11. edge-setup/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+#    after: edge-services-start/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
+& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
+
+# 12. edge-services-start/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
 #    after: xmpp-federation-route/edge01.sea.contoso.com
 Start-CsWindowsService
+
+# 13. edge-setup/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+#    after: edge-services-start/edge01-es02.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
+& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
 
 # 14. wait-cms-replication/failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com, edge-next-hop/edge01.dal.contoso.com, sip-federation-route/edge01.sea.contoso.com, xmpp-federation-route/edge01.sea.contoso.com

@@ -10,31 +10,31 @@ Set-CsSite -Identity Dallas -FederationRoute EdgeServer:edge01.dal.contoso.com
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
 
-# 3. edge-setup/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
-#    after: wait-cms-replication/edge/edge01.dal.contoso.com
-& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-
-# 4. edge-setup/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
-#    after: wait-cms-replication/edge/edge01.dal.contoso.com
-& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-
-# 5. edge-services-stop/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
+# 3. edge-services-stop/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
 Stop-CsWindowsService
 
-# 6. edge-services-stop/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
+# 4. edge-services-stop/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
 Stop-CsWindowsService
 
-# 7. xmpp-federation-route/edge01.dal.contoso.com (on pool01.dal.contoso.com)
+# 5. xmpp-federation-route/edge01.dal.contoso.com (on pool01.dal.contoso.com)
 #    after: edge-services-stop/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com
 Set-CsSite -Identity Dallas -XmppFederationRoute EdgeServer:edge01.dal.contoso.com
 
-# 8. edge-services-start/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
+# 6. edge-services-start/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
 #    after: xmpp-federation-route/edge01.dal.contoso.com
 Start-CsWindowsService
 
-# 9. edge-services-start/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
+# 7. edge-setup/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
+#    after: edge-services-start/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es01.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com
+& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
+
+# 8. edge-services-start/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
 #    after: xmpp-federation-route/edge01.dal.contoso.com
 Start-CsWindowsService
+
+# 9. edge-setup/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
+#    after: edge-services-start/edge01-es02.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com
+& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
 
 # 10. pool-failback/pool01.dal.contoso.com (on pool01.dal.contoso.com)
 #    after: edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, sip-federation-route/edge01.dal.contoso.com, xmpp-federation-route/edge01.dal.contoso.com

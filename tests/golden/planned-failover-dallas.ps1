@@ -30,8 +30,14 @@ Get-CsManagementStoreReplicationStatus
 #    after: wait-cms-replication/failover/pool01.dal.contoso.com, wait-cms-replication/pool01.sea.contoso.com
 Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com
 
-# 8. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
+# 8. rgs-routine-export/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.dal.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.dal.contoso.com-routine.zip'
+
+# 9. rgs-import/pool01.sea.contoso.com/pool01.dal.contoso.com (on pool01.sea.contoso.com)
+#    after: pool-failover/pool01.dal.contoso.com, rgs-routine-export/pool01.dal.contoso.com
+Import-CsRgsConfiguration -Destination service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.dal.contoso.com-routine.zip'
+
+# 10. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip'
 
 # note: PoolPair/dal-sea: after pool01.dal.contoso.com fails over, restore the latest Location Information Service (E9-1-1) database backup into pool01.sea.contoso.com; the Backup Service does not replicate it (rule 27)
-# note: PoolPair/dal-sea: no Response Group export of pool01.dal.contoso.com is known, so its Response Groups stay unavailable until pool01.dal.contoso.com returns (rule 25)
