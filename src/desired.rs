@@ -56,6 +56,9 @@ pub struct PairDesired {
     pub pools: [Fqdn; 2],
     pub failed_over: Option<Fqdn>,
     pub allow_data_loss: bool,
+    /// Consent to re-pair pools paired with others.
+    #[serde(default)]
+    pub allow_repair: bool,
     pub automatic_failover: Option<Span>,
     pub automatic_failback: Option<Span>,
     /// A human allowed failback after an automatic failover (annotation).
@@ -308,6 +311,7 @@ pub fn build(
             pools: [p.spec.pools[0].clone(), p.spec.pools[1].clone()],
             failed_over: p.spec.failed_over.first().cloned(),
             allow_data_loss: p.spec.allow_data_loss,
+            allow_repair: p.spec.allow_repair,
             automatic_failover: p.spec.automatic_failover.as_ref().filter(|a| a.enabled).map(|a| a.grace_period),
             automatic_failback: p.spec.automatic_failback.as_ref().filter(|a| a.enabled).map(|a| a.stability_period),
             failback_approved: ann.and_then(|a| a.get(crate::api::APPROVE_FAILBACK_ANNOTATION)).is_some_and(|v| v == "true"),

@@ -152,6 +152,9 @@ pub struct StateFile {
     pub down: Vec<String>,
     #[serde(default)]
     pub back_end_principal: Vec<PrincipalFile>,
+    /// Paired pools whose Backup Service (LYNCBACKUP) is stopped.
+    #[serde(default)]
+    pub backup_service_stopped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -175,6 +178,7 @@ pub struct Scenario {
     pub failed_over: BTreeSet<Fqdn>,
     pub down: Vec<FaultTarget>,
     pub principal: BTreeMap<Fqdn, Role>,
+    pub backup_stopped: BTreeSet<Fqdn>,
     pub timings: Timings,
 }
 
@@ -461,6 +465,16 @@ impl ScenarioFile {
             principal.insert(f, p.principal);
         }
 
+        let mut backup_stopped = BTreeSet::new();
+        for (i, p) in self.state.backup_service_stopped.iter().enumerate() {
+            let field = format!("state.backupServiceStopped[{i}]");
+            let f = fqdn(p, &field)?;
+            if topology.partner(&f).is_none() {
+                return Err(invalid(field, format!("{f} is not paired, so it has no Backup Service to stop")));
+            }
+            backup_stopped.insert(f);
+        }
+
         self.timings.validate().map_err(|(field, msg)| invalid(format!("timings.{field}"), msg))?;
 
         Ok(Scenario {
@@ -475,6 +489,7 @@ impl ScenarioFile {
             failed_over,
             down,
             principal,
+            backup_stopped,
             timings: self.timings.clone(),
         })
     }

@@ -328,6 +328,9 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
                 None => "unknown".to_string(),
             }
         });
+        let (paired, reason, message) = pairing_condition(o, a, b);
+        st.pairing = Some(if paired { "Paired".into() } else { reason.to_string() });
+        set_condition(&mut st.conditions, cond(&r, "Paired", paired, reason, message));
         let risk = [a, b].iter().any(|x| {
             o.pool(x)
                 .and_then(|po| po.module(BackupModule::PresenceFocus))
@@ -360,6 +363,43 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
         );
     }
     st
+}
+
+/// Whether the two pools back each other up in Lync (domain document 4.1): paired in the
+/// topology, the Backup Service installed and running on every Front End, both directions in
+/// steady state. The reason names the first thing that differs.
+fn pairing_condition(o: &Observed, a: &Fqdn, b: &Fqdn) -> (bool, &'static str, String) {
+    let partner = |x: &Fqdn| o.topology.partner(x).map(ToString::to_string).unwrap_or_else(|| "none".into());
+    if o.topology.partner(a) != Some(b) || o.topology.partner(b) != Some(a) {
+        return (false, "NotPaired", format!("backup pool of {a}: {}; of {b}: {}", partner(a), partner(b)));
+    }
+    for x in [a, b] {
+        if o.health(x) != Health::Up {
+            return (false, "NotObserved", format!("{x} cannot be reached, so its Backup Service is not verified"));
+        }
+    }
+    let fes = |want: fn(&Option<bool>) -> bool| -> Vec<String> {
+        [a, b]
+            .iter()
+            .filter_map(|x| o.pool(x))
+            .flat_map(|p| p.backup_service.iter().filter(|(_, s)| want(s)).map(|(fe, _)| fe.to_string()))
+            .collect()
+    };
+    let missing = fes(|s| s.is_none());
+    if !missing.is_empty() {
+        return (false, "BackupServiceNotInstalled", format!("local setup has not installed the Backup Service on {}", missing.join(", ")));
+    }
+    let stopped = fes(|s| *s == Some(false));
+    if !stopped.is_empty() {
+        return (false, "BackupServiceNotRunning", format!("LYNCBACKUP is not running on {}", stopped.join(", ")));
+    }
+    let state = |x: &Fqdn| o.pool(x).and_then(|p| p.module(BackupModule::PresenceFocus)).map(|m| m.export);
+    let (sa, sb) = (state(a), state(b));
+    if !sa.is_some_and(|s| s.is_synced()) || !sb.is_some_and(|s| s.is_synced()) {
+        let show = |s: Option<ExportStatus>| s.map(|s| format!("{s:?}")).unwrap_or_else(|| "Unknown".into());
+        return (false, "NotInSync", format!("{a} to {b}: {}; {b} to {a}: {}", show(sa), show(sb)));
+    }
+    (true, "Paired", format!("{a} and {b} back each other up; the Backup Service is in steady state both ways"))
 }
 
 pub fn placement_status(prev: Option<&UserPlacementStatus>, r: &Round, p: &PlacementDesired, generation: i64) -> UserPlacementStatus {

@@ -1,8 +1,9 @@
 //! Property tests of the planner against the simulator: for random topologies, runtime states
 //! (pools failed over, sites, pools, SQL servers and Edge pools down, partitions, Backup Service
-//! errors) and desired states, executing the plans on the simulator never hits a precondition
-//! error, and ends converged (planning again gives an empty plan, and the desired state holds)
-//! or blocked with a reason.
+//! errors, pools left unpaired or with LYNCBACKUP stopped) and desired states (including
+//! re-pairing across two pairs, with or without consent), executing the plans on the simulator
+//! never hits a precondition error, and ends converged (planning again gives an empty plan, and
+//! the desired state, pairing included, holds) or blocked with a reason.
 
 mod common;
 
@@ -36,6 +37,9 @@ struct PairSpec {
     allow_data_loss: bool,
     automatic: Option<u8>,
     automatic_failback: bool,
+    /// 0..=6: paired and running; 7: not paired in the topology (users at home); 8: paired
+    /// with LYNCBACKUP stopped on the first pool.
+    pairing: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +58,9 @@ struct Case {
     want_sip: Option<usize>,
     principal_mirror: Vec<bool>,
     sync_interval: Option<u8>,
+    /// Desire the first pool of pair 0 paired with the second of pair 1 instead (re-pairing),
+    /// with `allowRepair` as given.
+    cross: Option<bool>,
 }
 
 fn pool_spec() -> impl Strategy<Value = PoolSpec> {
@@ -67,8 +74,11 @@ fn pool_spec() -> impl Strategy<Value = PoolSpec> {
 }
 
 fn pair_spec(sites: usize) -> impl Strategy<Value = PairSpec> {
-    (0..sites, 1..sites, pool_spec(), pool_spec(), 0u8..3, 0u8..3, any::<bool>(), proptest::option::of(0u8..2), any::<bool>(), 0u8..8)
-        .prop_map(move |(a, off, pa, mut pb, initial, desired, allow, automatic, fb, odd)| {
+    (
+        (0..sites, 1..sites, pool_spec(), pool_spec()),
+        (0u8..3, 0u8..3, any::<bool>(), proptest::option::of(0u8..2), any::<bool>(), 0u8..8, 0u8..9),
+    )
+        .prop_map(move |((a, off, pa, mut pb), (initial, desired, allow, automatic, fb, odd, pairing))| {
             // Mostly supported pairings (same Back End high availability); sometimes not.
             if odd != 0 {
                 pb.mirror = pa.mirror;
@@ -82,6 +92,7 @@ fn pair_spec(sites: usize) -> impl Strategy<Value = PairSpec> {
                 allow_data_loss: allow,
                 automatic,
                 automatic_failback: fb,
+                pairing,
             }
         })
 }
@@ -99,10 +110,10 @@ fn case() -> impl Strategy<Value = Case> {
             proptest::option::of((any::<bool>(), any::<bool>(), any::<bool>())),
             (any::<bool>(), proptest::option::of(0..sites)),
             proptest::collection::vec(any::<bool>(), 8),
-            proptest::option::of(0u8..3),
+            (proptest::option::of(0u8..3), proptest::option::weighted(0.2, any::<bool>())),
         )
             .prop_flat_map(
-                |(sites, edges, pairs, side, (sip, xmpp), faults, fault_site, want_cms, (edge_auto, want_sip), pm, si)| {
+                |(sites, edges, pairs, side, (sip, xmpp), faults, fault_site, want_cms, (edge_auto, want_sip), pm, (si, cross))| {
                     let n = pairs.len();
                     (0..n).prop_map(move |cms_pair| Case {
                         sites,
@@ -119,6 +130,7 @@ fn case() -> impl Strategy<Value = Case> {
                         want_sip,
                         principal_mirror: pm.clone(),
                         sync_interval: si,
+                        cross,
                     })
                 },
             )
@@ -150,6 +162,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
     let mut principal = Vec::new();
     let mut desired_pairs = Vec::new();
     let mut pool_list = Vec::new();
+    let mut backup_stopped = Vec::new();
     let mut k = 0;
     for (i, p) in c.pairs.iter().enumerate() {
         let names = [pool_name(i, 0, p.sites.0), pool_name(i, 1, p.sites.1)];
@@ -181,11 +194,18 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
             k += 1;
             pool_list.push(fqdn);
         }
-        pairs_file.push([names[0].clone(), names[1].clone()]);
-        match p.initial {
-            1 => failed_over.push(names[0].clone()),
-            2 => failed_over.push(names[1].clone()),
+        match p.pairing {
+            7 => {}
+            8 => backup_stopped.push(names[0].clone()),
             _ => {}
+        }
+        if p.pairing != 7 {
+            pairs_file.push([names[0].clone(), names[1].clone()]);
+            match p.initial {
+                1 => failed_over.push(names[0].clone()),
+                2 => failed_over.push(names[1].clone()),
+                _ => {}
+            }
         }
         let target = match p.desired {
             1 => Some(fq(&names[0])),
@@ -201,6 +221,25 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
             automatic_failover: p.automatic.filter(|_| p.allow_data_loss).map(|g| if g == 0 { Span::ZERO } else { Span::mins(5) }),
             automatic_failback: p.automatic_failback.then(|| Span::mins(10)),
             failback_approved: false,
+            allow_repair: false,
+        });
+    }
+    // Re-pairing: pair 0's first pool with pair 1's second, replacing both PoolPairs.
+    if let Some(allow) = c.cross
+        && c.pairs.len() >= 2
+    {
+        let (a, b) = (pool_name(0, 0, c.pairs[0].sites.0), pool_name(1, 1, c.pairs[1].sites.1));
+        desired_pairs.retain(|p| p.name != "pair0" && p.name != "pair1");
+        desired_pairs.push(PairDesired {
+            name: "cross".into(),
+            generation: 1,
+            pools: [fq(&a), fq(&b)],
+            failed_over: None,
+            allow_data_loss: false,
+            automatic_failover: None,
+            automatic_failback: None,
+            failback_approved: false,
+            allow_repair: allow,
         });
     }
     for (i, has) in c.edges.iter().enumerate() {
@@ -252,6 +291,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
                 .iter()
                 .map(|(p, _)| lyncdr::scenario::PrincipalFile { pool: p.clone(), principal: Role::Mirror })
                 .collect(),
+            backup_service_stopped: backup_stopped,
         },
         timings: Default::default(),
     };
@@ -331,7 +371,12 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
             .map(|r| format!("{} -> {:?} {}", r.line, r.outcome, r.error.clone().unwrap_or_default()))
             .collect();
         let scenario_yaml = serde_saphyr::to_string(&file).unwrap_or_default();
-        prop_assert!(errors.is_empty(), "cmdlets failed:\n{}\nscenario:\n{scenario_yaml}\ndesired: {d:#?}", errors.join("\n"));
+        prop_assert!(
+            errors.is_empty(),
+            "cmdlets failed:\n{}\nscenario:\n{scenario_yaml}\ndesired: {d:#?}\nlog:\n{}",
+            errors.join("\n"),
+            sim.log().iter().filter(|r| r.mutating).map(|r| format!("{} {:?}", r.line, r.outcome)).collect::<Vec<_>>().join("\n")
+        );
         if std::env::var_os("LYNCDR_PROP_STATS").is_some() {
             let kind = match &outcome {
                 Converged::Done { .. } => "done",
@@ -362,7 +407,22 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 );
                 // The desired pairing state holds (unless an automatic failover overrides it).
                 let snap = sim.snapshot();
+                let topo = sim.topology();
                 for p in &d.pairs {
+                    let [a, b] = &p.pools;
+                    prop_assert!(
+                        topo.partner(a) == Some(b) && topo.partner(b) == Some(a),
+                        "{a} and {b} are not paired\nscenario:\n{scenario_yaml}"
+                    );
+                    // (A pool that is down, or that the operator cannot reach, cannot have its
+                    // Backup Service started.)
+                    for pool in [a, b] {
+                        let reachable = observed.health(pool) == lyncdr::model::Health::Up;
+                        prop_assert!(
+                            !reachable || snap.pools[pool].backup_service_running,
+                            "LYNCBACKUP is not running for {pool}\nscenario:\n{scenario_yaml}"
+                        );
+                    }
                     for pool in &p.pools {
                         let want = if p.failed_over.as_ref() == Some(pool) { p.partner(pool).clone() } else { pool.clone() };
                         let automatic = history.automatic_failovers.contains_key(pool);

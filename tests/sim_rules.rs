@@ -23,8 +23,8 @@
 //! | 10 | `rule_10_cms_failover_runs_in_target_pool` |
 //! | 11 | `rule_11_edge_next_hop_before_pool_failover` (verbatim JJ204678 text) |
 //! | 12 | `rule_12_backup_pool_must_exist` |
-//! | 13 | pairing itself is a later issue; `rule_13_backup_service_started_before_failover` covers the one step the simulator models (LYNCBACKUP running, syncs) |
-//! | 14 | `rule_14_pairing_one_to_one_and_reciprocal` (consequence: the scenario format refuses it; no cmdlet pairs) |
+//! | 13 | `rule_13_pairing_procedure_in_order` (publish, local setup, LYNCBACKUP, sync) and `rule_13_backup_service_started_before_failover` |
+//! | 14 | `rule_14_pairing_one_to_one_and_reciprocal` (consequence: the scenario format refuses it; the topology edit pairs both ways) and `rule_31_backup_data_removed_after_repairing` (former partner unpaired) |
 //! | 15 | `rule_15_failback_only_when_pool_back_online` |
 //! | 16 | `rule_16_cms_may_stay_in_backup_pool` (a permission: nothing to refuse) |
 //! | 17 | `rule_17_disaster_mode_when_back_end_down` |
@@ -41,7 +41,7 @@
 //! | 28 | `rule_28_call_park_in_both_pools` (strict mode) |
 //! | 29 | `rule_29_final_state_only_once_read_only` (consequence: the status readings) |
 //! | 30 | `rule_30_no_move_conference_data_in_dr` (strict mode) |
-//! | 31 | does not apply: re-pairing (`Remove-CsUserStoreBackupData`) is a later issue |
+//! | 31 | `rule_31_backup_data_removed_after_repairing` (strict mode) |
 //! | 32 | does not apply: changing SyncInterval has no order to violate |
 //!
 //! Also covered: lenient mode records hazards instead of refusing
@@ -551,7 +551,14 @@ fn rule_12_backup_pool_must_exist() {
 fn rule_13_backup_service_started_before_failover() {
     let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\n");
     // As on freshly paired pools before step 7 of the pairing procedure.
-    run_ok(&mut sim, "#! on pool01.sea.contoso.com\nStop-CsWindowsService -Name LYNCBACKUP");
+    // LYNCBACKUP runs on every Front End; it is stopped on both of Seattle's.
+    run_ok(
+        &mut sim,
+        "#! on pool01.sea.contoso.com
+        Stop-CsWindowsService -Name LYNCBACKUP -ComputerName pool01-fe01.sea.contoso.com
+        Stop-CsWindowsService -Name LYNCBACKUP -ComputerName pool01-fe02.sea.contoso.com
+        ",
+    );
     assert_eq!(export_status(&mut sim, SEA, SEA, "UserServices.PresenceFocus"), "NotInitialized");
 
     let e = refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", 13);
@@ -578,9 +585,90 @@ fn rule_13_backup_service_started_before_failover() {
     assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
 }
 
-/// Rule 14 (JJ205033): pairing is 1:1 and reciprocal. Enforced as a consequence: no cmdlet pairs
-/// pools, and the scenario format refuses a pool with two partners; the pairing it accepts reads
-/// back reciprocally.
+/// Rule 13 (JJ204773, S23): pairing is a topology change (publish, enable), then local setup on
+/// every Front End of both pools installs the pairing components, then LYNCBACKUP starts, then
+/// both pools sync to steady state. Out of order, each step fails as it would in Lync: setup that
+/// runs before the Front End has the published topology installs nothing, so LYNCBACKUP does not
+/// exist; failover to a pool that is not (yet) a backup pool is refused.
+#[test]
+fn rule_13_pairing_procedure_in_order() {
+    let unpaired = sites_with("pairs:\n  - [pool01.dal.contoso.com, pool01.sea.contoso.com]\n", "pairs: []\n");
+    let mut sim = simulator(&format!("{unpaired}cms: {{activePool: pool01.chi.contoso.com}}\n"));
+    let draft = "Set-LyncdrBackupPool -PoolFqdn pool01.dal.contoso.com -BackupPoolFqdn pool01.sea.contoso.com -FileName C:\\lyncdr\\t.xml";
+    let fes = ["pool01-fe01.dal.contoso.com", "pool01-fe02.dal.contoso.com", "pool01-fe01.sea.contoso.com", "pool01-fe02.sea.contoso.com"];
+
+    // Setup before anything is published: nothing to install, so no LYNCBACKUP.
+    run_ok(&mut sim, &format!("#! on {}\n{SETUP}", fes[0]));
+    let e = fails(&mut sim, fes[0], "Start-CsWindowsService -Name LYNCBACKUP");
+    assert_eq!(e.message, "Cannot find any service with service name 'LYNCBACKUP'.");
+    refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode", 12);
+
+    // Published but setup ran before the Front End received the new topology: still nothing.
+    run_ok(
+        &mut sim,
+        &format!(
+            "#! on pool01.chi.contoso.com\n{draft}\nPublish-CsTopology -FileName C:\\lyncdr\\t.xml\nEnable-CsTopology\n#! on {}\n{SETUP}",
+            fes[0]
+        ),
+    );
+    fails(&mut sim, fes[0], "Start-CsWindowsService -Name LYNCBACKUP");
+    // Paired in the topology, but without the Backup Service there is no usable backup.
+    refused_by_lync(&mut sim, SEA, "Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", 13);
+
+    // In order: wait for CMS replication, set up every Front End, start LYNCBACKUP, sync.
+    let mut script = String::from("#! wait 5m\n");
+    for fe in fes {
+        script.push_str(&format!("#! on {fe}\n{SETUP}\nStart-CsWindowsService -Name LYNCBACKUP\n"));
+    }
+    script.push_str(
+        "#! on pool01.sea.contoso.com
+        Invoke-CsBackupServiceSync -PoolFqdn pool01.dal.contoso.com
+        Invoke-CsBackupServiceSync -PoolFqdn pool01.sea.contoso.com
+        Get-CsBackupServiceStatus -PoolFqdn pool01.dal.contoso.com
+        Get-CsBackupServiceStatus -PoolFqdn pool01.sea.contoso.com
+        Get-CsPoolBackupRelationship -PoolFqdn pool01.sea.contoso.com
+        Set-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registrar:pool01.sea.contoso.com
+        #! wait 3m
+        Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com
+        ",
+    );
+    let out = run_ok(&mut sim, &script);
+    for pool in [DAL, SEA] {
+        let status = output(&out, &format!("Get-CsBackupServiceStatus -PoolFqdn {pool}"));
+        assert_eq!(status["OverallExportStatus"], "SteadyState", "{pool}: {status}");
+    }
+    assert_eq!(output(&out, "Get-CsPoolBackupRelationship")["BackupPoolFqdn"], json!(DAL));
+    assert_eq!((state(&sim, DAL), served_by(&sim, DAL)), (FailoverState::FailedOver, SEA.to_string()));
+}
+
+/// Rule 31 (Remove-CsUserStoreBackupData): after re-pairing Dallas from Seattle to Chicago, the
+/// stale Seattle data in Dallas is removed, but only once the new pairing is published; before
+/// that the data in Dallas is Seattle's live backup. Lync lets the early removal through, so the
+/// refusal is strict mode's.
+#[test]
+fn rule_31_backup_data_removed_after_repairing() {
+    let mut sim = deployment("cms: {activePool: pool01.chi.contoso.com}\n");
+    refused_strictly(&mut sim, CHI, "Remove-CsUserStoreBackupData -PoolFqdn pool01.dal.contoso.com", 31);
+    run_ok(
+        &mut sim,
+        "#! on pool01.chi.contoso.com
+        Set-LyncdrBackupPool -PoolFqdn pool01.dal.contoso.com -BackupPoolFqdn pool01.chi.contoso.com -FileName C:\\lyncdr\\t.xml
+        Publish-CsTopology -FileName C:\\lyncdr\\t.xml
+        Enable-CsTopology
+        Remove-CsUserStoreBackupData -PoolFqdn pool01.dal.contoso.com
+        Remove-CsUserStoreBackupData -PoolFqdn pool01.sea.contoso.com
+        ",
+    );
+    let topo = sim.topology();
+    assert_eq!(topo.partner(&f(DAL)), Some(&f(CHI)));
+    assert_eq!(topo.partner(&f(SEA)), None, "the former partner is left without a backup pool");
+    // Removing twice: nothing stale is left, so it is the early case again.
+    refused_strictly(&mut sim, CHI, "Remove-CsUserStoreBackupData -PoolFqdn pool01.dal.contoso.com", 31);
+}
+
+/// Rule 14 (JJ205033): pairing is 1:1 and reciprocal. Enforced as a consequence: the scenario
+/// format refuses a pool with two partners, the pairing it accepts reads back reciprocally, and
+/// the topology edit (`Set-LyncdrBackupPool`) pairs both ways and unpairs the former partners.
 #[test]
 fn rule_14_pairing_one_to_one_and_reciprocal() {
     let yaml = format!("{SITES}  - [pool01.sea.contoso.com, pool01.chi.contoso.com]\n");

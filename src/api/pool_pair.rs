@@ -25,6 +25,12 @@ use crate::model::{Fqdn, Span};
     category = "lyncdr",
     printcolumn(name = "Pool A", type_ = "string", json_path = ".spec.pools[0]"),
     printcolumn(name = "Pool B", type_ = "string", json_path = ".spec.pools[1]"),
+    printcolumn(
+        name = "Pairing",
+        type_ = "string",
+        json_path = ".status.pairing",
+        description = "Whether the pools back each other up in Lync"
+    ),
     printcolumn(name = "Serving", type_ = "string", json_path = ".status.serving", description = "Who serves each pool's users"),
     printcolumn(
         name = "Backup Sync",
@@ -61,6 +67,11 @@ pub struct PoolPairSpec {
     /// failing back while the backup pool is down) loses changes not yet replicated.
     #[serde(default)]
     pub allow_data_loss: bool,
+    /// Consent to re-pair: if a pool of this pair is paired with another pool, change the
+    /// topology so these two back each other up, leaving the former partners without a backup
+    /// pool until they are paired again.
+    #[serde(default)]
+    pub allow_repair: bool,
     /// Fail a pool's users over to its partner, without a spec change, when the pool is
     /// confirmed down (by the operator and from the partner) for the grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +120,10 @@ pub struct PoolPairStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Whether the pools back each other up in Lync: `Paired`, or what differs (`NotPaired`,
+    /// `BackupServiceNotInstalled`, `BackupServiceNotRunning`, `NotInSync`, `NotObserved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing: Option<String>,
     /// Who serves each pool's users now, e.g. `A:A B:B` or `A:B B:B`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<String>,

@@ -8,7 +8,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::{CliError, Format, LogFormat, RunArgs};
-use crate::api::{APPROVE_ANNOTATION, LyncDeployment, PoolPair, UserPlacement};
+use crate::api::{APPROVE_ANNOTATION, LyncDeployment, PoolPair, PoolPairStatus, UserPlacement};
 use crate::standalone::{self, StatusFile};
 
 fn init_logging(format: LogFormat) {
@@ -76,6 +76,18 @@ fn cond(conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: 
         .unwrap_or_else(|| "Unknown".into())
 }
 
+fn print_pair(name: &str, s: &PoolPairStatus) {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    println!(
+        "  PoolPair/{name}: paired {} | serving {} | backup {} | at risk {} | Ready {}",
+        cond(&s.conditions, "Paired"),
+        text(&s.serving),
+        text(&s.backup_sync),
+        text(&s.data_at_risk),
+        cond(&s.conditions, "Ready")
+    );
+}
+
 pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> Result<ExitCode, CliError> {
     if let Some(dir) = state {
         let path = dir.join("status.json");
@@ -88,13 +100,7 @@ pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> 
         for (name, d) in &file.deployments {
             print_deployment(name, &d.status);
             for (p, s) in &d.pool_pairs {
-                println!(
-                    "  PoolPair/{p}: serving {} | backup {} | at risk {} | Ready {}",
-                    s.serving.clone().unwrap_or_default(),
-                    s.backup_sync.clone().unwrap_or_default(),
-                    s.data_at_risk.clone().unwrap_or_default(),
-                    cond(&s.conditions, "Ready")
-                );
+                print_pair(p, s);
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -120,15 +126,7 @@ pub fn status(namespace: Option<&str>, state: Option<&Path>, format: Format) -> 
             let st = d.status.clone().unwrap_or_default();
             print_deployment(&format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), &st);
             for p in pairs.iter().filter(|p| p.spec.deployment == d.name_any() && p.namespace() == d.namespace()) {
-                let s = p.status.clone().unwrap_or_default();
-                println!(
-                    "  PoolPair/{}: serving {} | backup {} | at risk {} | Ready {}",
-                    p.name_any(),
-                    s.serving.unwrap_or_default(),
-                    s.backup_sync.unwrap_or_default(),
-                    s.data_at_risk.unwrap_or_default(),
-                    cond(&s.conditions, "Ready")
-                );
+                print_pair(&p.name_any(), &p.status.clone().unwrap_or_default());
             }
             for u in placements.iter().filter(|p| p.spec.deployment == d.name_any() && p.namespace() == d.namespace()) {
                 let s = u.status.clone().unwrap_or_default();

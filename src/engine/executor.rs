@@ -85,10 +85,16 @@ impl Executor<'_> {
         self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
-    fn set_history(&self, h: History) {
-        if let Ok(mut g) = self.history.lock() {
-            *g = h;
-        }
+    /// Folds an observation into the memory as it is now. Steps run concurrently: another
+    /// step may have remembered something (a cleanup done, an automatic failover) while this
+    /// observation was under way, so the memory the observation started from is not written
+    /// back; only what the observation itself teaches (host facts, health and sync flips) is.
+    fn fold(&self, o: &Observed) -> History {
+        let Ok(mut g) = self.history.lock() else { return o.history.clone() };
+        let mut next = History { pool_traits: o.history.pool_traits.clone(), ..g.clone() };
+        next = next.remember(o);
+        *g = next.clone();
+        next
     }
 
     /// Observes, folding the observation into the operator memory.
@@ -96,8 +102,8 @@ impl Executor<'_> {
         let mut last = String::new();
         for attempt in 0..3 {
             match observe(self.lync, self.scope, &self.history()).await {
-                Ok(o) => {
-                    self.set_history(o.history.clone());
+                Ok(mut o) => {
+                    o.history = self.fold(&o);
                     (self.events)(Event::Observed { at: o.at });
                     return Ok(o);
                 }
@@ -346,6 +352,10 @@ pub fn describe(e: &Expect) -> String {
         Expect::UsersHomed { users, pool } => format!("{} users are homed on {pool}", users.len()),
         Expect::HomedAtMost { pool, count } => format!("at most {count} users remain on {pool}"),
         Expect::RgsHosted { host, owner } => format!("{owner}'s Response Groups are hosted on {host}"),
+        Expect::PairedWith { pool, partner } => format!("{pool} and {partner} back each other up"),
+        Expect::BackupService { server, running } => {
+            format!("the Backup Service is installed on {server}{}", if *running { " and runs" } else { "" })
+        }
         Expect::Succeeded => "the cmdlet succeeded".into(),
     }
 }

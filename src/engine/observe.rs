@@ -108,7 +108,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let per_pool = join_all(pool_names.iter().map(|p| {
         let partner = backup.get(p).cloned();
         let need_traits = !history_traits.contains_key(p);
-        observe_pool(lync, p.clone(), partner, need_traits)
+        observe_pool(lync, p.clone(), partner, need_traits, fe_pools[p].1.clone())
     }))
     .await;
 
@@ -299,7 +299,7 @@ struct PoolResult {
     traits: Option<PoolTraits>,
 }
 
-async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_traits: bool) -> PoolResult {
+async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_traits: bool, front_ends: Vec<Fqdn>) -> PoolResult {
     let fabric = Invocation::new("Get-CsPoolFabricState").arg("PoolFqdn", pool.as_str());
     let here = RunOn::Pool(pool.clone());
     let direct_f = lync.invoke(&here, &fabric);
@@ -346,6 +346,27 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
             let export: ExportStatus = serde_json::from_value(m["ExportStatus"].clone()).unwrap_or(ExportStatus::ErrorState);
             let import: ImportStatus = serde_json::from_value(m["ImportStatus"].clone()).unwrap_or(ImportStatus::ErrorState);
             obs.backup_modules.insert(module, ModuleStatus { export, import });
+        }
+    }
+    if obs.direct.is_ok() {
+        // LYNCBACKUP on every Front End (installed by local setup once the pool is paired).
+        let inv = Invocation::new("Get-CsWindowsService").arg("Name", "LYNCBACKUP");
+        let results = join_all(front_ends.iter().map(|fe| {
+            let on = RunOn::Server(fe.clone());
+            let inv = &inv;
+            async move { lync.invoke(&on, inv).await }
+        }))
+        .await;
+        for (fe, r) in front_ends.iter().zip(results) {
+            match r {
+                Ok(v) => {
+                    obs.backup_service.insert(fe.clone(), Some(list(&v).iter().any(|x| str_of(&x["Status"]) == "Running")));
+                }
+                Err(LyncError::Cmdlet { .. }) => {
+                    obs.backup_service.insert(fe.clone(), None);
+                }
+                Err(_) => {}
+            }
         }
     }
     let traits = if need_traits && obs.direct.is_ok() { read_traits(lync, &here).await } else { None };

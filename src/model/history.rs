@@ -55,6 +55,9 @@ pub struct History {
     /// does not report it; lyncdr remembers what it changed), with when it became pending.
     #[serde(default)]
     pub pending_edge_setup: BTreeMap<Fqdn, Stamp>,
+    /// Pools whose partner changed and which still hold the former partner's data (rule 31).
+    #[serde(default)]
+    pub pending_backup_cleanup: std::collections::BTreeSet<Fqdn>,
     /// Response Group exports lyncdr took, by file name.
     #[serde(default)]
     pub rgs_exports: BTreeMap<String, RgsExportObs>,

@@ -204,6 +204,10 @@ pub struct PoolObs {
     pub backup_modules: BTreeMap<BackupModule, ModuleStatus>,
     /// Users homed on the pool (counted when a placement needs it).
     pub homed_users: Option<u64>,
+    /// The Backup Service (LYNCBACKUP) on each Front End that answered: `None` when local setup
+    /// has not installed it, otherwise whether it runs.
+    #[serde(default)]
+    pub backup_service: BTreeMap<Fqdn, Option<bool>>,
 }
 
 impl PoolObs {
@@ -212,6 +216,10 @@ impl PoolObs {
     }
     pub fn module(&self, m: BackupModule) -> Option<ModuleStatus> {
         self.backup_modules.get(&m).copied()
+    }
+    /// LYNCBACKUP runs on some Front End that answered.
+    pub fn backup_running(&self) -> bool {
+        self.backup_service.values().any(|s| *s == Some(true))
     }
 }
 

@@ -198,6 +198,8 @@ fn writes_configuration(s: &Step) -> bool {
             | "Set-CsMediationServer"
             | "Set-CsBackupServiceConfiguration"
             | "Invoke-CsManagementServerFailover"
+            | "Publish-CsTopology"
+            | "Enable-CsTopology"
     ) || (s.cmdlet == "Invoke-CsDatabaseFailover" && s.args.get("DatabaseType").and_then(Value::as_str) == Some("CentralMgmt"))
 }
 

@@ -19,6 +19,7 @@ mod cms;
 mod ctx;
 mod dot;
 mod edge;
+mod pairing;
 mod pools;
 mod step;
 mod targets;
@@ -82,6 +83,7 @@ pub fn plan(desired: &Desired, observed: &Observed, policy: &Policy) -> Plan {
     backend::emit(&c, &mut b);
     cms::emit(&c, &mut b, false);
     edge::emit(&c, &mut b);
+    pairing::emit(&c, &mut b);
     pools::emit(&c, &mut b);
     ancillary::emit(&c, &mut b);
     users::emit(&c, &mut b);

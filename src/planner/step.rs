@@ -121,6 +121,16 @@ pub enum Expect {
         host: Fqdn,
         owner: Fqdn,
     },
+    /// The two pools back each other up (`Get-CsPoolBackupRelationship`).
+    PairedWith {
+        pool: Fqdn,
+        partner: Fqdn,
+    },
+    /// LYNCBACKUP on a Front End is installed (and, if `running`, runs).
+    BackupService {
+        server: Fqdn,
+        running: bool,
+    },
     /// Nothing observable: the cmdlet's success is the evidence (the step is safe to repeat).
     Succeeded,
 }
@@ -160,6 +170,11 @@ impl Expect {
             Expect::UsersHomed { users, pool } => users.iter().all(|u| o.users.get(u).and_then(|h| h.as_ref()) == Some(pool)),
             Expect::HomedAtMost { pool, count } => o.pool(pool).and_then(|p| p.homed_users).is_some_and(|n| n <= *count),
             Expect::RgsHosted { host, owner } => o.rgs.hosts(host, owner),
+            Expect::PairedWith { pool, partner } => o.topology.partner(pool) == Some(partner) && o.topology.partner(partner) == Some(pool),
+            Expect::BackupService { server, running } => o.pools.values().any(|p| match p.backup_service.get(server) {
+                Some(Some(r)) => *r || !*running,
+                _ => false,
+            }),
             Expect::Succeeded => false,
         }
     }
@@ -199,6 +214,13 @@ pub enum Remember {
         name: String,
         generation: i64,
     },
+    /// These pools' partner changed: their former partner's data is to be removed.
+    BackupCleanupPending {
+        pools: Vec<Fqdn>,
+    },
+    BackupCleanupDone {
+        pool: Fqdn,
+    },
 }
 
 impl Remember {
@@ -220,6 +242,12 @@ impl Remember {
             }
             Remember::RgsImported { file } => {
                 h.rgs_exports.remove(file);
+            }
+            Remember::BackupCleanupPending { pools } => {
+                h.pending_backup_cleanup.extend(pools.iter().cloned());
+            }
+            Remember::BackupCleanupDone { pool } => {
+                h.pending_backup_cleanup.remove(pool);
             }
             Remember::RestoreDone { name, generation } => {
                 h.completed_restores.insert(name.clone(), *generation);

@@ -29,6 +29,25 @@ pub(crate) struct PairTarget {
     pub automatic: bool,
     /// The pool operations that reach the target, in order (feasible, checked).
     pub transitions: Vec<Transition>,
+    /// What the pairing itself still needs.
+    pub pairing: Pairing,
+}
+
+/// The state of a pair's pairing and what makes it true (domain document 4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pairing {
+    Established,
+    /// Paired in the topology; local setup (install) or LYNCBACKUP (start) still missing on
+    /// these Front End servers.
+    Complete {
+        install: Vec<Fqdn>,
+        start: Vec<Fqdn>,
+    },
+    /// The topology must be changed to pair them; `former` lists (pool, former partner) for
+    /// pools that were paired with another pool (a re-pair).
+    Publish {
+        former: Vec<(Fqdn, Fqdn)>,
+    },
 }
 
 /// One pool failover or failback, with its mode.
@@ -300,20 +319,7 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
             return None;
         }
     }
-    if o.topology.partner(a) != Some(bb) || o.topology.partner(bb) != Some(a) {
-        let describe = |x: &Fqdn| {
-            o.topology.partner(x).map(|q| format!("{x} is paired with {q}")).unwrap_or_else(|| format!("{x} has no backup pool"))
-        };
-        b.block(
-            &res,
-            format!(
-                "{a} and {bb} are not paired in the Lync topology ({}; {}). Pairing is set in Topology Builder and published.",
-                describe(a),
-                describe(bb)
-            ),
-        );
-        return None;
-    }
+    let paired = o.topology.partner(a) == Some(bb) && o.topology.partner(bb) == Some(a);
     let (ta, tb) = (&o.topology.pools[a].traits, &o.topology.pools[bb].traits);
     // Host facts of a pool that could not be read are not compared.
     let facts_known = !o.unknown_traits.contains(a) && !o.unknown_traits.contains(bb);
@@ -328,7 +334,27 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         return None;
     }
 
+    let pairing = if paired {
+        completion(o, a, bb)
+    } else {
+        match repairing(p, o) {
+            Ok(p) => p,
+            Err(why) => {
+                b.block(&res, why);
+                return None;
+            }
+        }
+    };
+
     let current = pair_state(o, a, bb);
+    if pairing != Pairing::Established {
+        // Failover and failback wait until the pair backs each other up with data in sync.
+        let spec = p.failed_over.clone().map(PairState::FailedOver).unwrap_or(PairState::Normal);
+        if spec != current {
+            b.block(&res, format!("{a} and {bb} are not (fully) paired yet; their users move once the pairing is complete"));
+        }
+        return Some(PairTarget { d: p.clone(), target: current.clone(), current, automatic: false, transitions: vec![], pairing });
+    }
     let spec_target = match &p.failed_over {
         None => PairState::Normal,
         Some(x) => PairState::FailedOver(x.clone()),
@@ -422,7 +448,69 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
             }
         }
     }
-    Some(PairTarget { d: p.clone(), current, target, automatic, transitions: vec![] })
+    Some(PairTarget { d: p.clone(), current, target, automatic, transitions: vec![], pairing })
+}
+
+/// Paired in the topology: what local setup and the Backup Service still need.
+fn completion(o: &Observed, a: &Fqdn, b: &Fqdn) -> Pairing {
+    let mut install = Vec::new();
+    let mut start = Vec::new();
+    for x in [a, b] {
+        if o.health(x) != Health::Up {
+            continue;
+        }
+        for (fe, state) in o.pool(x).map(|p| p.backup_service.clone()).unwrap_or_default() {
+            match state {
+                None => {
+                    install.push(fe.clone());
+                    start.push(fe);
+                }
+                Some(false) => start.push(fe),
+                Some(true) => {}
+            }
+        }
+    }
+    if install.is_empty() && start.is_empty() { Pairing::Established } else { Pairing::Complete { install, start } }
+}
+
+/// Not paired with each other: establish the pairing, or re-pair with consent (rules 13-14, 31).
+fn repairing(p: &PairDesired, o: &Observed) -> Result<Pairing, String> {
+    let [a, b] = &p.pools;
+    let res = p.resource();
+    let former: Vec<(Fqdn, Fqdn)> =
+        [a, b].iter().filter_map(|x| o.topology.partner(x).filter(|q| *q != a && *q != b).map(|q| ((*x).clone(), q.clone()))).collect();
+    for x in [a, b] {
+        if o.health(x) != Health::Up {
+            return Err(format!(
+                "{a} and {b} are not paired, and {x} cannot be reached to run local setup; pairing waits until both pools are up"
+            ));
+        }
+    }
+    if !former.is_empty() {
+        let list = former.iter().map(|(x, q)| format!("{x} is paired with {q}")).collect::<Vec<_>>().join("; ");
+        let orphans = former.iter().map(|(_, q)| q.to_string()).collect::<Vec<_>>().join(", ");
+        if !p.allow_repair {
+            return Err(format!(
+                "{list}: pairing {a} with {b} would leave {orphans} without a backup pool; consent with spec.allowRepair: true on {res}"
+            ));
+        }
+        let changed: Vec<&Fqdn> = [a, b].into_iter().chain(former.iter().map(|(_, q)| q)).collect();
+        if let Some(x) = changed.iter().find(|x| o.failover(x) != FailoverState::Normal) {
+            return Err(format!("{list}: re-pairing waits while the users of {x} are failed over (or its operation runs)"));
+        }
+        for x in &changed {
+            if let Some(q) = o.topology.partner(x)
+                && o.failover(q) != FailoverState::Normal
+            {
+                return Err(format!("{list}: re-pairing waits while {x}'s partner {q} has users failed over"));
+            }
+        }
+        let cms = [o.cms.master_pool.as_ref().or(o.cms.home_pool.as_ref()), o.cms.standby_pool.as_ref()];
+        if let Some(x) = changed.iter().find(|x| cms.contains(&Some(**x))) {
+            return Err(format!("{list}: the CMS (master or standby) lives in {x}, whose pairing would change; move the CMS first"));
+        }
+    }
+    Ok(Pairing::Publish { former })
 }
 
 fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &mut Builder) {

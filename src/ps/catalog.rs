@@ -517,6 +517,38 @@ pub static CATALOG: &[CmdletSpec] = &[
         should_process: false,
         mutates: false,
     },
+    CmdletSpec { name: "Get-CsTopology", params: &[p("AsXml", SW), p("LocalStore", SW)], sets: &[], should_process: false, mutates: false },
+    // Not a Lync cmdlet: lyncdr's own helper for the documented "edit the topology" step (domain
+    // document 4.1, [INFERRED]). It reads `Get-CsTopology -AsXml`, makes the two pools each
+    // other's backup pool (reciprocal, 1:1) and writes the document to FileName for publishing.
+    CmdletSpec {
+        name: "Set-LyncdrBackupPool",
+        params: &[p("PoolFqdn", S).mand(), p("BackupPoolFqdn", S).mand(), p("FileName", S).mand()],
+        sets: &[],
+        should_process: false,
+        mutates: true,
+    },
+    CmdletSpec {
+        name: "Publish-CsTopology",
+        params: &[p("FileName", S).mand(), p("Force", SW), p("Report", S)],
+        sets: &[],
+        should_process: true,
+        mutates: true,
+    },
+    CmdletSpec {
+        name: "Enable-CsTopology",
+        params: &[p("GlobalCatalog", S), p("GlobalSettingsDomainController", S), p("Force", SW), p("Report", S)],
+        sets: &[],
+        should_process: true,
+        mutates: true,
+    },
+    CmdletSpec {
+        name: "Remove-CsUserStoreBackupData",
+        params: &[p("PoolFqdn", S).mand(), p("Force", SW)],
+        sets: &[],
+        should_process: true,
+        mutates: true,
+    },
     CmdletSpec { name: BOOTSTRAPPER, params: &[], sets: &[], should_process: false, mutates: true },
 ];
 

@@ -614,6 +614,7 @@ impl Simulator {
                         state: rt.state,
                         users: replication::homed_users(&self.w, &self.topo, p),
                         backup_pool: self.topo.partner(p).cloned(),
+                        backup_service_running: replication::backup_running(&self.w, &self.topo, p),
                     },
                 )
             })
@@ -657,6 +658,8 @@ pub struct PoolSnapshot {
     pub state: FailoverState,
     pub users: u64,
     pub backup_pool: Option<Fqdn>,
+    /// LYNCBACKUP runs on some Front End of the pool (and the pool has a backup pool).
+    pub backup_service_running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

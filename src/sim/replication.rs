@@ -77,9 +77,15 @@ pub fn original_home(topo: &Topology, sip: &str) -> Option<Fqdn> {
     topo.pools.values().find(|p| p.named_users.iter().any(|u| u == sip)).map(|p| p.fqdn.clone())
 }
 
+/// The Backup Service (LYNCBACKUP) runs on some Front End of a paired pool.
+pub fn backup_running(w: &World, topo: &Topology, pool: &Fqdn) -> bool {
+    topo.partner(pool).is_some()
+        && topo.pools.get(pool).is_some_and(|p| p.front_ends.iter().any(|fe| w.fe_backup.get(fe).is_some_and(|b| b.installed && b.running)))
+}
+
 /// The Backup Service link from `a` to its partner `b` works.
 pub fn backup_link_ok(w: &World, topo: &Topology, net: &Net, a: &Fqdn, b: &Fqdn) -> bool {
-    let running = |p: &Fqdn| w.pools.get(p).is_some_and(|r| r.backup_running);
+    let running = |p: &Fqdn| backup_running(w, topo, p);
     let healthy = |p: &Fqdn| !net.faults.contains(&FaultTarget::Backup(p.clone()));
     let (Some(sa), Some(sb)) = (topo.site_of(a), topo.site_of(b)) else { return false };
     topo.partner(a) == Some(b)
@@ -211,7 +217,7 @@ pub fn module_status(w: &World, topo: &Topology, net: &Net, exporter: &Fqdn, m: 
     let Some(partner) = topo.partner(exporter) else {
         return ModuleStatus { export: ExportStatus::NotInitialized, import };
     };
-    let running = w.pools.get(exporter).is_some_and(|r| r.backup_running);
+    let running = backup_running(w, topo, exporter);
     if !running || (m == BackupModule::CmsMaster && w.cms.master.as_ref() != Some(exporter)) {
         return ModuleStatus { export: ExportStatus::NotInitialized, import };
     }

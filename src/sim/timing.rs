@@ -27,6 +27,8 @@ pub struct Timings {
     pub witness_failover: Span,
     /// A topology or configuration change through a `Set-Cs*` cmdlet.
     pub topology_change: Span,
+    /// `Publish-CsTopology` / `Enable-CsTopology`.
+    pub topology_publish: Span,
     /// Local setup (Bootstrapper.exe) on one server.
     pub bootstrapper: Span,
     pub service_start: Span,
@@ -61,6 +63,7 @@ impl Default for Timings {
             database_failover: Span::mins(1),
             witness_failover: Span::mins(5),
             topology_change: Span::secs(15),
+            topology_publish: Span::mins(1),
             bootstrapper: Span::mins(5),
             service_start: Span::mins(1),
             service_stop: Span::secs(30),

@@ -22,8 +22,6 @@ pub struct PoolRt {
     #[serde(default)]
     pub media_moved_from: Option<Fqdn>,
     pub mediation_edge: Option<Fqdn>,
-    /// LYNCBACKUP runs on the pool.
-    pub backup_running: bool,
     /// When a witness will switch the principal automatically (primary or mirror lost).
     pub witness_failover_at: Option<Stamp>,
 }
@@ -115,6 +113,24 @@ pub struct World {
     pub rgs: BTreeMap<Fqdn, BTreeMap<Fqdn, Vec<String>>>,
     pub rgs_files: BTreeMap<String, RgsFile>,
     pub config_exports: Vec<ConfigExport>,
+    /// The Backup Service on each Front End server: installed by local setup once the server
+    /// knows its pool is paired, and running or not.
+    pub fe_backup: BTreeMap<Fqdn, FeBackup>,
+    /// Topology documents written by `Set-LyncdrBackupPool`: each pool's backup pool (None: none).
+    pub topology_drafts: BTreeMap<String, BTreeMap<Fqdn, Option<Fqdn>>>,
+    /// Configuration epoch of the last published change of each pool's pairing, and of the last
+    /// `Enable-CsTopology`.
+    pub pairing_epoch: BTreeMap<Fqdn, u64>,
+    pub enabled_epoch: u64,
+    /// Pools still holding the user data of a former partner (rule 31).
+    pub stale_backup_data: std::collections::BTreeSet<Fqdn>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeBackup {
+    pub installed: bool,
+    pub running: bool,
 }
 
 impl World {
@@ -142,7 +158,6 @@ impl World {
                         conferencing_edge: media.clone(),
                         media_moved_from: None,
                         mediation_edge: media,
-                        backup_running: topo.partner(&p.fqdn).is_some(),
                         witness_failover_at: None,
                     },
                 )
@@ -193,7 +208,21 @@ impl World {
             .filter(|p| !p.response_groups.is_empty())
             .map(|p| (p.fqdn.clone(), BTreeMap::from([(p.fqdn.clone(), p.response_groups.clone())])))
             .collect();
+        let fe_backup = topo
+            .pools
+            .values()
+            .flat_map(|p| {
+                let paired = topo.partner(&p.fqdn).is_some();
+                let running = paired && !s.backup_stopped.contains(&p.fqdn);
+                p.front_ends.iter().map(move |fe| (fe.clone(), FeBackup { installed: paired, running }))
+            })
+            .collect();
         World {
+            fe_backup,
+            topology_drafts: BTreeMap::new(),
+            pairing_epoch: BTreeMap::new(),
+            enabled_epoch: 0,
+            stale_backup_data: Default::default(),
             faults: s.down.iter().cloned().collect(),
             pools,
             edges,

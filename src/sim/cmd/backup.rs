@@ -31,7 +31,7 @@ pub(crate) fn sync(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started,
     if sim.topo.partner(&pool).is_none() {
         return Err(err(CMD, errors::no_backup_pool(&pool)));
     }
-    if !sim.w.pools[&pool].backup_running {
+    if !replication::backup_running(&sim.w, &sim.topo, &pool) {
         return Err(err(CMD, errors::backup_service_not_running(&pool)));
     }
     if !sim.net_ref().reaches(Some(&ctx.server), &pool) {

@@ -119,7 +119,11 @@ pub(crate) fn set_media_edge(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Resu
 }
 
 pub(crate) fn bootstrapper(sim: &mut Simulator, ctx: &Ctx, _b: &Bound) -> Result<Started, CmdletError> {
-    Ok(Started::effect(sim.timings.bootstrapper, Effect::Bootstrap { server: ctx.server.clone() }))
+    // Setup reads the configuration the server's local replica holds when it starts; changes
+    // that reach the replica while it runs are not applied.
+    let epoch = sim.w.cms.replica_epoch.get(&ctx.server).copied().unwrap_or(0);
+    let enabled = sim.w.enabled_epoch;
+    Ok(Started::effect(sim.timings.bootstrapper, Effect::Bootstrap { server: ctx.server.clone(), epoch, enabled }))
 }
 
 pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
@@ -134,8 +138,9 @@ pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Start
     };
     let name = b.str("Name").map(str::to_ascii_uppercase);
     let backup_only = name.as_deref() == Some("LYNCBACKUP");
-    if backup_only && sim.topo.pool_of_server(&server).is_none() {
-        return Err(err(cmd, format!("Service LYNCBACKUP is not installed on \"{server}\".")));
+    if backup_only && !sim.w.fe_backup.get(&server).is_some_and(|b| b.installed) {
+        // The Backup Service is installed by local setup once the pool is paired (JJ204773).
+        return Err(err(cmd, "Cannot find any service with service name 'LYNCBACKUP'."));
     }
     if let Some(n) = &name
         && !backup_only
@@ -145,6 +150,22 @@ pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Start
     }
     let d = if running { sim.timings.service_start } else { sim.timings.service_stop };
     Ok(Started::effect(d, Effect::Service { server, running, backup_only }))
+}
+
+/// Pairing the pool that hosts the CMS sets up a standby CMS in the partner pool (domain
+/// document 2.4): the sim makes it exist once local setup has installed the pairing components
+/// on every Front End of both pools. It starts empty; the Backup Service replicates into it.
+fn standby_cms_after_setup(sim: &mut Simulator) {
+    let Some(master) = sim.w.cms.master.clone() else { return };
+    let Some(partner) = sim.topo.partner(&master).cloned() else { return };
+    if sim.w.cms.standby.is_some() {
+        return;
+    }
+    let installed = |p: &Fqdn| sim.topo.pools[p].front_ends.iter().all(|fe| sim.w.fe_backup.get(fe).is_some_and(|b| b.installed));
+    if installed(&master) && installed(&partner) {
+        sim.w.cms.standby = Some(partner);
+        sim.w.cms.ver_standby = 0.0;
+    }
 }
 
 /// An Edge pool whose host runs with Lync services started.
@@ -198,9 +219,25 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
             }
             sim.config_changed();
         }
-        Effect::Bootstrap { server } => {
-            // Setup applies the configuration the server's local replica holds.
-            let epoch = sim.w.cms.replica_epoch.get(server).copied().unwrap_or(0);
+        Effect::Bootstrap { server, epoch, enabled } => {
+            let epoch = *epoch;
+            if let Some(pool) = sim.topo.pool_of_server(server).map(|p| p.fqdn.clone()) {
+                // On a Front End: install the pairing components (and LYNCBACKUP) once the server
+                // knows the enabled topology pairs its pool; remove them when it no longer does.
+                let changed = sim.w.pairing_epoch.get(&pool).copied().unwrap_or(0);
+                let knows = epoch >= changed && *enabled >= changed;
+                let paired = sim.topo.partner(&pool).is_some();
+                if knows && let Some(b) = sim.w.fe_backup.get_mut(server) {
+                    if paired {
+                        b.installed = true;
+                    } else {
+                        *b = Default::default();
+                    }
+                }
+                if knows && paired {
+                    standby_cms_after_setup(sim);
+                }
+            }
             if let Some(edge) = sim.topo.edge_of_server(server).map(|e| e.fqdn.clone())
                 && let Some(rt) = sim.w.edges.get_mut(&edge)
             {
@@ -209,10 +246,8 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
         }
         Effect::Service { server, running, backup_only } => {
             if *backup_only {
-                if let Some(pool) = sim.topo.pool_of_server(server).map(|p| p.fqdn.clone())
-                    && let Some(rt) = sim.w.pools.get_mut(&pool)
-                {
-                    rt.backup_running = *running;
+                if let Some(b) = sim.w.fe_backup.get_mut(server) {
+                    b.running = *running && b.installed;
                 }
             } else if let Some(edge) = sim.topo.edge_of_server(server).map(|e| e.fqdn.clone())
                 && let Some(rt) = sim.w.edges.get_mut(&edge)

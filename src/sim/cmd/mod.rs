@@ -10,7 +10,10 @@ mod edge;
 mod pool;
 mod query;
 mod rgs;
+mod topology;
 mod users;
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -48,21 +51,87 @@ impl Started {
 /// Deferred effects, applied at completion (or reverted if the executing server dies first).
 #[derive(Debug, Clone)]
 pub(crate) enum Effect {
-    PoolFailover { pool: Fqdn, partner: Fqdn, disaster: bool },
-    PoolFailback { pool: Fqdn, disaster: bool },
-    CmsFailover { from: Fqdn, to: Fqdn, force: bool },
-    DbFailover { pool: Fqdn, db: DbType, role: Role },
-    NextHop { edge: Fqdn, pool: Fqdn },
-    Federation { xmpp: bool, edge: Option<Fqdn> },
-    MediaEdge { pool: Fqdn, mediation: bool, edge: Option<Fqdn> },
-    Bootstrap { server: Fqdn },
-    Service { server: Fqdn, running: bool, backup_only: bool },
-    BackupSync { pool: Fqdn, module: Option<BackupModule> },
+    PoolFailover {
+        pool: Fqdn,
+        partner: Fqdn,
+        disaster: bool,
+    },
+    PoolFailback {
+        pool: Fqdn,
+        disaster: bool,
+    },
+    CmsFailover {
+        from: Fqdn,
+        to: Fqdn,
+        force: bool,
+    },
+    DbFailover {
+        pool: Fqdn,
+        db: DbType,
+        role: Role,
+    },
+    NextHop {
+        edge: Fqdn,
+        pool: Fqdn,
+    },
+    Federation {
+        xmpp: bool,
+        edge: Option<Fqdn>,
+    },
+    MediaEdge {
+        pool: Fqdn,
+        mediation: bool,
+        edge: Option<Fqdn>,
+    },
+    /// `epoch` and `enabled`: the replica's configuration epoch and the enabled topology's
+    /// epoch when setup started.
+    Bootstrap {
+        server: Fqdn,
+        epoch: u64,
+        enabled: u64,
+    },
+    Service {
+        server: Fqdn,
+        running: bool,
+        backup_only: bool,
+    },
+    BackupSync {
+        pool: Fqdn,
+        module: Option<BackupModule>,
+    },
     SyncInterval(Span),
-    MoveUsers { users: Vec<String>, target: Fqdn, force: bool },
-    RgsExport { file: String, owner: Fqdn, workflows: Vec<String>, remove_from: Option<Fqdn> },
-    RgsImport { dest: Fqdn, file: String, overwrite_owner: bool, rename: bool },
-    ConfigExport { file: String, lis: bool },
+    MoveUsers {
+        users: Vec<String>,
+        target: Fqdn,
+        force: bool,
+    },
+    RgsExport {
+        file: String,
+        owner: Fqdn,
+        workflows: Vec<String>,
+        remove_from: Option<Fqdn>,
+    },
+    RgsImport {
+        dest: Fqdn,
+        file: String,
+        overwrite_owner: bool,
+        rename: bool,
+    },
+    ConfigExport {
+        file: String,
+        lis: bool,
+    },
+    TopologyDraft {
+        file: String,
+        backup: BTreeMap<Fqdn, Option<Fqdn>>,
+    },
+    Publish {
+        file: String,
+    },
+    Enable,
+    RemoveBackupData {
+        pool: Fqdn,
+    },
 }
 
 pub(crate) fn start(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
@@ -84,6 +153,11 @@ pub(crate) fn start(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started
         "Export-CsRgsConfiguration" => rgs::export(sim, ctx, b),
         "Import-CsRgsConfiguration" => rgs::import(sim, ctx, b),
         "Get-CsRgsWorkflow" => rgs::get(sim, ctx, b),
+        "Set-LyncdrBackupPool" => topology::set_backup_pool(sim, ctx, b),
+        "Publish-CsTopology" => topology::publish(sim, ctx, b),
+        "Enable-CsTopology" => topology::enable(sim, ctx, b),
+        "Remove-CsUserStoreBackupData" => topology::remove_backup_data(sim, ctx, b),
+        "Get-CsTopology" => topology::get(sim, ctx, b),
         _ => query::run(sim, ctx, b),
     }
 }
@@ -101,6 +175,7 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
         Effect::BackupSync { .. } | Effect::SyncInterval(_) => backup::apply(sim, e),
         Effect::MoveUsers { .. } => users::apply(sim, e),
         Effect::RgsExport { .. } | Effect::RgsImport { .. } => rgs::apply(sim, e),
+        Effect::TopologyDraft { .. } | Effect::Publish { .. } | Effect::Enable | Effect::RemoveBackupData { .. } => topology::apply(sim, e),
     }
 }
 

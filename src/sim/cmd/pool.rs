@@ -44,7 +44,7 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         ));
     }
     // Issue 5: a backup pool whose Backup Service is not running holds no usable backup.
-    if !sim.w.pools[&partner].backup_running {
+    if !replication::backup_running(&sim.w, &sim.topo, &partner) {
         return Err(rule_err(FAILOVER, 13, errors::backup_service_not_running(&partner)));
     }
     // Rules 3 and 4: the CMS must be functional, not hosted on the failed pool, and replicated.

@@ -379,14 +379,18 @@ fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, Cmdl
         for name in ["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "REPLICA"] {
             rows.push(json!({ "Name": name, "Status": status(running), "ComputerName": server.to_string() }));
         }
-    } else if let Some(p) = sim.topo.pool_of_server(&server) {
+    } else if sim.topo.pool_of_server(&server).is_some() {
         rows.push(json!({ "Name": "RTCSRV", "Status": "Running", "ComputerName": server.to_string() }));
-        rows.push(
-            json!({ "Name": "LYNCBACKUP", "Status": status(sim.w.pools[&p.fqdn].backup_running), "ComputerName": server.to_string() }),
-        );
+        // LYNCBACKUP exists only once local setup installed the pairing components.
+        if let Some(b) = sim.w.fe_backup.get(&server).filter(|b| b.installed) {
+            rows.push(json!({ "Name": "LYNCBACKUP", "Status": status(b.running), "ComputerName": server.to_string() }));
+        }
     }
     if let Some(n) = b.str("Name") {
         rows.retain(|r| r["Name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n)));
+        if rows.is_empty() {
+            return Err(err("Get-CsWindowsService", format!("Cannot find any service with service name '{n}'.")));
+        }
     }
     Ok(Value::Array(rows))
 }
