@@ -199,15 +199,29 @@ pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> 
     let pairs: Api<DeserializeGuard<PoolPair>> = api(&client, ns);
     let placements: Api<DeserializeGuard<UserPlacement>> = api(&client, ns);
     let restores: Api<DeserializeGuard<ConferenceContentRestore>> = api(&client, ns);
-    let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Ready once LyncDeployments can be listed (the CRDs are served and RBAC allows it), which is
+    // when the controller's own cache syncs. Not `controller.store().wait_until_ready()`: that is
+    // a oneshot underneath that wakes only the last task to poll it, and the controller's runner
+    // waits on it too, so a second waiter is never woken (/readyz stayed 503 forever) or, polled
+    // again, would delay the runner instead.
+    let ready_api: Api<DeserializeGuard<LyncDeployment>> = api(&client, ns);
     let ready_metrics = metrics.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready_metrics.set_ready(true);
-            info!("caches synced; ready");
+        loop {
+            match ready_api.list(&kube::api::ListParams::default().limit(1)).await {
+                Ok(_) => {
+                    ready_metrics.set_ready(true);
+                    info!("LyncDeployments can be listed; ready");
+                    break;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot list LyncDeployments yet; not ready");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+            }
         }
     });
+    let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
     controller
         .watches(pairs, watcher::Config::default(), |p: DeserializeGuard<PoolPair>| {
             p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))

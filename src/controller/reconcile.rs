@@ -4,6 +4,7 @@
 //! status (only when it changed). Progress of a running plan streams into status and Events.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,8 +118,41 @@ where
     if a.as_ref() == Some(&b) {
         return Ok(());
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": b }))).await?;
+    let patch = match &a {
+        Some(a) => merge_diff(a, &b),
+        None => b,
+    };
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": patch }))).await?;
     Ok(())
+}
+
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`. A merge patch leaves keys it
+/// does not mention as they are, and status fields are omitted when empty (`steps`, `blockers`,
+/// `notices`, ...): without an explicit `null` the steps of a finished plan or a resolved blocker
+/// stayed in status for good.
+fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut out = serde_json::Map::new();
+            for (k, nv) in n {
+                match o.get(k) {
+                    Some(ov) if ov == nv => {}
+                    Some(ov) => {
+                        out.insert(k.clone(), merge_diff(ov, nv));
+                    }
+                    None => {
+                        out.insert(k.clone(), nv.clone());
+                    }
+                }
+            }
+            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => new.clone(),
+    }
 }
 
 struct RoundOutcome {
@@ -199,9 +233,21 @@ async fn write_all(
     Ok(())
 }
 
+/// The `action` of an Event. kube's Recorder folds Events with the same type, reason, action and
+/// object into one series that keeps the first note: with `action = reason`, every StepStarted
+/// of a plan showed as one Event with the first step's note ("x9"), and PlanReady or
+/// AwaitingApproval kept the hash of an older plan. Deriving the action from the note keeps the
+/// series for repeats of the same note (a Stalled reported every poll) and nothing else.
+fn event_action(reason: &str, note: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    note.hash(&mut h);
+    format!("{reason}-{:08x}", h.finish() as u32)
+}
+
 async fn event(ctx: &Ctx, dep: &LyncDeployment, type_: EventType, reason: &str, note: String) {
-    let ev =
-        KubeEvent { type_, reason: reason.into(), note: Some(note.chars().take(1000).collect()), action: reason.into(), secondary: None };
+    let note: String = note.chars().take(1000).collect();
+    let ev = KubeEvent { type_, reason: reason.into(), action: event_action(reason, &note), note: Some(note), secondary: None };
     if let Err(e) = ctx.recorder.publish(&ev, &dep.object_ref(&())).await {
         warn!(error = %e, "cannot publish event");
     }
@@ -240,6 +286,17 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     if !ctx.is_leader() {
         return Ok(Action::requeue(Duration::from_secs(15)));
     }
+    // Status holds the journal and the operator's memory, so it must be the latest one. The
+    // controller's cache lags behind our own status writes: a reconcile triggered by one of them
+    // (or requeued right after a plan) can start before the watch delivers it, and would plan
+    // from an older memory (a routine Response Group export ran again) and write back an older
+    // journal. Read the object itself.
+    let fresh = match Api::<LyncDeployment>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await? {
+        Some(d) if d.metadata.deletion_timestamp.is_none() => d,
+        // Deleted meanwhile: the watch brings the deletion.
+        _ => return Ok(Action::await_change()),
+    };
+    let dep = &fresh;
     ensure_finalizer(ctx, dep, true).await?;
     let generation = dep.metadata.generation.unwrap_or(0);
     let prev = dep.status.clone().unwrap_or_default();
@@ -299,7 +356,11 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     engine.settings =
         Settings { concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize, by: ctx.instance.clone(), ..Settings::default() };
     let leader = ctx.leader.clone();
-    engine.fence = Some(Box::new(move || *leader.borrow()));
+    // Set when `lyncdr.io/paused` appears while the plan runs: the running steps finish, the
+    // next ones do not start (the executor checks the fence before each change).
+    let paused_now = Arc::new(AtomicBool::new(false));
+    let paused_fence = paused_now.clone();
+    engine.fence = Some(Box::new(move || *leader.borrow() && !paused_fence.load(Ordering::SeqCst)));
 
     // Progress of a running plan: into status and Events, as it happens.
     let progress: Arc<Mutex<BTreeMap<String, StepStatus>>> = Arc::default();
@@ -401,6 +462,7 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
         let reference = dep.object_ref(&());
         let metrics = ctx.metrics.clone();
         let labels = labels.clone();
+        let paused_now = paused_now.clone();
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
                 let (note, warn_) = {
@@ -428,6 +490,9 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
                             let (state, msg, bad) = match result {
                                 StepResult::Succeeded => ("Succeeded", None, false),
                                 StepResult::Skipped => ("Skipped", Some("its effect already held".to_string()), false),
+                                StepResult::Stale(_) if paused_now.load(Ordering::SeqCst) => {
+                                    ("Pending", Some("not run: reconciliation was paused (lyncdr.io/paused)".to_string()), false)
+                                }
                                 StepResult::Stale(m) => ("Pending", Some(format!("plan again: {m}")), false),
                                 StepResult::Failed(m) => ("Failed", Some(m.clone()), true),
                                 StepResult::Stalled(m) => ("Unknown", Some(m.clone()), true),
@@ -451,11 +516,12 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
                     }
                 };
                 if let Some((reason, note)) = note {
+                    let note: String = note.chars().take(1000).collect();
                     let ev = KubeEvent {
                         type_: if warn_ { EventType::Warning } else { EventType::Normal },
                         reason: reason.into(),
-                        note: Some(note.chars().take(1000).collect()),
-                        action: reason.into(),
+                        action: event_action(reason, &note),
+                        note: Some(note),
                         secondary: None,
                     };
                     let _ = recorder.publish(&ev, &reference).await;
@@ -471,7 +537,29 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
         })
     };
     info!(deployment = %key, plan = %plan.hash, steps = plan.steps.len(), "executing plan");
+    // Watch for a pause while the plan runs.
+    let pause_watch = {
+        let api = api.clone();
+        let name = name.clone();
+        let paused_now = paused_now.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(d) = api.get(&name).await
+                    && d.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
+                {
+                    paused_now.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    };
     let outcome = engine.execute(&desired, &plan, &sink).await;
+    pause_watch.abort();
+    if paused_now.load(Ordering::SeqCst) && matches!(outcome, RunOutcome::Replan(_)) {
+        event(ctx, dep, EventType::Normal, "Paused", "lyncdr.io/paused: the running steps finished, the rest of the plan waits".into())
+            .await;
+    }
     drop(sink);
     let _ = progress_task.await;
     ctx.metrics.in_progress.get_or_create(&labels).set(0);
@@ -493,4 +581,20 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     let fresh = api.get(&name).await?;
     write_all(ctx, &fresh, &kids, &desired, &o, &snapshot, Some(&journal), Some(&engine.history())).await?;
     Ok(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_diff;
+
+    #[test]
+    fn merge_diff_clears_what_the_new_status_omits() {
+        let old = json!({"plan": {"hash": "a", "steps": [{"id": "x"}], "blockers": [{"reason": "r"}]}, "journal": [1], "observed": {"cmsPool": "p"}});
+        let new = json!({"plan": {"hash": "b", "progress": "0/0"}, "journal": [1], "observed": {"cmsPool": "p"}});
+        assert_eq!(merge_diff(&old, &new), json!({"plan": {"hash": "b", "progress": "0/0", "steps": null, "blockers": null}}));
+        assert_eq!(merge_diff(&new, &new), json!({}));
+        assert_eq!(merge_diff(&json!({"a": 1}), &json!({"a": {"b": 2}})), json!({"a": {"b": 2}}));
+    }
 }
