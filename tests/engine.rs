@@ -11,7 +11,7 @@
 //! | concurrency limit | `concurrency_one_runs_changes_one_after_another`, `concurrency_four_overlaps_but_never_more_than_four` |
 //! | dependencies | `disaster_story_starts_every_change_after_its_dependencies`, `full_story_starts_every_change_after_its_dependencies` |
 //! | never repeat blindly | `full_story_runs_every_change_exactly_once`, `restart_during_the_disaster_repeats_only_the_repeatable_edge_setup` |
-//! | operator memory (`remember`) | `automatic_failover_is_remembered_and_failback_waits_for_approval`; ignored (bug): `automatic_failover_verified_late_is_still_remembered_as_automatic`, `restart_right_after_an_automatic_failover_is_journaled_keeps_it_automatic` |
+//! | operator memory (`remember`) | `automatic_failover_is_remembered_and_failback_waits_for_approval`, `automatic_failover_verified_late_is_still_remembered_as_automatic`, `restart_right_after_an_automatic_failover_is_journaled_keeps_it_automatic`; concurrent observations keep what a finished step remembered: `tests/properties.rs` (re-pairs with cleanup), `tests/e2e_kube.rs` test 3 |
 //!
 //! Plans are executed through `Engine::converge`; a world that changes "behind a plan already
 //! made" is arranged from the event sink, right after the observation the plan is computed from

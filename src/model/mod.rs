@@ -17,7 +17,7 @@ pub use observed::{
 };
 pub use time::{Span, SpanError, Stamp};
 pub use topology::{
-    BackEnd, BackEndHa, EdgePool, Edition, FrontEndPool, PairingViolation, PoolTraits, Product, Role, Topology, Virtualization,
+    BackEnd, BackEndHa, EdgePool, Edition, FrontEndPool, Hosts, PairingViolation, PoolTraits, Product, Role, Topology, Virtualization,
     pairing_violations,
 };
 

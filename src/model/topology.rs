@@ -187,6 +187,60 @@ impl Topology {
     }
 }
 
+/// Where each host of a topology lives, for lookups in constant time: the site of every pool,
+/// Edge pool, server and SQL server, and the pool or Edge pool of every server. Built once from a
+/// topology whose pools and Edge pools do not change afterwards (the simulator's); the lookups of
+/// [`Topology`] scan and stay correct for topologies that are edited.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    site: BTreeMap<Fqdn, String>,
+    pool_of: BTreeMap<Fqdn, Fqdn>,
+    edge_of: BTreeMap<Fqdn, Fqdn>,
+}
+
+impl Hosts {
+    pub fn new(t: &Topology) -> Hosts {
+        let mut h = Hosts::default();
+        for p in t.pools.values() {
+            for s in p.front_ends.iter() {
+                h.site.entry(s.clone()).or_insert_with(|| p.site.clone());
+                h.pool_of.entry(s.clone()).or_insert_with(|| p.fqdn.clone());
+            }
+            for sql in std::iter::once(&p.back_end.primary).chain(p.back_end.mirror.iter()) {
+                h.site.entry(sql.clone()).or_insert_with(|| p.site.clone());
+            }
+        }
+        for e in t.edges.values() {
+            for s in &e.servers {
+                h.site.entry(s.clone()).or_insert_with(|| e.site.clone());
+                h.edge_of.entry(s.clone()).or_insert_with(|| e.fqdn.clone());
+            }
+        }
+        // Pools and Edge pools by their own name win, as in `Topology::site_of`.
+        for p in t.pools.values() {
+            h.site.insert(p.fqdn.clone(), p.site.clone());
+        }
+        for e in t.edges.values() {
+            h.site.insert(e.fqdn.clone(), e.site.clone());
+        }
+        h
+    }
+
+    pub fn site_of(&self, fqdn: &Fqdn) -> Option<&str> {
+        self.site.get(fqdn).map(String::as_str)
+    }
+
+    /// The Front End pool of a Front End server.
+    pub fn pool_of_server(&self, server: &Fqdn) -> Option<&Fqdn> {
+        self.pool_of.get(server)
+    }
+
+    /// The Edge pool of an Edge server.
+    pub fn edge_of_server(&self, server: &Fqdn) -> Option<&Fqdn> {
+        self.edge_of.get(server)
+    }
+}
+
 /// A supported-pairing rule that two pools break.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -291,5 +345,33 @@ mod tests {
         let rules: Vec<_> = pairing_violations((&a, &ta), (&b, &tc)).into_iter().map(|v| v.rule).collect();
         assert_eq!(rules, vec!["LikeBackEndHighAvailability"]);
         assert_eq!(pairing_violations((&a, &ta), (&a, &ta))[0].rule, "DistinctPools");
+    }
+}
+
+#[cfg(test)]
+mod hosts_tests {
+    use super::Hosts;
+    use crate::scenario::{DEMO_SCENARIO, Scenario};
+
+    #[test]
+    fn the_index_agrees_with_the_scanning_lookups() {
+        let t = Scenario::from_yaml(DEMO_SCENARIO).expect("demo scenario").topology;
+        let h = Hosts::new(&t);
+        let mut names: Vec<_> = t.pools.keys().chain(t.edges.keys()).cloned().collect();
+        for p in t.pools.values() {
+            names.extend(p.front_ends.iter().cloned());
+            names.push(p.back_end.primary.clone());
+            names.extend(p.back_end.mirror.iter().cloned());
+        }
+        for e in t.edges.values() {
+            names.extend(e.servers.iter().cloned());
+        }
+        names.push("unknown.contoso.com".parse().expect("fqdn"));
+        assert!(names.len() > 10, "{names:?}");
+        for n in &names {
+            assert_eq!(h.site_of(n), t.site_of(n), "site of {n}");
+            assert_eq!(h.pool_of_server(n), t.pool_of_server(n).map(|p| &p.fqdn), "pool of {n}");
+            assert_eq!(h.edge_of_server(n), t.edge_of_server(n).map(|e| &e.fqdn), "Edge pool of {n}");
+        }
     }
 }

@@ -34,7 +34,7 @@ pub use fault::{Fault, FaultAction, FaultTarget, OPERATOR, TimedFault};
 pub use timing::Timings;
 pub use world::World;
 
-use crate::model::{BackupModule, FailoverState, Fqdn, RunOn, Span, Stamp, Topology};
+use crate::model::{BackupModule, EdgePool, FailoverState, Fqdn, FrontEndPool, Hosts, RunOn, Span, Stamp, Topology};
 use crate::ps::{Invocation, bind};
 use crate::scenario::Scenario;
 use world::Net;
@@ -132,6 +132,8 @@ struct Op {
 /// The simulated deployment.
 pub struct Simulator {
     topo: Topology,
+    /// Index of `topo`'s hosts (its pools and servers never change; only pairings do).
+    hosts: Hosts,
     w: World,
     timings: Timings,
     strict: bool,
@@ -150,6 +152,7 @@ impl Simulator {
         let w = World::from_scenario(s);
         let mut sim = Simulator {
             topo: s.topology.clone(),
+            hosts: Hosts::new(&s.topology),
             next_tick: Stamp(0).plus(w.sync_interval),
             w,
             timings: s.timings.clone(),
@@ -194,7 +197,7 @@ impl Simulator {
     }
 
     fn net(&self) -> Net<'_> {
-        Net { topo: &self.topo, faults: &self.w.faults }
+        Net { topo: &self.topo, hosts: &self.hosts, faults: &self.w.faults }
     }
 
     /// Schedules a fault at a simulated time (applied when time passes it).
@@ -271,7 +274,7 @@ impl Simulator {
         if t > self.now {
             // The fault set is small; a copy lets the data model borrow the world mutably.
             let faults = self.w.faults.clone();
-            let net = Net { topo: &self.topo, faults: &faults };
+            let net = Net { topo: &self.topo, hosts: &self.hosts, faults: &faults };
             replication::integrate(&mut self.w, &self.topo, &net, &self.timings, self.now, t);
             self.now = t;
         }
@@ -297,7 +300,7 @@ impl Simulator {
         }
         if self.next_tick <= now {
             let faults = self.w.faults.clone();
-            let net = Net { topo: &self.topo, faults: &faults };
+            let net = Net { topo: &self.topo, hosts: &self.hosts, faults: &faults };
             replication::sync_tick(&mut self.w, &self.topo, &net, self.timings.sync_capacity);
             self.next_tick = now.plus(self.w.sync_interval);
         }
@@ -450,7 +453,7 @@ impl Simulator {
                 }
             }
             RunOn::Server(s) => {
-                if self.topo.site_of(s).is_none() {
+                if self.hosts.site_of(s).is_none() {
                     return Err(Failure::Unreachable(format!("{s} does not resolve: no such server")));
                 }
                 vec![s]
@@ -463,10 +466,20 @@ impl Simulator {
             .ok_or_else(|| Failure::Unreachable(format!("cannot connect to {run_on}: no server there answers")))
     }
 
+    /// The Front End pool of a Front End server.
+    pub(crate) fn pool_of(&self, server: &Fqdn) -> Option<&FrontEndPool> {
+        self.hosts.pool_of_server(server).and_then(|p| self.topo.pools.get(p))
+    }
+
+    /// The Edge pool of an Edge server.
+    pub(crate) fn edge_of(&self, server: &Fqdn) -> Option<&EdgePool> {
+        self.hosts.edge_of_server(server).and_then(|e| self.topo.edges.get(e))
+    }
+
     fn pool_stopped(&self, server: &Fqdn) -> bool {
         match &self.topo.pools.get(server) {
             Some(_) => false,
-            None => self.topo.pool_of_server(server).is_some_and(|p| !self.net().host_up(&p.fqdn)),
+            None => self.pool_of(server).is_some_and(|p| !self.net().host_up(&p.fqdn)),
         }
     }
 
@@ -500,7 +513,7 @@ impl Simulator {
             }
         };
         rec.server = Some(server.clone());
-        let product = self.topo.pool_of_server(&server).map(|p| p.traits.product).unwrap_or(self.topo.product);
+        let product = self.pool_of(&server).map(|p| p.traits.product).unwrap_or(self.topo.product);
         let bound = match bind(inv, product) {
             Ok(b) => b,
             Err(e) => {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::fault::{FaultTarget, OPERATOR};
-use crate::model::{BackupModule, DbType, FailoverState, Fqdn, Role, Span, Stamp, Topology};
+use crate::model::{BackupModule, DbType, FailoverState, Fqdn, Hosts, Role, Span, Stamp, Topology};
 use crate::scenario::Scenario;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +243,8 @@ impl World {
 /// Reachability as the active faults define it.
 pub struct Net<'a> {
     pub topo: &'a Topology,
+    /// The topology's host index (sites and pools of servers, looked up on every check).
+    pub hosts: &'a Hosts,
     pub faults: &'a BTreeSet<FaultTarget>,
 }
 
@@ -253,7 +255,7 @@ impl Net<'_> {
 
     /// A server, pool, Edge pool or SQL server is powered and running.
     pub fn host_up(&self, fqdn: &Fqdn) -> bool {
-        let Some(site) = self.topo.site_of(fqdn) else { return false };
+        let Some(site) = self.hosts.site_of(fqdn) else { return false };
         if self.site_down(site) || self.faults.contains(&FaultTarget::Server(fqdn.clone())) {
             return false;
         }
@@ -266,11 +268,11 @@ impl Net<'_> {
         if let Some(e) = self.topo.edges.get(fqdn) {
             return !self.faults.contains(&FaultTarget::Edge(e.fqdn.clone())) && e.servers.iter().any(|s| self.host_up(s));
         }
-        if let Some(p) = self.topo.pool_of_server(fqdn) {
-            return !self.faults.contains(&FaultTarget::Pool(p.fqdn.clone()));
+        if let Some(p) = self.hosts.pool_of_server(fqdn) {
+            return !self.faults.contains(&FaultTarget::Pool(p.clone()));
         }
-        if let Some(e) = self.topo.edge_of_server(fqdn) {
-            return !self.faults.contains(&FaultTarget::Edge(e.fqdn.clone()));
+        if let Some(e) = self.hosts.edge_of_server(fqdn) {
+            return !self.faults.contains(&FaultTarget::Edge(e.clone()));
         }
         true
     }
@@ -288,12 +290,12 @@ impl Net<'_> {
     pub fn reaches(&self, from: Option<&Fqdn>, to: &Fqdn) -> bool {
         let from_site = match from {
             None => OPERATOR,
-            Some(s) => match self.topo.site_of(s) {
+            Some(s) => match self.hosts.site_of(s) {
                 Some(site) => site,
                 None => return false,
             },
         };
-        let Some(to_site) = self.topo.site_of(to) else { return false };
+        let Some(to_site) = self.hosts.site_of(to) else { return false };
         self.host_up(to) && self.linked(from_site, to_site)
     }
 
@@ -303,7 +305,7 @@ impl Net<'_> {
     }
 
     pub fn sql_up(&self, sql: &Fqdn) -> bool {
-        let Some(site) = self.topo.site_of(sql) else { return false };
+        let Some(site) = self.hosts.site_of(sql) else { return false };
         !self.site_down(site)
             && !self.faults.contains(&FaultTarget::Sql(sql.clone()))
             && !self.faults.contains(&FaultTarget::Server(sql.clone()))

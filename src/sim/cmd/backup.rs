@@ -66,7 +66,7 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
     match e {
         Effect::BackupSync { pool, module } => {
             let faults = sim.w.faults.clone();
-            let net = crate::sim::world::Net { topo: &sim.topo, faults: &faults };
+            let net = crate::sim::world::Net { topo: &sim.topo, hosts: &sim.hosts, faults: &faults };
             if !replication::sync_now(&mut sim.w, &sim.topo, &net, pool, *module) {
                 return Err(err(
                     "Invoke-CsBackupServiceSync",

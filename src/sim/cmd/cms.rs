@@ -38,7 +38,7 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         ));
     };
     // Rule 10: run on a server of the pool that will receive the CMS.
-    let exec_pool = sim.topo.pool_of_server(&ctx.server).map(|p| p.fqdn.clone());
+    let exec_pool = sim.pool_of(&ctx.server).map(|p| p.fqdn.clone());
     if exec_pool.as_ref() != Some(&to) {
         return Err(rule_err(
             CMD,

@@ -95,7 +95,7 @@ pub(crate) fn witness_failover(sim: &mut Simulator, pool: &Fqdn) {
     let due = witness_due(sim, pool);
     let p = sim.topo.pools[pool].clone();
     let faults = sim.w.faults.clone();
-    let net = crate::sim::world::Net { topo: &sim.topo, faults: &faults };
+    let net = crate::sim::world::Net { topo: &sim.topo, hosts: &sim.hosts, faults: &faults };
     if let Some(rt) = sim.w.pools.get_mut(pool) {
         rt.witness_failover_at = None;
         if !due {

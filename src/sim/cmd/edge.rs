@@ -15,7 +15,7 @@ fn edge_pool(sim: &Simulator, cmd: &str, value: &str) -> Result<Fqdn, CmdletErro
     let name = strip_identity(value, &["EdgeServer"]);
     match Fqdn::parse(&name) {
         Ok(f) if sim.topo.edges.contains_key(&f) => Ok(f),
-        Ok(f) => match sim.topo.edge_of_server(&f) {
+        Ok(f) => match sim.edge_of(&f) {
             Some(e) => Ok(e.fqdn.clone()),
             None => Err(err(cmd, unknown_identity(&format!("EdgeServer:{name}")))),
         },
@@ -131,7 +131,7 @@ pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Start
     let running = cmd == "Start-CsWindowsService";
     let server = match b.str("ComputerName") {
         Some(c) => match Fqdn::parse(c) {
-            Ok(f) if sim.topo.site_of(&f).is_some() => f,
+            Ok(f) if sim.hosts.site_of(&f).is_some() => f,
             _ => return Err(err(cmd, format!("Cannot find computer \"{c}\"."))),
         },
         None => ctx.server.clone(),
@@ -221,7 +221,7 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
         }
         Effect::Bootstrap { server, epoch, enabled } => {
             let epoch = *epoch;
-            if let Some(pool) = sim.topo.pool_of_server(server).map(|p| p.fqdn.clone()) {
+            if let Some(pool) = sim.pool_of(server).map(|p| p.fqdn.clone()) {
                 // On a Front End: install the pairing components (and LYNCBACKUP) once the server
                 // knows the enabled topology pairs its pool; remove them when it no longer does.
                 let changed = sim.w.pairing_epoch.get(&pool).copied().unwrap_or(0);
@@ -238,7 +238,7 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
                     standby_cms_after_setup(sim);
                 }
             }
-            if let Some(edge) = sim.topo.edge_of_server(server).map(|e| e.fqdn.clone())
+            if let Some(edge) = sim.edge_of(server).map(|e| e.fqdn.clone())
                 && let Some(rt) = sim.w.edges.get_mut(&edge)
             {
                 rt.setup_epoch.insert(server.clone(), epoch);
@@ -249,7 +249,7 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
                 if let Some(b) = sim.w.fe_backup.get_mut(server) {
                     b.running = *running && b.installed;
                 }
-            } else if let Some(edge) = sim.topo.edge_of_server(server).map(|e| e.fqdn.clone())
+            } else if let Some(edge) = sim.edge_of(server).map(|e| e.fqdn.clone())
                 && let Some(rt) = sim.w.edges.get_mut(&edge)
             {
                 rt.services.insert(server.clone(), *running);

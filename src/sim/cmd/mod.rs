@@ -200,7 +200,7 @@ impl Simulator {
     }
 
     pub(crate) fn net_ref(&self) -> Net<'_> {
-        Net { topo: &self.topo, faults: &self.w.faults }
+        Net { topo: &self.topo, hosts: &self.hosts, faults: &self.w.faults }
     }
 
     /// Topology and configuration changes are written to the CMS: it must be available.

@@ -44,7 +44,7 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
         "Get-CsPoolFabricState" => fabric_state(sim, ctx, b)?,
         "Get-CsUserPoolInfo" => user_pool_info(sim, b)?,
         "Get-CsServerVersion" => {
-            let product = sim.topo.pool_of_server(&ctx.server).map(|p| p.traits.product).unwrap_or(ctx.product);
+            let product = sim.pool_of(&ctx.server).map(|p| p.traits.product).unwrap_or(ctx.product);
             Value::String(server_version(product))
         }
         "Get-CimInstance" => cim(sim, ctx, b)?,
@@ -374,12 +374,12 @@ fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, Cmdl
     }
     let status = |running: bool| if running { "Running" } else { "Stopped" };
     let mut rows = Vec::new();
-    if let Some(e) = sim.topo.edge_of_server(&server) {
+    if let Some(e) = sim.edge_of(&server) {
         let running = sim.w.edges[&e.fqdn].services.get(&server).copied().unwrap_or(false);
         for name in ["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "REPLICA"] {
             rows.push(json!({ "Name": name, "Status": status(running), "ComputerName": server.to_string() }));
         }
-    } else if sim.topo.pool_of_server(&server).is_some() {
+    } else if sim.pool_of(&server).is_some() {
         rows.push(json!({ "Name": "RTCSRV", "Status": "Running", "ComputerName": server.to_string() }));
         // LYNCBACKUP exists only once local setup installed the pairing components.
         if let Some(b) = sim.w.fe_backup.get(&server).filter(|b| b.installed) {
@@ -415,7 +415,7 @@ fn user_pool_info(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
 
 fn cim(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
     let class = b.str("ClassName").unwrap_or_default();
-    let pool = sim.topo.pool_of_server(&ctx.server);
+    let pool = sim.pool_of(&ctx.server);
     match class.to_ascii_lowercase().as_str() {
         "win32_operatingsystem" => {
             let os = pool.map(|p| p.traits.os.clone()).unwrap_or_else(|| "Windows Server 2012 R2".into());
