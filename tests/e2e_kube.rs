@@ -955,6 +955,11 @@ async fn site_failure_story(k: &Kubectl, ns: &str, sim: &Sim) {
     // The first plan exports the Response Groups routinely; then the deployment is Ready.
     k.must(&["wait", "--for=condition=Ready", "lyncdeployment/contoso", "-n", ns, "--timeout=120s"]);
     wait_converged(k, ns, &serving(DAL, SEA), timeout, |_| Ok(()));
+    // The pairing is verified in Lync, not assumed: Paired=True once both directions sync.
+    poll("PoolPair dal-sea Paired=True", timeout, || {
+        let pair = get_pair(k, ns);
+        if is_true(&pair, "Paired") && pair["status"]["pairing"] == "Paired" { Ok(()) } else { Err(conditions_line(&pair)) }
+    });
 
     sim.fault("down:site/Dallas").await;
     // While Dallas is down the example's spec still puts the CMS there
