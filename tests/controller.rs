@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::two_site_manifests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -211,24 +213,7 @@ impl Harness {
 }
 
 fn manifests(pair_extra: &str, policy: &str) -> String {
-    format!(
-        r#"
-apiVersion: lyncdr.io/v1alpha1
-kind: LyncDeployment
-metadata: {{name: contoso}}
-spec:
-  connection: {{transport: Simulator, simulatorUrl: "http://sim"}}
-  policy: {{{policy}}}
----
-apiVersion: lyncdr.io/v1alpha1
-kind: PoolPair
-metadata: {{name: dal-sea}}
-spec:
-  deployment: contoso
-  pools: [pool01.dal.contoso.com, pool01.sea.contoso.com]
-{pair_extra}
-"#
-    )
+    two_site_manifests(pair_extra, &format!("  connection: {{transport: Simulator, simulatorUrl: \"http://sim\"}}\n  policy: {{{policy}}}"))
 }
 
 #[tokio::test(start_paused = true)]

@@ -28,7 +28,10 @@
 
 #[path = "support/control_plane.rs"]
 mod control_plane;
+#[path = "support/helm.rs"]
+mod helm_bin;
 
+use helm_bin::helm;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -806,20 +809,6 @@ async fn crds_validate_with_cel_and_print_columns() {
 
 // ---------------------------------------------------------------------------------------------
 // 2. Helm
-
-/// helm from `$LYNCDR_HELM_DIR` or PATH; `None` (printed) to skip, unless `LYNCDR_REQUIRE_HELM=1`.
-fn helm() -> Option<PathBuf> {
-    let exe = |dir: &Path| Some(dir.join("helm")).filter(|p| p.is_file());
-    let found = std::env::var_os("LYNCDR_HELM_DIR")
-        .and_then(|d| exe(Path::new(&d)))
-        .or_else(|| std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find_map(|d| exe(&d))));
-    if found.is_none() {
-        let reason = "helm not found in $LYNCDR_HELM_DIR or PATH; build it with `export LYNCDR_HELM_DIR=\"$(bash scripts/helm.sh)\"`";
-        assert!(std::env::var("LYNCDR_REQUIRE_HELM").map_or(true, |v| v != "1"), "LYNCDR_REQUIRE_HELM=1 but {reason}");
-        eprintln!("skipped: {reason}");
-    }
-    found
-}
 
 fn helm_run(helm: &Path, args: &[&str]) -> Ran {
     let out = Command::new(helm).args(args).current_dir(root()).output().unwrap_or_else(|e| panic!("cannot run helm: {e}"));

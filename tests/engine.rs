@@ -19,14 +19,16 @@
 //! point (`CrashingJournal`) and by dropping the engine's future. The helpers are local copies
 //! (not `tests/common`), so that this file depends only on the library's public API.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use common::{DAL, SEA, TWO_SITE, TWO_SITE_DESIRED, desired, runtime, scenario, two_site_desired};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use lyncdr::api::manifests;
-use lyncdr::desired::{self, Desired};
+use lyncdr::desired::Desired;
 use lyncdr::engine::executor::{Event, EventSink, StepResult};
 use lyncdr::engine::journal::{Entry, FileJournal, Journal, JournalError, MemoryJournal, Outcome};
 use lyncdr::engine::{Converged, Engine, Settings};
@@ -34,53 +36,14 @@ use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::model::{FailoverState, Fqdn, History, Product, RunOn, Span, Stamp};
 use lyncdr::planner::{Plan, StepKind};
 use lyncdr::ps::Invocation;
-use lyncdr::scenario::Scenario;
 use lyncdr::sim::{Fault, Outcome as SimOutcome, Record, Simulator, TimedFault};
 use tokio::sync::Notify;
 
-const TWO_SITE: &str = include_str!("../examples/two-site/scenario.yaml");
-const TWO_SITE_DESIRED: &str = include_str!("../examples/two-site/desired.yaml");
-const DAL: &str = "pool01.dal.contoso.com";
-const SEA: &str = "pool01.sea.contoso.com";
 const FAILOVER: &str = "pool-failover/pool01.dal.contoso.com";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime")
-}
-
-fn scenario(yaml: &str) -> Scenario {
-    Scenario::from_yaml(yaml).unwrap_or_else(|e| panic!("scenario: {e}\n{yaml}"))
-}
-
-fn desired(yaml: &str) -> Desired {
-    let m = manifests::parse(yaml, "test").unwrap_or_else(|e| panic!("manifests: {e}\n{yaml}"));
-    desired::compile(&m).unwrap_or_else(|e| panic!("desired: {e}")).remove(0)
-}
-
-/// A LyncDeployment and the Dallas/Seattle PoolPair, with extra spec lines for each.
-fn two_site_desired(pair_extra: &str, deployment_extra: &str) -> Desired {
-    desired(&format!(
-        r#"
-apiVersion: lyncdr.io/v1alpha1
-kind: LyncDeployment
-metadata: {{name: contoso}}
-spec:
-{deployment_extra}
----
-apiVersion: lyncdr.io/v1alpha1
-kind: PoolPair
-metadata: {{name: dal-sea}}
-spec:
-  deployment: contoso
-  pools: [pool01.dal.contoso.com, pool01.sea.contoso.com]
-{pair_extra}
-"#
-    ))
-}
 
 /// Dallas's users are to be served by Seattle (a planned failover: everything is up).
 fn planned_failover() -> Desired {
@@ -365,6 +328,26 @@ impl Journal for CrashingJournal {
     fn entries(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         self.inner.entries()
     }
+}
+
+/// Runs the engine (with its scheduled faults) on a file journal at `path` until a step whose id
+/// matches `step` has run for `into`, then drops it, as a process killed at that moment would
+/// be. Returns its memory as far as it got (the operator persists it).
+async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn(&str) -> bool + Sync, into: Span) -> History {
+    let journal = FileJournal::new(path.to_path_buf());
+    let mut engine = Engine::new(lync, &journal, History::default());
+    engine.settings = settings(4);
+    let started = Notify::new();
+    let sink = |e: Event| {
+        if matches!(&e, Event::StepStarted { id, .. } if step(id)) {
+            started.notify_one();
+        }
+    };
+    tokio::select! {
+        ends = drive(&engine, lync, d, &sink, false) => panic!("the run ended before the crash:\n{}", brief_all(&ends)),
+        _ = async { started.notified().await; lync.sleep(into).await } => {}
+    }
+    engine.history()
 }
 
 /// Runs the planned failover of Dallas with a crashing journal, then drops the engine, as a
@@ -754,22 +737,8 @@ fn restart_while_the_pool_failover_still_runs_waits_for_it_then_continues() {
     let d = planned_failover();
     runtime().block_on(async {
         let lync = LocalSim::new(Simulator::new(&scenario(TWO_SITE)));
-        {
-            // The process dies two minutes into Invoke-CsPoolFailOver.
-            let journal = FileJournal::new(path.clone());
-            let mut engine = Engine::new(&lync, &journal, History::default());
-            engine.settings = settings(4);
-            let failover_started = Notify::new();
-            let sink = |e: Event| {
-                if matches!(&e, Event::StepStarted { id, .. } if id == FAILOVER) {
-                    failover_started.notify_one();
-                }
-            };
-            tokio::select! {
-                c = engine.converge(&d, &sink) => panic!("the run ended before the crash: {c:?}"),
-                _ = async { failover_started.notified().await; lync.sleep(Span::mins(2)).await } => {}
-            }
-        }
+        // The process dies two minutes into Invoke-CsPoolFailOver.
+        kill_into_step(&lync, &path, &d, |id| id == FAILOVER, Span::mins(2)).await;
         assert_eq!(failover_state(&lync, DAL), FailoverState::FailingOver);
         let fo = calls_of(&changes(&lync), "Invoke-CsPoolFailOver");
         assert_eq!(fo.len(), 1);
@@ -1067,22 +1036,8 @@ fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed
     let d = planned_failover();
     runtime().block_on(async {
         let lync = LocalSim::new(Simulator::new(&scenario(TWO_SITE)));
-        {
-            // The process dies two minutes into Invoke-CsManagementServerFailover (5 minutes).
-            let journal = FileJournal::new(path.clone());
-            let mut engine = Engine::new(&lync, &journal, History::default());
-            engine.settings = settings(4);
-            let cms_started = Notify::new();
-            let sink = |e: Event| {
-                if matches!(&e, Event::StepStarted { id, .. } if id.starts_with("cms-failover/")) {
-                    cms_started.notify_one();
-                }
-            };
-            tokio::select! {
-                c = engine.converge(&d, &sink) => panic!("the run ended before the crash: {c:?}"),
-                _ = async { cms_started.notified().await; lync.sleep(Span::mins(2)).await } => {}
-            }
-        }
+        // The process dies two minutes into Invoke-CsManagementServerFailover (5 minutes).
+        kill_into_step(&lync, &path, &d, |id| id.starts_with("cms-failover/"), Span::mins(2)).await;
         let cms = calls_of(&changes(&lync), "Invoke-CsManagementServerFailover");
         assert_eq!(cms.len(), 1);
         assert_eq!(cms[0].outcome, SimOutcome::Running);
@@ -1123,22 +1078,7 @@ fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
         let lync = LocalSim::new(two_site_with(&["5m:down:site/Dallas"]));
         // The process dies one minute into local setup on the Seattle Edge servers, while the
         // automatic failover of Dallas also runs. Its memory is kept (the operator persists it).
-        let history = {
-            let journal = FileJournal::new(path.clone());
-            let mut engine = Engine::new(&lync, &journal, History::default());
-            engine.settings = settings(4);
-            let setup_started = Notify::new();
-            let sink = |e: Event| {
-                if matches!(&e, Event::StepStarted { id, .. } if id == setup) {
-                    setup_started.notify_one();
-                }
-            };
-            tokio::select! {
-                ends = drive(&engine, &lync, &d, &sink, false) => panic!("the run ended before the crash:\n{}", brief_all(&ends)),
-                _ = async { setup_started.notified().await; lync.sleep(Span::mins(1)).await } => {}
-            }
-            engine.history()
-        };
+        let history = kill_into_step(&lync, &path, &d, |id| id == setup, Span::mins(1)).await;
         let before = changes(&lync);
         assert_eq!(failover_state(&lync, DAL), FailoverState::FailingOver);
         let pending: Vec<String> = FileJournal::new(path.clone()).pending().await.unwrap().into_iter().map(|e| e.step.id).collect();

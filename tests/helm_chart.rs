@@ -6,10 +6,14 @@
 //! it every test prints why and passes, unless `LYNCDR_REQUIRE_HELM=1`, which makes its absence a
 //! failure (for CI). Server-side validation against a real API server is not done here.
 
+#[path = "support/helm.rs"]
+mod helm_bin;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use helm_bin::helm;
 use serde_json::Value;
 
 const NS: &str = "lyncdr-system";
@@ -22,22 +26,6 @@ fn root() -> PathBuf {
 
 fn chart() -> PathBuf {
     root().join("charts/lyncdr")
-}
-
-/// The helm binary, or None (with the reason printed) when the test should be skipped.
-fn helm() -> Option<PathBuf> {
-    let exe = |dir: &Path| Some(dir.join("helm")).filter(|p| p.is_file());
-    let found = std::env::var_os("LYNCDR_HELM_DIR")
-        .and_then(|d| exe(Path::new(&d)))
-        .or_else(|| std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find_map(|d| exe(&d))));
-    if found.is_none() {
-        let reason = "helm not found in $LYNCDR_HELM_DIR or PATH; build it with `export LYNCDR_HELM_DIR=\"$(bash scripts/helm.sh)\"`";
-        if std::env::var("LYNCDR_REQUIRE_HELM").is_ok_and(|v| v == "1") {
-            panic!("LYNCDR_REQUIRE_HELM=1 but {reason}");
-        }
-        println!("skipping: {reason}");
-    }
-    found
 }
 
 /// Runs helm with the arguments; Ok(stdout) on success, Err(stdout + stderr) on failure.

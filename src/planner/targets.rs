@@ -237,8 +237,10 @@ fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
         ));
     }
     cms_ready_for(o, t, Some(x)).map_err(|e| format!("{x}'s users cannot be failed over: {e}"))?;
-    // Rule 4: the backup pool's replicas must be able to catch up with the CMS.
-    if o.cms.available() && t.cms_move.is_none() {
+    // Rule 4: the backup pool's replicas must be able to catch up with the CMS. (A CMS that
+    // moves first, to let this pool fail over, reaches them from elsewhere: not known yet. An
+    // elective move runs last, so the current CMS is the one that must reach them.)
+    if o.cms.available() && t.cms_move.as_ref().is_none_or(|m| m.elective) {
         let cut_off: Vec<String> = o.topology.pools[y]
             .front_ends
             .iter()

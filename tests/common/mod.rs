@@ -53,7 +53,13 @@ pub const TWO_SITE_DESIRED: &str = include_str!("../../examples/two-site/desired
 
 /// A minimal LyncDeployment + PoolPair for the two-site scenario, with the pair's extra spec lines.
 pub fn two_site_desired(pair_extra: &str, deployment_extra: &str) -> Desired {
-    desired(&format!(
+    desired(&two_site_manifests(pair_extra, deployment_extra))
+}
+
+/// The manifests of [`two_site_desired`]: `deployment_extra` and `pair_extra` are spec lines
+/// indented by two spaces.
+pub fn two_site_manifests(pair_extra: &str, deployment_extra: &str) -> String {
+    format!(
         r#"
 apiVersion: lyncdr.io/v1alpha1
 kind: LyncDeployment
@@ -69,7 +75,7 @@ spec:
   pools: [pool01.dal.contoso.com, pool01.sea.contoso.com]
 {pair_extra}
 "#
-    ))
+    )
 }
 
 pub const DAL: &str = "pool01.dal.contoso.com";
