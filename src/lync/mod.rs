@@ -3,7 +3,7 @@
 //! `lyncdr sim serve` ([`HttpSim`]), and later by the WinRM driver. Everything above this trait
 //! (observer, executor, controller) is the same whichever backend runs underneath.
 
-mod http;
+pub mod http;
 mod local;
 
 use futures::future::BoxFuture;

@@ -10,7 +10,7 @@ mod time;
 mod topology;
 
 pub use fqdn::{FQDN_PATTERN, Fqdn, FqdnError};
-pub use history::{AutomaticAction, History, Since};
+pub use history::{AutomaticAction, History, Lesson, Since};
 pub use observed::{
     BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus, ModuleStatus,
     Observed, PoolObs, Probe, RgsExportObs, RgsObs,

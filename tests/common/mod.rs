@@ -30,7 +30,7 @@ pub fn plan_for(s: &Scenario, d: &Desired) -> (Observed, Plan) {
     rt.block_on(async {
         let lync = LocalSim::new(Simulator::new(s));
         let journal = MemoryJournal::default();
-        let engine = Engine::new(&lync, &journal, History::default());
+        let engine = Engine::new(&lync, &journal);
         engine.preview(d, &|_| {}).await.expect("observe")
     })
 }
@@ -41,8 +41,8 @@ pub fn replan(d: &Desired, o: &Observed) -> Plan {
 
 /// Runs the engine until converged or blocked; returns the outcome and the simulator.
 pub async fn converge(lync: &LocalSim, d: &Desired, history: History) -> (Converged, History) {
-    let journal = MemoryJournal::default();
-    let mut engine = Engine::new(lync, &journal, history);
+    let journal = MemoryJournal::with_memory(history);
+    let mut engine = Engine::new(lync, &journal);
     engine.settings = Settings { wait_timeout: lyncdr::model::Span::hours(2), ..Settings::default() };
     let c = engine.converge(d, &|_| {}).await;
     (c, engine.history())
