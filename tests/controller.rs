@@ -341,6 +341,7 @@ async fn a_pending_journal_entry_without_effect_stalls_until_resolved() {
         started_at: lyncdr::model::Stamp(0),
         by: "lyncdr-old-pod".into(),
         outcome: lyncdr::engine::journal::Outcome::Pending,
+        request: None,
     };
     let record = serde_json::to_string(&entry).expect("record");
     {

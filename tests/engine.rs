@@ -7,7 +7,7 @@
 //! | skip what already holds | `step_whose_effect_already_holds_is_skipped_not_run` |
 //! | re-observe before each step, stale plans | `stale_plan_is_abandoned_before_anything_runs_and_converge_replans` |
 //! | ambiguity stalls | `interrupted_failover_without_effect_stalls_and_keeps_the_entry_pending`, `interrupted_failover_with_effect_is_resolved_by_observation` |
-//! | restart resumes or stalls | `restart_*` tests, `file_journal_reloads_as_json` |
+//! | restart resumes or stalls | `restart_*` tests (with the request ledger: settled, never repeated; without: settled by observation or stalled), `file_journal_reloads_as_json`, and `tests/crash.rs` (every step boundary) |
 //! | concurrency limit | `concurrency_one_runs_changes_one_after_another`, `concurrency_four_overlaps_but_never_more_than_four` |
 //! | dependencies | `disaster_story_starts_every_change_after_its_dependencies`, `full_story_starts_every_change_after_its_dependencies` |
 //! | never repeat blindly | `full_story_runs_every_change_exactly_once`, `restart_during_the_disaster_repeats_only_the_repeatable_edge_setup` |
@@ -357,6 +357,25 @@ async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn
     tokio::select! {
         ends = drive(&engine, lync, d, &sink, false) => panic!("the run ended before the crash:\n{}", brief_all(&ends)),
         _ = async { started.notified().await; lync.sleep(into).await } => {}
+    }
+}
+
+/// The simulator behind a backend that keeps no request ledger (as a transport that cannot
+/// ask the server what became of a call): ambiguity can only be settled by observation.
+struct NoLedger(LocalSim);
+
+impl Lync for NoLedger {
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<serde_json::Value, lyncdr::lync::LyncError>> {
+        self.0.invoke(run_on, inv)
+    }
+    fn now(&self) -> Stamp {
+        self.0.now()
+    }
+    fn sleep(&self, d: Span) -> BoxFuture<'static, ()> {
+        self.0.sleep(d)
+    }
+    fn describe(&self) -> String {
+        "the simulator without a request ledger".into()
     }
 }
 
@@ -716,7 +735,28 @@ fn restart_after_the_cmdlet_ran_but_before_its_outcome_was_journaled_resolves_it
 }
 
 #[test]
-fn restart_after_journaling_but_before_the_cmdlet_ran_stalls_and_runs_nothing() {
+fn restart_after_journaling_but_before_the_cmdlet_ran_runs_it_once_the_ledger_says_it_never_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    runtime().block_on(async {
+        let lync = crash_during_planned_failover(&path, Crash::AfterBegin).await;
+        assert_eq!(failover_state(&lync, DAL), FailoverState::Normal, "the failover never ran");
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = settings(4);
+        let end = engine.converge(&planned_failover(), &|_| {}).await;
+        assert!(matches!(end, Converged::Done { .. }), "{}", brief(&end));
+        assert_eq!(calls_of(&changes(&lync), "Invoke-CsPoolFailOver").len(), 1);
+        let outcomes: Vec<Outcome> =
+            journal.entries().await.unwrap().into_iter().filter(|e| e.step.id == FAILOVER).map(|e| e.outcome).collect();
+        assert!(matches!(&outcomes[0], Outcome::Failed(m) if m.contains("never reached the deployment")), "{outcomes:?}");
+        assert_eq!(outcomes[1], Outcome::Succeeded);
+        assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
+    });
+}
+
+#[test]
+fn restart_after_journaling_but_before_the_cmdlet_ran_without_a_ledger_stalls_and_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");
     runtime().block_on(async {
@@ -727,7 +767,8 @@ fn restart_after_journaling_but_before_the_cmdlet_ran_stalls_and_runs_nothing() 
         assert!(calls_of(&before_changes, "Invoke-CsPoolFailOver").is_empty());
 
         let journal = FileJournal::open(path.clone(), None).expect("journal");
-        let mut engine = Engine::new(&lync, &journal);
+        let blind = NoLedger(lync.clone());
+        let mut engine = Engine::new(&blind, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let end = engine.converge(&planned_failover(), &|e| events.push(e)).await;
@@ -1045,7 +1086,30 @@ fn restart_right_after_an_automatic_failover_is_journaled_keeps_it_automatic() {
 }
 
 #[test]
-fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed() {
+fn restart_during_a_cms_failover_waits_for_it_through_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    let d = planned_failover();
+    runtime().block_on(async {
+        let lync = LocalSim::new(Simulator::new(&scenario(TWO_SITE)));
+        kill_into_step(&lync, &path, &d, |id| id.starts_with("cms-failover/"), Span::mins(2)).await;
+        // Restarted while it still runs: the ledger says it runs, so the engine waits for it and
+        // carries on, without a stall and without repeating it.
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = settings(4);
+        let end = engine.converge(&d, &|_| {}).await;
+        assert!(matches!(end, Converged::Done { .. }), "{}", brief(&end));
+        let calls = changes(&lync);
+        assert_eq!(calls_of(&calls, "Invoke-CsManagementServerFailover").len(), 1, "{}", show(&calls));
+        assert_eq!(calls_of(&calls, "Invoke-CsPoolFailOver").len(), 1, "{}", show(&calls));
+        let entries = journal.entries().await.unwrap();
+        assert!(entries.iter().all(|e| e.outcome == Outcome::Succeeded), "{}", show_entries(&entries));
+    });
+}
+
+#[test]
+fn restart_during_a_cms_failover_without_a_ledger_stalls_then_resumes_once_its_effect_is_observed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");
     let d = planned_failover();
@@ -1057,10 +1121,12 @@ fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed
         assert_eq!(cms.len(), 1);
         assert_eq!(cms[0].outcome, SimOutcome::Running);
 
-        // Restarted while it still runs: the CMS move is not observable as "in progress", so
-        // the engine stalls rather than guess (it only waits for pool operations) ...
+        // Restarted while it still runs, on a backend without a ledger: the CMS move is not
+        // observable as "in progress", so the engine stalls rather than guess (it only waits
+        // for pool operations) ...
         let journal = FileJournal::open(path.clone(), None).expect("journal");
-        let mut engine = Engine::new(&lync, &journal);
+        let blind = NoLedger(lync.clone());
+        let mut engine = Engine::new(&blind, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let end = engine.converge(&d, &|e| events.push(e)).await;
@@ -1084,7 +1150,7 @@ fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed
 }
 
 #[test]
-fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
+fn restart_during_the_disaster_without_a_ledger_repeats_only_the_repeatable_edge_setup() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");
     let d = desired(TWO_SITE_DESIRED);
@@ -1100,8 +1166,10 @@ fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
             FileJournal::open(path.clone(), None).expect("journal").pending().await.unwrap().into_iter().map(|e| e.step.id).collect();
         assert!(pending.contains(&FAILOVER.to_string()) && pending.contains(&setup.to_string()), "{pending:?}");
 
+        // A backend without a request ledger: only observation can settle the entries.
         let journal = FileJournal::open(path.clone(), None).expect("journal");
-        let mut engine = Engine::new(&lync, &journal);
+        let blind = NoLedger(lync.clone());
+        let mut engine = Engine::new(&blind, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let ends = drive(&engine, &lync, &d, &|e| events.push(e), false).await;

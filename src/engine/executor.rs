@@ -12,12 +12,18 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Entry, Journal, Outcome};
+use super::journal::{Entry, Journal, Outcome, new_request_id};
 use super::observe::{Scope, observe};
 use crate::desired::Desired;
 use crate::lync::{Lync, LyncError};
-use crate::model::{FailoverState, Lesson, Observed, RunOn, Span, Stamp};
+use crate::model::{FailoverState, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
 use crate::planner::{Expect, Plan, Policy, Step, StepKind, plan};
+
+/// How long a repeatable step's success counts as still valid (see `done_recently`).
+const RECENT: Span = Span::mins(30);
+
+/// Longest wait for a call the backend's ledger reports as still running.
+const RUNNING_CAP: Span = Span::hours(12);
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +204,9 @@ impl Executor<'_> {
                 Err(why) => StepResult::Stalled(why),
             };
         }
+        if !step.expect.observable() && self.done_recently(step).await {
+            return StepResult::Skipped;
+        }
         let fresh = plan(self.desired, &obs, self.policy);
         match fresh.step(&step.id) {
             None => return StepResult::Stale("the current plan no longer contains it".into()),
@@ -217,6 +226,21 @@ impl Executor<'_> {
             at: self.lync.now(),
         });
         self.change(p, step, &obs).await
+    }
+
+    /// A step without an observable effect (a backup, local setup, a sync) is planned again
+    /// whenever its purpose is still ahead, e.g. after a restart. It is not run again when the
+    /// journal shows the same call succeeded recently and no change with an observable effect
+    /// succeeded since (anything that could make it needed again).
+    async fn done_recently(&self, step: &Step) -> bool {
+        let Ok(entries) = self.journal.entries().await else { return false };
+        let now = self.lync.now();
+        let Some(i) = entries.iter().rposition(|e| e.step.id == step.id && e.step.same_call(step) && e.outcome == Outcome::Succeeded)
+        else {
+            return false;
+        };
+        now.since(entries[i].started_at) <= RECENT
+            && entries[i + 1..].iter().all(|e| !e.step.expect.observable() || e.outcome != Outcome::Succeeded)
     }
 
     /// Polls until a condition holds; after the wait timeout, says what it waited for.
@@ -251,17 +275,20 @@ impl Executor<'_> {
         if let Err(why) = step.invocation().check() {
             return StepResult::Failed(format!("{why}; nothing was run"));
         }
+        let now = self.lync.now();
+        let request = Request { id: new_request_id(&self.by, &step.id, now), not_after: now.plus(self.lync.request_window()) };
         let entry = Entry {
             step: step.clone(),
             plan_hash: p.hash.clone(),
-            started_at: self.lync.now(),
+            started_at: now,
             by: self.by.clone(),
             outcome: Outcome::Pending,
+            request: Some(request.clone()),
         };
         if let Err(e) = self.journal.begin(&entry).await {
             return StepResult::Stalled(format!("cannot journal the step, so it was not run: {e}"));
         }
-        let result = self.lync.invoke(&self.run_on(step, obs), &step.invocation()).await;
+        let result = self.lync.invoke_request(&self.run_on(step, obs), &step.invocation(), &request).await;
         match result {
             Ok(_) => {
                 // The entry stays pending until the effect is observed, so that what must be
@@ -287,20 +314,29 @@ impl Executor<'_> {
                 }
                 StepResult::Failed(e.to_string())
             }
-            Err(e) if !step.expect.observable() => {
-                // A step with no observable effect is safe to repeat (backups, setup): plan again.
-                if let Err(j) = self.finish(step, Outcome::Failed(format!("outcome unknown ({e}); the step is repeatable"))).await {
-                    return StepResult::Stalled(j);
-                }
-                StepResult::Stale(format!("the outcome of {} is unknown; it will be planned again", step.id))
-            }
             Err(e) => {
-                // Ambiguous: find out from the deployment itself; the journal entry stays pending.
-                match self.resolve(step).await {
+                // Ambiguous: ask the deployment what became of the request, then look at its
+                // effect; the journal entry stays pending until one of them tells.
+                match self.resolve(step, Some(&request)).await {
                     Resolution::Done => match self.finish(step, Outcome::Succeeded).await {
                         Ok(()) => StepResult::Succeeded,
                         Err(j) => StepResult::Stalled(j),
                     },
+                    Resolution::NeverRan(why) => match self.finish(step, Outcome::Failed(why.clone())).await {
+                        Ok(()) => StepResult::Stale(format!("{}: {why}; it will be planned again", step.id)),
+                        Err(j) => StepResult::Stalled(j),
+                    },
+                    Resolution::Failed(why) => match self.finish(step, Outcome::Failed(why.clone())).await {
+                        Ok(()) => StepResult::Failed(why),
+                        Err(j) => StepResult::Stalled(j),
+                    },
+                    Resolution::NotDone if !step.expect.observable() => {
+                        // A step with no observable effect is safe to repeat (backups, setup).
+                        if let Err(j) = self.finish(step, Outcome::Failed(format!("outcome unknown ({e}); the step is repeatable"))).await {
+                            return StepResult::Stalled(j);
+                        }
+                        StepResult::Stale(format!("the outcome of {} is unknown; it will be planned again", step.id))
+                    }
                     Resolution::NotDone => StepResult::Stalled(format!(
                         "the outcome of `{}` on {} is unknown ({e}) and its effect is not observed; check the deployment, then resolve the journal entry for step {}",
                         step.command(),
@@ -312,13 +348,43 @@ impl Executor<'_> {
         }
     }
 
-    /// Establishes whether a step whose outcome is unknown took effect: observes, waits while a
-    /// pool operation it started is still running, and checks its effect.
-    pub async fn resolve(&self, step: &Step) -> Resolution {
+    /// Establishes what became of a step whose outcome is unknown: first from the backend's
+    /// request ledger (it ran, failed, never ran, or still runs: then wait), then from the
+    /// deployment itself (waiting while a pool operation it started is still running).
+    pub async fn resolve(&self, step: &Step, request: Option<&Request>) -> Resolution {
+        let start = self.lync.now();
+        if let Some(req) = request {
+            loop {
+                match self.lync.request_state(req).await {
+                    RequestState::NeverRan => {
+                        return Resolution::NeverRan(format!(
+                            "request {} never reached the deployment before its deadline; nothing ran",
+                            req.id
+                        ));
+                    }
+                    RequestState::Failed(e) => return Resolution::Failed(e),
+                    RequestState::Succeeded if !step.expect.observable() => return Resolution::Done,
+                    RequestState::Succeeded => {
+                        return match self.wait_for(&step.expect).await {
+                            Ok(()) => Resolution::Done,
+                            Err(_) => Resolution::NotDone,
+                        };
+                    }
+                    // Still on its way, or still running: it is known not to be lost, so wait
+                    // (a pool failback of 20,000 users takes an hour).
+                    RequestState::NotYet | RequestState::Running => {
+                        if self.lync.now().since(start) >= RUNNING_CAP {
+                            return Resolution::NotDone;
+                        }
+                        self.lync.sleep(self.poll).await;
+                    }
+                    RequestState::Unknown(_) => break,
+                }
+            }
+        }
         if !step.expect.observable() {
             return Resolution::NotDone;
         }
-        let start = self.lync.now();
         loop {
             let Ok(o) = self.observe().await else { return Resolution::NotDone };
             if step.expect.holds(&o) {
@@ -333,11 +399,17 @@ impl Executor<'_> {
     }
 }
 
-/// What observation says about a step whose outcome was unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the ledger or an observation says about a step whose outcome was unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
+    /// It took effect.
     Done,
+    /// Neither the ledger nor an observation shows it took effect.
     NotDone,
+    /// It never ran (the ledger is sure): plan again.
+    NeverRan(String),
+    /// It ran and failed (the cmdlet's error).
+    Failed(String),
 }
 
 pub fn describe(e: &Expect) -> String {

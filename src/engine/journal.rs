@@ -14,7 +14,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{History, Stamp};
+use crate::model::{History, Request, Stamp};
 use crate::planner::Step;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,20 @@ pub struct Entry {
     /// Which writer started it (operator instance, or the CLI).
     pub by: String,
     pub outcome: Outcome,
+    /// The request the step's cmdlet carries: what the backend's ledger knows it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+}
+
+/// A request id never used before, also across restarts: a digest of who asks, for what, when
+/// (wall clock and backend clock), in which process, and a counter.
+pub fn new_request_id(by: &str, step: &str, at: Stamp) -> String {
+    use sha2::{Digest, Sha256};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let digest = Sha256::digest(format!("{by}\n{step}\n{}\n{wall}\n{}\n{n}", at.0, std::process::id()));
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

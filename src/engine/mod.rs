@@ -118,16 +118,20 @@ impl<'a> Engine<'a> {
         for e in pending {
             let journal_err =
                 |err: journal::JournalError| Stall { step: e.step.id.clone(), resource: e.step.resource.clone(), reason: err.to_string() };
-            if !e.step.expect.observable() {
-                // Repeatable steps without an observable effect (backups, setup) are planned again.
-                let outcome = Outcome::Failed("outcome unknown after a restart; the step is repeatable".into());
-                self.journal.finish(&e.step.id, &outcome, self.lync.now()).await.map_err(journal_err)?;
-                continue;
-            }
-            match ex.resolve(&e.step).await {
+            let now = || self.lync.now();
+            match ex.resolve(&e.step, e.request.as_ref()).await {
                 Resolution::Done => {
                     // What the step teaches the memory is recorded with its success.
-                    self.journal.finish(&e.step.id, &Outcome::Succeeded, self.lync.now()).await.map_err(journal_err)?;
+                    self.journal.finish(&e.step.id, &Outcome::Succeeded, now()).await.map_err(journal_err)?;
+                }
+                Resolution::NeverRan(why) | Resolution::Failed(why) => {
+                    // It did not take effect: the plan decides again.
+                    self.journal.finish(&e.step.id, &Outcome::Failed(why), now()).await.map_err(journal_err)?;
+                }
+                Resolution::NotDone if !e.step.expect.observable() => {
+                    // Repeatable steps without an observable effect (backups, setup) are planned again.
+                    let outcome = Outcome::Failed("outcome unknown after a restart; the step is repeatable".into());
+                    self.journal.finish(&e.step.id, &outcome, now()).await.map_err(journal_err)?;
                 }
                 Resolution::NotDone => {
                     return Err(Stall {

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::{Lync, LyncError};
-use crate::model::{RunOn, Span, Stamp};
+use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 use crate::sim::server::{ClockReply, HEARTBEAT, InvokeReply, InvokeRequest};
 
@@ -130,10 +130,10 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-impl Lync for HttpSim {
-    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
-        async move {
-            let req = InvokeRequest { run_on: run_on.clone(), invocation: inv.clone() };
+impl HttpSim {
+    async fn call(&self, run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> Result<Value, LyncError> {
+        {
+            let req = InvokeRequest { run_on: run_on.clone(), invocation: inv.clone(), request: request.cloned() };
             let resp = self.client.post(self.url("v1/invoke")?).json(&req).send().await.map_err(|e| {
                 if e.is_connect() {
                     LyncError::Unreachable { target: self.shown.clone(), detail: e.without_url().to_string() }
@@ -152,7 +152,40 @@ impl Lync for HttpSim {
                 (false, _, None) => Err(LyncError::Protocol("error reply without an error".into())),
             }
         }
+    }
+}
+
+impl Lync for HttpSim {
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
+        self.call(run_on, inv, None).boxed()
+    }
+
+    fn invoke_request<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation, req: &'a Request) -> BoxFuture<'a, Result<Value, LyncError>> {
+        self.call(run_on, inv, Some(req)).boxed()
+    }
+
+    fn request_state<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, RequestState> {
+        async move {
+            let url = match self.url("v1/requests") {
+                Ok(u) => u,
+                Err(e) => return RequestState::Unknown(e.to_string()),
+            };
+            let resp = match self.client.post(url).timeout(QUERY_TIMEOUT).json(req).send().await {
+                Ok(r) => r,
+                Err(e) => return RequestState::Unknown(format!("cannot ask {}: {}", self.shown, e.without_url())),
+            };
+            match read_capped(resp).await.map(|b| serde_json::from_slice::<RequestState>(&b)) {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => RequestState::Unknown(format!("{} answered something unreadable: {e}", self.shown)),
+                Err(e) => RequestState::Unknown(format!("cannot ask {}: {e}", self.shown)),
+            }
+        }
         .boxed()
+    }
+
+    /// Thirty seconds of wall-clock time, in the simulator's (scaled) time.
+    fn request_window(&self) -> Span {
+        Span::from_secs_f64(30.0 * self.speed).max(Span::secs(30))
     }
 
     fn now(&self) -> Stamp {

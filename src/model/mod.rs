@@ -6,6 +6,7 @@
 mod fqdn;
 mod history;
 mod observed;
+mod request;
 mod time;
 mod topology;
 
@@ -15,6 +16,7 @@ pub use observed::{
     BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus, ModuleStatus,
     Observed, PoolObs, Probe, RgsExportObs, RgsObs,
 };
+pub use request::{Request, RequestState};
 pub use time::{Span, SpanError, Stamp};
 pub use topology::{
     BackEnd, BackEndHa, EdgePool, Edition, FrontEndPool, Hosts, PairingViolation, PoolTraits, Product, Role, Topology, Virtualization,

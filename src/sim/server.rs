@@ -7,6 +7,7 @@
 //! | `POST /v1/invoke` | `{"runOn": "any" \| {"pool": fqdn} \| {"server": fqdn}, "invocation": {...}}` | `{"ok", "output" \| "error", "started", "finished", "now"}`, after the cmdlet completes; until then a space every [`HEARTBEAT`] (JSON ignores leading spaces), so a client can tell a long cmdlet from a dead server |
 //! | `GET /v1/clock` | | `{"now": ms, "speed": n}` |
 //! | `POST /v1/clock` | `{"advance": "10m"}` (at most [`MAX_ADVANCE`]) | the new clock |
+//! | `POST /v1/requests` | `{"id", "notAfter"}` | what the ledger says of that request ([`crate::model::RequestState`]) |
 //! | `POST /v1/faults` | `{"fault": "down:site/Dallas", "at": "40m"?}` | applied now, or scheduled at a simulated time |
 //! | `GET /v1/state` | | ground truth ([`super::Snapshot`]) |
 //! | `GET /v1/log` | | every call ([`super::Record`]) |
@@ -29,7 +30,7 @@ use tokio::sync::Notify;
 use super::{Fault, Simulator};
 use crate::lync::LyncError;
 use crate::lync::http::real_time;
-use crate::model::{RunOn, Span, Stamp};
+use crate::model::{Request, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 
 /// How often `/v1/invoke` sends a heartbeat while a cmdlet runs.
@@ -93,9 +94,12 @@ impl SimServer {
         g
     }
 
-    pub async fn invoke(&self, run_on: &RunOn, inv: &Invocation) -> InvokeReply {
+    pub async fn invoke(&self, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> InvokeReply {
         let started = self.clock.now();
-        let begun = self.lock().begin(run_on, inv);
+        let begun = match req {
+            Some(r) => self.lock().begin_request(run_on, inv, r),
+            None => self.lock().begin(run_on, inv),
+        };
         let result = match begun {
             Err(f) => Err(f.into()),
             Ok(ticket) => {
@@ -121,6 +125,10 @@ impl SimServer {
             .route("/v1/invoke", post(invoke))
             .route("/v1/clock", get(clock).post(set_clock))
             .route("/v1/faults", post(fault))
+            .route(
+                "/v1/requests",
+                post(|State(s): State<Arc<SimServer>>, Json(r): Json<Request>| async move { Json(s.lock().request_state(&r)) }),
+            )
             .route("/v1/state", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().snapshot()) }))
             .route("/v1/log", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().log().to_vec()) }))
             .route("/v1/stats", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().stats().clone()) }))
@@ -133,6 +141,9 @@ impl SimServer {
 pub struct InvokeRequest {
     pub run_on: RunOn,
     pub invocation: Invocation,
+    /// For a state-changing call: the request the ledger records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,7 +170,7 @@ pub struct ClockReply {
 async fn invoke(State(s): State<Arc<SimServer>>, Json(req): Json<InvokeRequest>) -> axum::response::Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::spawn(async move {
-        let call = s.invoke(&req.run_on, &req.invocation);
+        let call = s.invoke(&req.run_on, &req.invocation, req.request.as_ref());
         tokio::pin!(call);
         let reply = loop {
             tokio::select! {

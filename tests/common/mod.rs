@@ -80,3 +80,30 @@ spec:
 
 pub const DAL: &str = "pool01.dal.contoso.com";
 pub const SEA: &str = "pool01.sea.contoso.com";
+
+/// Checks (or, with `LYNCDR_BLESS=1`, rewrites) a generated section of docs/reliability.md,
+/// between `<!-- NAME:begin -->` and `<!-- NAME:end -->`: the figures there are what the tests
+/// measured, never typed by hand.
+pub fn reliability_section(name: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reliability.md");
+    let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("{begin}\n{body}{end}");
+    let current = match (text.find(&begin), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => Some(text[a..b + end.len()].to_string()),
+        _ => None,
+    };
+    if std::env::var("LYNCDR_BLESS").is_ok_and(|v| v == "1") {
+        let updated = match &current {
+            Some(old) => text.replacen(old, &section, 1),
+            None => format!("{text}\n{section}\n"),
+        };
+        std::fs::write(&path, updated).expect("write docs/reliability.md");
+        return;
+    }
+    assert_eq!(
+        current.as_deref(),
+        Some(section.as_str()),
+        "docs/reliability.md section {name} is not what the test measured; run the test with LYNCDR_BLESS=1 to regenerate it"
+    );
+}
