@@ -314,17 +314,15 @@ fn run(story: &Story, crash: Option<(usize, Point)>) -> Option<RunResult> {
 
 type CallKey = (String, String);
 
+/// A crash run: the k-th journaled step and the point.
+type Job = (usize, Point);
+
 fn counts(calls: &[Record]) -> BTreeMap<CallKey, usize> {
     let mut out = BTreeMap::new();
     for r in calls {
         *out.entry((r.line.clone(), r.run_on.clone())).or_insert(0) += 1;
     }
     out
-}
-
-/// Calls of steps without an observable effect (repeatable), by the crash-free run's journal.
-fn repeatable(entries: &[Entry]) -> std::collections::BTreeSet<CallKey> {
-    entries.iter().filter(|e| !e.step.expect.observable()).map(|e| (e.step.command(), e.step.run_on.to_string())).collect()
 }
 
 /// The parts of the final deployment a story decides.
@@ -382,7 +380,7 @@ fn a_crash_at_any_step_boundary_neither_repeats_nor_skips_a_step() {
         assert!(steps >= 10, "{}: {steps} journaled steps", story.name);
         let mut tallies: BTreeMap<Point, usize> = BTreeMap::new();
         let jobs: Vec<(usize, Point)> = (1..=steps).flat_map(|k| POINTS.iter().map(move |p| (k, *p))).collect();
-        let results: Mutex<Vec<((usize, Point), Option<RunResult>)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<(Job, Option<RunResult>)>> = Mutex::new(Vec::new());
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..2 {
