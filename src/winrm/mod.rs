@@ -4,8 +4,10 @@
 //! one authenticated HTTP/1.1 connection per shell, and the shell lifecycle with its Receive loop.
 
 pub mod auth;
+pub mod client;
 pub mod encryption;
 pub mod error;
+pub mod http;
 pub mod soap;
 
 pub use error::{WinrmError, WsmanFault};

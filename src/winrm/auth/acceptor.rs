@@ -94,7 +94,7 @@ pub enum Accepted {
     /// Send this CHALLENGE back (HTTP 401 with `WWW-Authenticate`).
     Challenge(Vec<u8>),
     /// The client proved its password: the authenticated account and the sealing context.
-    Done { account: String, sealer: NtlmSealer },
+    Done { account: String, sealer: Box<NtlmSealer> },
 }
 
 impl fmt::Debug for Accepted {
@@ -219,7 +219,7 @@ impl NtlmAcceptor {
                 let id = AuthIdentity { username: names.username.clone(), password: entry.password.expose().to_string().into() };
                 self.ctx.custom_set_auth_identity(id).map_err(|e| denied(format!("NTLM acceptor: {:?}", e.error_type)))?;
                 self.ctx.complete_auth_token(&mut []).map_err(|_| denied(format!("wrong password for {account}")))?;
-                Ok((None, Accepted::Done { account, sealer: NtlmSealer::new(self.ctx) }))
+                Ok((None, Accepted::Done { account, sealer: Box::new(NtlmSealer::new(self.ctx)) }))
             }
             (Some(t), _) => Err(denied(format!("unexpected NTLM message type {t}"))),
             (None, _) => Err(denied("not an NTLM token (SPNEGO/Kerberos is not supported by this server)")),

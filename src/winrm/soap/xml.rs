@@ -191,7 +191,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     root.ok_or_else(|| XmlError("no root element".into()))
 }
 
-fn close(stack: &mut Vec<Element>, root: &mut Option<Element>, el: Element) {
+fn close(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(el),
         None => *root = Some(el),
