@@ -13,7 +13,7 @@ pub const BOUNDARY: &str = "Encrypted Boundary";
 pub const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 
 /// Seals and unseals messages with an established security context.
-pub trait Sealer: Send {
+pub trait Sealer: Send + Sync {
     /// Seals `plain`: returns the signature / wrap header and the sealed bytes.
     fn seal(&mut self, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), WinrmError>;
     /// Verifies and unseals a message sealed by the peer.

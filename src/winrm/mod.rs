@@ -5,9 +5,13 @@
 
 pub mod auth;
 pub mod client;
+pub mod clixml;
 pub mod encryption;
 pub mod error;
 pub mod http;
+pub mod powershell;
+pub mod server;
+pub mod shell;
 pub mod soap;
 
 pub use error::{WinrmError, WsmanFault};

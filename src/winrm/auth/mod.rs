@@ -28,7 +28,7 @@ pub enum Step {
 }
 
 /// A client authentication scheme, bound to one HTTP connection.
-pub trait Authenticator: Send {
+pub trait Authenticator: Send + Sync {
     /// Short name for logs (`ntlm`, `basic`).
     fn scheme(&self) -> &'static str;
     /// The scheme exposes the password on the wire and must only run over TLS.
