@@ -288,6 +288,11 @@ impl Transport {
             let authorization = self.auth.request_header();
             let req = self.request(body, Some(&content_type), authorization.as_deref())?;
             let Some(conn) = self.conn.as_mut() else { continue };
+            if conn.ready().await.is_err() {
+                // Closed before anything was written: reconnect.
+                self.conn = None;
+                continue;
+            }
             let sent = tokio::time::timeout(timeout, async {
                 let resp = conn.try_send_request(req).await?;
                 let status = resp.status();
