@@ -221,7 +221,7 @@ fn utf8(s: &str) -> Result<String, XmlError> {
     Ok(s.to_string())
 }
 
-/// Escapes text content (`&`, `<`, `>`).
+/// Escapes text content (`&`, `<`, `>`, and `\r`, which parsers would fold into `\n`).
 pub fn escape_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -229,6 +229,7 @@ pub fn escape_text(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
@@ -301,7 +302,7 @@ mod tests {
 
     #[test]
     fn escaping_round_trips() {
-        let nasty = "a&b<c>d\"e'f\n\tg";
+        let nasty = "a&b<c>d\"e'f\n\tg\r\nh";
         let doc = format!("<r k=\"{}\">{}</r>", escape_attr(nasty), escape_text(nasty));
         let el = parse(&doc).unwrap();
         assert_eq!(el.attr("k"), Some(nasty));
