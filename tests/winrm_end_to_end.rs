@@ -320,3 +320,60 @@ async fn https_with_basic_and_ntlm() {
     let err = Shell::open(cfg, &ShellOptions::lyncdr()).await.unwrap_err();
     assert!(matches!(err, WinrmError::Auth(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_relates_to_truncated_and_slow_replies_are_detected() {
+    let plan = Plan::new(vec![
+        (Action::Command, FaultAction::WrongRelatesTo),
+        (Action::Command, FaultAction::Truncate(120)),
+        (Action::Command, FaultAction::Delay(Duration::from_secs(2))),
+    ]);
+    let (addr, server) = start_server(plan.clone(), None).await;
+    let mut c = client(addr, Duration::from_millis(300));
+    c.set_read_margin(Duration::from_millis(300));
+    let mut shell = Shell::open_with(c, &ShellOptions::lyncdr()).await.unwrap();
+    let err = shell.start("echo", &[]).await.unwrap_err();
+    assert!(matches!(err, WinrmError::Protocol(ref m) if m.contains("relates to")), "{err:?}");
+    let err = shell.start("echo", &[]).await.unwrap_err();
+    assert!(matches!(err, WinrmError::OutcomeUnknown(ref m) if m.contains("undecryptable")), "truncated: {err:?}");
+    let t = Instant::now();
+    let err = shell.start("echo", &[]).await.unwrap_err();
+    assert!(matches!(err, WinrmError::OutcomeUnknown(ref m) if m.contains("no reply")), "slow: {err:?}");
+    assert!(t.elapsed() < Duration::from_millis(1500), "gave up after the read timeout, not the delay");
+    assert_eq!(shell.run("echo", &["recovered".into()], None).await.unwrap().stdout_text(), "recovered\r\n");
+    assert_eq!(plan.count(Action::Command), 4, "no request was resent behind the caller's back");
+    assert!(server.connection_count() >= 3, "truncation and the timeout each cost the connection");
+    shell.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_powershell_session_and_one_shot_scripts() {
+    use lyncdr::winrm::session::PsSession;
+    let (addr, server) = start_server(Plan::new(vec![]), None).await;
+    let mut shell = Shell::open(config(addr, PASSWORD), &ShellOptions::lyncdr()).await.unwrap();
+    // A script far beyond the 8,191-character command line goes through stdin.
+    let long = format!("echo {}; exit 7", "x".repeat(20_000));
+    let out = shell.run_powershell(&long).await.unwrap();
+    assert_eq!((out.stdout.len(), out.exit_code), (20_002, 7));
+
+    let mut ps = PsSession::start(shell).await.unwrap();
+    let first = ps.run("echo imported", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.stdout, "imported\r\n");
+    let second = ps.run("echo pool ok\nerr warning only", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(second.stdout, "pool ok\r\n");
+    assert_eq!(second.stderr, "warning only");
+    let slow = ps.run("sleep 1500", Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(slow, WinrmError::OutcomeUnknown(_)), "{slow:?}");
+    let refused = ps.run("echo late", Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(refused, WinrmError::Protocol(ref m) if m.contains("out of sync")), "{refused:?}");
+    assert_eq!(server.shell_count(), 1);
+    ps.close().await.unwrap();
+    assert_eq!(server.shell_count(), 0);
+
+    let shell = Shell::open(config(addr, PASSWORD), &ShellOptions::lyncdr()).await.unwrap();
+    let mut ps = PsSession::start(shell).await.unwrap();
+    let ended = ps.run("exit 9", Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(ended, WinrmError::Protocol(ref m) if m.contains("code 9")), "{ended:?}");
+    ps.close().await.unwrap();
+    assert_eq!(server.shell_count(), 0);
+}

@@ -17,13 +17,14 @@ pub const READ_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 pub struct WsmanClient {
     transport: Transport,
     headers: Headers,
+    read_margin: Duration,
 }
 
 impl WsmanClient {
     /// A client for `cfg`; the WS-Man headers default to [`Headers::new`] for the endpoint URL.
     pub fn new(cfg: TransportConfig) -> Result<Self, WinrmError> {
         let headers = Headers::new(cfg.endpoint.url());
-        Ok(WsmanClient { transport: Transport::new(cfg)?, headers })
+        Ok(WsmanClient { transport: Transport::new(cfg)?, headers, read_margin: READ_TIMEOUT_MARGIN })
     }
 
     /// The shared WS-Man headers (operation timeout, envelope size, locale).
@@ -34,6 +35,12 @@ impl WsmanClient {
     /// Changes the shared WS-Man headers.
     pub fn headers_mut(&mut self) -> &mut Headers {
         &mut self.headers
+    }
+
+    /// How long past the OperationTimeout a reply may take before the request's outcome is
+    /// declared unknown (default [`READ_TIMEOUT_MARGIN`]).
+    pub fn set_read_margin(&mut self, margin: Duration) {
+        self.read_margin = margin;
     }
 
     /// The underlying transport.
@@ -48,7 +55,7 @@ impl WsmanClient {
 
     /// Sends `req` and returns the reply envelope; faults are errors.
     pub async fn call(&mut self, req: &Request) -> Result<Envelope, WinrmError> {
-        let timeout = self.headers.operation_timeout + READ_TIMEOUT_MARGIN;
+        let timeout = self.headers.operation_timeout + self.read_margin;
         let reply = self.transport.send(&req.xml, timeout).await?;
         if reply.body.is_empty() {
             return Err(WinrmError::Http { status: reply.status, detail: "empty reply body".into() });

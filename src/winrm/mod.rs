@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod powershell;
 pub mod server;
+pub mod session;
 pub mod shell;
 pub mod soap;
 

@@ -8,6 +8,7 @@ use crate::winrm::client::WsmanClient;
 use crate::winrm::clixml;
 use crate::winrm::error::WinrmError;
 use crate::winrm::http::TransportConfig;
+use crate::winrm::powershell::{STDIN_BOOTSTRAP, powershell_command};
 use crate::winrm::soap::request::{self, ShellOptions};
 use crate::winrm::soap::response::{self, ReceiveOutput};
 use crate::winrm::soap::{Action, Signal};
@@ -198,6 +199,13 @@ impl Shell {
         let out = self.receive_until_done(&cid).await?;
         self.signal(&cid, Signal::Terminate).await?;
         Ok(out)
+    }
+
+    /// Runs a PowerShell script of any length: the fixed [`STDIN_BOOTSTRAP`] on the command line,
+    /// the script on stdin.
+    pub async fn run_powershell(&mut self, script: &str) -> Result<CommandOutput, WinrmError> {
+        let (cmd, args) = powershell_command(STDIN_BOOTSTRAP)?;
+        self.run(&cmd, &args, Some(script.as_bytes())).await
     }
 
     /// Deletes the shell (and with it any command still running).

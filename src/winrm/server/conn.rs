@@ -117,7 +117,7 @@ impl Conn {
             FaultAction::Proceed => {}
             FaultAction::Delay(d) => tokio::time::sleep(d).await,
             FaultAction::DropBeforeProcessing | FaultAction::LoseReply => return Err(Dropped("fault injection")),
-            FaultAction::Unauthorized => return Ok(Some(self.unauthorized())),
+            FaultAction::Unauthorized | FaultAction::WrongRelatesTo | FaultAction::Truncate(_) => return Ok(Some(self.unauthorized())),
             FaultAction::Status(s) => return Ok(Some(plain(StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)))),
         }
         let mut state = self.auth.lock().await;
@@ -186,11 +186,15 @@ impl Conn {
         let parsed = envelope::parse(&xml, self.server.cfg.max_request_bytes);
         let action = parsed.as_ref().ok().and_then(|e| e.action()).and_then(Action::from_uri);
         let mut lose_reply = false;
+        let mut wrong_relates_to = false;
+        let mut truncate = None;
         match self.hook(action) {
             FaultAction::Proceed => {}
             FaultAction::Delay(d) => tokio::time::sleep(d).await,
             FaultAction::DropBeforeProcessing => return Err(Dropped("fault injection")),
             FaultAction::LoseReply => lose_reply = true,
+            FaultAction::WrongRelatesTo => wrong_relates_to = true,
+            FaultAction::Truncate(n) => truncate = Some(n),
             FaultAction::Unauthorized => {
                 *self.auth.lock().await = AuthState::None;
                 return Ok(self.unauthorized());
@@ -223,6 +227,7 @@ impl Conn {
         if lose_reply {
             return Err(Dropped("fault injection: reply lost"));
         }
+        let out = if wrong_relates_to { reply::relate_to(&out, &crate::winrm::soap::request::new_message_id()) } else { out };
         let (bytes, content_type) = if sealed {
             let mut state = self.auth.lock().await;
             let AuthState::Ntlm { sealer, .. } = &mut *state else { return Err(Dropped("authentication lost")) };
@@ -231,6 +236,10 @@ impl Conn {
         } else {
             (out.into_bytes(), SOAP_CONTENT_TYPE.to_string())
         };
+        let mut bytes = bytes;
+        if let Some(n) = truncate {
+            bytes.truncate(n);
+        }
         let mut r = Response::new(Full::new(Bytes::from(bytes)));
         *r.status_mut() = status;
         r.headers_mut().insert(CONTENT_TYPE, content_type.parse().map_err(|_| Dropped("bad content type"))?);

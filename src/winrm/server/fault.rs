@@ -1,6 +1,6 @@
 //! The transport fault-injection hook of the WS-Man server: consulted once per HTTP request,
 //! it can delay, refuse, drop the connection before or after processing (a lost reply), answer
-//! 401 mid-session, or answer a bare HTTP error status. The default hook does nothing.
+//! 401 mid-session, answer a bare HTTP error status, a wrong `RelatesTo` or a truncated body. The default hook does nothing.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub enum FaultAction {
     Unauthorized,
     /// Answer this HTTP status with an empty body, without processing.
     Status(u16),
+    /// Process it, then answer with a `RelatesTo` naming another message.
+    WrongRelatesTo,
+    /// Process it, then send only the first `n` bytes of the (sealed) reply body.
+    Truncate(usize),
 }
 
 /// What the hook knows about a request.

@@ -71,6 +71,14 @@ fn envelope(action: &str, relates_to: &str, body: &str) -> String {
     )
 }
 
+/// The same reply with its `RelatesTo` replaced (fault injection).
+pub fn relate_to(reply: &str, relates_to: &str) -> String {
+    match (reply.find("<a:RelatesTo>"), reply.find("</a:RelatesTo>")) {
+        (Some(a), Some(b)) if a < b => format!("{}<a:RelatesTo>{}{}", &reply[..a], escape_text(relates_to), &reply[b..]),
+        _ => reply.to_string(),
+    }
+}
+
 /// The fault envelope.
 pub fn fault(relates_to: &str, machine: &str, f: &ServerFault) -> String {
     let subcode = if f.subcode.contains(':') { f.subcode.clone() } else { format!("w:{}", f.subcode) };
@@ -185,6 +193,8 @@ mod tests {
         let f = e.fault().unwrap();
         assert!(f.is_timed_out());
         assert_eq!((f.code.as_str(), f.subcode.as_deref(), f.machine.as_deref()), ("s:Receiver", Some("w:TimedOut"), Some("sim")));
+        let moved = env::parse(relate_to(&sent("uuid:6"), "uuid:7").as_bytes(), 1 << 20).unwrap();
+        assert_eq!(moved.relates_to(), Some("uuid:7"));
         for r in [sent("u"), signalled("u"), deleted("u")] {
             assert!(env::parse(r.as_bytes(), 1 << 20).unwrap().fault().is_none());
         }
