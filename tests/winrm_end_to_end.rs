@@ -377,3 +377,44 @@ async fn warm_powershell_session_and_one_shot_scripts() {
     ps.close().await.unwrap();
     assert_eq!(server.shell_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clixml_stderr_split_across_receives_is_decoded_whole() {
+    let plan = Plan::new(vec![]);
+    let (addr, _server) = start_server(plan.clone(), None).await;
+    let mut c = client(addr, Duration::from_secs(5));
+    // Small envelopes force the CLIXML document to arrive in many pieces.
+    c.headers_mut().max_envelope_size = 8192;
+    let mut shell = Shell::open_with(c, &ShellOptions::lyncdr()).await.unwrap();
+    let message: String = (0..2000).map(|i| format!("line {i} <&> ")).collect();
+    let out = shell.run_powershell(&format!("err {message}; exit 1")).await.unwrap();
+    assert_eq!(out.exit_code, 1);
+    assert!(plan.count(Action::Receive) >= 5, "expected the stderr to span Receives, saw {}", plan.count(Action::Receive));
+    assert_eq!(out.stderr_text(), message.trim_end());
+    shell.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timings_over_loopback() {
+    let (addr, _server) = start_server(Plan::new(vec![]), None).await;
+    let t = Instant::now();
+    let mut shell = Shell::open(config(addr, PASSWORD), &ShellOptions::lyncdr()).await.unwrap();
+    let open = t.elapsed();
+    let mut runs = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let out = shell.run("echo", &["x".into()], None).await.unwrap();
+        runs.push(t.elapsed());
+        assert_eq!(out.stdout_text(), "x\r\n");
+    }
+    runs.sort();
+    let t = Instant::now();
+    shell.close().await.unwrap();
+    eprintln!(
+        "loopback, NTLM + sealing: connect+handshake+Create {open:?}; Command+Receive+Signal median {:?} (max {:?}); Delete {:?}",
+        runs[runs.len() / 2],
+        runs[runs.len() - 1],
+        t.elapsed()
+    );
+    assert!(open < Duration::from_secs(5));
+}
