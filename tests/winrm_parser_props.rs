@@ -139,6 +139,29 @@ proptest! {
     }
 
     #[test]
+    fn hostile_challenges_never_panic_the_initiator(
+        kind in 0u8..4,
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+    ) {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD as B64;
+        let users = Users::new().with("LAB\\alice", "pw").unwrap();
+        let mut garbage = b"NTLMSSP\0".to_vec();
+        garbage.extend_from_slice(&u32::from(kind).to_le_bytes());
+        garbage.extend_from_slice(&body);
+        // A real CHALLENGE, damaged.
+        let (negotiate, _) = real_handshake();
+        let (_, challenge) = NtlmAcceptor::new().step(&negotiate, &users).unwrap();
+        let Accepted::Challenge(challenge) = challenge else { panic!("expected a challenge") };
+        for hostile in [garbage, mutate(&challenge, &edits)] {
+            let mut auth = NtlmAuth::new(Credentials::new("LAB\\alice", "pw").unwrap(), "localhost");
+            auth.start().unwrap();
+            let _ = auth.next(&[format!("Negotiate {}", B64.encode(&hostile))]);
+        }
+    }
+
+    #[test]
     fn escaped_text_round_trips(s in "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}]{0,64}") {
         let doc = format!("<r k=\"{}\">{}</r>", xml::escape_attr(&s), xml::escape_text(&s));
         let el = xml::parse(&doc).unwrap();

@@ -50,7 +50,8 @@ impl Collected {
         self.stdout.extend(out.stream("stdout"));
         self.stderr.extend(out.stream("stderr"));
         if out.done() {
-            self.exit_code = Some(out.exit_code().unwrap_or_default());
+            // Windows always reports the exit code; if a server omits it, do not report success.
+            self.exit_code = Some(out.exit_code().unwrap_or(-1));
         }
     }
 

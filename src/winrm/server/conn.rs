@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -62,10 +62,10 @@ impl Conn {
     fn unauthorized(&self) -> Response<Full<Bytes>> {
         let mut r = plain(StatusCode::UNAUTHORIZED);
         let h = r.headers_mut();
-        h.append(WWW_AUTHENTICATE, "Negotiate".parse().expect("static header"));
-        h.append(WWW_AUTHENTICATE, "NTLM".parse().expect("static header"));
+        h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+        h.append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
         if self.tls && self.server.cfg.allow_basic {
-            h.append(WWW_AUTHENTICATE, "Basic realm=\"WSMAN\"".parse().expect("static header"));
+            h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"WSMAN\""));
         }
         r
     }
