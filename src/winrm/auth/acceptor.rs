@@ -12,6 +12,7 @@ use sspi::{
 
 use super::credentials::{Account, Password};
 use super::ntlm::NtlmSealer;
+use super::quiet;
 use crate::winrm::error::WinrmError;
 
 /// One account the server accepts.
@@ -184,7 +185,11 @@ impl NtlmAcceptor {
     }
 
     /// Feeds one client token (NEGOTIATE, then AUTHENTICATE).
-    pub fn step(mut self, token: &[u8], users: &Users) -> Result<(Option<Self>, Accepted), WinrmError> {
+    pub fn step(self, token: &[u8], users: &Users) -> Result<(Option<Self>, Accepted), WinrmError> {
+        quiet(move || self.step_inner(token, users))
+    }
+
+    fn step_inner(mut self, token: &[u8], users: &Users) -> Result<(Option<Self>, Accepted), WinrmError> {
         match (message_type(token), self.challenged) {
             (Some(1), false) => {
                 let acq = self

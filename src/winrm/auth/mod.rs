@@ -67,6 +67,13 @@ impl AuthMethod {
     }
 }
 
+/// Runs `f` with tracing switched off on this thread. `sspi` instruments its functions at debug
+/// and trace level with their arguments: the plaintext of every sealed message (hex), NTLM tokens
+/// (offline-guessable), so every call into it goes through here, whatever the log filter says.
+pub(crate) fn quiet<T>(f: impl FnOnce() -> T) -> T {
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)
+}
+
 /// The token of the first `WWW-Authenticate` value whose scheme is one of `schemes`.
 pub fn challenge_token(www_authenticate: &[String], schemes: &[&str]) -> Option<Vec<u8>> {
     www_authenticate.iter().find_map(|v| {

@@ -12,7 +12,7 @@ use sspi::{
 };
 
 use super::credentials::{Account, Credentials};
-use super::{Authenticator, Step, challenge_token};
+use super::{Authenticator, Step, challenge_token, quiet};
 use crate::winrm::encryption::Sealer;
 use crate::winrm::error::WinrmError;
 
@@ -43,26 +43,30 @@ impl fmt::Debug for NtlmSealer {
 
 impl Sealer for NtlmSealer {
     fn seal(&mut self, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), WinrmError> {
-        let mut token = [0u8; 16];
-        let mut data = plain.to_vec();
-        let mut bufs = [SecurityBufferRef::token_buf(&mut token), SecurityBufferRef::data_buf(&mut data)];
-        self.ctx
-            .encrypt_message(EncryptionFlags::empty(), &mut bufs)
-            .map_err(|e| WinrmError::Crypto(format!("seal: {}", e.description)))?;
-        let header = bufs[0].data().to_vec();
-        let sealed = bufs[1].data().to_vec();
-        Ok((header, sealed))
+        quiet(|| {
+            let mut token = [0u8; 16];
+            let mut data = plain.to_vec();
+            let mut bufs = [SecurityBufferRef::token_buf(&mut token), SecurityBufferRef::data_buf(&mut data)];
+            self.ctx
+                .encrypt_message(EncryptionFlags::empty(), &mut bufs)
+                .map_err(|e| WinrmError::Crypto(format!("seal: {}", e.description)))?;
+            let header = bufs[0].data().to_vec();
+            let sealed = bufs[1].data().to_vec();
+            Ok((header, sealed))
+        })
     }
 
     fn unseal(&mut self, header: &[u8], sealed: &[u8]) -> Result<Vec<u8>, WinrmError> {
         if header.len() != 16 {
             return Err(WinrmError::Crypto(format!("NTLM signature of {} bytes, expected 16", header.len())));
         }
-        let mut token = header.to_vec();
-        let mut data = sealed.to_vec();
-        let mut bufs = [SecurityBufferRef::token_buf(&mut token), SecurityBufferRef::data_buf(&mut data)];
-        self.ctx.decrypt_message(&mut bufs).map_err(|e| WinrmError::Crypto(format!("unseal: {}", e.description)))?;
-        Ok(bufs[1].data().to_vec())
+        quiet(|| {
+            let mut token = header.to_vec();
+            let mut data = sealed.to_vec();
+            let mut bufs = [SecurityBufferRef::token_buf(&mut token), SecurityBufferRef::data_buf(&mut data)];
+            self.ctx.decrypt_message(&mut bufs).map_err(|e| WinrmError::Crypto(format!("unseal: {}", e.description)))?;
+            Ok(bufs[1].data().to_vec())
+        })
     }
 }
 
@@ -139,6 +143,24 @@ impl Authenticator for NtlmAuth {
     }
 
     fn start(&mut self) -> Result<Step, WinrmError> {
+        quiet(|| self.start_inner())
+    }
+
+    fn next(&mut self, www_authenticate: &[String]) -> Result<Step, WinrmError> {
+        quiet(|| self.next_inner(www_authenticate))
+    }
+
+    fn request_header(&self) -> Option<String> {
+        None
+    }
+
+    fn sealer(&mut self) -> Option<&mut dyn Sealer> {
+        self.sealer.as_mut().map(|s| s as &mut dyn Sealer)
+    }
+}
+
+impl NtlmAuth {
+    fn start_inner(&mut self) -> Result<Step, WinrmError> {
         let mut ctx = Ntlm::new();
         let id = identity(&self.creds)?;
         let acq = ctx
@@ -155,7 +177,7 @@ impl Authenticator for NtlmAuth {
         Ok(Step::Send(format!("{SCHEME} {}", B64.encode(token))))
     }
 
-    fn next(&mut self, www_authenticate: &[String]) -> Result<Step, WinrmError> {
+    fn next_inner(&mut self, www_authenticate: &[String]) -> Result<Step, WinrmError> {
         match self.state {
             State::Initial => Err(WinrmError::Auth("NTLM handshake not started".into())),
             State::Established => Ok(Step::Done),
@@ -175,12 +197,56 @@ impl Authenticator for NtlmAuth {
             }
         }
     }
+}
 
-    fn request_header(&self) -> Option<String> {
-        None
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::winrm::auth::acceptor::{Accepted, NtlmAcceptor, Users};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
-    fn sealer(&mut self) -> Option<&mut dyn Sealer> {
-        self.sealer.as_mut().map(|s| s as &mut dyn Sealer)
+    fn token(step: Step) -> Vec<u8> {
+        match step {
+            Step::Send(h) => B64.decode(h.trim_start_matches("Negotiate ")).unwrap(),
+            Step::Done => panic!("no token"),
+        }
+    }
+
+    #[test]
+    fn handshake_and_sealing_log_no_plaintext_tokens_or_passwords_even_at_trace() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let users = Users::new().with("LAB\\alice", "pw-Secret1").unwrap();
+            let mut auth = NtlmAuth::new(Credentials::new("LAB\\alice", "pw-Secret1").unwrap(), "h");
+            let negotiate = token(auth.start().unwrap());
+            let (next, Accepted::Challenge(challenge)) = NtlmAcceptor::new().step(&negotiate, &users).unwrap() else { panic!() };
+            let authenticate = token(auth.next(&[format!("Negotiate {}", B64.encode(challenge))]).unwrap());
+            let (_, Accepted::Done { mut sealer, .. }) = next.unwrap().step(&authenticate, &users).unwrap() else { panic!() };
+            tracing::trace!("capture-check");
+            let (h, d) = auth.sealer().unwrap().seal(b"PLAINTEXT-PAYLOAD").unwrap();
+            assert_eq!(sealer.unseal(&h, &d).unwrap(), b"PLAINTEXT-PAYLOAD");
+        });
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("capture-check"), "the subscriber must capture: {log}");
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+        assert!(!log.contains(&hex(b"PLAINTEXT-PAYLOAD")), "plaintext in the log");
+        assert!(!log.contains(&hex(b"NTLMSSP\0")), "NTLM token in the log");
+        assert!(!log.contains("pw-Secret1"));
     }
 }
