@@ -1472,6 +1472,94 @@ async fn leader_election_failover_resumes_from_the_journal() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5b. Killed right after an automatic failover; a password in the simulator URL
+
+/// Issue 9: the operator is killed right after an automatic failover is journaled; the new
+/// operator must still know the failover was automatic (so failback waits for a person), because
+/// the memory travels in the same status patch as the journal entry. The simulator URL carries a
+/// password, first to an address where nothing listens: it must appear in no status, Event, log
+/// or metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_killed_after_an_automatic_failover_remembers_it_and_leaks_no_password() {
+    const SECRET: &str = "S3cr3t-Pa55w0rd";
+    let Some(env) = setup("kill-memory").await else { return };
+    let k = &env.kubectl;
+    let admin = env.plane.kubeconfig_path();
+    let ns = "e2e-kill-memory";
+    k.create_namespace(ns);
+    let sim = Sim::start(env.path(), 60);
+    let with_secret = |url: &str| url.replacen("http://", &format!("http://admin:{SECRET}@"), 1);
+    let desired = |url: &str| {
+        example_desired(ns, &with_secret(url), 4)
+            .replace("automaticFailback: {enabled: true, stabilityPeriod: 10m}", "automaticFailback: {enabled: false}")
+    };
+    // First an address where nothing listens: the operator reports it cannot observe.
+    k.must_apply(&desired(&format!("http://127.0.0.1:{}", free_port())));
+    let args = ["--watch-namespace", ns];
+    let mut first = Operator::start(env.path(), admin, "op-first", &args);
+    first.wait_ready().await;
+    poll("the unreachable simulator is reported", Duration::from_secs(60), || {
+        let dep = get_dep(k, ns);
+        if condition(&dep, "Stalled").is_some_and(|c| c["reason"] == "ObservationFailed") { Ok(()) } else { Err(conditions_line(&dep)) }
+    });
+    k.must_apply(&desired(&sim.url));
+    wait_converged(k, ns, &serving(DAL, SEA), Duration::from_secs(90), |_| Ok(()));
+
+    // Dallas is lost; the automatic failover runs; the operator dies right after its success
+    // is journaled.
+    sim.fault("down:site/Dallas").await;
+    let failover = format!("pool-failover/{DAL}");
+    poll("the automatic failover is journaled as succeeded", Duration::from_secs(180), || {
+        let dep = get_dep(k, ns);
+        match journal_entry(&dep, &failover) {
+            Some(e) if e["outcome"] == "Succeeded" => Ok(()),
+            other => Err(format!("{other:?}; {}", conditions_line(&dep))),
+        }
+    });
+    let first_metrics = first.metrics().await;
+    first.proc.kill();
+    sim.fault("up:site/Dallas").await;
+
+    let mut second = Operator::start(env.path(), admin, "op-second", &args);
+    second.wait_ready().await;
+    // Dallas is back; its users stay on Seattle until a person approves the failback.
+    let pair = poll("failback waits for approval", Duration::from_secs(240), || {
+        let pair = get_pair(k, ns);
+        if is_true(&pair, "AwaitingApproval") {
+            Ok(pair)
+        } else {
+            Err(format!("{}; {}", conditions_line(&pair), summary(&get_dep(k, ns), &pair)))
+        }
+    });
+    assert!(
+        condition(&pair, "AwaitingApproval").and_then(|c| c["message"].as_str()).is_some_and(|m| m.contains("approve-failback")),
+        "{pair}"
+    );
+    let calls = sim.mutating().await;
+    assert_eq!(count_cmdlet(&calls, "Invoke-CsPoolFailOver"), 1);
+    assert_eq!(count_cmdlet(&calls, "Invoke-CsPoolFailBack"), 0, "failed back without approval");
+    assert_each_change_once(&calls);
+    let dep = get_dep(k, ns);
+    assert!(
+        dep["status"]["history"].as_str().is_some_and(|h| h.contains("automaticFailovers") && h.contains(DAL)),
+        "{}",
+        dep["status"]["history"]
+    );
+
+    // No password anywhere lyncdr writes.
+    let mut seen = String::new();
+    seen += &serde_json::to_string(&dep["status"]).unwrap_or_default();
+    seen += &serde_json::to_string(&pair["status"]).unwrap_or_default();
+    seen += &serde_json::to_string(&events(k, ns)).unwrap_or_default();
+    seen += &first.proc.log_text();
+    seen += &second.proc.log_text();
+    seen += &second.metrics().await;
+    seen += &first_metrics;
+    assert!(seen.contains("127.0.0.1"), "the messages still name the simulator");
+    assert!(!seen.contains(SECRET), "the password leaked into status, Events, logs or metrics");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. RBAC as the chart grants it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

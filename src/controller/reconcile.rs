@@ -342,7 +342,8 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     let lync = match ctx.connector.connect(&key, conn).await {
         Ok(l) => l,
         Err(e) => {
-            write_all(ctx, dep, &kids, &desired, &fail(Phase::Unobservable(e)), &empty_progress, None, None).await?;
+            write_all(ctx, dep, &kids, &desired, &fail(Phase::Unobservable(e.clone())), &empty_progress, None, None).await?;
+            event(ctx, dep, EventType::Warning, "ObservationFailed", e).await;
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
     };
