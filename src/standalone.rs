@@ -17,15 +17,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::manifests::{self, Manifest};
 use crate::api::{
-    APPROVE_ANNOTATION, Approval, ConferenceContentRestoreStatus, DriftPolicy, LyncDeployment, LyncDeploymentStatus, ManagementPolicy,
-    PAUSED_ANNOTATION, PoolPairStatus, RESOLVE_ANNOTATION, StepStatus, Transport, UserPlacementStatus, resolve_target,
+    ConferenceContentRestoreStatus, LyncDeployment, LyncDeploymentStatus, PoolPairStatus, RESOLVE_ANNOTATION, StepStatus, Transport,
+    UserPlacementStatus, resolve_target,
 };
 use crate::desired;
-use crate::engine::executor::{Event, RunOutcome, StepResult};
+use crate::engine::executor::{Event, RunOutcome};
 use crate::engine::journal::{FileJournal, Journal, resolve_by_person};
-use crate::engine::{Engine, Settings, Unready};
+use crate::engine::{DesiredSource, Engine, Settings, Unready};
 use crate::lync::HttpSim;
 use crate::model::{Span, Stamp};
+use crate::planner::Plan;
 use crate::status::{self, Gate, Phase, Round};
 
 #[derive(Debug, Clone)]
@@ -209,8 +210,8 @@ async fn round(
 ) -> DeploymentReport {
     let generation = generation_of(dep);
     let ann = dep.metadata.annotations.clone().unwrap_or_default();
-    let progress: std::sync::Mutex<BTreeMap<String, StepStatus>> = Default::default();
-    let sink = |e: Event| record(&progress, e);
+    let progress = Progress::default();
+    let sink = |e: Event| progress.record(key, &e);
     let mut handled_resolve = prev.status.last_handled_resolve.clone();
     let outcome = match FileJournal::open(journal_path(&opts.state_dir, key), Some(&opts.state_dir.join(format!("{key}.history.json")))) {
         // A journal or memory that cannot be read stalls: nothing is dropped silently.
@@ -227,7 +228,7 @@ async fn round(
                     Err(e) => eprintln!("LyncDeployment/{key}: cannot resolve {}: {e}", resolve_target(v)),
                 }
             }
-            let mut out = act(opts, dep, d, &journal, &ann, generation, &prev, &sink).await;
+            let mut out = act(opts, dep, d, key, &journal, generation, &prev, &progress, &sink).await;
             // The latest entries, pending ones first to see, as the operator shows them in status.
             if let Ok(entries) = journal.entries().await {
                 let skip = entries.len().saturating_sub(20);
@@ -237,7 +238,7 @@ async fn round(
         }
     };
     let drift = outcome.plan.as_ref().is_some_and(|p| !p.is_empty() && prev.status.applied_generation == Some(generation));
-    let progress = progress.into_inner().unwrap_or_default();
+    let progress = progress.steps();
     let r = Round {
         desired: d,
         observed: outcome.observed.as_ref(),
@@ -299,10 +300,11 @@ async fn act(
     opts: &Options,
     dep: &LyncDeployment,
     d: &desired::Desired,
+    key: &str,
     journal: &FileJournal,
-    ann: &BTreeMap<String, String>,
     generation: i64,
     prev: &DeploymentReport,
+    progress: &Progress,
     sink: &(dyn Fn(Event) + Send + Sync),
 ) -> RoundOutcome {
     let url = match (&opts.simulator, &dep.spec.connection) {
@@ -326,6 +328,7 @@ async fn act(
             ));
         }
     };
+    let live = &ManifestSource { manifests: opts.manifests.clone(), key: key.to_string(), applied: prev.status.applied_generation };
     let lync = match HttpSim::connect(&url).await {
         Err(e) => return RoundOutcome::only(Phase::Unobservable(e.to_string())),
         Ok(l) => l,
@@ -336,16 +339,8 @@ async fn act(
         by: "lyncdr run --manifests".into(),
         ..Settings::default()
     };
-    let policy = &dep.spec.policy;
-    let gate = Gate {
-        paused: ann.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
-        observe_only: policy.management_policy == ManagementPolicy::ObserveOnly,
-        drift_report_only: policy.drift == DriftPolicy::Report,
-        manual_approval: policy.approval == Approval::Manual,
-        approved_hash: ann.get(APPROVE_ANNOTATION).map(String::as_str),
-        generation,
-        applied_generation: prev.status.applied_generation,
-    };
+    engine.live = Some(live);
+    let gate = Gate::of(dep, generation, prev.status.applied_generation);
     let mut out = RoundOutcome::only(Phase::Converged);
     for _ in 0..engine.settings.max_rounds {
         match engine.prepare(d, sink).await {
@@ -362,6 +357,7 @@ async fn act(
             Ok((o, p)) => {
                 let phase = gate.decide(&p);
                 if phase == Phase::Executing {
+                    progress.start(&p);
                     match engine.execute(d, &p, sink).await {
                         RunOutcome::Completed | RunOutcome::Replan(_) => {
                             out = RoundOutcome { phase, observed: Some(o), plan: Some(p), ..RoundOutcome::only(Phase::Converged) };
@@ -394,28 +390,54 @@ fn generation_of(dep: &LyncDeployment) -> i64 {
     })
 }
 
-fn record(progress: &std::sync::Mutex<BTreeMap<String, StepStatus>>, e: Event) {
-    let Ok(mut p) = progress.lock() else { return };
-    match e {
-        Event::StepStarted { id, command, run_on, at } => {
-            p.insert(
-                id.clone(),
-                StepStatus { id, command, run_on, state: "Running".into(), started_at: Some(at.to_string()), ..Default::default() },
-            );
+/// The progress of the plan running in a round, shown in the status file and as lines on
+/// standard output (the operator shows the same as status and Events).
+#[derive(Default)]
+struct Progress {
+    inner: std::sync::Mutex<(Option<Plan>, BTreeMap<String, StepStatus>)>,
+}
+
+impl Progress {
+    fn start(&self, p: &Plan) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.0 = Some(p.clone());
         }
-        Event::StepFinished { id, at, result } => {
-            let entry = p.entry(id.clone()).or_insert_with(|| StepStatus { id, ..Default::default() });
-            let (state, msg) = match result {
-                StepResult::Succeeded => ("Succeeded", None),
-                StepResult::Skipped => ("Skipped", None),
-                StepResult::Stale(m) => ("Pending", Some(m)),
-                StepResult::Failed(m) => ("Failed", Some(m)),
-                StepResult::Stalled(m) => ("Unknown", Some(m)),
-            };
-            entry.state = state.into();
-            entry.message = msg;
-            entry.finished_at = Some(at.to_string());
+    }
+    fn record(&self, key: &str, e: &Event) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        let (plan, steps) = &mut *g;
+        let Some(plan) = plan.as_ref() else { return };
+        if let Some(note) = status::record_progress(steps, plan, e) {
+            println!("LyncDeployment/{key}: {}: {}", note.reason, note.message);
         }
-        Event::Observed { .. } => {}
+    }
+    fn steps(&self) -> BTreeMap<String, StepStatus> {
+        self.inner.lock().map(|g| g.1.clone()).unwrap_or_default()
+    }
+}
+
+/// The desired state of one deployment as its manifests say now: read again before each step
+/// of a running plan, so an edit made meanwhile (consent withdrawn, a pause, approval mode)
+/// stops the steps it no longer wants.
+struct ManifestSource {
+    manifests: PathBuf,
+    key: String,
+    applied: Option<i64>,
+}
+
+impl DesiredSource for ManifestSource {
+    fn current(&self, plan_hash: &str) -> Result<std::sync::Arc<desired::Desired>, String> {
+        let ms = manifests::load(&self.manifests).map_err(|e| format!("the manifests cannot be read now: {e}"))?;
+        let all = desired::compile(&ms).map_err(|e| format!("the manifests are no longer valid: {e}"))?;
+        let d = all.into_iter().find(|d| state_key(d) == self.key).ok_or("the LyncDeployment is no longer in the manifests")?;
+        let dep = ms
+            .iter()
+            .find_map(|m| match m {
+                Manifest::Deployment(x) if x.metadata.name.as_deref() == Some(&d.deployment) && m.namespace() == d.namespace => Some(x),
+                _ => None,
+            })
+            .ok_or("the LyncDeployment is no longer in the manifests")?;
+        Gate::of(dep, generation_of(dep), self.applied).allows_running(plan_hash)?;
+        Ok(std::sync::Arc::new(d))
     }
 }

@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{
-    BlockerStatus, ConferenceContentRestoreStatus, JournalStatus, LyncDeploymentStatus, ObservedSummary, PlanStatus, PoolPairStatus,
-    StepStatus, UserPlacementStatus, set_condition,
+    APPROVE_ANNOTATION, Approval, BlockerStatus, ConferenceContentRestoreStatus, DriftPolicy, JournalStatus, LyncDeployment,
+    LyncDeploymentStatus, ManagementPolicy, ObservedSummary, PAUSED_ANNOTATION, PlanStatus, PoolPairStatus, StepState, StepStatus,
+    UserPlacementStatus, set_condition,
 };
 use crate::desired::{Desired, PairDesired, PlacementDesired, RestoreDesired, UserSelector};
+use crate::engine::executor::{Event, StepResult};
 use crate::engine::journal::{Entry, Outcome};
 use crate::model::{BackupModule, ExportStatus, FailoverState, Fqdn, Health, Observed};
 use crate::planner::{Plan, StepKind};
@@ -74,7 +76,38 @@ impl Phase {
     }
 }
 
-impl Gate<'_> {
+impl<'a> Gate<'a> {
+    /// The gate a LyncDeployment's spec and annotations set (`generation` stands in for
+    /// `metadata.generation` where manifests in files have none).
+    pub fn of(dep: &'a LyncDeployment, generation: i64, applied_generation: Option<i64>) -> Gate<'a> {
+        let policy = &dep.spec.policy;
+        let ann = dep.metadata.annotations.as_ref();
+        let get = |k: &str| ann.and_then(|a| a.get(k)).map(String::as_str);
+        Gate {
+            paused: get(PAUSED_ANNOTATION) == Some("true"),
+            observe_only: policy.management_policy == ManagementPolicy::ObserveOnly,
+            drift_report_only: policy.drift == DriftPolicy::Report,
+            manual_approval: policy.approval == Approval::Manual,
+            approved_hash: get(APPROVE_ANNOTATION),
+            generation,
+            applied_generation,
+        }
+    }
+
+    /// Whether a plan already running may go on to its next step: a pause, ObserveOnly or a
+    /// manual approval that does not name this plan stop it (the running steps finish).
+    pub fn allows_running(&self, plan_hash: &str) -> Result<(), String> {
+        if self.paused {
+            Err("reconciliation was paused (lyncdr.io/paused)".into())
+        } else if self.observe_only {
+            Err("spec.policy.managementPolicy is now ObserveOnly".into())
+        } else if self.manual_approval && self.approved_hash != Some(plan_hash) {
+            Err(format!("spec.policy.approval is Manual and plan {plan_hash} is not approved (lyncdr.io/approve)"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The plan corrects drift (the spec did not change since it was last reached).
     pub fn drift(&self, plan: &Plan) -> bool {
         !plan.is_empty() && self.applied_generation == Some(self.generation)
@@ -98,6 +131,72 @@ impl Gate<'_> {
             Phase::Executing
         }
     }
+}
+
+/// What a progress event tells people: the reason of a Kubernetes Event (or a log line), its
+/// text, and whether it is a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub reason: &'static str,
+    pub message: String,
+    pub warning: bool,
+}
+
+/// Folds one executor event into the progress of a running plan, step by step. Shared by the
+/// operator (status and Events) and the standalone front end (status file and output), so
+/// both show a step's reason, its data-loss mark and why a step did not run.
+pub fn record_progress(progress: &mut BTreeMap<String, StepStatus>, plan: &Plan, e: &Event) -> Option<Note> {
+    match e {
+        Event::StepStarted { id, command, run_on, at } => {
+            let step = plan.step(id);
+            progress.insert(
+                id.clone(),
+                StepStatus {
+                    id: id.clone(),
+                    command: command.clone(),
+                    run_on: run_on.clone(),
+                    state: StepState::Running,
+                    reason: step.map(|s| s.reason.clone()).unwrap_or_default(),
+                    data_loss: step.is_some_and(|s| s.data_loss),
+                    started_at: Some(at.to_string()),
+                    ..Default::default()
+                },
+            );
+            Some(Note { reason: "StepStarted", message: format!("{id}: {command} (on {run_on})"), warning: false })
+        }
+        Event::StepFinished { id, at, result } => {
+            let (state, message) = match result {
+                StepResult::Succeeded => (StepState::Succeeded, None),
+                StepResult::Skipped => (StepState::Skipped, Some("its effect already held".to_string())),
+                StepResult::Stale(m) => (StepState::Pending, Some(format!("not run: {m}"))),
+                StepResult::Failed(m) => (StepState::Failed, Some(m.clone())),
+                StepResult::Stalled(m) => (StepState::Unknown, Some(m.clone())),
+            };
+            let entry = progress.entry(id.clone()).or_insert_with(|| StepStatus { id: id.clone(), ..Default::default() });
+            if let Some(s) = plan.step(id) {
+                entry.command = s.command();
+                entry.run_on = s.run_on.to_string();
+                entry.reason = s.reason.clone();
+                entry.data_loss = s.data_loss;
+            }
+            entry.state = state;
+            entry.finished_at = Some(at.to_string());
+            entry.message = message.clone();
+            let bad = matches!(state, StepState::Failed | StepState::Unknown);
+            Some(Note {
+                reason: if bad { "StepFailed" } else { "StepFinished" },
+                message: format!("{id}: {state}{}", message.map(|m| format!(": {m}")).unwrap_or_default()),
+                warning: bad,
+            })
+        }
+        Event::Observed { .. } => None,
+    }
+}
+
+/// `done/total` for a plan's progress.
+pub fn progress_text(plan: &Plan, progress: &BTreeMap<String, StepStatus>) -> String {
+    let done = plan.steps.iter().filter(|s| progress.get(&s.id).is_some_and(|x| x.state.is_done())).count();
+    format!("{done}/{}", plan.steps.len())
 }
 
 /// One round's facts.
@@ -178,7 +277,7 @@ fn lifecycle(r: &Round, conditions: &mut Vec<Condition>, scope_steps: usize, sco
 }
 
 fn step_status(r: &Round, s: &crate::planner::Step) -> StepStatus {
-    let mut st = r.progress.get(&s.id).cloned().unwrap_or_else(|| StepStatus { state: "Pending".into(), ..Default::default() });
+    let mut st = r.progress.get(&s.id).cloned().unwrap_or_else(|| StepStatus { state: StepState::Pending, ..Default::default() });
     st.id = s.id.clone();
     st.command = s.command();
     st.run_on = s.run_on.to_string();
@@ -245,15 +344,12 @@ pub fn deployment_status(prev: Option<&LyncDeploymentStatus>, r: &Round) -> Lync
     if let Some(o) = r.observed {
         st.observed = Some(summary(o));
     }
-    st.plan = r.plan.map(|p| {
-        let done = p.steps.iter().filter(|s| r.progress.get(&s.id).is_some_and(|x| x.state == "Succeeded" || x.state == "Skipped")).count();
-        PlanStatus {
-            hash: p.hash.clone(),
-            progress: format!("{done}/{}", p.steps.len()),
-            steps: p.steps.iter().map(|s| step_status(r, s)).collect(),
-            blockers: p.blockers.iter().map(|b| BlockerStatus { resource: b.resource.clone(), reason: b.reason.clone() }).collect(),
-            notices: p.notices.clone(),
-        }
+    st.plan = r.plan.map(|p| PlanStatus {
+        hash: p.hash.clone(),
+        progress: progress_text(p, r.progress),
+        steps: p.steps.iter().map(|s| step_status(r, s)).collect(),
+        blockers: p.blockers.iter().map(|b| BlockerStatus { resource: b.resource.clone(), reason: b.reason.clone() }).collect(),
+        notices: p.notices.clone(),
     });
     st
 }

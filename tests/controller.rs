@@ -17,7 +17,7 @@ use kube::Client;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
 use lyncdr::api::{Connection, LyncDeployment};
-use lyncdr::controller::{Connector, Ctx, Metrics, reconcile};
+use lyncdr::controller::{Connector, Ctx, Metrics, Stores, Writers, reconcile};
 use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::sim::Simulator;
 use serde_json::{Value, json};
@@ -59,6 +59,7 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
     while let Some((req, send)) = handle.next_request().await {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let json_patch = req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json-patch"));
         let body = req.into_body().collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -90,6 +91,30 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
             ("PATCH", ["apis", "lyncdr.io", "v1alpha1", "namespaces", ns, plural, name, rest @ ..]) => {
                 let key = (plural.to_string(), ns.to_string(), name.to_string());
                 match st.objects.get_mut(&key) {
+                    Some(o) if json_patch => {
+                        // kube's finalizer helper: JSON patch with `test` ops.
+                        let ops: json_patch::Patch = serde_json::from_value(body.clone()).expect("a JSON patch");
+                        // The apiserver reads an absent field as null for `test`.
+                        if o["metadata"].get("finalizers").is_none() {
+                            o["metadata"]["finalizers"] = Value::Null;
+                        }
+                        let r = json_patch::patch(o, &ops);
+                        if o["metadata"]["finalizers"].is_null()
+                            && let Some(m) = o["metadata"].as_object_mut()
+                        {
+                            m.remove("finalizers");
+                        }
+                        match r {
+                            Ok(()) => {
+                                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                                respond(200, o.clone())
+                            }
+                            Err(e) => respond(
+                                422,
+                                json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422, "message": e.to_string() }),
+                            ),
+                        }
+                    }
                     Some(o) => {
                         let mut patch = body.clone();
                         if rest.is_empty() {
@@ -138,6 +163,9 @@ struct Harness {
     store: Shared,
     ctx: Arc<Ctx>,
     sim: Arc<LocalSim>,
+    /// The controller's reflector stores, refilled from the mocked apiserver before each
+    /// reconcile (what the watches do in the operator).
+    writers: Mutex<Writers>,
 }
 
 fn plural(kind: &str) -> &'static str {
@@ -168,8 +196,10 @@ impl Harness {
         let sim = Arc::new(LocalSim::new(Simulator::new(&common::scenario(scenario))));
         let (_tx, leader) = tokio::sync::watch::channel(true);
         std::mem::forget(_tx);
-        let ctx = Arc::new(Ctx::new(client, "test-operator", Arc::new(SimConnector(sim.clone())), leader, Arc::new(Metrics::default())));
-        Harness { store, ctx, sim }
+        let (stores, writers) = Stores::new();
+        let ctx =
+            Arc::new(Ctx::new(client, "test-operator", Arc::new(SimConnector(sim.clone())), leader, Arc::new(Metrics::default()), stores));
+        Harness { store, ctx, sim, writers: Mutex::new(writers) }
     }
 
     fn object(&self, kind: &str, name: &str) -> Value {
@@ -192,7 +222,27 @@ impl Harness {
         }
     }
 
+    /// What a relist of every watch would deliver now.
+    fn refill_stores(&self) {
+        fn all<K: serde::de::DeserializeOwned>(h: &Harness, plural: &str) -> Vec<K> {
+            let st = h.store.lock().expect("store");
+            st.objects.iter().filter(|((p, _, _), _)| p == plural).filter_map(|(_, v)| serde_json::from_value(v.clone()).ok()).collect()
+        }
+        let (d, p, u, r) =
+            (all(self, "lyncdeployments"), all(self, "poolpairs"), all(self, "userplacements"), all(self, "conferencecontentrestores"));
+        self.writers.lock().expect("writers").replace(d, p, u, r);
+    }
+
+    /// One reconcile, as the controller runs it; the first one only adds the finalizer, and
+    /// the watch event of that change brings the second, which this helper runs too.
     async fn reconcile(&self) -> kube::runtime::controller::Action {
+        let had_finalizer = self.object("LyncDeployment", "contoso")["metadata"]["finalizers"].is_array();
+        let action = self.reconcile_once().await;
+        if had_finalizer { action } else { self.reconcile_once().await }
+    }
+
+    async fn reconcile_once(&self) -> kube::runtime::controller::Action {
+        self.refill_stores();
         let obj: DeserializeGuard<LyncDeployment> = serde_json::from_value(self.object("LyncDeployment", "contoso")).expect("deployment");
         reconcile(Arc::new(obj), self.ctx.clone()).await.expect("reconcile")
     }

@@ -1672,3 +1672,43 @@ async fn chart_rbac_is_enough_and_no_more() {
         assert!(!log.contains(denied), "the operator's log mentions {denied:?}:\n{}", op.proc.tail(60));
     }
 }
+
+/// Issue 11, item 1: a running plan reads the desired state before each step (from the
+/// operator's reflector stores). A planned failover of Dallas is set back while its first long
+/// step (the CMS move) runs: that step finishes, the pool failover never starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_changed_while_a_plan_runs_stops_the_steps_it_no_longer_wants() {
+    let Some(env) = setup("live-desired").await else { return };
+    let k = &env.kubectl;
+    let ns = "e2e-live-desired";
+    k.create_namespace(ns);
+    // At speed 30 the CMS move (5 minutes in Lync) takes 10 s.
+    let sim = Sim::start(env.path(), 30);
+    k.must_apply(&example_desired(ns, &sim.url, 1));
+    let mut op = Operator::start(env.path(), env.plane.kubeconfig_path(), "op-live", &["--watch-namespace", ns]);
+    op.wait_ready().await;
+    wait_converged(k, ns, &serving(DAL, SEA), Duration::from_secs(120), |_| Ok(()));
+
+    set_failed_over(k, ns, &[DAL]);
+    let cms = format!("cms-failover/{SEA}");
+    poll("the CMS move starts", Duration::from_secs(120), || {
+        let dep = get_dep(k, ns);
+        match journal_entry(&dep, &cms) {
+            Some(e) if e["outcome"] == "Pending" => Ok(()),
+            other => Err(format!("{other:?}; {}", conditions_line(&dep))),
+        }
+    });
+    set_failed_over(k, ns, &[]);
+    let (dep, _) = wait_converged(k, ns, &serving(DAL, SEA), Duration::from_secs(240), |_| Ok(()));
+
+    let calls = sim.mutating().await;
+    assert!(count_cmdlet(&calls, "Invoke-CsManagementServerFailover") >= 1, "the CMS move ran: {calls:#?}");
+    assert_eq!(count_cmdlet(&calls, "Invoke-CsPoolFailOver"), 0, "the pool failover ran after the spec no longer wanted it");
+    assert_each_change_once(&calls);
+    let evs = events(k, ns);
+    let stopped: Vec<String> =
+        evs.iter().filter_map(|e| e["message"].as_str()).filter(|m| m.contains(": Pending: not run:")).map(str::to_string).collect();
+    assert!(!stopped.is_empty(), "a step says why it did not run:\n{}", event_lines(&evs));
+    assert!(ready(&dep), "{}", conditions_line(&dep));
+    op.proc.kill();
+}

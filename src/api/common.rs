@@ -14,8 +14,7 @@ pub struct StepStatus {
     pub command: String,
     /// Server or pool the cmdlet runs on.
     pub run_on: String,
-    /// `Pending`, `Running`, `Succeeded`, `Skipped`, `Failed` or `Unknown`.
-    pub state: String,
+    pub state: StepState,
     /// Why the step is in the plan.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
@@ -28,6 +27,45 @@ pub struct StepStatus {
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Where a plan step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum StepState {
+    /// Not started (or stopped before it started: the message says why).
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    /// Its effect already held; nothing ran.
+    Skipped,
+    /// The cmdlet failed; nothing else is known to have changed.
+    Failed,
+    /// Its outcome cannot be established; a person must look.
+    Unknown,
+}
+
+impl StepState {
+    /// The step needs nothing more.
+    pub fn is_done(self) -> bool {
+        matches!(self, StepState::Succeeded | StepState::Skipped)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "Pending",
+            StepState::Running => "Running",
+            StepState::Succeeded => "Succeeded",
+            StepState::Skipped => "Skipped",
+            StepState::Failed => "Failed",
+            StepState::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Something that keeps the desired state from being reached safely.

@@ -1,12 +1,17 @@
-//! The Kubernetes operator: one reconciler per LyncDeployment that gathers the PoolPairs,
-//! UserPlacements and ConferenceContentRestores referring to it, observes the deployment, plans
-//! globally and executes through the same engine as `lyncdr demo`, with the journal in status.
+//! The Kubernetes operator: one reconciler per LyncDeployment that reads the PoolPairs,
+//! UserPlacements and ConferenceContentRestores referring to it from reflector stores, observes
+//! the deployment, plans globally and executes through the same engine as `lyncdr demo`, with
+//! the journal in status. Module map: `inputs` (stores, desired state), `reconcile` (the
+//! pipeline), `report` (status, Events, progress), `journal` (the journal in status),
+//! `metrics`.
 //! Leader election (a Lease) makes one replica the only writer; `/metrics`, `/healthz` and
 //! `/readyz` are served for Prometheus and the kubelet.
 
+pub mod inputs;
 mod journal;
 pub mod metrics;
 mod reconcile;
+mod report;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +21,13 @@ use futures::future::BoxFuture;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use inputs::{Stores, Writers};
 pub use journal::StatusJournal;
 pub use metrics::Metrics;
 pub use reconcile::{Error, error_policy, reconcile};
@@ -89,12 +95,21 @@ pub struct Ctx {
     pub connector: Arc<dyn Connector>,
     /// Whether this instance may act.
     pub leader: watch::Receiver<bool>,
+    /// Every lyncdr resource, as the watches last delivered it.
+    pub stores: Stores,
 }
 
 impl Ctx {
-    pub fn new(client: Client, instance: &str, connector: Arc<dyn Connector>, leader: watch::Receiver<bool>, metrics: Arc<Metrics>) -> Ctx {
+    pub fn new(
+        client: Client,
+        instance: &str,
+        connector: Arc<dyn Connector>,
+        leader: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+        stores: Stores,
+    ) -> Ctx {
         let recorder = Recorder::new(client.clone(), Reporter { controller: "lyncdr".into(), instance: Some(instance.to_string()) });
-        Ctx { client, metrics, recorder, instance: instance.to_string(), connector, leader }
+        Ctx { client, metrics, recorder, instance: instance.to_string(), connector, leader, stores }
     }
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
@@ -183,7 +198,6 @@ pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> 
         metrics.leader.set(1);
     }
 
-    let ctx = Arc::new(Ctx::new(client.clone(), &opts.instance, Arc::new(DefaultConnector::default()), leader_rx, metrics.clone()));
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -221,15 +235,26 @@ pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> 
             }
         }
     });
+    // The related resources are watched once: each watch feeds a reflector store (read by
+    // every reconcile and by every step of a running plan, without API calls) and triggers the
+    // reconcile of the deployment it names.
+    let (pair_store, pair_writer) = reflector::store();
+    let (placement_store, placement_writer) = reflector::store();
+    let (restore_store, restore_writer) = reflector::store();
+    let pair_stream = reflector::reflector(pair_writer, watcher(pairs, watcher::Config::default())).touched_objects();
+    let placement_stream = reflector::reflector(placement_writer, watcher(placements, watcher::Config::default())).touched_objects();
+    let restore_stream = reflector::reflector(restore_writer, watcher(restores, watcher::Config::default())).touched_objects();
     let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
+    let stores = Stores { deployments: controller.store(), pairs: pair_store, placements: placement_store, restores: restore_store };
+    let ctx = Arc::new(Ctx::new(client.clone(), &opts.instance, Arc::new(DefaultConnector::default()), leader_rx, metrics.clone(), stores));
     controller
-        .watches(pairs, watcher::Config::default(), |p: DeserializeGuard<PoolPair>| {
+        .watches_stream(pair_stream, |p: DeserializeGuard<PoolPair>| {
             p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))
         })
-        .watches(placements, watcher::Config::default(), |p: DeserializeGuard<UserPlacement>| {
+        .watches_stream(placement_stream, |p: DeserializeGuard<UserPlacement>| {
             p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))
         })
-        .watches(restores, watcher::Config::default(), |p: DeserializeGuard<ConferenceContentRestore>| {
+        .watches_stream(restore_stream, |p: DeserializeGuard<ConferenceContentRestore>| {
             p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))
         })
         .reconcile_all_on(leader_changes(ctx.leader.clone()))

@@ -1,50 +1,58 @@
-//! One reconcile of a LyncDeployment: gather its resources, check them, observe the deployment,
-//! plan, decide what policy allows (pause, observe-only, drift, manual approval), publish the
-//! plan, execute it through the engine with the journal in status, and write every resource's
-//! status (only when it changed). Progress of a running plan streams into status and Events.
+//! One reconcile of a LyncDeployment, as a pipeline of stages:
+//!
+//! 1. **dereference**: the deployment as stored now (its status holds the journal and the
+//!    memory), its resources from the reflector stores, its connection;
+//! 2. **validate**: the desired state built and checked from them;
+//! 3. **prepare**: settle the journal, observe, plan (the engine);
+//! 4. **gate**: what policy allows (pause, observe-only, drift, manual approval), shared with
+//!    `run --manifests` ([`Gate`]);
+//! 5. **execute**: the engine runs the plan, reading the desired state from the stores before
+//!    each step, with progress streamed to status and Events;
+//! 6. **report**: the status of every resource.
+//!
+//! Each stage that cannot go on returns a [`Stop`]; [`Stop::outcome`] is the one place where a
+//! stop becomes conditions, an Event and the time to look again.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
-use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::json;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{self, finalizer};
 use tracing::{info, warn};
 
+use super::inputs::{StoreSource, desired_of};
 use super::journal::StatusJournal;
 use super::metrics::{DeploymentLabels, ErrorLabels, Metered, ReconcileLabels};
+use super::report::{Outcome, Progress, Report, event};
 use super::{Ctx, FINALIZER};
-use crate::api::{
-    APPROVE_ANNOTATION, Approval, ConferenceContentRestore, DriftPolicy, LyncDeployment, LyncDeploymentStatus, ManagementPolicy,
-    PAUSED_ANNOTATION, PoolPair, RECONCILE_REQUESTED_ANNOTATION, RESOLVE_ANNOTATION, StepStatus, UserPlacement, resolve_target,
-};
-use crate::desired::{self, Desired};
-use crate::engine::executor::{Event, RunOutcome, StepResult};
+use crate::api::{LyncDeployment, RESOLVE_ANNOTATION, resolve_target};
+use crate::desired::{Desired, DesiredError};
+use crate::engine::executor::RunOutcome;
 use crate::engine::journal::resolve_by_person;
-use crate::engine::{Engine, Settings, Unready};
-use crate::model::{History, Observed, Span};
+use crate::engine::{DesiredSource, Engine, Settings, Unready};
+use crate::lync::Lync;
+use crate::model::{History, Span};
 use crate::planner::{Plan, Remember};
-use crate::status::{self, Gate, Phase, Round};
+use crate::status::{Gate, Phase};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error("finalizer {FINALIZER}: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
 
 impl Error {
     fn category(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kubernetes",
+            Error::Finalizer(_) => "finalizer",
         }
     }
 }
@@ -71,348 +79,147 @@ pub async fn reconcile(obj: Arc<DeserializeGuard<LyncDeployment>>, ctx: Arc<Ctx>
     result
 }
 
-/// The resources of one deployment, with their previous status and generation.
-struct Children {
-    pairs: Vec<PoolPair>,
-    placements: Vec<UserPlacement>,
-    restores: Vec<ConferenceContentRestore>,
-    /// Resources that do not match the schema, by `Kind/name`.
-    malformed: Vec<String>,
-}
-
-async fn list<K>(ctx: &Ctx, ns: &str, deployment: &str, dep_of: impl Fn(&K) -> &str) -> Result<(Vec<K>, Vec<String>), Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let api: Api<DeserializeGuard<K>> = Api::namespaced(ctx.client.clone(), ns);
-    let mut ok = Vec::new();
-    let mut bad = Vec::new();
-    for g in api.list(&ListParams::default()).await?.items {
-        match g.0 {
-            Ok(k) if dep_of(&k) == deployment => ok.push(k),
-            Ok(_) => {}
-            Err(invalid) => bad.push(format!("{}/{}: {}", K::kind(&()), invalid.metadata.name.unwrap_or_default(), invalid.error)),
-        }
-    }
-    ok.sort_by_key(|k| k.name_any());
-    Ok((ok, bad))
-}
-
-async fn children(ctx: &Ctx, ns: &str, name: &str) -> Result<Children, Error> {
-    let (pairs, mut malformed) = list::<PoolPair>(ctx, ns, name, |p| &p.spec.deployment).await?;
-    let (placements, m2) = list::<UserPlacement>(ctx, ns, name, |p| &p.spec.deployment).await?;
-    let (restores, m3) = list::<ConferenceContentRestore>(ctx, ns, name, |p| &p.spec.deployment).await?;
-    malformed.extend(m2);
-    malformed.extend(m3);
-    Ok(Children { pairs, placements, restores, malformed })
-}
-
-/// Merge-patches a status only when it changed.
-async fn write_status<K, S>(api: &Api<K>, name: &str, prev: Option<&S>, new: &S) -> Result<(), Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize,
-{
-    let a = prev.map(|p| serde_json::to_value(p).unwrap_or_default());
-    let b = serde_json::to_value(new).unwrap_or_default();
-    if a.as_ref() == Some(&b) {
-        return Ok(());
-    }
-    let patch = match &a {
-        Some(a) => merge_diff(a, &b),
-        None => b,
-    };
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": patch }))).await?;
-    Ok(())
-}
-
-/// The JSON merge patch (RFC 7386) that turns `old` into `new`. A merge patch leaves keys it
-/// does not mention as they are, and status fields are omitted when empty (`steps`, `blockers`,
-/// `notices`, ...): without an explicit `null` the steps of a finished plan or a resolved blocker
-/// stayed in status for good.
-fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            let mut out = serde_json::Map::new();
-            for (k, nv) in n {
-                match o.get(k) {
-                    Some(ov) if ov == nv => {}
-                    Some(ov) => {
-                        out.insert(k.clone(), merge_diff(ov, nv));
-                    }
-                    None => {
-                        out.insert(k.clone(), nv.clone());
-                    }
-                }
-            }
-            for k in o.keys().filter(|k| !n.contains_key(*k)) {
-                out.insert(k.clone(), Value::Null);
-            }
-            Value::Object(out)
-        }
-        _ => new.clone(),
-    }
-}
-
-struct RoundOutcome {
-    /// The `lyncdr.io/resolve` value acted upon this round.
-    handled_resolve: Option<String>,
-    phase: Phase,
-    observed: Option<Observed>,
-    plan: Option<Plan>,
-    drift: bool,
-    applied: Option<i64>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn write_all(
-    ctx: &Ctx,
-    dep: &LyncDeployment,
-    kids: &Children,
-    desired: &Desired,
-    o: &RoundOutcome,
-    progress: &BTreeMap<String, StepStatus>,
-    journal: Option<&StatusJournal>,
-    history: Option<&History>,
-) -> Result<(), Error> {
-    let ns = dep.namespace().unwrap_or_default();
-    let name = dep.name_any();
-    let now = Time(Timestamp::now());
-    let generation = dep.metadata.generation.unwrap_or(0);
-    let round = Round {
-        desired,
-        observed: o.observed.as_ref(),
-        plan: o.plan.as_ref(),
-        phase: o.phase.clone(),
-        generation,
-        drift: o.drift,
-        progress,
-        now: now.clone(),
-    };
-    let prev = dep.status.clone();
-    let mut st: LyncDeploymentStatus = status::deployment_status(prev.as_ref(), &round);
-    st.applied_generation = o.applied.or(prev.as_ref().and_then(|p| p.applied_generation));
-    if let Some(j) = journal {
-        st.journal = j.status();
-    }
-    if o.handled_resolve.is_some() {
-        st.last_handled_resolve = o.handled_resolve.clone();
-    }
-    if let Some(h) = history {
-        st.history = serde_json::to_string(h).ok();
-    }
-    st.last_handled_reconcile_at = dep.annotations().get(RECONCILE_REQUESTED_ANNOTATION).cloned().or(st.last_handled_reconcile_at);
-    let api: Api<LyncDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-    write_status(&api, &name, prev.as_ref(), &st).await?;
-
-    let labels = DeploymentLabels { deployment: name.clone() };
-    ctx.metrics.drift.get_or_create(&labels).set(i64::from(o.drift));
-    ctx.metrics.awaiting_approval.get_or_create(&labels).set(i64::from(o.phase == Phase::AwaitingApproval));
-    if let Some(obs) = &o.observed {
-        for (p, po) in &obs.pools {
-            let risk = po.module(crate::model::BackupModule::PresenceFocus).is_some_and(|m| !m.export.is_synced());
-            ctx.metrics
-                .data_at_risk
-                .get_or_create(&super::metrics::PoolLabels { deployment: name.clone(), pool: p.to_string() })
-                .set(i64::from(risk));
-        }
-    }
-
-    let pp_api: Api<PoolPair> = Api::namespaced(ctx.client.clone(), &ns);
-    for (obj, d) in kids.pairs.iter().filter_map(|obj| desired.pairs.iter().find(|d| d.name == obj.name_any()).map(|d| (obj, d))) {
-        let s = status::pair_status(obj.status.as_ref(), &round, d, obj.metadata.generation.unwrap_or(0));
-        write_status(&pp_api, &obj.name_any(), obj.status.as_ref(), &s).await?;
-    }
-    let up_api: Api<UserPlacement> = Api::namespaced(ctx.client.clone(), &ns);
-    for (obj, d) in kids.placements.iter().filter_map(|obj| desired.placements.iter().find(|d| d.name == obj.name_any()).map(|d| (obj, d)))
-    {
-        let s = status::placement_status(obj.status.as_ref(), &round, d, obj.metadata.generation.unwrap_or(0));
-        write_status(&up_api, &obj.name_any(), obj.status.as_ref(), &s).await?;
-    }
-    let cr_api: Api<ConferenceContentRestore> = Api::namespaced(ctx.client.clone(), &ns);
-    for (obj, d) in kids.restores.iter().filter_map(|obj| desired.restores.iter().find(|d| d.name == obj.name_any()).map(|d| (obj, d))) {
-        let s = status::restore_status(obj.status.as_ref(), &round, d, obj.metadata.generation.unwrap_or(0));
-        write_status(&cr_api, &obj.name_any(), obj.status.as_ref(), &s).await?;
-    }
-    Ok(())
-}
-
-/// The `action` of an Event. kube's Recorder folds Events with the same type, reason, action and
-/// object into one series that keeps the first note: with `action = reason`, every StepStarted
-/// of a plan showed as one Event with the first step's note ("x9"), and PlanReady or
-/// AwaitingApproval kept the hash of an older plan. Deriving the action from the note keeps the
-/// series for repeats of the same note (a Stalled reported every poll) and nothing else.
-fn event_action(reason: &str, note: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    note.hash(&mut h);
-    format!("{reason}-{:08x}", h.finish() as u32)
-}
-
-async fn event(ctx: &Ctx, dep: &LyncDeployment, type_: EventType, reason: &str, note: String) {
-    let note: String = note.chars().take(1000).collect();
-    let ev = KubeEvent { type_, reason: reason.into(), action: event_action(reason, &note), note: Some(note), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&ev, &dep.object_ref(&())).await {
-        warn!(error = %e, "cannot publish event");
-    }
-}
-
-async fn ensure_finalizer(ctx: &Ctx, dep: &LyncDeployment, present: bool) -> Result<(), Error> {
-    let api: Api<LyncDeployment> = Api::namespaced(ctx.client.clone(), &dep.namespace().unwrap_or_default());
-    let mut list: Vec<String> = dep.finalizers().to_vec();
-    let has = list.iter().any(|f| f == FINALIZER);
-    if has == present {
-        return Ok(());
-    }
-    if present {
-        list.push(FINALIZER.into());
-    } else {
-        list.retain(|f| f != FINALIZER);
-    }
-    let body = json!({ "metadata": { "finalizers": list, "resourceVersion": dep.resource_version() } });
-    api.patch(&dep.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await?;
-    Ok(())
-}
-
 async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action, Error> {
+    if !ctx.is_leader() {
+        return Ok(Action::requeue(Duration::from_secs(15)));
+    }
+    let ns = dep.namespace().unwrap_or_default();
+    let api: Api<LyncDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    // Status holds the journal and the operator's memory, so it must be the latest one. The
+    // store lags behind our own status writes: a reconcile triggered by one of them (or
+    // requeued right after a plan) can start before the watch delivers it, and would plan
+    // from an older memory and write back an older journal. Read the object itself, once.
+    let Some(fresh) = api.get_opt(&dep.name_any()).await? else {
+        // Deleted meanwhile: the watch brings the deletion.
+        return Ok(Action::await_change());
+    };
+    finalizer(&api, FINALIZER, Arc::new(fresh), |e| async move {
+        match e {
+            finalizer::Event::Apply(d) => apply(&d, ctx).await,
+            finalizer::Event::Cleanup(d) => Ok(cleanup(&d, ctx)),
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Deleting a resource never changes Lync: only operator state goes.
+fn cleanup(dep: &LyncDeployment, ctx: &Ctx) -> Action {
+    let key = format!("{}/{}", dep.namespace().unwrap_or_default(), dep.name_any());
+    ctx.metrics.forget(&dep.name_any());
+    ctx.connector.forget(&key);
+    info!(deployment = %key, "deleted; Lync left as it is");
+    Action::await_change()
+}
+
+/// Why a round stops before (or instead of) executing a plan.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    /// validate: the resources contradict each other or are invalid.
+    #[error("{0}")]
+    Invalid(#[source] DesiredError),
+    /// dereference: no `spec.connection`.
+    #[error("spec.connection is required: set transport and simulatorUrl (or the WinRM endpoints)")]
+    NoConnection,
+    /// dereference: the backend cannot be reached.
+    #[error("{0}")]
+    Connect(String),
+    /// dereference: the memory in status cannot be read.
+    #[error(
+        "status.history (the operator memory) cannot be read ({0}); lyncdr will not act on a deployment whose memory it lost. Remove status.history only after checking which failovers were automatic"
+    )]
+    Memory(#[source] serde_json::Error),
+    /// prepare: a pending journal entry, no observation, or a topology conflict.
+    #[error("{}", unready_text(.0))]
+    Unready(Unready),
+}
+
+fn unready_text(u: &Unready) -> &str {
+    match u {
+        Unready::Stalled { stall, .. } => &stall.reason,
+        Unready::Unobservable(e) | Unready::Conflict(e) => e,
+    }
+}
+
+impl Stop {
+    /// The one mapping from a stop to what status, Events and the requeue say.
+    fn outcome(self, poll: Span) -> (Outcome, Option<&'static str>, Duration) {
+        let text = self.to_string();
+        let retry = Duration::from_secs(30);
+        match self {
+            Stop::Invalid(_) => (Outcome::only(Phase::Conflict(text)), Some("Conflict"), poll.to_std()),
+            Stop::NoConnection => (Outcome::only(Phase::stalled(text)), None, poll.to_std()),
+            Stop::Connect(_) => (Outcome::only(Phase::Unobservable(text)), Some("ObservationFailed"), retry),
+            Stop::Memory(_) => (Outcome::only(Phase::stalled(text)), Some("Stalled"), poll.to_std()),
+            Stop::Unready(Unready::Stalled { stall, observed, plan }) => {
+                // Shown as it is now, but nothing runs.
+                let mut o = Outcome::only(Phase::Stalled { step: stall.step, resource: stall.resource, reason: stall.reason });
+                o.observed = observed.map(|o| *o);
+                o.plan = plan;
+                (o, Some("Stalled"), poll.to_std())
+            }
+            Stop::Unready(Unready::Unobservable(_)) => (Outcome::only(Phase::Unobservable(text)), Some("ObservationFailed"), retry),
+            Stop::Unready(Unready::Conflict(_)) => (Outcome::only(Phase::Conflict(text)), Some("Conflict"), poll.to_std()),
+        }
+    }
+}
+
+/// One round on a deployment that exists and carries the finalizer.
+async fn apply(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action, Error> {
     let ns = dep.namespace().unwrap_or_default();
     let name = dep.name_any();
     let key = format!("{ns}/{name}");
     let poll = dep.spec.policy.poll_interval.max(Span::secs(5));
-    if dep.metadata.deletion_timestamp.is_some() {
-        // Deleting a resource never changes Lync: only operator state goes.
-        ctx.metrics.forget(&name);
-        ctx.connector.forget(&key);
-        ensure_finalizer(ctx, dep, false).await?;
-        info!(deployment = %key, "deleted; Lync left as it is");
-        return Ok(Action::await_change());
-    }
-    if !ctx.is_leader() {
-        return Ok(Action::requeue(Duration::from_secs(15)));
-    }
-    // Status holds the journal and the operator's memory, so it must be the latest one. The
-    // controller's cache lags behind our own status writes: a reconcile triggered by one of them
-    // (or requeued right after a plan) can start before the watch delivers it, and would plan
-    // from an older memory (a routine Response Group export ran again) and write back an older
-    // journal. Read the object itself.
-    let fresh = match Api::<LyncDeployment>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await? {
-        Some(d) if d.metadata.deletion_timestamp.is_none() => d,
-        // Deleted meanwhile: the watch brings the deletion.
-        _ => return Ok(Action::await_change()),
-    };
-    let dep = &fresh;
-    ensure_finalizer(ctx, dep, true).await?;
-    let generation = dep.metadata.generation.unwrap_or(0);
     let prev = dep.status.clone().unwrap_or_default();
-    let ann = dep.annotations().clone();
-    let paused = ann.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true");
-    let kids = children(ctx, &ns, &name).await?;
-    let empty_progress = BTreeMap::new();
-    let handled_resolve = ann.get(RESOLVE_ANNOTATION).cloned();
-    let fail = |phase: Phase| RoundOutcome { handled_resolve: None, phase, observed: None, plan: None, drift: false, applied: None };
+    // A resolve annotation is acted upon once (the status echoes the value handled).
+    let resolve = dep.annotations().get(RESOLVE_ANNOTATION).filter(|v| prev.last_handled_resolve.as_ref() != Some(*v)).cloned();
 
+    // 1. dereference, 2. validate
+    let kids = ctx.stores.children(&ns, &name);
     for m in &kids.malformed {
         warn!(deployment = %key, resource = %m, "resource does not match the schema; ignored");
     }
-    let desired = match desired::build(dep, kids.pairs.iter().collect(), kids.placements.iter().collect(), kids.restores.iter().collect())
-        .and_then(|d| {
-            for p in &kids.pairs {
-                desired::check_pair(p)?;
-            }
-            for p in &kids.placements {
-                desired::check_placement(p)?;
-            }
-            desired::check_deployment(dep)?;
-            Ok(d)
-        }) {
+    let unchecked = Desired { deployment: name.clone(), namespace: ns.clone(), ..Default::default() };
+    let desired = match desired_of(dep, &kids) {
         Ok(d) => d,
-        Err(e) => {
-            let d = Desired { deployment: name.clone(), ..Default::default() };
-            write_all(ctx, dep, &kids, &d, &fail(Phase::Conflict(e.to_string())), &empty_progress, None, None).await?;
-            event(ctx, dep, EventType::Warning, "Conflict", e.to_string()).await;
-            return Ok(Action::requeue(poll.to_std()));
-        }
+        Err(e) => return stop(ctx, dep, &Report { ctx, kids: &kids, desired: &unchecked, journal: None }, Stop::Invalid(e), poll).await,
     };
-    let Some(conn) = &dep.spec.connection else {
-        let why = "spec.connection is required: set transport and simulatorUrl (or the WinRM endpoints)".to_string();
-        write_all(ctx, dep, &kids, &desired, &fail(Phase::stalled(why)), &empty_progress, None, None).await?;
-        return Ok(Action::requeue(poll.to_std()));
-    };
-    let lync = match ctx.connector.connect(&key, conn).await {
+    let report = Report { ctx, kids: &kids, desired: &desired, journal: None };
+    let lync = match connect(ctx, dep, &key).await {
         Ok(l) => l,
-        Err(e) => {
-            write_all(ctx, dep, &kids, &desired, &fail(Phase::Unobservable(e.clone())), &empty_progress, None, None).await?;
-            event(ctx, dep, EventType::Warning, "ObservationFailed", e).await;
-            return Ok(Action::requeue(Duration::from_secs(30)));
-        }
+        Err(s) => return stop(ctx, dep, &report, s, poll).await,
     };
-    let metered = Metered { inner: lync, metrics: ctx.metrics.clone() };
-    let api: Api<LyncDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-    // The memory is never dropped silently: what it says (an automatic failover, pending Edge
-    // setup) decides what lyncdr may do on its own.
     let history: History = match prev.history.as_deref().map(serde_json::from_str).transpose() {
         Ok(h) => h.unwrap_or_default(),
-        Err(e) => {
-            let why = format!(
-                "status.history (the operator memory) cannot be read ({e}); lyncdr will not act on a deployment whose memory it lost. Remove status.history only after checking which failovers were automatic"
-            );
-            write_all(ctx, dep, &kids, &desired, &fail(Phase::stalled(why.clone())), &empty_progress, None, None).await?;
-            event(ctx, dep, EventType::Warning, "Stalled", why).await;
-            return Ok(Action::requeue(poll.to_std()));
-        }
+        Err(e) => return stop(ctx, dep, &report, Stop::Memory(e), poll).await,
     };
-    let journal = StatusJournal::new(api.clone(), &name, &prev.journal, history);
-    if let Some(value) = ann.get(RESOLVE_ANNOTATION).filter(|v| prev.last_handled_resolve.as_ref() != Some(*v)) {
+    let metered = Metered { inner: lync, metrics: ctx.metrics.clone() };
+    let journal = StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), &name, &prev.journal, history);
+    let report = Report { journal: Some(&journal), ..report };
+    if let Some(value) = &resolve {
         let step = resolve_target(value);
-        match resolve_by_person(&journal, step, "annotation lyncdr.io/resolve", crate::lync::Lync::now(&metered)).await {
+        match resolve_by_person(&journal, step, "annotation lyncdr.io/resolve", metered.now()).await {
             Ok(true) => event(ctx, dep, EventType::Normal, "JournalResolved", format!("step {step} marked resolved by annotation")).await,
             Ok(false) => {}
             Err(e) => warn!(deployment = %key, error = %e, "cannot resolve the journal entry"),
         }
     }
+
+    // 3. prepare
+    let live =
+        StoreSource { stores: ctx.stores.clone(), namespace: ns.clone(), name: name.clone(), applied_generation: prev.applied_generation };
     let mut engine = Engine::new(&metered, &journal);
     engine.settings =
         Settings { concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize, by: ctx.instance.clone(), ..Settings::default() };
     let leader = ctx.leader.clone();
-    // Set when `lyncdr.io/paused` appears while the plan runs: the running steps finish, the
-    // next ones do not start (the executor checks the fence before each change).
-    let paused_now = Arc::new(AtomicBool::new(false));
-    let paused_fence = paused_now.clone();
-    engine.fence = Some(Box::new(move || *leader.borrow() && !paused_fence.load(Ordering::SeqCst)));
-
-    // Progress of a running plan: into status and Events, as it happens.
-    let progress: Arc<Mutex<BTreeMap<String, StepStatus>>> = Arc::default();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let sink = move |e: Event| {
-        let _ = tx.send(e);
-    };
-
-    let (observed, plan) = match engine.prepare(&desired, &sink).await {
+    engine.fence = Some(Box::new(move || *leader.borrow()));
+    engine.live = Some(&live);
+    let (observed, plan) = match engine.prepare(&desired, &|_| {}).await {
         Ok(x) => x,
-        Err(unready) => {
-            let mut outcome = fail(Phase::Converged);
-            outcome.handled_resolve = handled_resolve.clone();
-            let (wait, reason) = match unready {
-                Unready::Stalled { stall, observed, plan } => {
-                    // Shown as it is now, but nothing runs.
-                    outcome.phase = Phase::Stalled { step: stall.step, resource: stall.resource, reason: stall.reason.clone() };
-                    outcome.observed = observed.map(|o| *o);
-                    outcome.plan = plan;
-                    (poll.to_std(), ("Stalled", stall.reason))
-                }
-                Unready::Unobservable(e) => {
-                    outcome.phase = Phase::Unobservable(e.clone());
-                    (Duration::from_secs(30), ("ObservationFailed", e))
-                }
-                Unready::Conflict(e) => {
-                    outcome.phase = Phase::Conflict(e.clone());
-                    (poll.to_std(), ("Conflict", e))
-                }
-            };
-            write_all(ctx, dep, &kids, &desired, &outcome, &empty_progress, Some(&journal), Some(&engine.history())).await?;
-            event(ctx, dep, EventType::Warning, reason.0, reason.1).await;
-            return Ok(Action::requeue(wait));
+        Err(u) => {
+            let mut r = Stop::Unready(u).outcome(poll);
+            r.0.handled_resolve = resolve.clone();
+            return finish_stop(ctx, dep, &report, r).await;
         }
     };
     ctx.metrics
@@ -420,221 +227,107 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
         .get_or_create(&DeploymentLabels { deployment: name.clone() })
         .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
 
-    let policy = &dep.spec.policy;
-    let gate = Gate {
-        paused,
-        observe_only: policy.management_policy == ManagementPolicy::ObserveOnly,
-        drift_report_only: policy.drift == DriftPolicy::Report,
-        manual_approval: policy.approval == Approval::Manual,
-        approved_hash: ann.get(APPROVE_ANNOTATION).map(String::as_str),
-        generation,
-        applied_generation: prev.applied_generation,
-    };
-    let drift = gate.drift(&plan);
-    let automatic = plan.steps.iter().any(|s| s.remember.iter().any(|r| matches!(r, Remember::AutomaticFailover { .. })));
+    // 4. gate
+    let gate = Gate::of(dep, dep.metadata.generation.unwrap_or(0), prev.applied_generation);
     let phase = gate.decide(&plan);
-    let applied = (plan.is_empty() && plan.blockers.is_empty()).then_some(generation);
-    let published = prev.plan.as_ref().map(|p| p.hash.as_str()) != Some(plan.hash.as_str());
-    if published && !plan.is_empty() {
-        let (t, reason) =
-            if phase == Phase::AwaitingApproval { (EventType::Normal, "AwaitingApproval") } else { (EventType::Normal, "PlanReady") };
-        event(
-            ctx,
-            dep,
-            t,
-            reason,
-            format!(
-                "plan {} with {} steps: {}",
-                plan.hash,
-                plan.steps.len(),
-                plan.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        )
-        .await;
-        if drift {
-            event(
-                ctx,
-                dep,
-                EventType::Warning,
-                "DriftDetected",
-                format!("the deployment drifted from its desired state; {} steps would correct it", plan.steps.len()),
-            )
-            .await;
-        }
-        if automatic {
-            event(
-                ctx,
-                dep,
-                EventType::Warning,
-                "AutomaticFailover",
-                "a pool confirmed down for its grace period is failed over automatically".into(),
-            )
-            .await;
-        }
-    }
-    let mut o = RoundOutcome {
-        handled_resolve: handled_resolve.clone(),
+    let mut o = Outcome {
+        handled_resolve: resolve,
         phase: phase.clone(),
+        drift: gate.drift(&plan),
+        applied: (plan.is_empty() && plan.blockers.is_empty()).then_some(dep.metadata.generation.unwrap_or(0)),
         observed: Some(observed),
         plan: Some(plan.clone()),
-        drift,
-        applied,
     };
-    write_all(ctx, dep, &kids, &desired, &o, &empty_progress, Some(&journal), Some(&engine.history())).await?;
-
+    if prev.plan.as_ref().map(|p| p.hash.as_str()) != Some(plan.hash.as_str()) && !plan.is_empty() {
+        announce(ctx, dep, &plan, &phase, o.drift).await;
+    }
+    report.write(dep, &o, &Default::default()).await?;
     if phase != Phase::Executing {
-        drop(sink);
-        let wait = match (&phase, plan.recheck_after) {
-            (_, Some(r)) => r.min(poll),
-            _ => poll,
-        };
+        let wait = plan.recheck_after.map_or(poll, |r| r.min(poll));
         return Ok(Action::requeue(wait.max(Span::secs(1)).to_std()));
     }
 
-    // Execute, streaming progress.
-    let labels = DeploymentLabels { deployment: name.clone() };
-    let progress_task = {
-        let progress = progress.clone();
-        let api = api.clone();
-        let name = name.clone();
-        let plan = plan.clone();
-        let recorder = ctx.recorder.clone();
-        let reference = dep.object_ref(&());
-        let metrics = ctx.metrics.clone();
-        let labels = labels.clone();
-        let paused_now = paused_now.clone();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                let (note, warn_) = {
-                    let mut p = progress.lock().unwrap_or_else(|x| x.into_inner());
-                    match &e {
-                        Event::StepStarted { id, command, run_on, at } => {
-                            let step = plan.step(id);
-                            p.insert(
-                                id.clone(),
-                                StepStatus {
-                                    id: id.clone(),
-                                    command: command.clone(),
-                                    run_on: run_on.clone(),
-                                    state: "Running".into(),
-                                    reason: step.map(|s| s.reason.clone()).unwrap_or_default(),
-                                    data_loss: step.is_some_and(|s| s.data_loss),
-                                    started_at: Some(at.to_string()),
-                                    ..Default::default()
-                                },
-                            );
-                            metrics.in_progress.get_or_create(&labels).inc();
-                            (Some(("StepStarted", format!("{id}: {command} (on {run_on})"))), false)
-                        }
-                        Event::StepFinished { id, at, result } => {
-                            let (state, msg, bad) = match result {
-                                StepResult::Succeeded => ("Succeeded", None, false),
-                                StepResult::Skipped => ("Skipped", Some("its effect already held".to_string()), false),
-                                StepResult::Stale(_) if paused_now.load(Ordering::SeqCst) => {
-                                    ("Pending", Some("not run: reconciliation was paused (lyncdr.io/paused)".to_string()), false)
-                                }
-                                StepResult::Stale(m) => ("Pending", Some(format!("plan again: {m}")), false),
-                                StepResult::Failed(m) => ("Failed", Some(m.clone()), true),
-                                StepResult::Stalled(m) => ("Unknown", Some(m.clone()), true),
-                            };
-                            let entry = p.entry(id.clone()).or_insert_with(|| StepStatus { id: id.clone(), ..Default::default() });
-                            if entry.state == "Running" {
-                                metrics.in_progress.get_or_create(&labels).dec();
-                            }
-                            entry.state = state.into();
-                            entry.finished_at = Some(at.to_string());
-                            entry.message = msg.clone();
-                            (
-                                Some((
-                                    if bad { "StepFailed" } else { "StepFinished" },
-                                    format!("{id}: {state}{}", msg.map(|m| format!(": {m}")).unwrap_or_default()),
-                                )),
-                                bad,
-                            )
-                        }
-                        Event::Observed { .. } => (None, false),
-                    }
-                };
-                if let Some((reason, note)) = note {
-                    let note: String = note.chars().take(1000).collect();
-                    let ev = KubeEvent {
-                        type_: if warn_ { EventType::Warning } else { EventType::Normal },
-                        reason: reason.into(),
-                        action: event_action(reason, &note),
-                        note: Some(note),
-                        secondary: None,
-                    };
-                    let _ = recorder.publish(&ev, &reference).await;
-                    let steps: Vec<StepStatus> = {
-                        let p = progress.lock().unwrap_or_else(|x| x.into_inner());
-                        plan.steps.iter().filter_map(|s| p.get(&s.id).cloned()).collect()
-                    };
-                    let done = steps.iter().filter(|s| s.state == "Succeeded" || s.state == "Skipped").count();
-                    let body = json!({ "status": { "plan": { "hash": plan.hash, "progress": format!("{done}/{}", plan.steps.len()) } } });
-                    let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await;
-                }
-            }
-        })
-    };
+    // 5. execute
     info!(deployment = %key, plan = %plan.hash, steps = plan.steps.len(), "executing plan");
-    // Watch for a pause while the plan runs.
-    let pause_watch = {
-        let api = api.clone();
-        let name = name.clone();
-        let paused_now = paused_now.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Ok(d) = api.get(&name).await
-                    && d.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
-                {
-                    paused_now.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        })
-    };
+    let progress = Progress::start(ctx, dep, &plan);
+    let sink = progress.sink();
     let outcome = engine.execute(&desired, &plan, &sink).await;
-    pause_watch.abort();
-    if paused_now.load(Ordering::SeqCst) && matches!(outcome, RunOutcome::Replan(_)) {
-        event(ctx, dep, EventType::Normal, "Paused", "lyncdr.io/paused: the running steps finished, the rest of the plan waits".into())
-            .await;
-    }
     drop(sink);
-    let _ = progress_task.await;
-    ctx.metrics.in_progress.get_or_create(&labels).set(0);
-    let snapshot = progress.lock().map(|p| p.clone()).unwrap_or_default();
+    let steps = progress.finish().await;
     let action = match &outcome {
-        RunOutcome::Completed | RunOutcome::Replan(_) => Action::requeue(Duration::from_secs(1)),
-        RunOutcome::Failed { step, error } => {
-            o.phase = Phase::stalled_at(step, Some(&plan), error.clone());
-            event(ctx, dep, EventType::Warning, "Stalled", format!("{step}: {error}")).await;
-            Action::requeue(poll.to_std())
+        RunOutcome::Completed => Action::requeue(Duration::from_secs(1)),
+        RunOutcome::Replan(why) => {
+            if let Err(reason) = live.current(&plan.hash).map(|_| ()) {
+                event(
+                    ctx,
+                    dep,
+                    EventType::Normal,
+                    "PlanStopped",
+                    format!("the running steps finished, the rest of the plan does not run: {reason}"),
+                )
+                .await;
+            } else {
+                info!(deployment = %key, reason = %why, "plan again");
+            }
+            Action::requeue(Duration::from_secs(1))
         }
-        RunOutcome::Stalled { step, reason } => {
+        RunOutcome::Failed { step, error: reason } | RunOutcome::Stalled { step, reason } => {
             o.phase = Phase::stalled_at(step, Some(&plan), reason.clone());
             event(ctx, dep, EventType::Warning, "Stalled", format!("{step}: {reason}")).await;
             Action::requeue(poll.to_std())
         }
     };
-    // Re-read the object so status is compared with what is stored now.
-    let fresh = api.get(&name).await?;
-    write_all(ctx, &fresh, &kids, &desired, &o, &snapshot, Some(&journal), Some(&engine.history())).await?;
+
+    // 6. report, compared with what is stored now.
+    let fresh = Api::<LyncDeployment>::namespaced(ctx.client.clone(), &ns).get(&name).await?;
+    report.write(&fresh, &o, &steps).await?;
     Ok(action)
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
+async fn connect(ctx: &Ctx, dep: &LyncDeployment, key: &str) -> Result<Arc<dyn Lync>, Stop> {
+    let conn = dep.spec.connection.as_ref().ok_or(Stop::NoConnection)?;
+    ctx.connector.connect(key, conn).await.map_err(Stop::Connect)
+}
 
-    use super::merge_diff;
+async fn stop(ctx: &Ctx, dep: &LyncDeployment, report: &Report<'_>, s: Stop, poll: Span) -> Result<Action, Error> {
+    finish_stop(ctx, dep, report, s.outcome(poll)).await
+}
 
-    #[test]
-    fn merge_diff_clears_what_the_new_status_omits() {
-        let old = json!({"plan": {"hash": "a", "steps": [{"id": "x"}], "blockers": [{"reason": "r"}]}, "journal": [1], "observed": {"cmsPool": "p"}});
-        let new = json!({"plan": {"hash": "b", "progress": "0/0"}, "journal": [1], "observed": {"cmsPool": "p"}});
-        assert_eq!(merge_diff(&old, &new), json!({"plan": {"hash": "b", "progress": "0/0", "steps": null, "blockers": null}}));
-        assert_eq!(merge_diff(&new, &new), json!({}));
-        assert_eq!(merge_diff(&json!({"a": 1}), &json!({"a": {"b": 2}})), json!({"a": {"b": 2}}));
+async fn finish_stop(
+    ctx: &Ctx,
+    dep: &LyncDeployment,
+    report: &Report<'_>,
+    (o, reason, wait): (Outcome, Option<&'static str>, Duration),
+) -> Result<Action, Error> {
+    report.write(dep, &o, &Default::default()).await?;
+    if let Some(reason) = reason {
+        let text = match &o.phase {
+            Phase::Stalled { reason, .. } => reason.clone(),
+            Phase::Conflict(m) | Phase::Unobservable(m) => m.clone(),
+            _ => String::new(),
+        };
+        event(ctx, dep, EventType::Warning, reason, text).await;
+    }
+    Ok(Action::requeue(wait))
+}
+
+/// Events for a newly published plan.
+async fn announce(ctx: &Ctx, dep: &LyncDeployment, plan: &Plan, phase: &Phase, drift: bool) {
+    let reason = if *phase == Phase::AwaitingApproval { "AwaitingApproval" } else { "PlanReady" };
+    let ids = plan.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+    event(ctx, dep, EventType::Normal, reason, format!("plan {} with {} steps: {ids}", plan.hash, plan.steps.len())).await;
+    if drift {
+        event(
+            ctx,
+            dep,
+            EventType::Warning,
+            "DriftDetected",
+            format!("the deployment drifted from its desired state; {} steps would correct it", plan.steps.len()),
+        )
+        .await;
+    }
+    if plan.steps.iter().any(|s| s.remember.iter().any(|r| matches!(r, Remember::AutomaticFailover { .. }))) {
+        event(ctx, dep, EventType::Warning, "AutomaticFailover", "a pool confirmed down for its grace period is failed over automatically")
+            .await;
     }
 }

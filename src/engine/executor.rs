@@ -1,6 +1,7 @@
 //! The executor: runs a plan against a [`Lync`] backend. Ready steps (dependencies done) start
-//! up to the concurrency limit. Before each step the deployment is observed again: a step whose
-//! effect already holds is skipped; a step the current plan no longer contains (or contains
+//! up to the concurrency limit. Before each step the desired state is read again (from the
+//! front end's [`DesiredSource`]) and the deployment is observed again: a step whose effect
+//! already holds is skipped; a step the current plan no longer contains (or contains
 //! differently, or whose prerequisites are needed again) stops the run as stale so the engine
 //! plans anew. Each mutating step is journaled before its cmdlet runs and after, and its effect
 //! is verified by observation. An outcome that cannot be established stalls the run with a
@@ -12,8 +13,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
+use super::DesiredSource;
 use super::journal::{Entry, Journal, Outcome, new_request_id};
 use super::observe::{Scope, observe};
+use super::scope_for;
 use crate::desired::Desired;
 use crate::lync::{Lync, LyncError};
 use crate::model::{FailoverState, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
@@ -81,6 +84,8 @@ pub struct Executor<'a> {
     pub events: EventSink<'a>,
     /// Whether this writer may still act (leadership); checked before every mutating step.
     pub fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
+    /// The desired state as it is now; `None`: `desired` holds for the whole run.
+    pub live: Option<&'a dyn DesiredSource>,
 }
 
 impl Executor<'_> {
@@ -177,6 +182,22 @@ impl Executor<'_> {
     }
 
     async fn step(&self, p: &Plan, step: &Step) -> StepResult {
+        // The desired state as it is now: a spec changed while the plan ran stops the steps it
+        // no longer wants, before anything is observed or run.
+        let current;
+        let desired: &Desired = match self.live {
+            None => self.desired,
+            Some(live) => match live.current(&p.hash) {
+                Ok(d) => {
+                    current = d;
+                    &current
+                }
+                Err(why) => return StepResult::Stale(why),
+            },
+        };
+        if self.live.is_some() && scope_for(desired) != *self.scope {
+            return StepResult::Stale("the desired state now names other users or pools to observe".into());
+        }
         let obs = match self.observe().await {
             Ok(o) => o,
             Err(e) => return StepResult::Stale(e),
@@ -187,9 +208,13 @@ impl Executor<'_> {
                 Err(e) => StepResult::Stalled(e),
             };
         }
-        // A wait changes nothing: it only needs its condition. A change must still be wanted,
-        // exactly as planned, with its prerequisites still in effect.
+        // A wait changes nothing: it only needs its condition (and, when the spec changed
+        // meanwhile, to be still wanted). A change must still be wanted, exactly as planned,
+        // with its prerequisites still in effect.
         if step.kind == StepKind::Wait {
+            if desired != self.desired && plan(desired, &obs, self.policy).step(&step.id).is_none() {
+                return StepResult::Stale("the desired state changed and no longer needs this wait".into());
+            }
             (self.events)(Event::StepStarted {
                 id: step.id.clone(),
                 command: step.command(),
@@ -207,7 +232,7 @@ impl Executor<'_> {
         if !step.expect.observable() && self.done_recently(step).await {
             return StepResult::Skipped;
         }
-        let fresh = plan(self.desired, &obs, self.policy);
+        let fresh = plan(desired, &obs, self.policy);
         match fresh.step(&step.id) {
             None => return StepResult::Stale("the current plan no longer contains it".into()),
             Some(f) if !f.same_call(step) => return StepResult::Stale(format!("the current plan runs it differently: {}", f.command())),

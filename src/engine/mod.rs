@@ -7,6 +7,8 @@ pub mod executor;
 pub mod journal;
 pub mod observe;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{Desired, UserSelector};
@@ -29,6 +31,18 @@ pub fn scope_for(d: &Desired) -> Scope {
         }
     }
     s
+}
+
+/// Where a running plan reads the desired state before each step. A plan can run for an hour
+/// (a failback of 20,000 users); a spec changed meanwhile (consent withdrawn, a pair set back,
+/// approval switched to Manual, a pause) must stop the steps it no longer wants. The controller
+/// answers from its reflector stores and the standalone front end from its manifests, so
+/// reading costs no API call. The plan's own hash is given so a source can check that policy
+/// still lets this very plan run (e.g. a manual approval names it).
+pub trait DesiredSource: Send + Sync {
+    /// The desired state now, or why the rest of the plan must not run (the message is shown
+    /// on the steps that did not start).
+    fn current(&self, plan_hash: &str) -> Result<Arc<Desired>, String>;
 }
 
 /// Engine settings.
@@ -71,12 +85,15 @@ pub struct Engine<'a> {
     pub settings: Settings,
     /// Whether this writer may still act (the operator's leadership); `None`: always.
     pub fence: Option<Box<dyn Fn() -> bool + Send + Sync + 'a>>,
+    /// The desired state as it is now, read before each step; `None`: the desired state a plan
+    /// was made for holds for the whole run (demos, tests).
+    pub live: Option<&'a dyn DesiredSource>,
 }
 
 impl<'a> Engine<'a> {
     /// An engine on a backend; the journal holds the step records and the operator memory.
     pub fn new(lync: &'a dyn Lync, journal: &'a dyn Journal) -> Engine<'a> {
-        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), fence: None }
+        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), fence: None, live: None }
     }
 
     /// The operator memory, as the journal holds it.
@@ -97,6 +114,7 @@ impl<'a> Engine<'a> {
             by: self.settings.by.clone(),
             events,
             fence: self.fence.as_deref().map(|f| f as &(dyn Fn() -> bool + Send + Sync)),
+            live: self.live,
         }
     }
 
