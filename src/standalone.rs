@@ -254,7 +254,7 @@ async fn round(
         out.status.applied_generation = Some(generation);
     }
     if let Some(h) = &outcome.history {
-        out.status.history = serde_json::to_string(h).ok();
+        out.status.history = serde_json::to_value(h).ok();
     }
     if let Some(j) = outcome.journal {
         out.status.journal = j;

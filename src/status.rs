@@ -583,7 +583,7 @@ pub fn journal_status(entries: &[Entry]) -> Vec<JournalStatus> {
                 Outcome::Failed(m) => Some(m.clone()),
                 _ => None,
             },
-            record: serde_json::to_string(e).unwrap_or_default(),
+            record: serde_json::to_value(e).unwrap_or_default(),
         })
         .collect()
 }

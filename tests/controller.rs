@@ -278,7 +278,7 @@ async fn first_reconcile_adds_the_finalizer_and_reports_ready() {
     assert_eq!(h.condition("LyncDeployment", "contoso", "Stalled").0, "False");
     assert_eq!(dep["status"]["observed"]["cmsPool"], "pool01.dal.contoso.com");
     assert_eq!(dep["status"]["appliedGeneration"], 1);
-    assert!(dep["status"]["history"].is_string());
+    assert!(dep["status"]["history"].is_object(), "the memory is an object in status: {:#}", dep["status"]["history"]);
     let pair = h.object("PoolPair", "dal-sea");
     assert_eq!(pair["status"]["observedGeneration"], 1);
     assert_eq!(h.condition("PoolPair", "dal-sea", "Ready").0, "True");
@@ -432,4 +432,28 @@ spec:
     assert_eq!(h.condition("LyncDeployment", "contoso", "Stalled").0, "True");
     assert!(h.changes().is_empty());
     assert!(h.events().iter().any(|e| e == "Conflict"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_memory_is_an_object_in_status_and_the_old_string_form_is_still_read() {
+    let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: []", "approval: Automatic"));
+    let old = json!({ "automaticFailovers": { "pool01.dal.contoso.com": { "at": 1000, "generation": 1 } } }).to_string();
+    h.edit("LyncDeployment", "contoso", |d| d["status"] = json!({ "history": old }));
+    h.reconcile().await;
+    let dep = h.object("LyncDeployment", "contoso");
+    assert_eq!(dep["status"]["history"]["automaticFailovers"]["pool01.dal.contoso.com"]["at"], json!(1000), "{:#}", dep["status"]);
+    assert_eq!(h.condition("LyncDeployment", "contoso", "Ready").0, "True");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_journal_record_stalls_instead_of_being_dropped() {
+    let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: [pool01.dal.contoso.com]", "approval: Automatic"));
+    h.edit("LyncDeployment", "contoso", |d| {
+        d["status"] = json!({ "journal": [{ "step": "pool-failover/pool01.dal.contoso.com", "planHash": "x", "command": "Invoke-CsPoolFailOver", "runOn": "pool01.sea.contoso.com", "startedAt": "+0s", "by": "op", "outcome": "Pending", "record": { "step": 3 } }] })
+    });
+    h.reconcile().await;
+    let (status, reason, message) = h.condition("LyncDeployment", "contoso", "Stalled");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Stalled"), "{message}");
+    assert!(message.contains("status.journal[0].record cannot be read"), "{message}");
+    assert!(h.changes().is_empty(), "nothing runs while the journal cannot be read: {:?}", h.changes());
 }

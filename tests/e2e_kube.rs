@@ -1540,11 +1540,7 @@ async fn operator_killed_after_an_automatic_failover_remembers_it_and_leaks_no_p
     assert_eq!(count_cmdlet(&calls, "Invoke-CsPoolFailBack"), 0, "failed back without approval");
     assert_each_change_once(&calls);
     let dep = get_dep(k, ns);
-    assert!(
-        dep["status"]["history"].as_str().is_some_and(|h| h.contains("automaticFailovers") && h.contains(DAL)),
-        "{}",
-        dep["status"]["history"]
-    );
+    assert!(dep["status"]["history"]["automaticFailovers"].get(DAL).is_some(), "{}", dep["status"]["history"]);
 
     // No password anywhere lyncdr writes.
     let mut seen = String::new();

@@ -174,6 +174,15 @@ pub struct BackupServiceSpec {
     pub sync_interval: Span,
 }
 
+/// An object lyncdr writes and reads back itself (the memory, a journal record): its shape is
+/// lyncdr's, versioned with it, so the apiserver keeps it as it is.
+fn record_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
 fn go_duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "string",
@@ -280,9 +289,12 @@ pub struct LyncDeploymentStatus {
     /// `metadata.generation` corrects drift rather than applying a spec change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_generation: Option<i64>,
-    /// The operator's memory of earlier observations (JSON), for time-based policies.
+    /// The operator's memory: since when pools have been down or out of sync, which failovers
+    /// were automatic, what local setup is pending. Written with the journal, read back after a
+    /// restart. (Versions before 0.2 wrote it as a JSON string; that is still read.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<String>,
+    #[schemars(schema_with = "record_schema")]
+    pub history: Option<serde_json::Value>,
     /// Echo of the `lyncdr.io/reconcile-requested-at` annotation last handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
@@ -340,7 +352,9 @@ pub struct JournalStatus {
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The full journal record (JSON), for resolving it after a restart.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub record: String,
+    /// The full journal record, for resolving it after a restart. (Versions before 0.2 wrote it
+    /// as a JSON string; that is still read.)
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schemars(schema_with = "record_schema")]
+    pub record: serde_json::Value,
 }

@@ -16,6 +16,31 @@ use crate::api::{JournalStatus, LyncDeployment};
 use crate::engine::journal::{Entry, Journal, JournalError, JournalState, MemoryChange, Outcome};
 use crate::model::{History, Stamp};
 
+/// A record in status that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{field} cannot be read ({source})")]
+pub struct RecordError {
+    pub field: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Reads a record lyncdr wrote into status: an object, or (before 0.2) a JSON string.
+fn read_record<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, serde_json::Error> {
+    match v {
+        serde_json::Value::String(s) => serde_json::from_str(s),
+        other => serde_json::from_value(other.clone()),
+    }
+}
+
+/// The operator memory held in status (none yet: an empty memory).
+pub fn memory_of(status: Option<&serde_json::Value>) -> Result<History, RecordError> {
+    match status {
+        None | Some(serde_json::Value::Null) => Ok(History::default()),
+        Some(v) => read_record(v).map_err(|e| RecordError { field: "status.history".into(), source: e }),
+    }
+}
+
 /// Entries kept in status: every pending one plus the most recent finished ones.
 const KEEP: usize = 20;
 
@@ -27,15 +52,21 @@ pub struct StatusJournal {
 }
 
 impl StatusJournal {
-    /// A journal holding the entries and the memory already in status.
-    pub fn new(api: Api<LyncDeployment>, name: &str, existing: &[JournalStatus], memory: History) -> StatusJournal {
-        let entries = existing.iter().filter_map(|j| serde_json::from_str::<Entry>(&j.record).ok()).collect();
-        StatusJournal {
+    /// A journal holding the entries and the memory already in status. An entry or a memory
+    /// that cannot be read is an error: what it says (a step whose outcome is unknown, an
+    /// automatic failover) decides what lyncdr may do, so it is never dropped.
+    pub fn new(api: Api<LyncDeployment>, name: &str, existing: &[JournalStatus], memory: History) -> Result<StatusJournal, RecordError> {
+        let entries = existing
+            .iter()
+            .enumerate()
+            .map(|(i, j)| read_record(&j.record).map_err(|e| RecordError { field: format!("status.journal[{i}].record"), source: e }))
+            .collect::<Result<_, _>>()?;
+        Ok(StatusJournal {
             api,
             name: name.to_string(),
             state: Mutex::new(JournalState { entries, memory }),
             write: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut JournalState) -> T) -> T {
@@ -59,7 +90,7 @@ impl StatusJournal {
             s.compact(KEEP);
             (crate::status::journal_status(&s.entries), s.memory.clone())
         });
-        let memory = serde_json::to_string(&memory).map_err(|e| JournalError(e.to_string()))?;
+        let memory = serde_json::to_value(&memory).map_err(|e| JournalError(e.to_string()))?;
         let body = json!({ "status": { "journal": journal, "history": memory } });
         self.api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body))

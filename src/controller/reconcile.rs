@@ -26,7 +26,7 @@ use kube::runtime::finalizer::{self, finalizer};
 use tracing::{info, warn};
 
 use super::inputs::{StoreSource, desired_of};
-use super::journal::StatusJournal;
+use super::journal::{RecordError, StatusJournal, memory_of};
 use super::metrics::{DeploymentLabels, ErrorLabels, Metered, ReconcileLabels};
 use super::report::{Outcome, Progress, Report, event};
 use super::{Ctx, FINALIZER};
@@ -36,7 +36,7 @@ use crate::engine::executor::RunOutcome;
 use crate::engine::journal::resolve_by_person;
 use crate::engine::{DesiredSource, Engine, Settings, Unready};
 use crate::lync::Lync;
-use crate::model::{History, Span};
+use crate::model::Span;
 use crate::planner::{Plan, Remember};
 use crate::status::{Gate, Phase};
 
@@ -124,11 +124,11 @@ enum Stop {
     /// dereference: the backend cannot be reached.
     #[error("{0}")]
     Connect(String),
-    /// dereference: the memory in status cannot be read.
+    /// dereference: the memory or the journal in status cannot be read.
     #[error(
-        "status.history (the operator memory) cannot be read ({0}); lyncdr will not act on a deployment whose memory it lost. Remove status.history only after checking which failovers were automatic"
+        "{0}; lyncdr will not act on a deployment whose memory or journal it lost. Check the deployment (which failovers were automatic, which steps ran), then remove the field"
     )]
-    Memory(#[source] serde_json::Error),
+    Memory(#[source] RecordError),
     /// prepare: a pending journal entry, no observation, or a topology conflict.
     #[error("{}", unready_text(.0))]
     Unready(Unready),
@@ -189,12 +189,13 @@ async fn apply(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action, Error> {
         Ok(l) => l,
         Err(s) => return stop(ctx, dep, &report, s, poll).await,
     };
-    let history: History = match prev.history.as_deref().map(serde_json::from_str).transpose() {
-        Ok(h) => h.unwrap_or_default(),
+    let journal = match memory_of(prev.history.as_ref())
+        .and_then(|history| StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), &name, &prev.journal, history))
+    {
+        Ok(j) => j,
         Err(e) => return stop(ctx, dep, &report, Stop::Memory(e), poll).await,
     };
     let metered = Metered { inner: lync, metrics: ctx.metrics.clone() };
-    let journal = StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), &name, &prev.journal, history);
     let report = Report { journal: Some(&journal), ..report };
     if let Some(value) = &resolve {
         let step = resolve_target(value);

@@ -79,7 +79,7 @@ impl Report<'_> {
         st.applied_generation = o.applied.or(prev.as_ref().and_then(|p| p.applied_generation));
         if let Some(j) = self.journal {
             st.journal = j.status();
-            st.history = Some(history_text(&j.memory()));
+            st.history = Some(memory_value(&j.memory()));
         }
         if o.handled_resolve.is_some() {
             st.last_handled_resolve = o.handled_resolve.clone();
@@ -114,8 +114,8 @@ impl Report<'_> {
 }
 
 /// The memory as status holds it.
-pub fn history_text(h: &History) -> String {
-    serde_json::to_string(h).unwrap_or_default()
+pub fn memory_value(h: &History) -> serde_json::Value {
+    serde_json::to_value(h).unwrap_or_default()
 }
 
 fn round_metrics(metrics: &Metrics, name: &str, o: &Outcome) {
