@@ -28,6 +28,9 @@ struct Store {
     objects: BTreeMap<(String, String, String), Value>,
     events: Vec<Value>,
     rv: u64,
+    /// Plays another writer: just before the next status patch that writes a journal, it
+    /// replaces the stored journal with its own entry.
+    foreign_journal_write: bool,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -45,6 +48,18 @@ fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// A status patch made on an older resourceVersion than the stored one is a conflict, as on a
+/// real apiserver. Plays the other writer first when asked (`foreign`, cleared once used).
+fn conflicts(o: &mut Value, patch: &Value, foreign: &mut bool) -> bool {
+    if *foreign && patch["status"]["journal"].as_array().is_some_and(|j| !j.is_empty()) {
+        *foreign = false;
+        o["status"]["journal"] = json!([{ "step": "someone-else", "planHash": "x", "command": "Get-CsPool", "runOn": "x", "startedAt": "+0s", "by": "another-operator", "outcome": "Succeeded" }]);
+        let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+        o["metadata"]["resourceVersion"] = json!(format!("{rv}-foreign"));
+    }
+    patch["metadata"]["resourceVersion"].as_str().is_some_and(|rv| Some(rv) != o["metadata"]["resourceVersion"].as_str())
 }
 
 fn respond(status: u16, body: Value) -> Response<Body> {
@@ -79,17 +94,25 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
                     json!({ "apiVersion": "lyncdr.io/v1alpha1", "kind": "List", "metadata": { "resourceVersion": rv.to_string() }, "items": items }),
                 )
             }
-            ("GET", ["apis", "lyncdr.io", "v1alpha1", "namespaces", ns, plural, name]) => {
-                match st.objects.get(&(plural.to_string(), ns.to_string(), name.to_string())) {
-                    Some(o) => respond(200, o.clone()),
-                    None => respond(
-                        404,
-                        json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found" }),
-                    ),
-                }
-            }
+            (
+                "GET",
+                ["apis", "lyncdr.io", "v1alpha1", "namespaces", ns, plural, name]
+                | ["apis", "lyncdr.io", "v1alpha1", "namespaces", ns, plural, name, "status"],
+            ) => match st.objects.get(&(plural.to_string(), ns.to_string(), name.to_string())) {
+                Some(o) => respond(200, o.clone()),
+                None => respond(
+                    404,
+                    json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found" }),
+                ),
+            },
             ("PATCH", ["apis", "lyncdr.io", "v1alpha1", "namespaces", ns, plural, name, rest @ ..]) => {
                 let key = (plural.to_string(), ns.to_string(), name.to_string());
+                let mut foreign = std::mem::take(&mut st.foreign_journal_write);
+                let conflict = match st.objects.get_mut(&key) {
+                    Some(o) if !rest.is_empty() => conflicts(o, &body, &mut foreign),
+                    _ => false,
+                };
+                st.foreign_journal_write = foreign;
                 match st.objects.get_mut(&key) {
                     Some(o) if json_patch => {
                         // kube's finalizer helper: JSON patch with `test` ops.
@@ -115,6 +138,10 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
                             ),
                         }
                     }
+                    Some(_) if conflict => respond(
+                        409,
+                        json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified; please apply your changes to the latest version and try again" }),
+                    ),
                     Some(o) => {
                         let mut patch = body.clone();
                         if rest.is_empty() {
@@ -456,4 +483,22 @@ async fn an_unreadable_journal_record_stalls_instead_of_being_dropped() {
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Stalled"), "{message}");
     assert!(message.contains("status.journal[0].record cannot be read"), "{message}");
     assert!(h.changes().is_empty(), "nothing runs while the journal cannot be read: {:?}", h.changes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_changed_by_another_writer_is_not_overwritten_and_nothing_runs() {
+    let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: [pool01.dal.contoso.com]", "approval: Automatic"));
+    h.reconcile().await;
+    let changes_before = h.changes();
+    // The next journal write finds that another writer replaced the journal meanwhile.
+    h.edit("PoolPair", "dal-sea", |o| o["spec"]["failedOver"] = json!([]));
+    h.store.lock().expect("store").foreign_journal_write = true;
+    h.reconcile().await;
+    let dep = h.object("LyncDeployment", "contoso");
+    assert_eq!(dep["status"]["journal"][0]["by"], "another-operator", "the other writer's journal is kept: {:#}", dep["status"]["journal"]);
+    let after = h.changes();
+    assert_eq!(after.len(), changes_before.len(), "no cmdlet ran without its journal entry: {after:?}");
+    let (status, _, message) = h.condition("LyncDeployment", "contoso", "Stalled");
+    assert_eq!(status, "True", "{message}");
+    assert!(message.contains("changed by another writer"), "{message}");
 }

@@ -48,14 +48,34 @@ pub struct StatusJournal {
     api: Api<LyncDeployment>,
     name: String,
     state: Mutex<JournalState>,
-    write: tokio::sync::Mutex<()>,
+    /// What status held when this journal last read or wrote it; also serialises writes.
+    stored: tokio::sync::Mutex<Stored>,
+}
+
+/// The journal and memory as last read from or written to status, with the object's
+/// resourceVersion then: a write is made only on that version, and on a conflict only if
+/// status still holds what this journal last saw (something else changed, e.g. an
+/// annotation or the plan's progress). Another writer's journal is never overwritten.
+struct Stored {
+    resource_version: Option<String>,
+    journal: serde_json::Value,
+    history: serde_json::Value,
+}
+
+fn stored_values(status: Option<&crate::api::LyncDeploymentStatus>) -> (serde_json::Value, serde_json::Value) {
+    let journal = status.map(|s| serde_json::to_value(&s.journal).unwrap_or_default()).unwrap_or_else(|| json!([]));
+    let history = status.and_then(|s| s.history.clone()).unwrap_or_default();
+    (journal, history)
 }
 
 impl StatusJournal {
     /// A journal holding the entries and the memory already in status. An entry or a memory
     /// that cannot be read is an error: what it says (a step whose outcome is unknown, an
     /// automatic failover) decides what lyncdr may do, so it is never dropped.
-    pub fn new(api: Api<LyncDeployment>, name: &str, existing: &[JournalStatus], memory: History) -> Result<StatusJournal, RecordError> {
+    pub fn new(api: Api<LyncDeployment>, dep: &LyncDeployment, memory: History) -> Result<StatusJournal, RecordError> {
+        let existing: &[JournalStatus] = dep.status.as_ref().map(|s| s.journal.as_slice()).unwrap_or_default();
+        let (journal, history) = stored_values(dep.status.as_ref());
+        let stored = Stored { resource_version: dep.metadata.resource_version.clone(), journal, history };
         let entries = existing
             .iter()
             .enumerate()
@@ -63,9 +83,9 @@ impl StatusJournal {
             .collect::<Result<_, _>>()?;
         Ok(StatusJournal {
             api,
-            name: name.to_string(),
+            name: dep.metadata.name.clone().unwrap_or_default(),
             state: Mutex::new(JournalState { entries, memory }),
-            write: tokio::sync::Mutex::new(()),
+            stored: tokio::sync::Mutex::new(stored),
         })
     }
 
@@ -83,20 +103,42 @@ impl StatusJournal {
         crate::status::journal_status(&self.snapshot())
     }
 
-    /// Writes the journal and the memory in one status patch.
+    /// Writes the journal and the memory in one status patch, on the resourceVersion last seen.
     async fn persist(&self) -> Result<(), JournalError> {
-        let _g = self.write.lock().await;
+        let mut stored = self.stored.lock().await;
         let (journal, memory) = self.with(|s| {
             s.compact(KEEP);
             (crate::status::journal_status(&s.entries), s.memory.clone())
         });
+        let journal = serde_json::to_value(&journal).map_err(|e| JournalError(e.to_string()))?;
         let memory = serde_json::to_value(&memory).map_err(|e| JournalError(e.to_string()))?;
-        let body = json!({ "status": { "journal": journal, "history": memory } });
-        self.api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map(|_| ())
-            .map_err(|e| JournalError(format!("cannot write the journal to LyncDeployment/{} status: {e}", self.name)))
+        let fail =
+            |e: &dyn std::fmt::Display| JournalError(format!("cannot write the journal to LyncDeployment/{} status: {e}", self.name));
+        for _ in 0..5 {
+            let mut body = json!({ "status": { "journal": journal, "history": memory } });
+            if let Some(rv) = &stored.resource_version {
+                body["metadata"] = json!({ "resourceVersion": rv });
+            }
+            match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                Ok(obj) => {
+                    *stored = Stored { resource_version: obj.metadata.resource_version, journal, history: memory };
+                    return Ok(());
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let now = self.api.get_status(&self.name).await.map_err(|e| fail(&e))?;
+                    let (j, h) = stored_values(now.status.as_ref());
+                    if j != stored.journal || h != stored.history {
+                        return Err(JournalError(format!(
+                            "status.journal of LyncDeployment/{} was changed by another writer since this operator read it (another lyncdr instance, or a person); it is not overwritten and nothing more runs until the next round reads it",
+                            self.name
+                        )));
+                    }
+                    stored.resource_version = now.metadata.resource_version;
+                }
+                Err(e) => return Err(fail(&e)),
+            }
+        }
+        Err(fail(&"the object kept changing (five conflicts in a row)"))
     }
 }
 

@@ -182,21 +182,20 @@ async fn apply(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action, Error> {
     let unchecked = Desired { deployment: name.clone(), namespace: ns.clone(), ..Default::default() };
     let desired = match desired_of(dep, &kids) {
         Ok(d) => d,
-        Err(e) => return stop(ctx, dep, &Report { ctx, kids: &kids, desired: &unchecked, journal: None }, Stop::Invalid(e), poll).await,
+        Err(e) => return stop(ctx, dep, &Report { ctx, kids: &kids, desired: &unchecked }, Stop::Invalid(e), poll).await,
     };
-    let report = Report { ctx, kids: &kids, desired: &desired, journal: None };
+    let report = Report { ctx, kids: &kids, desired: &desired };
     let lync = match connect(ctx, dep, &key).await {
         Ok(l) => l,
         Err(s) => return stop(ctx, dep, &report, s, poll).await,
     };
     let journal = match memory_of(prev.history.as_ref())
-        .and_then(|history| StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), &name, &prev.journal, history))
+        .and_then(|history| StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), dep, history))
     {
         Ok(j) => j,
         Err(e) => return stop(ctx, dep, &report, Stop::Memory(e), poll).await,
     };
     let metered = Metered { inner: lync, metrics: ctx.metrics.clone() };
-    let report = Report { journal: Some(&journal), ..report };
     if let Some(value) = &resolve {
         let step = resolve_target(value);
         match resolve_by_person(&journal, step, "annotation lyncdr.io/resolve", metered.now()).await {

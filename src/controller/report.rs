@@ -17,15 +17,13 @@ use tracing::warn;
 
 use super::Ctx;
 use super::inputs::Children;
-use super::journal::StatusJournal;
 use super::metrics::{DeploymentLabels, Metrics, PoolLabels};
 use crate::api::{
     ConferenceContentRestore, LyncDeployment, LyncDeploymentStatus, PoolPair, RECONCILE_REQUESTED_ANNOTATION, StepStatus, UserPlacement,
 };
 use crate::desired::Desired;
 use crate::engine::executor::Event;
-use crate::engine::journal::Journal;
-use crate::model::{BackupModule, History, Observed};
+use crate::model::{BackupModule, Observed};
 use crate::planner::Plan;
 use crate::status::{self, Phase, Round};
 
@@ -53,8 +51,6 @@ pub struct Report<'a> {
     pub ctx: &'a Ctx,
     pub kids: &'a Children,
     pub desired: &'a Desired,
-    /// The journal and the memory, once the round has them.
-    pub journal: Option<&'a StatusJournal>,
 }
 
 impl Report<'_> {
@@ -77,10 +73,8 @@ impl Report<'_> {
         let prev = dep.status.clone();
         let mut st: LyncDeploymentStatus = status::deployment_status(prev.as_ref(), &round);
         st.applied_generation = o.applied.or(prev.as_ref().and_then(|p| p.applied_generation));
-        if let Some(j) = self.journal {
-            st.journal = j.status();
-            st.history = Some(memory_value(&j.memory()));
-        }
+        // The journal and the memory are written by the journal itself (StatusJournal), on the
+        // resourceVersion it last saw; kept as they were here, they are not part of this patch.
         if o.handled_resolve.is_some() {
             st.last_handled_resolve = o.handled_resolve.clone();
         }
@@ -111,11 +105,6 @@ impl Report<'_> {
         }
         Ok(())
     }
-}
-
-/// The memory as status holds it.
-pub fn memory_value(h: &History) -> serde_json::Value {
-    serde_json::to_value(h).unwrap_or_default()
 }
 
 fn round_metrics(metrics: &Metrics, name: &str, o: &Outcome) {
