@@ -1,5 +1,4 @@
 # kind: script
-# xfail: a fault target with a control character is only refused as unknown
 # about: the raw escape character is in the file (a directive takes no quoting)
 # expect: is not a valid fault target
 #! fault down:site/Dal[2Jlas
