@@ -1,5 +1,4 @@
 # kind: script
-# xfail: the rehearsal parser reads this differently from PowerShell
 # about: a backtick escapes the next character in a bare word too
 # expect: escape character
 Invoke-CsPoolFailOver -PoolFqdn pool01`.dal.contoso.com -DisasterMode

@@ -1,4 +1,3 @@
 # kind: script
-# xfail: the rehearsal parser reads this differently from PowerShell
 # expect: Splatting
 Invoke-CsPoolFailOver @failoverArgs
