@@ -631,7 +631,7 @@ fn run_case(case: &Case, sim: &Simulator, scratch: &Path, good_script: &Path) ->
                 let calls = sim.calls();
                 if calls.len() != before {
                     v.failures.push(format!(
-                        "`run --manifests` called the simulator {} times: {:?}",
+                        "the simulator received {} calls during `run --manifests` (two cases run at a time: check the other one too): {:?}",
                         calls.len() - before,
                         &calls[before..]
                     ));
