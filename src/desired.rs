@@ -221,7 +221,11 @@ pub fn check_placement(p: &UserPlacement) -> Result<(), DesiredError> {
         (Some(users), None) => {
             for (i, u) in users.iter().enumerate() {
                 if normalize_sip(u).is_none() {
-                    return Err(bad(id, &format!("spec.users[{i}]"), format!("'{u}' is not a SIP address such as sip:alice@contoso.com")));
+                    return Err(bad(
+                        id,
+                        &format!("spec.users[{i}]"),
+                        format!("'{}' is not a SIP address such as sip:alice@contoso.com", crate::model::text::shown(u)),
+                    ));
                 }
             }
         }

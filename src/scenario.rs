@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::text::{shown, shown_lines};
 use crate::model::{BackEnd, EdgePool, Edition, Fqdn, FrontEndPool, PoolTraits, Product, Role, Span, Topology, Virtualization};
 use crate::sim::{Fault, FaultTarget, Timings};
 
@@ -226,13 +227,14 @@ impl Scenario {
             Err(located) => {
                 // The YAML parser says where (line and column); serde_path_to_error says which
                 // field: the error names both.
-                let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+                let value: serde_json::Value =
+                    serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse(shown_lines(&e.to_string())))?;
                 match serde_path_to_error::deserialize::<_, ScenarioFile>(value) {
                     Err(e) => {
-                        let field = e.path().to_string();
-                        Err(invalid(if field == "." { "(document)".to_string() } else { field }, located.to_string()))
+                        let field = shown(&e.path().to_string());
+                        Err(invalid(if field == "." { "(document)".to_string() } else { field }, shown_lines(&located.to_string())))
                     }
-                    Ok(_) => Err(ScenarioError::Parse(located.to_string())),
+                    Ok(_) => Err(ScenarioError::Parse(shown_lines(&located.to_string()))),
                 }
             }
         }
@@ -245,6 +247,8 @@ impl ScenarioFile {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
+        // The name is printed by `sim serve` and `demo`: no control characters.
+        no_control("name", &self.name)?;
         if self.sites.is_empty() {
             return Err(invalid("sites", "a deployment needs at least one site"));
         }
@@ -314,10 +318,17 @@ impl ScenarioFile {
                         ));
                     }
                 };
+                no_control(&format!("{pf}.os"), &p.os)?;
+                for (i, g) in p.response_groups.iter().enumerate() {
+                    no_control(&format!("{pf}.responseGroups[{i}]"), g)?;
+                }
                 let mut named = Vec::new();
                 for (i, u) in p.named_users.iter().enumerate() {
                     named.push(normalize_sip(u).ok_or_else(|| {
-                        invalid(format!("{pf}.namedUsers[{i}]"), format!("'{u}' is not a SIP address such as sip:alice@contoso.com"))
+                        invalid(
+                            format!("{pf}.namedUsers[{i}]"),
+                            format!("'{}' is not a SIP address such as sip:alice@contoso.com", shown(u)),
+                        )
                     })?);
                 }
                 let traits = PoolTraits {
@@ -536,6 +547,14 @@ fn edge_field(file: &ScenarioFile, edge: &Fqdn, leaf: &str) -> String {
         }
     }
     format!("edge {edge}.{leaf}")
+}
+
+/// Free text that is shown and passed to cmdlets: no control characters.
+fn no_control(field: &str, text: &str) -> Result<(), ScenarioError> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(invalid(field, format!("'{}' must not contain control characters (it has {c:?})", shown(text)))),
+        None => Ok(()),
+    }
 }
 
 fn fqdn(s: &str, field: &str) -> Result<Fqdn, ScenarioError> {

@@ -12,6 +12,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use super::{ConferenceContentRestore, GROUP, LyncDeployment, PoolPair, UserPlacement, names};
+use crate::model::text::{shown, shown_lines};
 
 /// A lyncdr resource read from a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,8 +56,8 @@ impl Manifest {
 pub enum ManifestError {
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
-    #[error("{path}: document {index} is not valid YAML: {message}")]
-    Yaml { path: String, index: usize, message: String },
+    #[error("{path}: not valid YAML: {message}")]
+    Yaml { path: String, message: String },
     #[error("{path}: document {index}: {field}: {message}")]
     Document { path: String, index: usize, field: String, message: String },
     #[error("{path}: {resource}: {field}: {message}")]
@@ -135,38 +136,74 @@ pub fn read_text(path: &Path, max: u64) -> Result<String, ManifestError> {
     String::from_utf8(bytes).map_err(|e| ManifestError::Io { path: shown, message: format!("not UTF-8 text: {e}") })
 }
 
+/// The files to read: `path` itself (followed if it is a symbolic link: the user named it), or
+/// the YAML files of the directory tree under it. Inside a directory, a symbolic link is followed
+/// only to a regular file inside that directory: a link to a directory (which can loop) or to a
+/// file elsewhere (`/etc/...`) is an error naming the link.
 fn collect(path: &Path, files: &mut Vec<PathBuf>, depth: usize) -> Result<(), ManifestError> {
     let io = |e: std::io::Error| ManifestError::Io { path: path.display().to_string(), message: e.to_string() };
-    if depth > 32 {
-        return Err(ManifestError::Io { path: path.display().to_string(), message: "directories nested more than 32 deep".into() });
-    }
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for e in entries {
-            let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            let is_dir = std::fs::metadata(&e).map(|m| m.is_dir()).unwrap_or(false);
-            if is_dir {
-                collect(&e, files, depth + 1)?;
-            } else if e.extension().and_then(|x| x.to_str()).is_some_and(|x| x == "yaml" || x == "yml") {
-                if files.len() >= MAX_FILES {
-                    return Err(ManifestError::Io {
-                        path: path.display().to_string(),
-                        message: format!("more than {MAX_FILES} manifest files"),
-                    });
-                }
-                files.push(e);
-            }
-        }
-        Ok(())
+    if std::fs::metadata(path).map_err(io)?.is_dir() {
+        let root = std::fs::canonicalize(path).map_err(io)?;
+        walk(path, &root, files, depth)
     } else {
         files.push(path.to_path_buf());
         Ok(())
     }
+}
+
+fn walk(dir: &Path, root: &Path, files: &mut Vec<PathBuf>, depth: usize) -> Result<(), ManifestError> {
+    let fail = |p: &Path, message: String| ManifestError::Io { path: p.display().to_string(), message };
+    if depth > 32 {
+        return Err(fail(dir, "directories nested more than 32 deep".into()));
+    }
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(|e| fail(dir, e.to_string()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for e in entries {
+        let name = e.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with('.') {
+            continue;
+        }
+        let yaml = e.extension().and_then(|x| x.to_str()).is_some_and(|x| x == "yaml" || x == "yml");
+        let Ok(own) = std::fs::symlink_metadata(&e) else { continue };
+        if own.file_type().is_symlink() {
+            let target = match std::fs::metadata(&e) {
+                Ok(t) => t,
+                Err(err) if yaml => return Err(fail(&e, err.to_string())),
+                Err(_) => continue,
+            };
+            if target.is_dir() {
+                return Err(fail(
+                    &e,
+                    "a symbolic link to a directory; links to directories are not followed (they can loop or lead outside the directory)"
+                        .into(),
+                ));
+            }
+            if !yaml {
+                continue;
+            }
+            if !target.is_file() {
+                return Err(fail(&e, "not a regular file; only regular files are read".into()));
+            }
+            let real = std::fs::canonicalize(&e).map_err(|err| fail(&e, err.to_string()))?;
+            if !real.starts_with(root) {
+                return Err(fail(
+                    &e,
+                    format!("a symbolic link to {}, outside {}; only files inside the directory are read", real.display(), root.display()),
+                ));
+            }
+        } else if own.is_dir() {
+            walk(&e, root, files, depth + 1)?;
+            continue;
+        } else if !yaml {
+            continue;
+        }
+        if files.len() >= MAX_FILES {
+            return Err(fail(dir, format!("more than {MAX_FILES} manifest files")));
+        }
+        files.push(e);
+    }
+    Ok(())
 }
 
 /// Parses the documents of one YAML text. Documents of other API groups are skipped; every
@@ -174,9 +211,9 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, depth: usize) -> Result<(), Ma
 /// resource, and the field.
 pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
     let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml { path: path.into(), index: 0, message: e.to_string() })?;
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml { path: path.into(), message: shown_lines(&e.to_string()) })?;
     let mut out: Vec<Manifest> = Vec::new();
-    let mut seen: BTreeMap<(String, String, String), ()> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for (i, doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
             continue;
@@ -204,9 +241,9 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
         let name = match metadata.and_then(|m| m.get("name")) {
             Some(Value::String(s)) => s.clone(),
             Some(other) => return Err(document("metadata.name", format!("must be a string, not {other}"))),
-            None => return Err(document("metadata.name", format!("is required on the {kind}"))),
+            None => return Err(document("metadata.name", format!("is required on the {}", shown(&kind)))),
         };
-        let resource = format!("{kind}/{}", names::printable(&name));
+        let resource = format!("{}/{}", shown(&kind), names::printable(&name));
         let invalid = |field: &str, message: String| ManifestError::Invalid {
             path: path.into(),
             resource: resource.clone(),
@@ -217,6 +254,12 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
             return Err(invalid("apiVersion", format!("'{}' is not served; use {}", names::printable(&api_version), super::API_VERSION)));
         }
         names::check_subdomain(&name).map_err(|m| invalid("metadata.name", m))?;
+        // As kubectl's strict field validation: a misspelt key (`sepc`, `metadata.anotations`)
+        // would silently drop what it holds (a Manual approval, the pause annotation).
+        check_known(obj.keys(), TOP_LEVEL, "").map_err(|(f, m)| invalid(&f, m))?;
+        if let Some(Value::Object(meta)) = metadata {
+            check_known(meta.keys(), OBJECT_META, "metadata.").map_err(|(f, m)| invalid(&f, m))?;
+        }
         match metadata.and_then(|m| m.get("namespace")) {
             None => {}
             Some(Value::String(ns)) => names::check_label(ns).map_err(|m| invalid("metadata.namespace", m))?,
@@ -256,8 +299,8 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
             "UserPlacement" => Manifest::UserPlacement(typed(doc, &invalid)?),
             _ => Manifest::ContentRestore(typed(doc, &invalid)?),
         };
-        if seen.insert((m.kind().to_string(), m.namespace(), m.name()), ()).is_some() {
-            return Err(duplicate(&m, format!("{path} (an earlier document)"), format!("{path} (document {index})")));
+        if let Some(first) = seen.insert((m.kind().to_string(), m.namespace(), m.name()), index) {
+            return Err(duplicate(&m, format!("{path} (document {first})"), format!("{path} (document {index})")));
         }
         out.push(m);
     }
@@ -267,9 +310,48 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
 /// Deserializes a document, naming the field that does not fit (e.g. `spec.policy.drift`).
 fn typed<T: serde::de::DeserializeOwned>(doc: Value, invalid: &dyn Fn(&str, String) -> ManifestError) -> Result<T, ManifestError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
-        let field = e.path().to_string();
-        invalid(if field == "." { "(document)" } else { &field }, e.into_inner().to_string())
+        let field = shown(&e.path().to_string());
+        // serde quotes the offending value (`unknown variant `Report\u{1b}[2J``): escaped.
+        invalid(if field == "." { "(document)" } else { &field }, shown(&e.into_inner().to_string()))
     })
+}
+
+/// The top-level fields of a Kubernetes object (`status` is accepted and ignored, as the
+/// apiserver does on create, so `kubectl get -o yaml` output loads).
+const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
+
+/// The fields of `ObjectMeta`.
+const OBJECT_META: &[&str] = &[
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
+/// Refuses a key that is not one of `known`, suggesting the nearest known one.
+fn check_known<'a>(keys: impl Iterator<Item = &'a String>, known: &[&str], prefix: &str) -> Result<(), (String, String)> {
+    for k in keys {
+        if !known.contains(&k.as_str()) {
+            return Err((format!("{prefix}{}", shown(k)), unknown_field(k, known.iter().copied())));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_field<'a>(key: &str, known: impl Iterator<Item = &'a str> + Clone) -> String {
+    let near = known.clone().min_by_key(|p| distance(&p.to_ascii_lowercase(), &key.to_ascii_lowercase())).unwrap_or_default();
+    format!("unknown field; did you mean '{near}'? Known fields: {}", known.collect::<Vec<_>>().join(", "))
 }
 
 /// Rejects keys the schema does not define, suggesting the nearest defined one.
@@ -280,20 +362,7 @@ fn check_unknown(value: &Value, schema: &Value, path: &str) -> Result<(), (Strin
             for (k, v) in map {
                 match props.get(k) {
                     Some(s) => check_unknown(v, s, &format!("{path}.{k}"))?,
-                    None => {
-                        let near = props
-                            .keys()
-                            .min_by_key(|p| distance(&p.to_ascii_lowercase(), &k.to_ascii_lowercase()))
-                            .cloned()
-                            .unwrap_or_default();
-                        return Err((
-                            format!("{path}.{k}"),
-                            format!(
-                                "unknown field; did you mean '{near}'? Known fields: {}",
-                                props.keys().cloned().collect::<Vec<_>>().join(", ")
-                            ),
-                        ));
-                    }
+                    None => return Err((format!("{path}.{}", shown(k)), unknown_field(k, props.keys().map(String::as_str)))),
                 }
             }
             Ok(())
@@ -370,5 +439,35 @@ spec:
         assert!(parse(text, "t.yaml").unwrap_err().to_string().contains("apiVersion"));
         let text = "apiVersion: lyncdr.io/v1alpha1\nkind: PoolPare\nmetadata: {name: p}\nspec: {}\n";
         assert!(parse(text, "t.yaml").unwrap_err().to_string().contains("PoolPare"));
+    }
+
+    #[test]
+    fn refuses_unknown_top_level_and_metadata_fields() {
+        let text =
+            "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {name: c}\nspec: {}\nsepc: {policy: {approval: Manual}}\n";
+        let e = parse(text, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("LyncDeployment/c: sepc: unknown field; did you mean 'spec'?"), "{e}");
+        let text = "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {name: c, anotations: {a: b}}\nspec: {}\n";
+        let e = parse(text, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("metadata.anotations: unknown field; did you mean 'annotations'?"), "{e}");
+        let text = "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {name: c, labels: {a: b}}\nspec: {}\nstatus: {}\n";
+        assert!(parse(text, "t.yaml").is_ok());
+    }
+
+    #[test]
+    fn follows_symlinks_only_to_files_inside_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("m");
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        let text = "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {name: c}\nspec: {}\n";
+        std::fs::write(d.join("real/c.txt"), text).unwrap();
+        std::os::unix::fs::symlink("real/c.txt", d.join("link.yaml")).unwrap();
+        assert_eq!(load(&d).unwrap().len(), 1);
+        std::fs::write(dir.path().join("secret.yaml"), text).unwrap();
+        std::os::unix::fs::symlink("../secret.yaml", d.join("out.yaml")).unwrap();
+        assert!(load(&d).unwrap_err().to_string().contains("outside"));
+        std::fs::remove_file(d.join("out.yaml")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("etc")).unwrap();
+        assert!(load(&d).unwrap_err().to_string().contains("a symbolic link to a directory"));
     }
 }

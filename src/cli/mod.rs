@@ -210,7 +210,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(CliError(msg)) => {
-            eprintln!("error: {msg}");
+            // Values are escaped where they are quoted; this is the last line of defence.
+            eprintln!("error: {}", crate::model::text::shown_lines(&msg));
             ExitCode::from(2)
         }
     }

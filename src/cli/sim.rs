@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{CliError, Format};
+use crate::model::text::shown;
 use crate::scenario::Scenario;
 use crate::sim::Simulator;
 use crate::sim::script::{MAX_SCRIPT_BYTES, run_script};
@@ -31,9 +32,10 @@ pub fn run(scenario: &Path, script: &Path, format: Format, lenient: bool) -> Res
         _ => {
             for r in &results {
                 let mark = if r.ok { "ok   " } else { "ERROR" };
-                println!("{:>9}  {mark}  {}", r.at.to_string(), r.line);
+                // The line and the error come from the script: shown escaped, one line each.
+                println!("{:>9}  {mark}  {}", r.at.to_string(), shown(&r.line));
                 if let Some(e) = &r.error {
-                    println!("{:>9}         {e}", "");
+                    println!("{:>9}         {}", "", shown(e));
                 }
                 if let Some(o) = &r.output {
                     for l in serde_json::to_string_pretty(o)?.lines().take(40) {

@@ -30,11 +30,11 @@ impl Fqdn {
     pub fn parse(s: &str) -> Result<Self, FqdnError> {
         let trimmed = s.trim().trim_end_matches('.');
         if trimmed.len() > 253 {
-            return Err(FqdnError::TooLong(s.to_string()));
+            return Err(FqdnError::TooLong(super::text::shown(s)));
         }
         let labels: Vec<&str> = trimmed.split('.').collect();
         if labels.len() < 2 {
-            return Err(FqdnError::TooFewLabels(s.to_string()));
+            return Err(FqdnError::TooFewLabels(super::text::shown(s)));
         }
         for label in &labels {
             let ok = !label.is_empty()
@@ -43,7 +43,7 @@ impl Fqdn {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if !ok {
-                return Err(FqdnError::BadLabel(s.to_string()));
+                return Err(FqdnError::BadLabel(super::text::shown(s)));
             }
         }
         Ok(Fqdn(trimmed.to_ascii_lowercase()))

@@ -212,17 +212,32 @@ impl Serialize for Span {
 }
 
 impl<'de> Deserialize<'de> for Span {
+    /// A string in either form, or a whole number of seconds; any other value is an error that
+    /// says what a duration looks like.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
+        struct SpanVisitor;
+        impl serde::de::Visitor<'_> for SpanVisitor {
+            type Value = Span;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 90s, 2m, 1h30m, 500ms, a TimeSpan such as 00:02:00, or a whole number of seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Span, E> {
+                Span::checked_secs(n).ok_or_else(|| E::custom(SpanError::TooLong(format!("{n}s"))))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Span, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("{n} is negative; a duration such as 90s, 2m or 00:02:00 is never negative"))),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Span, E> {
+                Err(E::custom(format!("{n} is not a whole number of seconds; write a duration such as 1500ms, 90s or 00:00:01.500")))
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Span, E> {
+                Span::parse(t).map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Span::checked_secs(n).ok_or_else(|| serde::de::Error::custom(SpanError::TooLong(format!("{n}s")))),
-            Raw::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(SpanVisitor)
     }
 }
 

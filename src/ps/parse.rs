@@ -1,7 +1,10 @@
 //! Parses PowerShell command lines as a Lync admin types them (`lyncdr sim run` scripts) into
 //! [`Invocation`]s: named and positional parameters, `-Switch:$false`, quoted strings, comma
 //! lists, script blocks, `&` calls of programs and pipelines. Variables, loops and expressions
-//! are not PowerShell this tool interprets; they are rejected with a clear message.
+//! are not PowerShell this tool interprets; they are rejected with a clear message. The rule: a
+//! line is either read exactly as PowerShell reads it, or refused. So `$var` and `$_` in double
+//! quotes or in a bare word, a backtick in a bare word, splatting (`@args`), a carriage return
+//! inside a line and control characters in a value are refused, never taken literally.
 
 use serde_json::Value;
 
@@ -18,6 +21,17 @@ fn is_double(c: char) -> bool {
 
 fn is_quote(c: char) -> bool {
     is_single(c) || is_double(c)
+}
+
+/// PowerShell's whitespace between tokens: space, tab, form feed, vertical tab, NEL and every
+/// Unicode separator (U+00A0, U+2028, ...); CR and LF end a statement instead.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() && !matches!(c, '\r' | '\n')
+}
+
+/// A character after `$` that makes PowerShell read a variable or an expression.
+fn starts_variable(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '{' | '(' | '?' | '^' | '$' | ':')
 }
 
 /// Why a line could not be parsed.
@@ -83,7 +97,10 @@ pub fn parse_line(line: &str, is_switch: &dyn Fn(&str, &str) -> bool) -> Result<
             result = Some(inv);
         }
     }
-    result.map(Some).ok_or_else(|| ParseError("A pipeline must end with a command.".into()))
+    let inv = result.ok_or_else(|| ParseError("A pipeline must end with a command.".into()))?;
+    // A control character (raw, or from an escape such as `r or `0) cannot be passed on one line.
+    inv.check().map_err(|e| ParseError(format!("{e}; a rehearsal script takes printable text only")))?;
+    Ok(Some(inv))
 }
 
 fn looks_like_command(text: &str) -> bool {
@@ -205,7 +222,12 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
     while i < chars.len() {
         let c = chars[i];
         match c {
-            ' ' | '\t' | '\r' => i += 1,
+            c if is_space(c) => i += 1,
+            '\r' | '\n' => {
+                return Err(ParseError(
+                    "A carriage return inside a line ends the command in PowerShell; write one command per line.".into(),
+                ));
+            }
             '#' => break,
             ';' => return Err(ParseError("Write one command per line; ';' is not supported by lyncdr sim run.".into())),
             '|' => {
@@ -245,8 +267,8 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
                         let (s, n) = read_quoted(&chars, k)?;
                         (Value::String(s), n)
                     } else {
-                        let (w, n) = read_word(&chars, k);
-                        (word_value(&w, false)?, n)
+                        let (w, quoted, n) = read_word(&chars, k)?;
+                        (word_value(&w, quoted)?, n)
                     };
                     out.push(Tok::Param { name, inline: Some(val) });
                     i = next;
@@ -255,9 +277,21 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
                     i = j;
                 }
             }
+            '@' => {
+                let message = match chars.get(i + 1) {
+                    Some('(') => "Sub-expressions are not supported by lyncdr sim run; write the value itself.".to_string(),
+                    Some(n) if n.is_alphanumeric() || *n == '_' => {
+                        let name: String = chars[i..].iter().take_while(|c| !is_space(**c)).collect();
+                        format!("Splatting ({name}) is not supported by lyncdr sim run; write the parameters on the line.")
+                    }
+                    Some('{') => "Hash tables (@{...}) are not supported by lyncdr sim run; write the parameters on the line.".into(),
+                    _ => "'@' at the start of an argument is an operator in PowerShell; quote the value.".into(),
+                };
+                return Err(ParseError(message));
+            }
             _ => {
-                let (w, next) = read_word(&chars, i);
-                out.push(Tok::Word { text: w, quoted: false });
+                let (w, quoted, next) = read_word(&chars, i)?;
+                out.push(Tok::Word { text: w, quoted });
                 i = next;
             }
         }
@@ -265,12 +299,53 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
     Ok(out)
 }
 
-fn read_word(chars: &[char], mut i: usize) -> (String, usize) {
+/// Reads a bare word (PowerShell's generic token). As in PowerShell, a quote inside it opens a
+/// string that is part of the word (`a'b c'` is `ab c`); what PowerShell would expand or escape
+/// in the unquoted part (`$name`, a backtick) or read as redirection (`<`, `>`) is refused.
+/// Returns the text, whether part of it was quoted, and where the word ends.
+fn read_word(chars: &[char], mut i: usize) -> Result<(String, bool, usize), ParseError> {
     let start = i;
-    while i < chars.len() && !matches!(chars[i], ' ' | '\t' | '\r' | '\n' | '|' | ',' | ';') {
+    let mut text = String::new();
+    let mut quoted = false;
+    let mut lead_variable = false;
+    while i < chars.len() && !is_space(chars[i]) && !matches!(chars[i], '\r' | '\n' | '|' | ',' | ';') {
+        let c = chars[i];
+        match c {
+            c if is_quote(c) => {
+                let (s, next) = read_quoted(chars, i)?;
+                text.push_str(&s);
+                quoted = true;
+                i = next;
+                continue;
+            }
+            '`' => {
+                return Err(ParseError(
+                    "The escape character ` in an unquoted argument is not supported by lyncdr sim run; quote the value with single quotes."
+                        .into(),
+                ));
+            }
+            '$' if i > start && chars.get(i + 1).is_some_and(|n| starts_variable(*n)) => {
+                let name: String =
+                    std::iter::once('$').chain(chars[i + 1..].iter().copied().take_while(|c| c.is_alphanumeric() || *c == '_')).collect();
+                return Err(ParseError(format!("Variables such as {name} are not supported by lyncdr sim run; write the value itself.")));
+            }
+            '$' if chars.get(i + 1).is_some_and(|n| starts_variable(*n)) => lead_variable = true,
+            '<' | '>' | '&' => {
+                return Err(ParseError(format!(
+                    "'{c}' is an operator in PowerShell (redirection or call) and is not supported in an unquoted argument by lyncdr sim run; quote the value if it is text."
+                )));
+            }
+            _ => {}
+        }
+        text.push(c);
         i += 1;
     }
-    (chars[start..i].iter().collect(), i)
+    if lead_variable && quoted {
+        // `$name'text'`: PowerShell expands $name; only a whole bare `$true` and the like are values.
+        let name: String = text.chars().take_while(|c| *c == '$' || c.is_alphanumeric() || *c == '_').collect();
+        return Err(ParseError(format!("Variables such as {name} are not supported by lyncdr sim run; write the value itself.")));
+    }
+    Ok((text, quoted, i))
 }
 
 /// Reads a quoted string as PowerShell does: any character of the opening quote's class (single:
@@ -295,15 +370,27 @@ fn read_quoted(chars: &[char], i: usize) -> Result<(String, usize), ParseError> 
             && c == '`'
             && let Some(&n) = chars.get(j + 1)
         {
+            // PowerShell's escapes; the control characters they give are refused by the caller.
             s.push(match n {
+                '0' => '\0',
+                'a' => '\u{7}',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
                 'n' => '\n',
+                'r' => '\r',
                 't' => '\t',
+                'v' => '\u{b}',
+                'e' | 'u' => {
+                    return Err(ParseError(format!(
+                        "The escape sequence `{n} is not supported by lyncdr sim run (Windows PowerShell 5.1 and PowerShell 7 read it differently)."
+                    )));
+                }
                 other => other,
             });
             j += 2;
             continue;
         }
-        if double && c == '$' && chars.get(j + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '(' || *n == '{') {
+        if double && c == '$' && chars.get(j + 1).is_some_and(|n| starts_variable(*n)) {
             return Err(ParseError(
                 "Variables inside double-quoted strings are not supported by lyncdr sim run; use single quotes or write the value.".into(),
             ));
@@ -390,5 +477,30 @@ mod tests {
         assert!(parse_line("Set-CsSite -Identity", &sw).unwrap_err().0.contains("Missing an argument"));
         assert!(parse_line("Get-CsPool -Identity 'x", &sw).unwrap_err().0.contains("terminator"));
         assert!(parse_line("Get-CsPool -Identity a -identity b", &sw).unwrap_err().0.contains("more than once"));
+    }
+
+    #[test]
+    fn reads_as_powershell_reads_or_refuses() {
+        let err = |line: &str| parse_line(line, &sw).unwrap_err().0;
+        // A quote inside a bare word opens a string that is part of the word.
+        assert_eq!(parse("Set-CsSite -Identity Dal'las x'").get_str("Identity"), Some("Dallas x"));
+        assert!(err("Set-CsSite -Identity Dallas’ -Force").contains("missing the terminator"));
+        // What PowerShell would expand or escape is refused, never taken literally.
+        assert!(err("Set-CsSite -Identity pool$suffix.contoso.com").contains("Variables such as $suffix"));
+        assert!(err("Set-CsSite -Identity $x'y'").contains("Variables such as $x"));
+        assert!(err("Set-CsSite -Identity \"Dallas$_\"").contains("Variables inside double-quoted strings"));
+        assert!(err("Set-CsSite -Identity pool01`.contoso.com").contains("escape character"));
+        assert!(err("Invoke-CsPoolFailOver @failoverArgs").contains("Splatting (@failoverArgs)"));
+        assert!(err("Get-CsPool > out.txt").contains("operator"));
+        assert!(err("Set-CsSite -Identity \"Dallas`e[2J\"").contains("`e"));
+        // Escapes that give control characters, raw control characters and a lone CR.
+        for line in ["Set-CsSite -Identity \"Dallas`r\"", "Set-CsSite -Identity \"Dallas`0\"", "Set-CsSite -Identity 'Dal\u{b}las'"] {
+            assert!(err(line).contains("control character"), "{line}");
+        }
+        assert!(err("Get-CsPool\rRemove-CsPool").contains("one command per line"));
+        // Unicode separators are whitespace, as in PowerShell.
+        let inv = parse("Set-CsSite\u{a0}-Identity\u{2003}Dallas");
+        assert_eq!(inv.get_str("Identity"), Some("Dallas"));
+        assert_eq!(parse("Set-CsSite -Identity \"a``b`$c\"").get_str("Identity"), Some("a`b$c"));
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::text::shown;
 use crate::model::{Fqdn, Span, Topology};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -50,6 +51,9 @@ pub const OPERATOR: &str = "operator";
 
 impl FaultTarget {
     pub fn parse(s: &str) -> Result<FaultTarget, String> {
+        if s.chars().any(char::is_control) {
+            return Err(format!("'{}' is not a valid fault target: it contains a control character", shown(s)));
+        }
         let (kind, name) = s
             .split_once('/')
             .ok_or_else(|| format!("'{s}' is not a fault target; write kind/name: site/<name>, pool/<fqdn>, edge/<fqdn>, sql/<fqdn>, server/<fqdn>, link/<end>:<end>, backup/<pool>, content/<pool>"))?;
@@ -72,7 +76,9 @@ impl FaultTarget {
                 let (x, y) = if a <= b { (a, b) } else { (b, a) };
                 FaultTarget::Link(x.to_string(), y.to_string())
             }
-            other => return Err(format!("'{other}' is not a fault kind; use site, pool, edge, sql, server, link, backup or content")),
+            other => {
+                return Err(format!("'{}' is not a fault kind; use site, pool, edge, sql, server, link, backup or content", shown(other)));
+            }
         })
     }
 }
@@ -100,7 +106,7 @@ impl Fault {
             "down" => FaultAction::Down,
             "up" => FaultAction::Up,
             "lose" => FaultAction::Lose,
-            other => return Err(format!("'{other}' is not a fault action; use down, up or lose")),
+            other => return Err(format!("'{}' is not a fault action; use down, up or lose", shown(other))),
         };
         let target = FaultTarget::parse(target)?;
         let is_content = matches!(target, FaultTarget::Content(_));
@@ -137,10 +143,19 @@ impl fmt::Display for Fault {
 }
 
 impl TimedFault {
-    /// Parses `TIME:ACTION:TARGET`, e.g. `40m:up:site/Dallas`.
+    /// Parses `TIME:ACTION:TARGET`, e.g. `40m:up:site/Dallas` or `00:40:00:up:site/Dallas` (a
+    /// TimeSpan holds colons: the time ends before the first `:down:`, `:up:` or `:lose:`).
     pub fn parse(s: &str) -> Result<TimedFault, String> {
-        let (at, rest) =
-            s.split_once(':').ok_or_else(|| format!("'{s}' is not a timed fault; write TIME:ACTION:TARGET, e.g. 0s:down:site/Dallas"))?;
+        let action_at = s.match_indices(':').map(|(i, _)| i).find(|&i| {
+            let rest = &s[i + 1..];
+            ["down:", "up:", "lose:"].iter().any(|a| rest.starts_with(a))
+        });
+        let (at, rest) = match action_at {
+            Some(i) => (&s[..i], &s[i + 1..]),
+            None => s
+                .split_once(':')
+                .ok_or_else(|| format!("'{}' is not a timed fault; write TIME:ACTION:TARGET, e.g. 0s:down:site/Dallas", shown(s)))?,
+        };
         let at = Span::parse(at).map_err(|e| e.to_string())?;
         Ok(TimedFault { at, fault: Fault::parse(rest)? })
     }
@@ -164,5 +179,11 @@ mod tests {
         assert!(Fault::parse("explode:site/Dallas").is_err());
         assert!(TimedFault::parse("soon:down:site/Dallas").is_err());
         assert!(Fault::parse("down:link/Dallas").is_err());
+        let t = TimedFault::parse("1.00:02:00:down:link/operator:Dallas").unwrap();
+        assert_eq!(t.at, Span::hours(24) + Span::mins(2));
+        assert_eq!(t.fault.target, FaultTarget::Link("Dallas".into(), "operator".into()));
+        let e = TimedFault::parse("13450750887080.00:00:05:down:site/Dallas").unwrap_err();
+        assert!(e.contains("too long a duration"), "{e}");
+        assert!(Fault::parse("down:site/Dal\u{1b}[2Jlas").unwrap_err().contains("\\u{1b}"));
     }
 }

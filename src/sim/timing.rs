@@ -51,6 +51,9 @@ pub struct Timings {
     pub sync_capacity: u64,
 }
 
+/// Longest duration of one simulated operation (or per 1,000 users).
+pub const MAX_TIMING: Span = Span::hours(24 * 7);
+
 impl Default for Timings {
     fn default() -> Self {
         Timings {
@@ -108,6 +111,34 @@ impl Timings {
         }
         if self.query.0 == 0 {
             return Err(("query".into(), "must be longer than 0s".into()));
+        }
+        // The simulator moves time in steps: an operation lasting years would keep `plan` and
+        // `demo` stepping for days of real time. A week is far beyond any Lync operation.
+        let spans = [
+            ("query", Some(self.query)),
+            ("poolFailoverPer1000Users", self.pool_failover_per_1000_users),
+            ("poolFailbackPer1000Users", Some(self.pool_failback_per_1000_users)),
+            ("minimumPoolOperation", Some(self.minimum_pool_operation)),
+            ("cmsFailover", Some(self.cms_failover)),
+            ("cmsReplication", Some(self.cms_replication)),
+            ("databaseFailover", Some(self.database_failover)),
+            ("witnessFailover", Some(self.witness_failover)),
+            ("topologyChange", Some(self.topology_change)),
+            ("topologyPublish", Some(self.topology_publish)),
+            ("bootstrapper", Some(self.bootstrapper)),
+            ("serviceStart", Some(self.service_start)),
+            ("serviceStop", Some(self.service_stop)),
+            ("moveUser", Some(self.move_user)),
+            ("rgsTransfer", Some(self.rgs_transfer)),
+            ("configExport", Some(self.config_export)),
+            ("backupSync", Some(self.backup_sync)),
+        ];
+        for (name, v) in spans {
+            if let Some(v) = v
+                && v > MAX_TIMING
+            {
+                return Err((name.to_string(), format!("{v} is longer than the limit of {MAX_TIMING}")));
+            }
         }
         Ok(())
     }

@@ -1,0 +1,3 @@
+# kind: script
+# expect: control character
+Set-CsSite -Identity "Dallas`rRemove-CsSite Seattle"

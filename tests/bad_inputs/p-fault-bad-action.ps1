@@ -1,0 +1,3 @@
+# kind: script
+# expect: 'explode' is not a fault action
+#! fault explode:site/Dallas

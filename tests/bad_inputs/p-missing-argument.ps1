@@ -1,0 +1,3 @@
+# kind: script
+# expect: Missing an argument for parameter 'PoolFqdn'
+Invoke-CsPoolFailOver -PoolFqdn -DisasterMode

@@ -1,0 +1,3 @@
+# kind: script
+# expect: Splatting
+Invoke-CsPoolFailOver @failoverArgs

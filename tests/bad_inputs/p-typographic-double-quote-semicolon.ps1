@@ -1,0 +1,3 @@
+# kind: script
+# expect: ';' is not supported
+Set-CsSite -Identity "Dallas”; Remove-CsSite Seattle; “"

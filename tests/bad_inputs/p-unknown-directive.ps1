@@ -1,0 +1,3 @@
+# kind: script
+# expect: unknown directive
+#! exec Remove-Item C:\ -Recurse

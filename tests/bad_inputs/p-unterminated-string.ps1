@@ -1,0 +1,3 @@
+# kind: script
+# expect: The string is missing the terminator: '.
+Invoke-CsPoolFailOver -PoolFqdn 'pool01.dal.contoso.com -DisasterMode
