@@ -1343,3 +1343,106 @@ fn data_loss_none_in_planned_failover() {
     assert_eq!(unreplicated(&sim, DAL).0, 0.0);
     assert_eq!(served_by(&sim, DAL), SEA);
 }
+
+// ----------------------------------------------------------------------------------------------
+// Issue 10: the simulator is never more lenient than Lync, and stricter only when labelled.
+
+/// Issue 10, finding 15: Response Group configuration lives in the pool's Back End (the
+/// Application databases), so with both Dallas SQL servers down it can be neither exported from
+/// Dallas nor listed there, although the Front End servers answer.
+#[test]
+fn response_groups_cannot_be_exported_while_the_back_end_is_down() {
+    let mut sim =
+        deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com, sql/sql02.dal.contoso.com]}\n");
+    let e = fails(&mut sim, DAL, r"Export-CsRgsConfiguration -Source ApplicationServer:pool01.dal.contoso.com -FileName 'C:\rgs\dal.zip'");
+    assert!(e.message.contains("Back End database is not available"), "{e}");
+    let e = fails(&mut sim, DAL, "Get-CsRgsWorkflow -Identity service:ApplicationServer:pool01.dal.contoso.com");
+    assert!(e.message.contains("pool01.dal.contoso.com"), "{e}");
+    // Seattle's Back End runs: its export works.
+    run_ok(
+        &mut sim,
+        r"#! on pool01.sea.contoso.com
+Export-CsRgsConfiguration -Source ApplicationServer:pool01.sea.contoso.com -FileName 'C:\rgs\sea.zip'",
+    );
+    // The mirror takes the Application databases once one server is back: export works again.
+    run_ok(
+        &mut sim,
+        r"#! fault up:sql/sql02.dal.contoso.com
+#! on pool01.dal.contoso.com
+Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType Application -NewPrincipal Mirror -Force
+Export-CsRgsConfiguration -Source ApplicationServer:pool01.dal.contoso.com -FileName 'C:\rgs\dal.zip'",
+    );
+}
+
+/// Issue 10, finding 16: `-DatabaseType Application` fails over the Application databases only;
+/// the User database keeps its principal, so a CentralMgmt failover that follows still breaks
+/// rule 18 (strict mode).
+#[test]
+fn application_database_failover_leaves_the_user_database() {
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n");
+    let out = run_ok(
+        &mut sim,
+        "
+        #! on pool01.dal.contoso.com
+        Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType Application -NewPrincipal Mirror -Force
+        Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User
+        ",
+    );
+    assert_eq!(output(&out, "Get-CsDatabaseMirrorState")[0]["StateOnMirror"], "Mirror", "the User database did not move");
+    refused_strictly(
+        &mut sim,
+        DAL,
+        "Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType CentralMgmt -NewPrincipal Mirror -Force",
+        18,
+    );
+    let e = fails(&mut sim, DAL, "Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType Archiving -NewPrincipal Mirror");
+    assert!(e.message.contains("no Archiving database"), "{e}");
+}
+
+/// Issue 10, finding 17: PowerShell binds an integer to a TimeSpan as ticks (`120` is 12
+/// microseconds) and a string through `TimeSpan.Parse` (`"10"` is ten days): both are outside
+/// 00:00:05-03:00:00 and refused; `00:00:10` is ten seconds. The same binding applies to every
+/// TimeSpan parameter.
+#[test]
+fn timespans_bind_as_powershell_binds_them() {
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\n");
+    let e = fails(&mut sim, DAL, "Set-CsBackupServiceConfiguration -SyncInterval 120");
+    assert!(e.message.contains("SyncInterval 00:00:00.0000120 is out of range"), "{e}");
+    let e = fails(&mut sim, DAL, "Set-CsBackupServiceConfiguration -SyncInterval \"10\"");
+    assert!(e.message.contains("SyncInterval 10.00:00:00 is out of range"), "{e}");
+    let e = fails(&mut sim, DAL, "Set-CsBackupServiceConfiguration -SyncInterval 25:00:00");
+    assert!(e.message.contains("numeric components is out of range"), "{e}");
+    let out = run_ok(
+        &mut sim,
+        "#! on pool01.dal.contoso.com\nSet-CsBackupServiceConfiguration -SyncInterval 00:00:10\nGet-CsBackupServiceConfiguration",
+    );
+    assert_eq!(output(&out, "Get-CsBackupServiceConfiguration")["SyncInterval"], "00:00:10");
+    run_ok(&mut sim, "#! on pool01.dal.contoso.com\nSet-CsBackupServiceConfiguration -SyncInterval 1:30\nGet-CsBackupServiceConfiguration");
+    let bound = |line: &str| {
+        let inv = parse_line(line, &catalog::is_switch).expect("parses").expect("command");
+        bind(&inv, Product::SfB2019).map(|b| b.get("WaitTime").cloned())
+    };
+    assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 150").ok().flatten(), Some(json!("00:00:00.0000150")));
+    assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime '2'").ok().flatten(), Some(json!("2.00:00:00")));
+    assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 00:00:15").ok().flatten(), Some(json!("00:00:15")));
+    assert!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 15s").is_err());
+}
+
+/// Issue 10, finding 18: the documented command for a failed primary (JJ204991, domain document
+/// 4.10 step 3) has no `-Force`; the cmdlet reference says `-Force` is also used when the current
+/// database is not accessible. The simulator accepts both.
+#[test]
+fn documented_user_database_failover_without_force_is_accepted() {
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n");
+    let out = run_ok(
+        &mut sim,
+        "
+        #! on pool01.dal.contoso.com
+        Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User
+        Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType User -NewPrincipal mirror -Verbose
+        Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User
+        ",
+    );
+    assert_eq!(output(&out, "Get-CsDatabaseMirrorState")[0]["StateOnMirror"], "Principal");
+    assert!(sim.snapshot().all_users_served);
+}

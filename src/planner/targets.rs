@@ -573,15 +573,15 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             }
         }
         None => {
+            // A Back End failover (lossless) brings the CMS back if its database is the problem.
+            if alive_ok(&home) && t.principal.contains_key(&home) {
+                return;
+            }
             let Some(s) = standby else {
                 t.cms_blocked = Some(format!("the CMS (on {home}) is unavailable and {home} has no backup pool to fail it over to"));
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             };
-            // A Back End failover (lossless) brings the CMS back if its database is the problem.
-            if alive_ok(&home) && t.principal.contains_key(&home) {
-                return;
-            }
             let home_down = o.health(&home) == Health::Down
                 || (alive_ok(&home)
                     && o.pool(&home).is_some_and(|p| !p.back_end.server_up(Role::Primary) && !p.back_end.server_up(Role::Mirror)));

@@ -17,6 +17,10 @@ pub struct PoolRt {
     /// Set by a planned failover while the pool drains to its partner.
     pub read_only: bool,
     pub principal: BTreeMap<DbType, Role>,
+    /// Principal of the Application databases (Response Group, Call Park and Address Book
+    /// data), failed over on their own with `-DatabaseType Application`.
+    #[serde(default)]
+    pub application: Role,
     pub conferencing_edge: Option<Fqdn>,
     /// Edge pool the media association was moved away from while it was down (rule 23).
     #[serde(default)]
@@ -155,6 +159,7 @@ impl World {
                         state,
                         read_only: false,
                         principal,
+                        application: role,
                         conferencing_edge: media.clone(),
                         media_moved_from: None,
                         mediation_edge: media,

@@ -17,17 +17,16 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
         Some("Mirror") => Role::Mirror,
         _ => Role::Primary,
     };
-    let db = match b.str("DatabaseType") {
-        Some("User") => DbType::User,
-        Some("CentralMgmt") => DbType::CentralMgmt,
-        Some(other) => {
-            // Other database types follow the User database in this model.
-            if sim.topo.pools[&pool].back_end.mirror.is_none() {
-                return Err(err(CMD, format!("The {other} database of pool \"{pool}\" is not mirrored, so it cannot be failed over.")));
-            }
-            DbType::User
+    let name = b.str("DatabaseType").unwrap_or("User").to_string();
+    let db = match name.as_str() {
+        "User" => Db::Tracked(DbType::User),
+        "CentralMgmt" => Db::Tracked(DbType::CentralMgmt),
+        // Response Group, Call Park and Address Book data: failed over on their own, so the
+        // User database stays where it is (rule 18 still wants it failed over first).
+        "Application" => Db::Application,
+        other => {
+            return Err(err(CMD, format!("There is no {other} database on the Back End of pool \"{pool}\".")));
         }
-        None => DbType::User,
     };
     let backend = sim.topo.pools[&pool].back_end.clone();
     let Some(mirror) = backend.mirror.clone() else {
@@ -36,26 +35,23 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
             format!("Database failover requires a mirror, and no mirror is configured for the Back End of pool \"{pool}\"."),
         ));
     };
-    let Some(current) = sim.w.pools[&pool].principal.get(&db).copied() else {
-        return Err(err(CMD, format!("There is no {} database on the Back End of pool \"{pool}\".", db.as_str())));
+    let current = match db {
+        Db::Tracked(t) => sim.w.pools[&pool].principal.get(&t).copied(),
+        Db::Application => Some(sim.w.pools[&pool].application),
     };
+    if current.is_none() {
+        return Err(err(CMD, format!("There is no {name} database on the Back End of pool \"{pool}\".")));
+    }
     let target_server = if role == Role::Mirror { mirror } else { backend.primary.clone() };
-    let current_server = backend.server(current).cloned();
     let net = sim.net_ref();
     if !net.sql_up(&target_server) {
         return Err(err(CMD, format!("Cannot fail over to \"{target_server}\": the SQL Server is not available.")));
     }
-    if current != role && !current_server.as_ref().is_some_and(|s| net.sql_up(s)) && !b.switch("Force") {
-        let name = current_server.map(|s| s.to_string()).unwrap_or_default();
-        return Err(err(
-            CMD,
-            format!(
-                "The current principal \"{name}\" is not accessible. Use -Force to fail over a database whose principal is unavailable."
-            ),
-        ));
-    }
+    // [DISCREPANCY] C4 says -Force is "also used when the current database is not accessible";
+    // the documented procedure (JJ204991, domain document 4.10 step 3) fails over a User database
+    // whose primary failed without it. Both are accepted.
     // Rule 18: the User database is failed over before the CentralMgmt database.
-    if db == DbType::CentralMgmt && sim.w.pools[&pool].principal.get(&DbType::User) != Some(&role) {
+    if db == Db::Tracked(DbType::CentralMgmt) && sim.w.pools[&pool].principal.get(&DbType::User) != Some(&role) {
         sim.rule(CMD, 18, format!("fail over the User database of {pool} to {role} before its CentralMgmt database"))?;
     }
     if b.what_if() {
@@ -67,13 +63,27 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
 pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletError> {
     if let Effect::DbFailover { pool, db, role } = e {
         if let Some(rt) = sim.w.pools.get_mut(pool) {
-            rt.principal.insert(*db, *role);
+            match db {
+                Db::Tracked(t) => {
+                    rt.principal.insert(*t, *role);
+                }
+                Db::Application => rt.application = *role,
+            }
         }
-        if *db == DbType::CentralMgmt {
+        if *db == Db::Tracked(DbType::CentralMgmt) {
             sim.config_changed();
         }
     }
     Ok(Value::Null)
+}
+
+/// Which databases an `Invoke-CsDatabaseFailover` moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Db {
+    /// A database whose mirror state lyncdr observes (User, CentralMgmt).
+    Tracked(DbType),
+    /// `-DatabaseType Application`.
+    Application,
 }
 
 /// A witness will switch this pool's principal: mirrored with a witness, the principal's server
@@ -101,7 +111,7 @@ pub(crate) fn witness_failover(sim: &mut Simulator, pool: &Fqdn) {
         if !due {
             return;
         }
-        for role in rt.principal.values_mut() {
+        for role in rt.principal.values_mut().chain(std::iter::once(&mut rt.application)) {
             let here = p.back_end.server(*role).is_some_and(|s| net.sql_up(s));
             if !here {
                 *role = role.other();

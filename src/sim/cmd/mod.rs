@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::Simulator;
 use super::errors::{self, CmdletError};
 use super::world::Net;
-use crate::model::{BackupModule, DbType, Fqdn, Product, Role, Span};
+use crate::model::{BackupModule, Fqdn, Product, Role, Span};
 use crate::ps::Bound;
 
 pub(crate) use database::{witness_due, witness_failover};
@@ -67,7 +67,7 @@ pub(crate) enum Effect {
     },
     DbFailover {
         pool: Fqdn,
-        db: DbType,
+        db: database::Db,
         role: Role,
     },
     NextHop {
