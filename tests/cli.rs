@@ -685,9 +685,12 @@ fn plan_json_disaster_failover_uses_disaster_mode_and_the_cms_recovery_set() {
     );
     assert_eq!(step(&cms)["runOn"], SEA);
     assert_eq!(step(&cms)["dataLoss"], true);
-    // Federation leaves the lost Edge pool before the users fail over.
-    depends(&p, &fo, &format!("sip-federation-route/{EDGE_SEA}"));
-    depends(&p, &fo, &format!("xmpp-federation-route/{EDGE_SEA}"));
+    // Federation leaves the lost Edge pool once the users are failed over: the failover does
+    // not wait for it (issue 10, finding 8), and Seattle confirms the Dallas Edge pool is down,
+    // so its next hop is not repointed (rule 11 concerns an Edge pool that still runs).
+    depends(&p, &format!("sip-federation-route/{EDGE_SEA}"), &fo);
+    depends(&p, &format!("xmpp-federation-route/{EDGE_SEA}"), &fo);
+    assert!(p.steps.iter().all(|s| s.cmdlet != "Set-CsEdgeServer"), "{}", step_ids(&p));
 }
 
 #[test]

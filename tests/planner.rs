@@ -99,10 +99,16 @@ fn disaster_failover_needs_consent() {
     assert_eq!(cms.args["Force"], true);
     assert!(cms.data_loss);
     assert_eq!(step(&p, "cms-export-configuration/pool01.sea.contoso.com").args["LocalStore"], true);
-    // lyncdr cannot tell whether the Dallas Edge still runs (it only knows it cannot reach it),
-    // so it repoints it before the failover (rule 11): a topology write, harmless if it is down.
-    before(&p, "edge-next-hop/edge01.dal.contoso.com", "pool-failover/pool01.dal.contoso.com");
+    // Seattle confirms that the Dallas Edge is down too: its next hop is left alone (rule 11
+    // concerns an Edge pool that still runs).
+    assert!(p.step("edge-next-hop/edge01.dal.contoso.com").is_none(), "{}", ids(&p));
     before(&p, "wait-cms-replication/pool01.sea.contoso.com", "pool-failover/pool01.dal.contoso.com");
+
+    // Dallas's pool is down but its Edge pool runs (Seattle reaches it; the operator does not):
+    // it is repointed before the failover (rule 11).
+    let s = scenario(&with_state("  down: [pool/pool01.dal.contoso.com, link/operator:Dallas]"));
+    let (_, p) = plan_for(&s, &d);
+    before(&p, "edge-next-hop/edge01.dal.contoso.com", "pool-failover/pool01.dal.contoso.com");
 }
 
 #[test]
@@ -278,4 +284,65 @@ fn plan_json_follows_the_contract() {
         assert!(st.after.iter().all(|a| seen.contains(a)), "{} before its dependencies", st.id);
         seen.insert(st.id.clone());
     }
+}
+
+/// Whether `b` depends on `a`, directly or transitively.
+fn depends(p: &Plan, b: &str, a: &str) -> bool {
+    let mut stack = vec![b.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(x) = stack.pop() {
+        if seen.insert(x.clone()) {
+            for d in &step(p, &x).after {
+                if d == a {
+                    return true;
+                }
+                stack.push(d.clone());
+            }
+        }
+    }
+    false
+}
+
+/// The example's Edge policy: federation on the Dallas Edge pool, automatic Edge failover to
+/// Seattle's.
+const EDGE_AUTO: &str = "  edge:\n    sipFederationPool: edge01.dal.contoso.com\n    xmppFederationPool: edge01.dal.contoso.com\n    automaticFailover: true\n    fallbackPools: [edge01.sea.contoso.com]";
+
+/// Issue 10, finding 3: the operator is cut off from Dallas, but Seattle reaches Dallas's Edge
+/// servers: the Edge pool is alive, so SIP and XMPP federation stay on it (like the users).
+#[test]
+fn federation_stays_on_an_edge_pool_that_only_the_operator_cannot_reach() {
+    let s = scenario(&with_state("  down: [link/operator:Dallas]"));
+    let d = two_site_desired("  allowDataLoss: true\n  automaticFailover: {enabled: true, gracePeriod: 0s}", EDGE_AUTO);
+    let (o, p) = plan_for(&s, &d);
+    assert_eq!(o.edges[&"edge01.dal.contoso.com".parse().unwrap()].health(), lyncdr::model::Health::Isolated);
+    assert!(p.steps.iter().all(|s| !s.id.contains("federation-route") && !s.id.starts_with("media-edge")), "{}", ids(&p));
+    assert!(p.notices.iter().any(|n| n.contains("edge01.dal.contoso.com") && n.contains("alive")), "{:?}", p.notices);
+
+    // The Edge pool itself down (confirmed from Seattle): federation moves.
+    let s = scenario(&with_state("  down: [edge/edge01.dal.contoso.com]"));
+    let (o, p) = plan_for(&s, &d);
+    assert_eq!(o.edges[&"edge01.dal.contoso.com".parse().unwrap()].health(), lyncdr::model::Health::Down);
+    step(&p, "sip-federation-route/edge01.sea.contoso.com");
+    step(&p, "xmpp-federation-route/edge01.sea.contoso.com");
+}
+
+/// Issue 10, finding 8: with the whole Dallas site lost, its Edge pool is confirmed down from
+/// Seattle, so its next hop is not repointed (rule 11 does not apply to an Edge pool that is
+/// down), and the federation moves come after the pool failover: their CMS replication must not
+/// delay it.
+#[test]
+fn whole_site_lost_pool_failover_waits_for_no_edge_change() {
+    let s = scenario(&with_state("  down: [site/Dallas]"));
+    let d = two_site_desired(
+        "  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true",
+        &format!("  centralManagementStore: {{activePool: pool01.dal.contoso.com, allowDataLoss: true}}\n{EDGE_AUTO}"),
+    );
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.step("edge-next-hop/edge01.dal.contoso.com").is_none(), "{}", ids(&p));
+    let fo = "pool-failover/pool01.dal.contoso.com";
+    for id in ["sip-federation-route/edge01.sea.contoso.com", "xmpp-federation-route/edge01.sea.contoso.com"] {
+        assert!(!depends(&p, fo, id), "the failover waits for {id}:\n{}", ids(&p));
+        before(&p, fo, id);
+    }
+    assert!(p.steps.iter().filter(|s| s.cmdlet == "Set-CsEdgeServer").count() == 0, "{}", ids(&p));
 }

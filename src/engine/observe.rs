@@ -1,7 +1,8 @@
 //! The observer: reads a deployment through `Get-*` cmdlets into an [`Observed`] snapshot.
 //! Independent queries run concurrently. Each Front End pool is probed twice, from the operator
 //! (on the pool itself) and from its partner, so that an operator cut off from a site can tell
-//! an isolated but healthy pool from a dead one.
+//! an isolated but healthy pool from a dead one; an Edge pool the operator does not reach is
+//! probed from a Front End pool of another site for the same reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -170,7 +171,12 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         })
         .collect();
     let edge_names: Vec<Fqdn> = edge_pools.keys().cloned().collect();
-    let edge_obs = join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone()))).await;
+    // Another site's view of an Edge pool comes from a Front End pool there that answers.
+    let vantage = |site: &str| -> Option<Fqdn> {
+        fe_pools.iter().find(|(p, (s, _))| s != site && pools.get(*p).is_some_and(|o: &PoolObs| o.direct.is_ok())).map(|(p, _)| p.clone())
+    };
+    let edge_obs =
+        join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone(), vantage(&edge_pools[e].0)))).await;
     let mut edges = BTreeMap::new();
     let mut topo_edges = BTreeMap::new();
     for (e, mut obs) in edge_names.iter().zip(edge_obs) {
@@ -396,7 +402,7 @@ async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
     Some(PoolTraits { edition: Edition::Enterprise, product, virtualization, os, back_end_ha: crate::model::BackEndHa::None })
 }
 
-async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>) -> EdgeObs {
+async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, vantage: Option<Fqdn>) -> EdgeObs {
     let results = join_all(servers.iter().map(|s| {
         let inv = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV");
         let on = RunOn::Server(s.clone());
@@ -420,7 +426,38 @@ async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>) -> EdgeOb
         }
     }
     obs.direct = any_ok.unwrap_or_else(|| Probe::Unreachable(format!("{edge} has no servers")));
+    if !obs.direct.is_ok()
+        && let Some(pool) = vantage
+    {
+        obs.from_other_site = from_other_site(lync, &pool, &servers).await;
+    }
     obs
+}
+
+/// Asks a Front End pool of another site whether it reaches the Edge servers
+/// (`Get-CsWindowsService -Name RTCSRV -ComputerName <server>`): reached if any answers.
+async fn from_other_site(lync: &dyn Lync, pool: &Fqdn, servers: &[Fqdn]) -> Probe {
+    let on = RunOn::Pool(pool.clone());
+    let results = join_all(servers.iter().map(|s| {
+        let inv = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV").arg("ComputerName", s.as_str());
+        let on = on.clone();
+        async move { lync.invoke(&on, &inv).await }
+    }))
+    .await;
+    let mut out = Probe::NotProbed;
+    for r in results {
+        match r {
+            Ok(_) => return Probe::Ok,
+            // The vantage point itself did not answer: no evidence either way.
+            Err(LyncError::Unreachable { .. }) => {}
+            Err(e) => {
+                if out == Probe::NotProbed {
+                    out = Probe::Failed(e.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn probe<T>(r: &Result<T, LyncError>) -> Probe {

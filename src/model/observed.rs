@@ -227,6 +227,11 @@ impl PoolObs {
 #[serde(rename_all = "camelCase")]
 pub struct EdgeObs {
     pub direct: Probe,
+    /// The Edge servers probed from a Front End pool of another site (only when the operator
+    /// does not reach them): like a pool's partner, it tells a dead Edge pool from one that is
+    /// only cut off from the operator.
+    #[serde(default)]
+    pub from_other_site: Probe,
     /// Next hop Registrar pool (`Get-CsService -EdgeServer`, property Registrar).
     pub next_hop: Option<Fqdn>,
     /// Edge servers whose Lync services run.
@@ -236,6 +241,11 @@ pub struct EdgeObs {
 impl EdgeObs {
     pub fn is_up(&self) -> bool {
         self.direct.is_ok() && self.services_running.values().any(|r| *r)
+    }
+    /// Up (the operator reaches it), Isolated (only another site does), Down (confirmed from
+    /// both) or Unknown.
+    pub fn health(&self) -> Health {
+        Health::from_probes(&self.direct, &self.from_other_site)
     }
 }
 
@@ -329,6 +339,9 @@ impl Observed {
     }
     pub fn edge_up(&self, f: &Fqdn) -> bool {
         self.edges.get(f).is_some_and(EdgeObs::is_up)
+    }
+    pub fn edge_health(&self, f: &Fqdn) -> Health {
+        self.edges.get(f).map(EdgeObs::health).unwrap_or(Health::Unknown)
     }
     pub fn failover(&self, f: &Fqdn) -> FailoverState {
         self.pools.get(f).map(|p| p.failover).unwrap_or_default()

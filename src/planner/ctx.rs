@@ -110,6 +110,19 @@ impl<'a> Ctx<'a> {
         self.pair_of(p).is_some_and(|pt| pt.transitions.iter().any(|t| !t.failback && &t.pool == p))
     }
 
+    /// The pool failovers of this plan that a federation or media change towards an Edge pool
+    /// of `site` comes after: no failover needs them (rule 11 is only the next hop; 4.20 fails
+    /// federation over as a follow-up), and their CMS replication must not delay one (rule 4).
+    /// None when a pool of that site fails back in this plan: rule 23 puts the Edge failback
+    /// first.
+    pub fn after_failovers(&self, site: &str) -> Vec<String> {
+        let site_fails_back = self.o.topology.pools.values().any(|p| p.site == site && self.failing_back(&p.fqdn));
+        if site_fails_back {
+            return vec![];
+        }
+        self.t.pairs.iter().flat_map(|pt| pt.transitions.iter()).filter(|t| !t.failback).map(|t| id::failover(&t.pool)).collect()
+    }
+
     /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it
     /// is reachable, else the first reachable pool serving its own users.
     pub fn admin_pool(&self) -> Option<Fqdn> {

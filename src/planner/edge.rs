@@ -9,7 +9,7 @@
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::{Expect, Remember};
-use crate::model::Fqdn;
+use crate::model::{Fqdn, Health};
 use crate::ps::Invocation;
 use crate::ps::catalog::bootstrapper_path;
 
@@ -17,10 +17,12 @@ fn reachable(c: &Ctx, e: &Fqdn) -> bool {
     c.o.edges.get(e).is_some_and(|x| x.direct.is_ok())
 }
 
-/// The Edge pool a route should use: `base` if it can be reached, otherwise (with automatic
-/// Edge failover) the first reachable fallback, then any other reachable Edge pool.
+/// The Edge pool a route should use: `base` unless it is confirmed down (by the operator and
+/// from another site: an Edge pool only the operator cannot reach still carries federation and
+/// media), otherwise (with automatic Edge failover) the first reachable fallback, then any
+/// other reachable Edge pool.
 fn choose(c: &Ctx, base: &Fqdn) -> Fqdn {
-    if reachable(c, base) || !c.d.edge_failover {
+    if c.o.edge_health(base) != Health::Down || !c.d.edge_failover {
         return base.clone();
     }
     let others = c.o.topology.edges.keys().filter(|e| !c.d.edge_fallbacks.contains(e));
@@ -37,6 +39,7 @@ fn answering(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
 }
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
+    route_notices(c, b);
     next_hops(c, b);
     sip_federation(c, b);
     xmpp_federation(c, b);
@@ -45,14 +48,43 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     media(c, b);
 }
 
+/// What people should know about the Edge pools carrying federation, for as long as it holds:
+/// a route on an Edge pool that is down with nowhere to move it, or on one lyncdr cannot reach
+/// (it stays there while another site reaches it, or while that cannot be confirmed).
+fn route_notices(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    let routes = [
+        ("SIP", c.o.federation.sip_edge.as_ref(), c.d.sip_federation.as_ref(), "sipFederationPool"),
+        ("XMPP", c.o.federation.xmpp_edge.as_ref(), c.d.xmpp_federation.as_ref(), "xmppFederationPool"),
+    ];
+    for (kind, current, desired, field) in routes {
+        let Some(cur) = current else { continue };
+        let want = choose(c, desired.unwrap_or(cur));
+        match c.o.edge_health(cur) {
+            Health::Down if want == *cur => b.notice(format!(
+                "{dep}: {kind} federation uses {cur}, which is down; enable spec.edge.automaticFailover with fallbackPools, or set spec.edge.{field} to a running Edge pool"
+            )),
+            Health::Isolated => b.notice(format!(
+                "{dep}: {kind} federation stays on {cur}: lyncdr cannot reach it, but a Front End pool of another site does, so it is alive"
+            )),
+            Health::Unknown => b.notice(format!(
+                "{dep}: {kind} federation stays on {cur}: neither lyncdr nor another site can reach it, so it cannot be confirmed down"
+            )),
+            _ => {}
+        }
+    }
+}
+
 fn next_hops(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     for (e, eobs) in &c.o.edges {
         // An Edge that forwards to a pool about to fail over is repointed even if lyncdr cannot
-        // reach it: unless it is known to be down, it may still run (rule 11), and the change is
-        // only a topology write. Other unreachable Edge pools are left until they return.
+        // reach it: unless it is confirmed down (from another site too), it may still run (rule
+        // 11), and the change is only a topology write. An Edge pool that is down does not
+        // matter to the failover (the whole-site case, 4.20); other unreachable Edge pools are
+        // left until they return.
         let forwards_to_failing = eobs.next_hop.as_ref().is_some_and(|n| c.failing_over(n));
-        if !reachable(c, e) && !forwards_to_failing {
+        if !reachable(c, e) && (!forwards_to_failing || eobs.health() == Health::Down) {
             continue;
         }
         let Some(base) = c.d.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
@@ -128,9 +160,6 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     let Some(base) = c.d.sip_federation.clone().or_else(|| c.o.federation.sip_edge.clone()) else { return };
     let want = choose(c, &base);
-    if !reachable(c, &want) {
-        b.notice(format!("{dep}: SIP federation uses {want}, which is down; enable spec.edge.automaticFailover with fallbackPools, or set spec.edge.sipFederationPool to a running Edge pool"));
-    }
     if c.o.federation.sip_edge.as_ref() == Some(&want) {
         return;
     }
@@ -157,12 +186,12 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
         Some(cur) => format!("SIP federation moves from {cur} to {want} (only one federation Edge pool at a time)"),
         None => format!("SIP federation is routed through {want}"),
     };
-    let inv = Invocation::new("Set-CsSite").arg("Identity", site).arg("FederationRoute", format!("EdgeServer:{want}"));
+    let inv = Invocation::new("Set-CsSite").arg("Identity", site.as_str()).arg("FederationRoute", format!("EdgeServer:{want}"));
     let route = b
         .step(id::sip(&Some(want.clone())), inv, &run_on, dep)
         .reason(reason)
         .rules(&[19, 20])
-        .after(deps)
+        .after(deps.into_iter().chain(c.after_failovers(&site)))
         .expect(Expect::SipFederation { edge: Some(want.clone()) })
         .remember(Remember::EdgeSetupPending { servers: servers(c, &want) })
         .add();
@@ -177,11 +206,11 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
         return;
     }
     if !reachable(c, &want) {
-        b.notice(format!("{dep}: XMPP federation should use {want}, which is down"));
         return;
     }
+    let site = c.o.topology.edges[&want].site.clone();
     let deps = match c.cms_deps() {
-        Ok(d) => d,
+        Ok(d) => d.into_iter().chain(c.after_failovers(&site)).collect::<Vec<_>>(),
         Err(why) => {
             b.block(&dep, format!("XMPP federation should move to {want}, but {why}"));
             return;
@@ -202,8 +231,7 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
             );
         }
     }
-    let site = c.o.topology.edges[&want].site.clone();
-    let inv = Invocation::new("Set-CsSite").arg("Identity", site).arg("XmppFederationRoute", format!("EdgeServer:{want}"));
+    let inv = Invocation::new("Set-CsSite").arg("Identity", site.as_str()).arg("XmppFederationRoute", format!("EdgeServer:{want}"));
     let route = b
         .step(id::xmpp(&Some(want.clone())), inv, &run_on, dep.clone())
         .reason(format!("XMPP federation is routed through {want}"))
@@ -299,7 +327,8 @@ fn media(c: &Ctx, b: &mut Builder) {
                 Some(x) => format!("{p} should use {want} for media instead of {x}"),
                 None => format!("{p} should use {want} for media"),
             };
-            let starts: Vec<String> = servers(c, &want).iter().map(|s| id::service(s, true)).collect();
+            let mut starts: Vec<String> = servers(c, &want).iter().map(|s| id::service(s, true)).collect();
+            starts.extend(c.after_failovers(&c.o.topology.edges[&want].site));
             let inv = Invocation::new(cmd).arg("Identity", format!("{prefix}:{p}")).arg("EdgeServer", format!("EdgeServer:{want}"));
             b.step(id::media(p, mediation), inv, &run_on, dep.clone())
                 .reason(reason)

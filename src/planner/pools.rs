@@ -61,7 +61,8 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     }
     // Rule 11: Edge pools that may still run and forward to the failed pool are repointed first.
     for (e, eobs) in &c.o.edges {
-        if eobs.next_hop.as_ref() == Some(x) {
+        // An Edge pool confirmed down (from another site too) does not stop the failover.
+        if eobs.next_hop.as_ref() == Some(x) && eobs.health() != crate::model::Health::Down {
             if !b.has(&id::next_hop(e)) {
                 b.block(&res, format!("{e} forwards to {x} and cannot be repointed, so {x} cannot be failed over (rule 11)"));
                 return None;

@@ -369,7 +369,8 @@ fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, Cmdl
         None => ctx.server.clone(),
     };
     let net = sim.net_ref();
-    if !net.host_up(&server) {
+    // Another computer's services are read over the network from the server running the cmdlet.
+    if !net.reaches(Some(&ctx.server), &server) {
         return Err(err("Get-CsWindowsService", format!("Cannot open Service Control Manager on computer '{server}'.")));
     }
     let status = |running: bool| if running { "Running" } else { "Stopped" };
