@@ -914,12 +914,18 @@ fn full_story_runs_every_change_exactly_once() {
     assert_eq!(registrars, ["Registrar:pool01.sea.contoso.com", "Registrar:pool01.dal.contoso.com"], "the Dallas Edge there and back");
     let sites = calls_of(&st.changes, "Set-CsSite");
     assert_eq!(sites.len(), 4, "SIP and XMPP federation to Seattle and back:\n{}", show(&sites));
-    for server in
-        ["edge01-es01.sea.contoso.com", "edge01-es02.sea.contoso.com", "edge01-es01.dal.contoso.com", "edge01-es02.dal.contoso.com"]
-    {
+    // XMPP to Seattle (JJ688065): its Edge services stop and start once. XMPP back to the
+    // restored Dallas Edge pool it left while Dallas was down (JJ721897): nothing is stopped
+    // there, and its services already run.
+    for (server, times) in [
+        ("edge01-es01.sea.contoso.com", 1),
+        ("edge01-es02.sea.contoso.com", 1),
+        ("edge01-es01.dal.contoso.com", 0),
+        ("edge01-es02.dal.contoso.com", 0),
+    ] {
         for c in ["Stop-CsWindowsService", "Start-CsWindowsService"] {
             let n = st.changes.iter().filter(|r| r.cmdlet == c && r.run_on == server).count();
-            assert_eq!(n, 1, "{c} on {server}:\n{}", show(&st.changes));
+            assert_eq!(n, times, "{c} on {server}:\n{}", show(&st.changes));
         }
     }
 }

@@ -172,7 +172,7 @@ fn edge_fails_back_before_the_front_end_pool() {
     // As failover left it: federation and the Dallas Edge's next hop on Seattle.
     let scen = with_state("  failedOver: [pool01.dal.contoso.com]")
         .replace(
-            "federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com}",
+            "federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com, xmppDns: [edge01.dal.contoso.com, edge01.sea.contoso.com]}",
             "federation: {sipEdgePool: edge01.sea.contoso.com}",
         )
         .replace(
@@ -345,4 +345,73 @@ fn whole_site_lost_pool_failover_waits_for_no_edge_change() {
         before(&p, fo, id);
     }
     assert!(p.steps.iter().filter(|s| s.cmdlet == "Set-CsEdgeServer").count() == 0, "{}", ids(&p));
+}
+
+/// The two-site scenario without the pre-created XMPP SRV record for Seattle's Edge pool: only
+/// Dallas's Edge pool is in the XMPP federation DNS records.
+fn without_seattle_xmpp_dns(scen: &str) -> String {
+    let with = "xmppDns: [edge01.dal.contoso.com, edge01.sea.contoso.com]";
+    assert!(scen.contains(with));
+    scen.replace(with, "xmppDns: [edge01.dal.contoso.com]")
+}
+
+/// Issue 10, finding 12 (rule 21): failing XMPP over to Seattle's Edge pool stops its services,
+/// repoints the route, waits until a person has pointed the DNS records at it (A, and the
+/// `_xmpp-server._tcp` SRV record on port 5269) and only then starts the services; the notice
+/// says what to change. Failing back to the restored Dallas Edge pool (JJ721897) stops nothing
+/// and moves the route, then waits for the DNS records, before the Dallas Front End pool fails
+/// back.
+#[test]
+fn xmpp_moves_follow_the_documented_order() {
+    let s = scenario(&without_seattle_xmpp_dns(&with_state("  down: [edge/edge01.dal.contoso.com]")));
+    let d = two_site_desired("", EDGE_AUTO);
+    let (_, p) = plan_for(&s, &d);
+    let (route, dns) = ("xmpp-federation-route/edge01.sea.contoso.com", "wait-xmpp-dns/edge01.sea.contoso.com");
+    for n in ["01", "02"] {
+        before(&p, &format!("edge-services-stop/edge01-es{n}.sea.contoso.com"), route);
+        before(&p, dns, &format!("edge-services-start/edge01-es{n}.sea.contoso.com"));
+    }
+    before(&p, route, dns);
+    let wait = step(&p, dns);
+    assert_eq!(wait.kind, lyncdr::planner::StepKind::Wait);
+    assert_eq!(wait.cmdlet, "Resolve-DnsName");
+    assert_eq!(wait.args["Name"], "_xmpp-server._tcp.contoso.com");
+    assert!(
+        p.notices.iter().any(|n| n.contains("_xmpp-server._tcp.contoso.com") && n.contains("5269") && n.contains("edge01.sea.contoso.com")),
+        "{:?}",
+        p.notices
+    );
+
+    // Back home: federation had moved to Seattle while Dallas was down; Dallas is back.
+    let scen = with_state("  failedOver: [pool01.dal.contoso.com]").replace(
+        "federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com, xmppDns: [edge01.dal.contoso.com, edge01.sea.contoso.com]}",
+        "federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.sea.contoso.com, xmppDns: [edge01.sea.contoso.com]}",
+    );
+    let s = scenario(&scen);
+    let d = two_site_desired("  failedOver: []", EDGE_AUTO);
+    let (mut o, _) = plan_for(&s, &d);
+    o.history.xmpp_moved_from = Some("edge01.dal.contoso.com".parse().unwrap());
+    let p = replan(&d, &o);
+    let (route, dns) = ("xmpp-federation-route/edge01.dal.contoso.com", "wait-xmpp-dns/edge01.dal.contoso.com");
+    assert!(p.steps.iter().all(|s| s.cmdlet != "Stop-CsWindowsService"), "{}", ids(&p));
+    before(&p, route, dns);
+    before(&p, dns, "pool-failback/pool01.dal.contoso.com");
+}
+
+/// Issue 10, finding 14: an XMPP Edge pool that is down, with nowhere to move XMPP federation,
+/// gets a notice as SIP federation does.
+#[test]
+fn xmpp_federation_on_a_down_edge_pool_is_noticed() {
+    let s = scenario(&with_state("  down: [edge/edge01.dal.contoso.com]"));
+    let d = two_site_desired("", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    for kind in ["SIP", "XMPP"] {
+        assert!(
+            p.notices
+                .iter()
+                .any(|n| n.starts_with(&format!("LyncDeployment/contoso: {kind} federation uses edge01.dal.contoso.com, which is down"))),
+            "{kind}: {:?}",
+            p.notices
+        );
+    }
 }

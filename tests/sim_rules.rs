@@ -788,8 +788,9 @@ fn rule_18_user_database_before_centralmgmt() {
     let before = &output(&out, "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User")[0];
     assert_eq!(before["StateOnPrimary"], "DatabaseUnavailable");
     let after = output(&out, "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com").as_array().cloned().unwrap_or_default();
-    assert_eq!(after.len(), 2);
-    assert!(after.iter().all(|db| db["StateOnMirror"] == "Principal"), "{after:?}");
+    let moved: Vec<&Value> = after.iter().filter(|db| db["DatabaseType"] == "User" || db["DatabaseType"] == "CentralMgmt").collect();
+    assert_eq!(moved.len(), 2, "{after:?}");
+    assert!(moved.iter().all(|db| db["StateOnMirror"] == "Principal"), "{after:?}");
     assert!(sim.snapshot().cms.available && sim.snapshot().all_users_served);
 }
 
@@ -877,8 +878,9 @@ fn rule_20_one_federation_edge_pool() {
 }
 
 /// Rule 21 (JJ688065): stop the services on the new XMPP Edge servers, repoint the XMPP route,
-/// start the services (the DNS steps are outside the simulator). Lync accepts repointing while
-/// the services run: strict mode.
+/// start the services once the DNS records point at the new pool (a person changes them:
+/// `#! fault point:xmpp-dns/<edge pool>`). Lync accepts repointing while the services run, and
+/// starting them before DNS: strict mode.
 #[test]
 fn rule_21_xmpp_edge_failover_order() {
     let mut sim = deployment(
@@ -889,7 +891,7 @@ fn rule_21_xmpp_edge_failover_order() {
     assert!(e.message.contains("edge01-es01.sea.contoso.com, edge01-es02.sea.contoso.com"), "{e}");
     assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
 
-    let out = run_ok(
+    run_ok(
         &mut sim,
         "
         #! on edge01-es01.sea.contoso.com
@@ -898,6 +900,17 @@ fn rule_21_xmpp_edge_failover_order() {
         Stop-CsWindowsService
         #! on pool01.sea.contoso.com
         Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
+        ",
+    );
+    // The services start only once the DNS records point at Seattle's Edge pool (steps 4-6).
+    let e = refused_strictly(&mut sim, "edge01-es01.sea.contoso.com", "Start-CsWindowsService", 21);
+    assert!(e.message.contains("_xmpp-server._tcp SRV record (port 5269)"), "{e}");
+    let out = run_ok(
+        &mut sim,
+        "
+        #! fault point:xmpp-dns/edge01.sea.contoso.com
+        #! on pool01.sea.contoso.com
+        Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
         #! on edge01-es01.sea.contoso.com
         Start-CsWindowsService
         #! on edge01-es02.sea.contoso.com
@@ -907,6 +920,8 @@ fn rule_21_xmpp_edge_failover_order() {
         Get-CsWindowsService -ComputerName edge01-es02.sea.contoso.com
         ",
     );
+    let srv = output(&out, "Resolve-DnsName");
+    assert_eq!((srv[0]["NameTarget"].as_str(), srv[0]["Port"].as_u64()), (Some(EDGE_SEA), Some(5269)), "{srv}");
     assert_eq!(output(&out, "Get-CsSite")[0]["XmppFederationRoute"], "EdgeServer:edge01.sea.contoso.com");
     let services = output(&out, "Get-CsWindowsService").as_array().cloned().unwrap_or_default();
     assert!(!services.is_empty() && services.iter().all(|s| s["Status"] == "Running"), "{services:?}");
@@ -1445,4 +1460,49 @@ fn documented_user_database_failover_without_force_is_accepted() {
     );
     assert_eq!(output(&out, "Get-CsDatabaseMirrorState")[0]["StateOnMirror"], "Principal");
     assert!(sim.snapshot().all_users_served);
+}
+
+/// Issue 10, finding 19: the literal XMPP failback procedure of JJ721897 (start the restored Edge
+/// pool's services, repoint the XMPP route to one of its servers, then the DNS records) passes
+/// strict mode. Only the documented parameter name is replaced by the reference's (discrepancy
+/// 6: `-XmppExternalFederationRoute` does not bind). Stopping services is for failing over to a
+/// new pool, not for failing back.
+#[test]
+fn xmpp_failback_follows_the_documented_procedure() {
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nfederation: {xmppEdgePool: edge01.dal.contoso.com}\n");
+    run_ok(
+        &mut sim,
+        "
+        #! fault down:edge/edge01.dal.contoso.com
+        #! on edge01-es01.sea.contoso.com
+        Stop-CsWindowsService
+        #! on edge01-es02.sea.contoso.com
+        Stop-CsWindowsService
+        #! on pool01.sea.contoso.com
+        Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
+        #! fault point:xmpp-dns/edge01.sea.contoso.com
+        #! on edge01-es01.sea.contoso.com
+        Start-CsWindowsService
+        #! on edge01-es02.sea.contoso.com
+        Start-CsWindowsService
+        #! fault up:edge/edge01.dal.contoso.com
+        ",
+    );
+    run_ok(
+        &mut sim,
+        "
+        #! on edge01-es01.dal.contoso.com
+        Start-CsWindowsService
+        #! on edge01-es02.dal.contoso.com
+        Start-CsWindowsService
+        #! on pool01.dal.contoso.com
+        Set-CsSite Dallas -XmppFederationRoute edge01-es01.dal.contoso.com
+        #! fault point:xmpp-dns/edge01.dal.contoso.com
+        Resolve-DnsName _xmpp-server._tcp.contoso.com SRV
+        ",
+    );
+    assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
+    assert_eq!(sim.xmpp_dns_target().as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
+    // Repointing XMPP to a pool it was not moved away from still needs that pool stopped.
+    refused_strictly(&mut sim, SEA, "Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com", 21);
 }

@@ -356,6 +356,7 @@ pub fn describe(e: &Expect) -> String {
         Expect::BackupService { server, running } => {
             format!("the Backup Service is installed on {server}{}", if *running { " and runs" } else { "" })
         }
+        Expect::XmppDns { edge } => format!("the XMPP federation DNS records point at {edge}"),
         Expect::Succeeded => "the cmdlet succeeded".into(),
     }
 }

@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::lync::{Lync, LyncError};
 use crate::model::{
     BackEnd, BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, EdgePool, Edition, ExportStatus, FailoverState, FederationObs, Fqdn,
-    FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, Topology,
-    Virtualization,
+    FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord,
+    Topology, Virtualization,
 };
 use crate::ps::{Input, Invocation, script_block};
 
@@ -39,7 +39,7 @@ pub enum ObserveError {
 /// Reads the whole deployment.
 pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
     let q = |inv: Invocation| async move { lync.invoke(&RunOn::Any, &inv).await };
-    let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v) = futures::join!(
+    let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v, domain_v) = futures::join!(
         q(Invocation::new("Get-CsPool")),
         q(Invocation::new("Get-CsSite")),
         q(Invocation::new("Get-CsService").switch("UserDatabase")),
@@ -49,6 +49,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         q(Invocation::new("Get-CsService").switch("CentralManagement")),
         q(Invocation::new("Get-CsManagementStoreReplicationStatus").switch("CentralManagementStoreStatus")),
         q(Invocation::new("Get-CsBackupServiceConfiguration")),
+        q(Invocation::new("Get-CsSipDomain")),
     );
     let pools_v = pools_v.map_err(|e| ObserveError::NoVantage(e.to_string()))?;
     let sites_v = need("Get-CsSite", sites_v)?;
@@ -69,10 +70,24 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         }
     }
     let sites: Vec<String> = list(&sites_v).iter().map(|s| str_of(&s["DisplayName"])).collect();
-    let federation = list(&sites_v)
+    let mut federation = list(&sites_v)
         .first()
-        .map(|s| FederationObs { sip_edge: route_of(&s["FederationRoute"]), xmpp_edge: route_of(&s["XmppFederationRoute"]) })
+        .map(|s| FederationObs {
+            sip_edge: route_of(&s["FederationRoute"]),
+            xmpp_edge: route_of(&s["XmppFederationRoute"]),
+            ..Default::default()
+        })
         .unwrap_or_default();
+    let domains = domain_v.map(|v| list(&v)).unwrap_or_default();
+    federation.sip_domain = domains
+        .iter()
+        .find(|d| d["IsDefault"].as_bool() == Some(true))
+        .or(domains.first())
+        .map(|d| str_of(&d["Name"]))
+        .filter(|d| !d.is_empty());
+    if federation.xmpp_edge.is_some() {
+        federation.xmpp_srv = xmpp_srv(lync, federation.sip_domain.as_deref()).await;
+    }
     let mut back_ends: BTreeMap<Fqdn, BackEnd> = BTreeMap::new();
     for d in list(&db_v) {
         let Some(primary) = fqdn_of(&d["PoolFqdn"]) else { continue };
@@ -300,6 +315,30 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     Ok(observed)
 }
 
+/// The external XMPP federation SRV records (JJ688065 step 5), as a server resolves them.
+/// `None` when they cannot be read; a name that does not exist has no records.
+async fn xmpp_srv(lync: &dyn Lync, domain: Option<&str>) -> Option<Vec<SrvRecord>> {
+    let name = format!("_xmpp-server._tcp.{}", domain?);
+    let inv = Invocation::new("Resolve-DnsName").arg("Name", name).arg("Type", "SRV");
+    match lync.invoke(&RunOn::Any, &inv).await {
+        Ok(v) => Some(
+            list(&v)
+                .iter()
+                .filter(|r| str_of(&r["Type"]).eq_ignore_ascii_case("SRV"))
+                .filter_map(|r| {
+                    Some(SrvRecord {
+                        priority: r["Priority"].as_u64()? as u32,
+                        port: r["Port"].as_u64()? as u32,
+                        target: fqdn_of(&r["NameTarget"])?,
+                    })
+                })
+                .collect(),
+        ),
+        Err(LyncError::Cmdlet { .. }) => Some(vec![]),
+        Err(_) => None,
+    }
+}
+
 struct PoolResult {
     obs: PoolObs,
     traits: Option<PoolTraits>,
@@ -332,6 +371,7 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         for row in list(rows) {
             let db = match str_of(&row["DatabaseType"]).as_str() {
                 "CentralMgmt" => DbType::CentralMgmt,
+                "Application" => DbType::Application,
                 _ => DbType::User,
             };
             let on_primary = str_of(&row["StateOnPrimary"]);

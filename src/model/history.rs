@@ -61,6 +61,13 @@ pub struct History {
     /// Response Group exports lyncdr took, by file name.
     #[serde(default)]
     pub rgs_exports: BTreeMap<String, RgsExportObs>,
+    /// The Edge pool lyncdr moved SIP federation away from while that pool was down (Lync does
+    /// not report it): moving it back is the Edge failback of rule 23.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_moved_from: Option<Fqdn>,
+    /// The same for XMPP federation: moving it back follows JJ721897 (no stop, rule 21 order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_moved_from: Option<Fqdn>,
 }
 
 impl History {

@@ -13,7 +13,7 @@ pub use fqdn::{FQDN_PATTERN, Fqdn, FqdnError};
 pub use history::{AutomaticAction, History, Since};
 pub use observed::{
     BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus, ModuleStatus,
-    Observed, PoolObs, Probe, RgsExportObs, RgsObs,
+    Observed, PoolObs, Probe, RgsExportObs, RgsObs, SrvRecord,
 };
 pub use time::{Span, SpanError, Stamp};
 pub use topology::{

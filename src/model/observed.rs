@@ -93,6 +93,8 @@ impl FailoverState {
 pub enum DbType {
     User,
     CentralMgmt,
+    /// The Application databases: Response Group and Call Park configuration, Address Book.
+    Application,
 }
 
 impl DbType {
@@ -100,6 +102,7 @@ impl DbType {
         match self {
             DbType::User => "User",
             DbType::CentralMgmt => "CentralMgmt",
+            DbType::Application => "Application",
         }
     }
 }
@@ -282,6 +285,39 @@ pub struct FederationObs {
     pub sip_edge: Option<Fqdn>,
     /// Edge pool carrying XMPP federation (`Get-CsSite` XmppFederationRoute).
     pub xmpp_edge: Option<Fqdn>,
+    /// The deployment's default SIP domain (`Get-CsSipDomain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_domain: Option<String>,
+    /// The external `_xmpp-server._tcp.<SIP domain>` SRV records (`Resolve-DnsName -Type SRV`),
+    /// read while an XMPP route exists; `None` when they could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_srv: Option<Vec<SrvRecord>>,
+}
+
+/// One SRV record: its priority (lower is preferred), port and the Edge pool it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SrvRecord {
+    pub priority: u32,
+    pub port: u32,
+    pub target: Fqdn,
+}
+
+impl Observed {
+    /// Whether the XMPP federation DNS records send remote servers to `edge`: the
+    /// highest-priority `_xmpp-server._tcp` record on port 5269 whose Edge pool is not confirmed
+    /// down (remote servers try the next record when one does not answer) resolves to it.
+    pub fn xmpp_dns_points_at(&self, edge: &Fqdn) -> bool {
+        let Some(records) = &self.federation.xmpp_srv else { return false };
+        let mut sorted: Vec<&SrvRecord> = records.iter().filter(|r| r.port == 5269).collect();
+        sorted.sort_by_key(|r| r.priority);
+        sorted.into_iter().find(|r| self.edge_health(&r.target) != Health::Down).is_some_and(|r| r.target == *edge)
+    }
+
+    /// The name lyncdr resolves to check the XMPP federation DNS records.
+    pub fn xmpp_srv_name(&self) -> String {
+        format!("_xmpp-server._tcp.{}", self.federation.sip_domain.as_deref().unwrap_or("contoso.com"))
+    }
 }
 
 /// Response Group workflows: hosting pool, then owner pool, then workflow names

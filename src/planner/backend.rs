@@ -21,7 +21,8 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
         let run_on = if c.health(pool) == Health::Up { Some(pool.clone()) } else { c.admin_pool() };
         let Some(run_on) = run_on else { continue };
         let mut prev: Option<String> = None;
-        for db in [DbType::User, DbType::CentralMgmt] {
+        // The Application databases (Response Groups, Call Park) follow the User database.
+        for db in [DbType::User, DbType::Application, DbType::CentralMgmt] {
             let Some(current) = be.principal.get(&db).copied() else { continue };
             if current == *role {
                 continue;

@@ -47,6 +47,9 @@ pub(crate) mod id {
     pub fn sip(e: &Option<Fqdn>) -> String {
         format!("sip-federation-route/{}", e.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "none".into()))
     }
+    pub fn xmpp_dns(e: &Fqdn) -> String {
+        format!("wait-xmpp-dns/{e}")
+    }
     pub fn xmpp(e: &Option<Fqdn>) -> String {
         format!("xmpp-federation-route/{}", e.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "none".into()))
     }
@@ -110,17 +113,17 @@ impl<'a> Ctx<'a> {
         self.pair_of(p).is_some_and(|pt| pt.transitions.iter().any(|t| !t.failback && &t.pool == p))
     }
 
-    /// The pool failovers of this plan that a federation or media change towards an Edge pool
-    /// of `site` comes after: no failover needs them (rule 11 is only the next hop; 4.20 fails
-    /// federation over as a follow-up), and their CMS replication must not delay one (rule 4).
-    /// None when a pool of that site fails back in this plan: rule 23 puts the Edge failback
-    /// first.
-    pub fn after_failovers(&self, site: &str) -> Vec<String> {
-        let site_fails_back = self.o.topology.pools.values().any(|p| p.site == site && self.failing_back(&p.fqdn));
-        if site_fails_back {
+    /// The pool failovers of this plan that a federation or media change comes after: no
+    /// failover needs them (rule 11 is only the next hop; 4.20 fails federation over as a
+    /// follow-up), and their CMS replication must not delay one (rule 4). None when the plan also
+    /// fails a pool back: rule 23 puts Edge changes before a failback, and a cross-failover puts
+    /// the failback before the failover (rule 1).
+    pub fn after_failovers(&self) -> Vec<String> {
+        let transitions = || self.t.pairs.iter().flat_map(|pt| pt.transitions.iter());
+        if transitions().any(|t| t.failback) {
             return vec![];
         }
-        self.t.pairs.iter().flat_map(|pt| pt.transitions.iter()).filter(|t| !t.failback).map(|t| id::failover(&t.pool)).collect()
+        transitions().map(|t| id::failover(&t.pool)).collect()
     }
 
     /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it

@@ -41,7 +41,11 @@ fn wait_in_progress(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) {
 }
 
 fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
-    if c.t.principal.contains_key(pool) { [DbType::User, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect() } else { vec![] }
+    if c.t.principal.contains_key(pool) {
+        [DbType::User, DbType::Application, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect()
+    } else {
+        vec![]
+    }
 }
 
 fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
@@ -128,6 +132,7 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     for e in c.o.topology.edges.values().filter(|e| &e.site == site) {
         after.push(id::sip(&Some(e.fqdn.clone())));
         after.push(id::xmpp(&Some(e.fqdn.clone())));
+        after.push(id::xmpp_dns(&e.fqdn));
         for s in &e.servers {
             after.push(id::bootstrap(s));
             after.push(id::service(s, true));

@@ -510,6 +510,24 @@ pub static CATALOG: &[CmdletSpec] = &[
         mutates: false,
     },
     CmdletSpec { name: "Get-CsServerVersion", params: &[], sets: &[], should_process: false, mutates: false },
+    // SfB 2015 (November 2015 CU) and later: the version of every component installed on the
+    // local server.
+    CmdletSpec { name: "Get-CsServerPatchVersion", params: &[p("Report", S)], sets: &[], should_process: false, mutates: false },
+    CmdletSpec {
+        name: "Get-CsSipDomain",
+        params: &[p("Identity", S).pos(0), p("Filter", S), p("LocalStore", SW)],
+        sets: &[],
+        should_process: false,
+        mutates: false,
+    },
+    // Windows (DnsClient module): how lyncdr checks the XMPP federation DNS records.
+    CmdletSpec {
+        name: "Resolve-DnsName",
+        params: &[p("Name", S).pos(0).mand(), p("Type", S).pos(1), p("Server", Ty::List), p("DnsOnly", SW), p("NoHostsFile", SW)],
+        sets: &[],
+        should_process: false,
+        mutates: false,
+    },
     CmdletSpec {
         name: "Get-CimInstance",
         params: &[p("ClassName", S).pos(0).mand(), p("ComputerName", S), p("Filter", S)],

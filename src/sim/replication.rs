@@ -35,9 +35,7 @@ pub fn principal_up(w: &World, topo: &Topology, net: &Net, pool: &Fqdn, db: DbTy
 /// The Application databases of `pool` (Response Groups, Call Park) are served by a running
 /// SQL server.
 pub fn application_up(w: &World, topo: &Topology, net: &Net, pool: &Fqdn) -> bool {
-    let Some(p) = topo.pools.get(pool) else { return false };
-    let role = w.pools.get(pool).map(|r| r.application).unwrap_or_default();
-    p.back_end.server(role).is_some_and(|s| net.sql_up(s))
+    principal_up(w, topo, net, pool, DbType::Application)
 }
 
 /// A pool can serve users: a Front End runs and its user database is available.

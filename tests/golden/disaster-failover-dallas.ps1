@@ -46,25 +46,29 @@ Stop-CsWindowsService
 #    after: cms-failover/pool01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com, pool-failover/pool01.dal.contoso.com
 Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
 
-# 11. edge-services-start/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+# 11. wait-xmpp-dns/edge01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: xmpp-federation-route/edge01.sea.contoso.com
+#    wait: repeat until the condition holds
+Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
+
+# 12. edge-services-start/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+#    after: wait-xmpp-dns/edge01.sea.contoso.com
 Start-CsWindowsService
 
-# 12. edge-setup/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+# 13. edge-setup/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
 #    after: edge-services-start/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
 & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
 
-# 13. edge-services-start/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
-#    after: xmpp-federation-route/edge01.sea.contoso.com
+# 14. edge-services-start/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+#    after: wait-xmpp-dns/edge01.sea.contoso.com
 Start-CsWindowsService
 
-# 14. edge-setup/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+# 15. edge-setup/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
 #    after: edge-services-start/edge01-es02.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
 & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
 
-# 15. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
+# 16. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip'
 
-# note: LyncDeployment/contoso: XMPP federation moves to edge01.sea.contoso.com: point the XMPP federation A record at edge01.sea.contoso.com and make sure the _xmpp-server._tcp SRV record resolves to it on port 5269, open from the Internet (rule 21)
 # note: PoolPair/dal-sea: after pool01.dal.contoso.com fails over, restore the latest Location Information Service (E9-1-1) database backup into pool01.sea.contoso.com; the Backup Service does not replicate it (rule 27)
 # note: PoolPair/dal-sea: no Response Group export of pool01.dal.contoso.com is known, so its Response Groups stay unavailable until pool01.dal.contoso.com returns (rule 25)

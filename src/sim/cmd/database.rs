@@ -19,11 +19,11 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
     };
     let name = b.str("DatabaseType").unwrap_or("User").to_string();
     let db = match name.as_str() {
-        "User" => Db::Tracked(DbType::User),
-        "CentralMgmt" => Db::Tracked(DbType::CentralMgmt),
+        "User" => DbType::User,
+        "CentralMgmt" => DbType::CentralMgmt,
         // Response Group, Call Park and Address Book data: failed over on their own, so the
         // User database stays where it is (rule 18 still wants it failed over first).
-        "Application" => Db::Application,
+        "Application" => DbType::Application,
         other => {
             return Err(err(CMD, format!("There is no {other} database on the Back End of pool \"{pool}\".")));
         }
@@ -35,11 +35,7 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
             format!("Database failover requires a mirror, and no mirror is configured for the Back End of pool \"{pool}\"."),
         ));
     };
-    let current = match db {
-        Db::Tracked(t) => sim.w.pools[&pool].principal.get(&t).copied(),
-        Db::Application => Some(sim.w.pools[&pool].application),
-    };
-    if current.is_none() {
+    if !sim.w.pools[&pool].principal.contains_key(&db) {
         return Err(err(CMD, format!("There is no {name} database on the Back End of pool \"{pool}\".")));
     }
     let target_server = if role == Role::Mirror { mirror } else { backend.primary.clone() };
@@ -51,7 +47,7 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
     // the documented procedure (JJ204991, domain document 4.10 step 3) fails over a User database
     // whose primary failed without it. Both are accepted.
     // Rule 18: the User database is failed over before the CentralMgmt database.
-    if db == Db::Tracked(DbType::CentralMgmt) && sim.w.pools[&pool].principal.get(&DbType::User) != Some(&role) {
+    if db == DbType::CentralMgmt && sim.w.pools[&pool].principal.get(&DbType::User) != Some(&role) {
         sim.rule(CMD, 18, format!("fail over the User database of {pool} to {role} before its CentralMgmt database"))?;
     }
     if b.what_if() {
@@ -63,27 +59,13 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
 pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletError> {
     if let Effect::DbFailover { pool, db, role } = e {
         if let Some(rt) = sim.w.pools.get_mut(pool) {
-            match db {
-                Db::Tracked(t) => {
-                    rt.principal.insert(*t, *role);
-                }
-                Db::Application => rt.application = *role,
-            }
+            rt.principal.insert(*db, *role);
         }
-        if *db == Db::Tracked(DbType::CentralMgmt) {
+        if *db == DbType::CentralMgmt {
             sim.config_changed();
         }
     }
     Ok(Value::Null)
-}
-
-/// Which databases an `Invoke-CsDatabaseFailover` moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Db {
-    /// A database whose mirror state lyncdr observes (User, CentralMgmt).
-    Tracked(DbType),
-    /// `-DatabaseType Application`.
-    Application,
 }
 
 /// A witness will switch this pool's principal: mirrored with a witness, the principal's server
@@ -111,7 +93,7 @@ pub(crate) fn witness_failover(sim: &mut Simulator, pool: &Fqdn) {
         if !due {
             return;
         }
-        for role in rt.principal.values_mut().chain(std::iter::once(&mut rt.application)) {
+        for role in rt.principal.values_mut() {
             let here = p.back_end.server(*role).is_some_and(|s| net.sql_up(s));
             if !here {
                 *role = role.other();

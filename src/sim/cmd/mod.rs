@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::Simulator;
 use super::errors::{self, CmdletError};
 use super::world::Net;
-use crate::model::{BackupModule, Fqdn, Product, Role, Span};
+use crate::model::{BackupModule, DbType, Fqdn, Product, Role, Span};
 use crate::ps::Bound;
 
 pub(crate) use database::{witness_due, witness_failover};
@@ -67,7 +67,7 @@ pub(crate) enum Effect {
     },
     DbFailover {
         pool: Fqdn,
-        db: database::Db,
+        db: DbType,
         role: Role,
     },
     NextHop {
@@ -186,6 +186,12 @@ pub(crate) fn revert(sim: &mut Simulator, e: &Effect) {
         Effect::CmsFailover { .. } => cms::revert(sim),
         _ => {}
     }
+}
+
+/// A person re-applies the cumulative update on a Front End server (`update:server/<fqdn>`):
+/// every component is at the server's update level again.
+pub(crate) fn apply_cumulative_update(sim: &mut Simulator, server: &Fqdn) {
+    sim.w.behind_on_updates.remove(server);
 }
 
 impl Simulator {
