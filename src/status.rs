@@ -228,6 +228,11 @@ pub fn deployment_status(prev: Option<&LyncDeploymentStatus>, r: &Round) -> Lync
     if let Some(o) = r.observed {
         st.observed = Some(summary(o));
     }
+    // Notices follow the deployment's state, not the plan's steps: kept from the last plan
+    // when this round has none (the deployment could not be observed).
+    if let Some(p) = r.plan {
+        st.notices = p.notices.clone();
+    }
     st.plan = r.plan.map(|p| {
         let done = p.steps.iter().filter(|s| r.progress.get(&s.id).is_some_and(|x| x.state == "Succeeded" || x.state == "Skipped")).count();
         PlanStatus {
@@ -436,4 +441,39 @@ pub fn restore_status(
         st.completed_generation = o.history.completed_restores.get(&x.name).copied();
     }
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn round<'a>(d: &'a Desired, plan: Option<&'a Plan>, progress: &'a BTreeMap<String, StepStatus>) -> Round<'a> {
+        Round {
+            desired: d,
+            observed: None,
+            plan,
+            phase: Phase::Converged,
+            generation: 1,
+            drift: false,
+            progress,
+            now: Time(Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    /// Notices live in `status.notices` while the plan that reports them is empty, and are kept
+    /// when a round has no plan (issue 10, finding 5); they go once a plan no longer has them.
+    #[test]
+    fn notices_outlast_the_plan_steps() {
+        let d = Desired::default();
+        let progress = BTreeMap::new();
+        let notice = "PoolPair/dal-sea: while pool01.dal's users are served by pool01.sea, restore the LIS database".to_string();
+        let empty = Plan { hash: String::new(), steps: vec![], blockers: vec![], notices: vec![notice.clone()], recheck_after: None };
+        let st = deployment_status(None, &round(&d, Some(&empty), &progress));
+        assert_eq!(st.notices, std::slice::from_ref(&notice));
+        let st = deployment_status(Some(&st), &round(&d, None, &progress));
+        assert_eq!(st.notices, [notice], "a round without a plan keeps them");
+        let gone = Plan { notices: vec![], ..empty };
+        assert!(deployment_status(Some(&st), &round(&d, Some(&gone), &progress)).notices.is_empty());
+    }
 }

@@ -272,6 +272,11 @@ pub struct LyncDeploymentStatus {
     /// The current plan and its progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanStatus>,
+    /// What people must do outside Lync (restore the LIS database, change DNS records, re-apply
+    /// cumulative updates, ...), for as long as the condition that asks for it holds, whether or
+    /// not a plan is running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     /// Steps started recently, written before each cmdlet runs and again when its outcome is
     /// known, so a restart knows what may have happened. `Pending` entries have no known outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -13,6 +13,7 @@ use crate::model::{DbType, FailoverState, Fqdn};
 use crate::ps::Invocation;
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
+    lis_notices(c, b);
     for pt in &c.t.pairs {
         if let PairState::InProgress(x) = &pt.current {
             wait_in_progress(c, b, pt, x);
@@ -113,12 +114,25 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     if pt.automatic {
         step = step.remember(Remember::AutomaticFailover { pool: x.clone(), generation: pt.d.generation });
     }
-    let id = step.add();
-    b.notice(format!(
-        "{}: after {x} fails over, restore the latest Location Information Service (E9-1-1) database backup into {y}; the Backup Service does not replicate it (rule 27)",
-        pt.d.resource()
-    ));
-    Some(id)
+    Some(step.add())
+}
+
+/// Rule 27: the Location Information Service database is not replicated, so while a pool's users
+/// are served by its partner (or are about to be) the partner needs the latest LIS backup. Lync
+/// does not report whether it was restored: the notice stays as long as the users are away.
+fn lis_notices(c: &Ctx, b: &mut Builder) {
+    for pt in &c.t.pairs {
+        for x in &pt.d.pools {
+            let away = matches!(c.o.failover(x), FailoverState::FailedOver | FailoverState::FailingOver) || c.failing_over(x);
+            if away && !c.failing_back(x) {
+                let y = pt.d.partner(x);
+                b.notice(format!(
+                    "{}: while {x}'s users are served by {y}, restore the latest Location Information Service (E9-1-1) database backup of {x} into {y} if not done yet; the Backup Service does not replicate it (rule 27)",
+                    pt.d.resource()
+                ));
+            }
+        }
+    }
 }
 
 fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
