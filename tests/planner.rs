@@ -415,3 +415,43 @@ fn xmpp_federation_on_a_down_edge_pool_is_noticed() {
         );
     }
 }
+
+/// The two-site manifests plus a UserPlacement homing `users` on Seattle (with consent to
+/// `Move-CsUser -Force`).
+fn with_placement(pair_extra: &str, users: &str) -> lyncdr::desired::Desired {
+    desired(&format!(
+        "{}---\napiVersion: lyncdr.io/v1alpha1\nkind: UserPlacement\nmetadata: {{name: rehome}}\nspec:\n  deployment: contoso\n  users: [{users}]\n  targetPool: pool01.sea.contoso.com\n  allowDataLoss: true\n",
+        two_site_manifests(pair_extra, "  {}")
+    ))
+}
+
+/// Issue 10, finding 1: `Move-CsUser -Force` drops contacts and meetings for good and is for a
+/// pool lost for good. Dallas runs and its users are failed over to Seattle: with the pair failed
+/// back in the same plan, the users move after the failback, without `-Force`; with the pair kept
+/// failed over, the placement is blocked naming the PoolPair field, even with consent. Only a
+/// Dallas confirmed down is left with `-Force` (with consent).
+#[test]
+fn users_of_a_running_pool_are_rehomed_without_force() {
+    let users = "sip:u00001.pool01@dal.contoso.com, sip:u00002.pool01@dal.contoso.com";
+    let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]"));
+
+    let d = with_placement("  failedOver: []", users);
+    let (_, p) = plan_for(&s, &d);
+    let mv = step(&p, "move-users/rehome/0");
+    assert_eq!(mv.args.get("Force"), None, "{}", mv.command());
+    assert!(!mv.data_loss);
+    before(&p, "pool-failback/pool01.dal.contoso.com", "move-users/rehome/0");
+
+    let d = with_placement("  failedOver: [pool01.dal.contoso.com]", users);
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.steps.iter().all(|s| s.cmdlet != "Move-CsUser"), "{}", ids(&p));
+    let b = p.blockers.iter().find(|b| b.resource == "UserPlacement/rehome").expect("a blocker on the placement");
+    assert!(b.reason.contains("PoolPair/dal-sea") && b.reason.contains("spec.failedOver") && b.reason.contains("-Force"), "{}", b.reason);
+
+    // Dallas lost for good: -Force, consented.
+    let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]\n  down: [site/Dallas]"));
+    let (_, p) = plan_for(&s, &d);
+    let mv = step(&p, "move-users/rehome/0");
+    assert_eq!(mv.args["Force"], true);
+    assert!(mv.data_loss);
+}
