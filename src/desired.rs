@@ -28,6 +28,9 @@ pub struct Desired {
     pub sync_interval: Option<Span>,
     /// Folder for Response Group exports when lyncdr manages them.
     pub rgs_export_path: Option<String>,
+    /// Import Response Groups whose names exist elsewhere with `-ResolveNameConflicts` (rule 26).
+    #[serde(default)]
+    pub rgs_resolve_name_conflicts: bool,
     pub pairs: Vec<PairDesired>,
     pub placements: Vec<PlacementDesired>,
     pub restores: Vec<RestoreDesired>,
@@ -287,6 +290,7 @@ pub fn build(
             .collect(),
         sync_interval: s.backup_service.as_ref().map(|b| b.sync_interval),
         rgs_export_path: s.response_groups.as_ref().map(|r| r.export_path.clone()),
+        rgs_resolve_name_conflicts: s.response_groups.as_ref().is_some_and(|r| r.resolve_name_conflicts),
         ..Default::default()
     };
     // A pool may belong to one PoolPair only (pairing is 1:1).

@@ -455,3 +455,41 @@ fn users_of_a_running_pool_are_rehomed_without_force() {
     assert_eq!(mv.args["Force"], true);
     assert!(mv.data_loss);
 }
+
+const RGS: &str = "  responseGroups: {exportPath: '\\\\fs01.contoso.com\\lyncdr\\rgs'}";
+
+/// Issue 10, finding 2 (rule 25, export before): a planned failover waits for the routine
+/// Response Group export of the pool it fails over; the import into the backup pool uses it.
+#[test]
+fn planned_failover_waits_for_the_response_group_export() {
+    let s = scenario(TWO_SITE);
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", RGS);
+    let (_, p) = plan_for(&s, &d);
+    before(&p, "rgs-routine-export/pool01.dal.contoso.com", "pool-failover/pool01.dal.contoso.com");
+    before(&p, "pool-failover/pool01.dal.contoso.com", "rgs-import/pool01.sea.contoso.com/pool01.dal.contoso.com");
+}
+
+/// Issue 10, finding 6 (rule 26): a workflow name Dallas shares with Seattle blocks the failover
+/// itself (not only the import after it), naming the way out; with
+/// `spec.responseGroups.resolveNameConflicts` the failover runs and the import renames the copies
+/// (`-ResolveNameConflicts`).
+#[test]
+fn clashing_response_group_names_block_the_failover() {
+    let s = scenario(&TWO_SITE.replace("responseGroups: [Facilities]", "responseGroups: [Facilities, Helpdesk]"));
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", RGS);
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.step("pool-failover/pool01.dal.contoso.com").is_none(), "{}", ids(&p));
+    let b = p.blockers.iter().find(|b| b.resource == "PoolPair/dal-sea").expect("a blocker on the pair");
+    assert!(
+        b.reason.contains("rule 26") && b.reason.contains("Helpdesk") && b.reason.contains("spec.responseGroups.resolveNameConflicts"),
+        "{}",
+        b.reason
+    );
+
+    let resolve = RGS.replace('}', ", resolveNameConflicts: true}");
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", &resolve);
+    let (_, p) = plan_for(&s, &d);
+    step(&p, "pool-failover/pool01.dal.contoso.com");
+    let import = step(&p, "rgs-import/pool01.sea.contoso.com/pool01.dal.contoso.com");
+    assert_eq!(import.args["ResolveNameConflicts"], true, "{}", import.command());
+}

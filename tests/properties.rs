@@ -351,6 +351,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         back_ends,
         sync_interval: c.sync_interval.map(|i| [Span::secs(30), Span::mins(2), Span::mins(5)][i as usize]),
         rgs_export_path: Some(r"\\fs.contoso.com\rgs".into()),
+        rgs_resolve_name_conflicts: false,
         pairs: desired_pairs,
         placements: vec![],
         restores: vec![],

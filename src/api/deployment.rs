@@ -188,6 +188,11 @@ pub struct ResponseGroupsSpec {
     /// Folder (a file share every Front End reaches) for Response Group exports, e.g.
     /// `\\fs01\lyncdr\rgs`.
     pub export_path: String,
+    /// Workflow names must be unique deployment-wide, or importing a pool's Response Groups into
+    /// its backup pool fails (rule 26), so lyncdr blocks the failover. `true`: import them with
+    /// `-ResolveNameConflicts`, which gives the clashing copies new names.
+    #[serde(default)]
+    pub resolve_name_conflicts: bool,
 }
 
 /// What lyncdr may do on its own.

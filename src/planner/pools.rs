@@ -41,7 +41,7 @@ fn wait_in_progress(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) {
         .add();
 }
 
-fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
+pub(crate) fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
     if c.t.principal.contains_key(pool) {
         [DbType::User, DbType::Application, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect()
     } else {
@@ -77,6 +77,8 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     }
     after.extend(db_deps(c, x));
     after.extend(db_deps(c, &y));
+    // Rule 25: the routine Response Group export the import after the failover uses comes first.
+    after.push(super::ancillary::rgs_routine_export_id(x));
     // Rule 4: the replicas must hold every change made before the failover (the builder adds
     // the plan's other configuration changes to this wait; it is skipped when nothing changed).
     {

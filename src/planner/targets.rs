@@ -124,7 +124,7 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
             if pt.current == pt.target || matches!(pt.current, PairState::InProgress(_)) {
                 continue;
             }
-            match transitions(o, &t, &pt) {
+            match transitions(d, o, &t, &pt) {
                 Ok(tr) => t.pairs[i].transitions = tr,
                 Err(reason) => {
                     pair_blocks.push((pt.d.resource(), reason));
@@ -149,15 +149,15 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
 }
 
 /// The pool operations from the current to the target state, or why they cannot run safely.
-fn transitions(o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transition>, String> {
+fn transitions(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transition>, String> {
     match (&pt.current, &pt.target) {
-        (PairState::Normal, PairState::FailedOver(x)) => Ok(vec![check_failover(o, t, pt, x)?]),
+        (PairState::Normal, PairState::FailedOver(x)) => Ok(vec![check_failover(d, o, t, pt, x)?]),
         (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(o, t, pt, x)?]),
         (PairState::FailedOver(x), PairState::FailedOver(y)) => {
             // Rule 1: fail the partner's users back before failing this pool over.
             let back = check_failback(o, t, pt, x)
                 .map_err(|e| format!("{y} can be failed over only after {x} is failed back (rule 1), and {e}"))?;
-            Ok(vec![back, check_failover(o, t, pt, y)?])
+            Ok(vec![back, check_failover(d, o, t, pt, y)?])
         }
         _ => Ok(vec![]),
     }
@@ -208,9 +208,14 @@ fn cms_ready_for(o: &Observed, t: &Targets, pool: Option<&Fqdn>) -> Result<(), S
     }
 }
 
-fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
+fn check_failover(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
     let res = pt.d.resource();
     let y = pt.d.partner(x);
+    // Rule 26: names that would make the Response Group import fail block the failover itself.
+    let clashes = super::ancillary::rgs_name_clashes(d, o, x);
+    if !clashes.is_empty() && !d.rgs_resolve_name_conflicts {
+        return Err(super::ancillary::rgs_clash_message(d, x, y, &clashes));
+    }
     if o.health(y) != Health::Up || !back_end_ok_after(o, t, y) {
         return Err(format!("{x}'s users cannot be failed over: its backup pool {y} is not available"));
     }

@@ -26,12 +26,12 @@ Set-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registra
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
 
-# 7. pool-failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
-#    after: wait-cms-replication/failover/pool01.dal.contoso.com, wait-cms-replication/pool01.sea.contoso.com
-Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com
-
-# 8. rgs-routine-export/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+# 7. rgs-routine-export/pool01.dal.contoso.com (on pool01.dal.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.dal.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.dal.contoso.com-routine.zip'
+
+# 8. pool-failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
+#    after: rgs-routine-export/pool01.dal.contoso.com, wait-cms-replication/failover/pool01.dal.contoso.com, wait-cms-replication/pool01.sea.contoso.com
+Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com
 
 # 9. rgs-import/pool01.sea.contoso.com/pool01.dal.contoso.com (on pool01.sea.contoso.com)
 #    after: pool-failover/pool01.dal.contoso.com, rgs-routine-export/pool01.dal.contoso.com
