@@ -734,8 +734,14 @@ fn plan_json_disaster_failover_uses_disaster_mode_and_the_cms_recovery_set() {
     assert_eq!(step(&fo)["dataLoss"], true);
     assert_eq!(
         step(&cms)["args"],
-        json!({"BackupSqlServerFqdn": "sql01.sea.contoso.com", "BackupSqlInstanceName": "rtc", "Force": true}),
-        "the CMS is unreachable: disaster-recovery set, targeting Seattle's principal Back End"
+        json!({
+            "BackupSqlServerFqdn": "sql01.sea.contoso.com",
+            "BackupSqlInstanceName": "rtc",
+            "BackupMirrorSqlServerFqdn": "sql02.sea.contoso.com",
+            "BackupMirrorSqlInstanceName": "rtc",
+            "Force": true
+        }),
+        "the CMS is unreachable: disaster-recovery set, naming Seattle's mirrored Back End (section 4.4)"
     );
     assert_eq!(step(&cms)["runOn"], SEA);
     assert_eq!(step(&cms)["dataLoss"], true);

@@ -493,3 +493,56 @@ fn clashing_response_group_names_block_the_failover() {
     let import = step(&p, "rgs-import/pool01.sea.contoso.com/pool01.dal.contoso.com");
     assert_eq!(import.args["ResolveNameConflicts"], true, "{}", import.command());
 }
+
+/// Issue 10, finding 7 (rules 1 and 3): Dallas's users are failed over to Seattle, which hosts
+/// the CMS; now Seattle's users should go to Dallas. Dallas is failed back first, then the CMS
+/// moves into Dallas (a pool serving its own users again), then Seattle fails over.
+#[test]
+fn cross_failover_of_the_cms_pool_fails_back_before_moving_the_cms() {
+    let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]"));
+    let d = two_site_desired("  failedOver: [pool01.sea.contoso.com]", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    before(&p, "pool-failback/pool01.dal.contoso.com", "cms-failover/pool01.dal.contoso.com");
+    before(&p, "cms-failover/pool01.dal.contoso.com", "wait-cms-replication/pool01.dal.contoso.com");
+    before(&p, "wait-cms-replication/pool01.dal.contoso.com", "pool-failover/pool01.sea.contoso.com");
+    assert!(step(&p, "cms-failover/pool01.dal.contoso.com").args.is_empty(), "the CMS is reachable: no -Force");
+}
+
+/// Issue 10, finding 10 (section 4.4, C3): a forced CMS failover to a mirrored Back End names the
+/// mirror too, even while the primary is the principal.
+#[test]
+fn forced_cms_failover_names_the_mirror_of_a_mirrored_back_end() {
+    let s = scenario(&with_state("  down: [site/Dallas]"));
+    let d = two_site_desired(
+        "  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true",
+        "  centralManagementStore: {activePool: pool01.dal.contoso.com, allowDataLoss: true}",
+    );
+    let (_, p) = plan_for(&s, &d);
+    let cms = step(&p, "cms-failover/pool01.sea.contoso.com");
+    assert_eq!(cms.args["BackupSqlServerFqdn"], "sql01.sea.contoso.com");
+    assert_eq!(cms.args["BackupMirrorSqlServerFqdn"], "sql02.sea.contoso.com", "{}", cms.command());
+    assert_eq!(cms.args["BackupMirrorSqlInstanceName"], "rtc");
+}
+
+/// Issue 10, finding 14: the CMS blocker says that the standby pool is down when it is (not that
+/// the CMS pool "cannot be confirmed down"); and while the plan's own Back End failover restores
+/// the CMS of a pool to be failed over, the CMS move is planned after it (no transient "cannot be
+/// failed over first").
+#[test]
+fn cms_messages_say_what_is_wrong() {
+    let s = scenario(&with_state("  down: [pool/pool01.dal.contoso.com, pool/pool01.sea.contoso.com]"));
+    let d = two_site_desired("", "  centralManagementStore: {activePool: pool01.sea.contoso.com, allowDataLoss: true}");
+    let (_, p) = plan_for(&s, &d);
+    let b = p.blockers.iter().find(|b| b.resource == "LyncDeployment/contoso").expect("a CMS blocker");
+    assert!(!b.reason.contains("cannot be confirmed down"), "{}", b.reason);
+    assert!(b.reason.contains("standby pool pool01.sea.contoso.com cannot be reached either"), "{}", b.reason);
+
+    let s = scenario(&with_state("  down: [sql/sql01.dal.contoso.com]"));
+    let d = two_site_desired("  failedOver: [pool01.dal.contoso.com]", "  {}");
+    let (_, p) = plan_for(&s, &d);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    before(&p, "database-failover/pool01.dal.contoso.com/CentralMgmt", "cms-export-configuration/pool01.sea.contoso.com");
+    before(&p, "cms-failover/pool01.sea.contoso.com", "pool-failover/pool01.dal.contoso.com");
+    assert_eq!(step(&p, "pool-failover/pool01.dal.contoso.com").args.get("DisasterMode"), None, "the mirror serves Dallas");
+}

@@ -1506,3 +1506,30 @@ fn xmpp_failback_follows_the_documented_procedure() {
     // Repointing XMPP to a pool it was not moved away from still needs that pool stopped.
     refused_strictly(&mut sim, SEA, "Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com", 21);
 }
+
+/// Issue 10, finding 7 (rules 1 and 3): the CMS moves into a pool that serves its own users.
+/// Dallas's users are failed over to Seattle, which hosts the CMS: Dallas is failed back first.
+/// Lync accepts the move earlier: strict mode.
+#[test]
+fn cms_moves_only_into_a_pool_serving_its_own_users() {
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com]}\n");
+    run_ok(
+        &mut sim,
+        r"
+        #! on pool01.dal.contoso.com
+        Export-CsConfiguration -FileName 'C:\lyncdr\CsConfiguration.zip'
+        Export-CsLisConfiguration -FileName 'C:\lyncdr\CsLisConfiguration.zip'
+        ",
+    );
+    let e = refused_strictly(&mut sim, DAL, "Invoke-CsManagementServerFailover", 1);
+    assert!(e.message.contains("Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com"), "{e}");
+    run_ok(
+        &mut sim,
+        "
+        #! on pool01.dal.contoso.com
+        Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com
+        Invoke-CsManagementServerFailover
+        ",
+    );
+    assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
+}

@@ -142,13 +142,20 @@ impl<'a> Ctx<'a> {
             .or_else(|| self.o.topology.pools.keys().find(|p| self.up(p)).cloned())
     }
 
+    /// A required CMS move into a pool whose users this plan fails back (the CMS pool's
+    /// cross-failover): it waits for that failback (rules 1 and 3), and the CMS, still available
+    /// where it is, takes the changes made before it.
+    pub fn cms_deferred(&self) -> bool {
+        self.t.cms_move.as_ref().is_some_and(|m| !m.elective && !m.force && self.o.cms.available() && self.failing_back(&m.to))
+    }
+
     /// Dependencies of any step that writes to the CMS (topology and configuration changes):
     /// the CMS failover if one is planned, or the Back End failover that brings it back. An
     /// error explains why such steps cannot run.
     pub fn cms_deps(&self) -> Result<Vec<String>, String> {
         if let Some(m) = &self.t.cms_move {
-            // An elective move runs last; until then the CMS takes changes where it is.
-            return Ok(if m.elective { vec![] } else { vec![id::cms_failover(&m.to)] });
+            // An elective or deferred move runs last; until then the CMS takes changes where it is.
+            return Ok(if m.elective || self.cms_deferred() { vec![] } else { vec![id::cms_failover(&m.to)] });
         }
         if let Some(reason) = &self.t.cms_blocked {
             return Err(reason.clone());

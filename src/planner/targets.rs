@@ -562,6 +562,8 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
                     || !cms_db_ok_after(o, t, &a)
                     || fails_over(&a)
                     || t.pairs.iter().any(|pt| pt.target == PairState::FailedOver(a.clone()))
+                    // A pool whose pair lyncdr does not manage keeps its users where they are.
+                    || (!t.pairs.iter().any(|pt| pt.d.pools.contains(&a)) && o.failover(&a) != FailoverState::Normal)
                 {
                     // The failover runs on a Front End of the receiving pool (rule 10): lyncdr must reach it.
                     b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, which is not serving its own users or cannot be reached; the CMS stays on {m}"));
@@ -578,8 +580,24 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             }
         }
         None => {
-            // A Back End failover (lossless) brings the CMS back if its database is the problem.
+            // A Back End failover (lossless) brings the CMS back if its database is the problem;
+            // if its pool is to fail over, the CMS then leaves it for the standby (rule 3), in the
+            // same plan.
             if alive_ok(&home) && t.principal.contains_key(&home) {
+                if fails_over(&home)
+                    && let Some(s) = standby.clone().filter(|s| o.health(s) == Health::Up && cms_db_ok_after(o, t, s))
+                {
+                    t.cms_move = Some(CmsMove {
+                        from: home.clone(),
+                        to: s.clone(),
+                        force: false,
+                        reason: format!(
+                            "{home} hosts the CMS and its users are to be failed over: once its Back End failover has restored the CMS, the CMS moves to {s} first"
+                        ),
+                        rules: vec![3, 5, 8, 9, 10, 18],
+                        elective: false,
+                    });
+                }
                 return;
             }
             let Some(s) = standby else {
@@ -591,9 +609,21 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
                 || (alive_ok(&home)
                     && o.pool(&home).is_some_and(|p| !p.back_end.server_up(Role::Primary) && !p.back_end.server_up(Role::Mirror)));
             if !home_down {
-                t.cms_blocked = Some(format!(
-                    "the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"
-                ));
+                // Confirming the CMS pool down takes its partner, the standby: if that is not
+                // reachable either, say so (there is nowhere to fail the CMS over to anyway).
+                t.cms_blocked = Some(match o.health(&s) {
+                    Health::Up => format!(
+                        "the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"
+                    ),
+                    hs => format!(
+                        "the CMS on {home} is unavailable and its standby pool {s} {}: there is no pool to fail the CMS over to until {s} or {home} is back",
+                        match hs {
+                            Health::Down => "is down too",
+                            Health::Isolated => "cannot be reached by lyncdr either",
+                            _ => "cannot be reached either",
+                        }
+                    ),
+                });
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             }

@@ -8,7 +8,7 @@ Export-CsConfiguration -FileName 'C:\lyncdr\backup\CsConfiguration-pool01.dal.co
 # 2. cms-failover/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-export-configuration/pool01.sea.contoso.com
 #    MAY LOSE DATA (consented)
-Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -Force
+Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -BackupMirrorSqlServerFqdn sql02.sea.contoso.com -BackupMirrorSqlInstanceName rtc -Force
 
 # 3. wait-cms-replication/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com
