@@ -1126,3 +1126,27 @@ fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
         assert!(lync.lock().sip_federation_working(), "federation works through Seattle");
     });
 }
+
+/// Issue 10, finding 9: a mirrored Back End with a witness whose principal goes down fails over on
+/// its own; the engine waits for it and never runs `Invoke-CsDatabaseFailover`.
+#[test]
+fn the_witness_fails_the_mirror_over_and_the_engine_does_not_race_it() {
+    let scen = TWO_SITE.replacen("mirror: sql02.dal.contoso.com, witness: false", "mirror: sql02.dal.contoso.com, witness: true", 1);
+    assert_ne!(scen, TWO_SITE);
+    let mut sim = Simulator::new(&scenario(&scen));
+    sim.schedule(Stamp(Span::mins(1).0), fault("down:sql/sql01.dal.contoso.com"));
+    let lync = LocalSim::new(sim);
+    let d = desired(&common::two_site_manifests("  failedOver: []", "  {}"));
+    runtime().block_on(async {
+        lync.sleep(Span::mins(1) + Span::secs(1)).await;
+        let journal = MemoryJournal::default();
+        let mut engine = Engine::new(&lync, &journal, History::default());
+        engine.settings = settings(4);
+        let ends = drive(&engine, &lync, &d, &|_| {}, true).await;
+        let Some((_, Converged::Done { .. })) = ends.last() else { panic!("{}", brief_all(&ends)) };
+        let calls = changes(&lync);
+        assert!(calls_of(&calls, "Invoke-CsDatabaseFailover").is_empty(), "{}", show(&calls));
+        let sim = lync.lock();
+        assert!(sim.snapshot().cms.available && sim.snapshot().all_users_served);
+    });
+}

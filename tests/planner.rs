@@ -546,3 +546,29 @@ fn cms_messages_say_what_is_wrong() {
     before(&p, "cms-failover/pool01.sea.contoso.com", "pool-failover/pool01.dal.contoso.com");
     assert_eq!(step(&p, "pool-failover/pool01.dal.contoso.com").args.get("DisasterMode"), None, "the mirror serves Dallas");
 }
+
+/// Issue 10, finding 9 (S20): with a witness, a mirror fails over on its own within about five
+/// minutes; lyncdr does not race it with `Invoke-CsDatabaseFailover -Force`. It waits (notice,
+/// look again later) and fails the databases over itself only if the witness has not.
+#[test]
+fn mirror_with_a_witness_is_left_to_the_witness_first() {
+    let scen = with_state("  down: [sql/sql01.dal.contoso.com]").replacen(
+        "mirror: sql02.dal.contoso.com, witness: false",
+        "mirror: sql02.dal.contoso.com, witness: true",
+        1,
+    );
+    let s = scenario(&scen);
+    let d = two_site_desired("  failedOver: []", "  {}");
+    let (o, p) = plan_for(&s, &d);
+    assert!(p.steps.iter().all(|s| s.cmdlet != "Invoke-CsDatabaseFailover"), "{}", ids(&p));
+    assert!(p.notices.iter().any(|n| n.contains("witness") && n.contains("pool01.dal.contoso.com")), "{:?}", p.notices);
+    let left = p.recheck_after.expect("look again once the witness had its time");
+    assert!(left <= lyncdr::model::Span::mins(6), "{left}");
+
+    // The witness did not act in time: lyncdr fails the databases over itself.
+    let mut later = o.clone();
+    later.at = later.at.plus(left);
+    let p = replan(&d, &later);
+    let u = step(&p, "database-failover/pool01.dal.contoso.com/User");
+    assert_eq!(u.args["Force"], true);
+}

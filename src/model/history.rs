@@ -68,6 +68,10 @@ pub struct History {
     /// The same for XMPP federation: moving it back follows JJ721897 (no stop, rule 21 order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmpp_moved_from: Option<Fqdn>,
+    /// Since when the SQL server holding each pool's User database principal has been down (a
+    /// witness fails it over on its own within about 5 minutes, JJ205248).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub principal_down_since: BTreeMap<Fqdn, Stamp>,
 }
 
 impl History {
@@ -81,6 +85,12 @@ impl History {
                 _ => {
                     next.pool_health.insert(fqdn.clone(), Since { value: h, since: obs.at });
                 }
+            }
+            let principal_down = pool.back_end.principal.get(&super::DbType::User).is_some_and(|r| !pool.back_end.server_up(*r));
+            if principal_down {
+                next.principal_down_since.entry(fqdn.clone()).or_insert(obs.at);
+            } else {
+                next.principal_down_since.remove(fqdn);
             }
             // Only flips are recorded, so an unchanged deployment gives an unchanged memory.
             if pool.module(BackupModule::PresenceFocus).is_some_and(|m| m.export.is_synced()) {

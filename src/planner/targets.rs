@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::Policy;
 use super::builder::Builder;
 use crate::desired::{Desired, PairDesired};
-use crate::model::{DbType, FailoverState, Fqdn, Health, Observed, Role, pairing_violations};
+use crate::model::{DbType, FailoverState, Fqdn, Health, Observed, Role, Span, pairing_violations};
 
 /// Who serves a pair's users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,9 @@ pub(crate) struct Targets {
     pub cms_blocked: Option<String>,
     /// Pools whose databases should change principal, and to which role.
     pub principal: BTreeMap<Fqdn, Role>,
+    /// Mirrored Back Ends with a witness whose principal's server is down: the witness fails
+    /// them over on its own, so lyncdr waits (for at most this long) before doing it itself.
+    pub witness_pending: BTreeMap<Fqdn, Span>,
 }
 
 pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
@@ -97,11 +100,28 @@ pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
 }
 
 pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builder) -> Targets {
-    let mut t = Targets { principal: principals(d, o), ..Default::default() };
+    let (principal, witness_pending) = principals(d, o, policy);
+    let mut t = Targets { principal, witness_pending, ..Default::default() };
+    for left in t.witness_pending.values() {
+        b.recheck_after(*left);
+    }
     let mut pairs: Vec<&PairDesired> = d.pairs.iter().collect();
     pairs.sort_by(|x, y| x.name.cmp(&y.name));
     for p in pairs {
-        if let Some(pt) = pair_target(p, o, b) {
+        if let Some(mut pt) = pair_target(p, o, b) {
+            // A pool operation needs the pair's Back Ends: it waits for a witness that is about to
+            // fail one over (S20) rather than race it.
+            if pt.current != pt.target
+                && let Some(pool) = pt.d.pools.iter().find(|x| t.witness_pending.contains_key(*x))
+            {
+                b.notice(format!(
+                    "{}: the users of {} and {} stay where they are until the Back End of {pool} has failed over (its witness does that on its own within about 5 minutes)",
+                    pt.d.resource(),
+                    pt.d.pools[0],
+                    pt.d.pools[1]
+                ));
+                pt.target = pt.current.clone();
+            }
             t.pairs.push(pt);
         }
     }
@@ -292,9 +312,12 @@ fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
 
 /// The principal each mirrored Back End should have: the spec's choice, or (when that server
 /// is down and automatic failover is allowed) the other server; without a spec entry, the
-/// current principal unless its server is down.
-fn principals(d: &Desired, o: &Observed) -> BTreeMap<Fqdn, Role> {
+/// current principal unless its server is down. A Back End whose witness will fail it over on
+/// its own (principal's server down, the other up) is left to it for the grace period: those
+/// come back separately, with the time left.
+fn principals(d: &Desired, o: &Observed, policy: &Policy) -> (BTreeMap<Fqdn, Role>, BTreeMap<Fqdn, Span>) {
     let mut out = BTreeMap::new();
+    let mut pending = BTreeMap::new();
     for (f, pool) in &o.topology.pools {
         if pool.back_end.mirror.is_none() {
             continue;
@@ -311,10 +334,17 @@ fn principals(d: &Desired, o: &Observed) -> BTreeMap<Fqdn, Role> {
         };
         let effective = if be.server_up(wanted) || !auto || !be.server_up(wanted.other()) { wanted } else { wanted.other() };
         if be.principal.values().any(|r| *r != effective) {
+            if pool.back_end.witness && !be.server_up(current) && be.server_up(current.other()) && effective == current.other() {
+                let down_for = o.history.principal_down_since.get(f).map(|at| o.at.since(*at)).unwrap_or_default();
+                if down_for < policy.witness_grace {
+                    pending.insert(f.clone(), Span(policy.witness_grace.0 - down_for.0));
+                    continue;
+                }
+            }
             out.insert(f.clone(), effective);
         }
     }
-    out
+    (out, pending)
 }
 
 fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTarget> {
@@ -580,6 +610,14 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             }
         }
         None => {
+            // The witness is failing the CMS database over: wait for it.
+            if let Some(left) = t.witness_pending.get(&home) {
+                t.cms_blocked = Some(format!(
+                    "the CMS database on {home} is unavailable while its witness fails it over to the other SQL server (lyncdr does it itself in {left} if the witness has not)"
+                ));
+                b.notice(format!("{dep}: {}", t.cms_blocked.clone().unwrap_or_default()));
+                return;
+            }
             // A Back End failover (lossless) brings the CMS back if its database is the problem;
             // if its pool is to fail over, the CMS then leaves it for the standby (rule 3), in the
             // same plan.
