@@ -14,7 +14,7 @@ use lyncdr::desired::{self, Desired};
 use lyncdr::engine::journal::MemoryJournal;
 use lyncdr::engine::{Converged, Engine, Settings};
 use lyncdr::lync::{LocalSim, Lync};
-use lyncdr::model::{History, Observed};
+use lyncdr::model::Observed;
 use lyncdr::planner::{Policy, plan};
 use lyncdr::scenario::Scenario;
 use lyncdr::sim::Simulator;
@@ -70,7 +70,7 @@ fn observe(s: &Scenario, d: &Desired) -> (Observed, Duration, usize) {
     runtime().block_on(async {
         let lync = LocalSim::new(Simulator::new(s));
         let journal = MemoryJournal::default();
-        let engine = Engine::new(&lync, &journal, History::default());
+        let engine = Engine::new(&lync, &journal);
         let t = Instant::now();
         let (o, _) = engine.preview(d, &|_| {}).await.expect("observe");
         let wall = t.elapsed();
@@ -129,7 +129,7 @@ fn main() {
         let (wall, cmdlets, rto) = runtime().block_on(async {
             let lync = LocalSim::new(Simulator::new(&lost));
             let journal = MemoryJournal::default();
-            let mut engine = Engine::new(&lync, &journal, History::default());
+            let mut engine = Engine::new(&lync, &journal);
             engine.settings = Settings { concurrency: 4, ..Settings::default() };
             let start = lync.now();
             let t = Instant::now();

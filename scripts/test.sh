@@ -30,4 +30,12 @@ else
   echo "note: Go is not installed; the real-apiserver and helm tests will be skipped" >&2
 fi
 
+# WinRM transport tests: pypsrp's captured exchanges and the Python WinRM clients, from PyPI.
+if WINRM_ENV="$(bash scripts/winrm-fixtures.sh)"; then
+  eval "$WINRM_ENV"
+  export LYNCDR_REQUIRE_WINRM=1
+else
+  echo "note: WinRM fixtures unavailable; the pywinrm/pypsrp/pyspnego tests will be skipped" >&2
+fi
+
 cargo test --release --all-targets

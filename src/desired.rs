@@ -16,6 +16,9 @@ use crate::scenario::normalize_sip;
 pub struct Desired {
     /// Name of the LyncDeployment.
     pub deployment: String,
+    /// Its namespace (empty in a manifest that names none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
     pub generation: i64,
     pub cms: Option<CmsDesired>,
     pub sip_federation: Option<Fqdn>,
@@ -144,8 +147,26 @@ pub fn check_pair(p: &PoolPair) -> Result<(), DesiredError> {
             "requires spec.allowDataLoss: true (failing over an unreachable pool uses -DisasterMode)",
         ));
     }
-    if s.deployment.is_empty() {
+    check_reference(&id, &s.deployment)?;
+    Ok(())
+}
+
+/// `spec.deployment` names a LyncDeployment: a valid object name.
+fn check_reference(id: &str, deployment: &str) -> Result<(), DesiredError> {
+    if deployment.is_empty() {
         return Err(bad(id, "spec.deployment", "name the LyncDeployment"));
+    }
+    crate::api::names::check_subdomain(deployment).map_err(|m| bad(id, "spec.deployment", m))
+}
+
+/// Text that ends up in a cmdlet argument: no control characters (a line break would end the
+/// command), and not empty.
+fn check_text(id: &str, field: &str, text: &str) -> Result<(), DesiredError> {
+    if text.trim().is_empty() {
+        return Err(bad(id, field, "must not be empty"));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(bad(id, field, format!("contains the control character {:?}; remove it", c)));
     }
     Ok(())
 }
@@ -189,6 +210,9 @@ pub fn check_deployment(d: &LyncDeployment) -> Result<(), DesiredError> {
     if !(1..=16).contains(&s.policy.concurrency) {
         return Err(bad(id, "spec.policy.concurrency", "must be between 1 and 16"));
     }
+    if let Some(r) = &s.response_groups {
+        check_text(&id, "spec.responseGroups.exportPath", &r.export_path)?;
+    }
     Ok(())
 }
 
@@ -207,15 +231,17 @@ pub fn check_placement(p: &UserPlacement) -> Result<(), DesiredError> {
         (None, Some(f)) if f == &s.target_pool => return Err(bad(id, "spec.fromPool", "fromPool and targetPool must differ")),
         _ => {}
     }
+    check_reference(&id, &s.deployment)?;
     if !(1..=5000).contains(&s.batch_size) {
         return Err(bad(id, "spec.batchSize", "must be between 1 and 5000"));
     }
     Ok(())
 }
 
-/// Compiles the resources of every deployment found. Resources referring to a deployment that
-/// is not among them are an error.
+/// Compiles the resources of every deployment found. Resources refer to the deployment of
+/// their own namespace; a resource referring to a deployment that is not among them is an error.
 pub fn compile(manifests: &[Manifest]) -> Result<Vec<Desired>, DesiredError> {
+    let ns = |m: &Option<String>| m.clone().unwrap_or_default();
     let deployments: Vec<&LyncDeployment> =
         manifests.iter().filter_map(|m| if let Manifest::Deployment(d) = m { Some(d.as_ref()) } else { None }).collect();
     let pairs: Vec<&PoolPair> = manifests.iter().filter_map(|m| if let Manifest::PoolPair(d) = m { Some(d) } else { None }).collect();
@@ -223,40 +249,47 @@ pub fn compile(manifests: &[Manifest]) -> Result<Vec<Desired>, DesiredError> {
         manifests.iter().filter_map(|m| if let Manifest::UserPlacement(d) = m { Some(d) } else { None }).collect();
     let restores: Vec<&ConferenceContentRestore> =
         manifests.iter().filter_map(|m| if let Manifest::ContentRestore(d) = m { Some(d) } else { None }).collect();
-    let names: BTreeSet<String> = deployments.iter().map(|d| d.metadata.name.clone().unwrap_or_default()).collect();
-    let missing = |kind: &str, name: &Option<String>, dep: &str| -> Result<(), DesiredError> {
-        if names.contains(dep) {
+    let names: BTreeSet<(String, String)> =
+        deployments.iter().map(|d| (ns(&d.metadata.namespace), d.metadata.name.clone().unwrap_or_default())).collect();
+    let missing = |kind: &str, meta: &kube::core::ObjectMeta, dep: &str| -> Result<(), DesiredError> {
+        let namespace = ns(&meta.namespace);
+        if names.contains(&(namespace.clone(), dep.to_string())) {
             Ok(())
         } else {
+            let inside = if namespace.is_empty() { String::new() } else { format!(" in namespace {namespace}") };
             Err(bad(
-                format!("{kind}/{}", name.clone().unwrap_or_default()),
+                format!("{kind}/{}", meta.name.clone().unwrap_or_default()),
                 "spec.deployment",
-                format!("LyncDeployment '{dep}' does not exist"),
+                format!("LyncDeployment '{dep}' does not exist{inside}"),
             ))
         }
     };
     for p in &pairs {
         check_pair(p)?;
-        missing("PoolPair", &p.metadata.name, &p.spec.deployment)?;
+        missing("PoolPair", &p.metadata, &p.spec.deployment)?;
     }
     for p in &placements {
         check_placement(p)?;
-        missing("UserPlacement", &p.metadata.name, &p.spec.deployment)?;
+        missing("UserPlacement", &p.metadata, &p.spec.deployment)?;
     }
     for r in &restores {
-        missing("ConferenceContentRestore", &r.metadata.name, &r.spec.deployment)?;
+        check_reference(&format!("ConferenceContentRestore/{}", r.metadata.name.clone().unwrap_or_default()), &r.spec.deployment)?;
+        missing("ConferenceContentRestore", &r.metadata, &r.spec.deployment)?;
     }
     let mut out = Vec::new();
     for d in deployments {
         check_deployment(d)?;
         let name = d.metadata.name.clone().unwrap_or_default();
-        let mine = |dep: &str| dep == name;
-        out.push(build(
+        let namespace = ns(&d.metadata.namespace);
+        let mine = |meta: &kube::core::ObjectMeta, dep: &str| dep == name && ns(&meta.namespace) == namespace;
+        let mut desired = build(
             d,
-            pairs.iter().filter(|p| mine(&p.spec.deployment)).copied().collect(),
-            placements.iter().filter(|p| mine(&p.spec.deployment)).copied().collect(),
-            restores.iter().filter(|p| mine(&p.spec.deployment)).copied().collect(),
-        )?);
+            pairs.iter().filter(|p| mine(&p.metadata, &p.spec.deployment)).copied().collect(),
+            placements.iter().filter(|p| mine(&p.metadata, &p.spec.deployment)).copied().collect(),
+            restores.iter().filter(|p| mine(&p.metadata, &p.spec.deployment)).copied().collect(),
+        )?;
+        desired.namespace = namespace;
+        out.push(desired);
     }
     Ok(out)
 }

@@ -9,6 +9,7 @@
 //! - [`ps`]: cmdlet invocations, PowerShell text and parameter binding;
 //! - [`sim`]: the faithful simulator of a Lync deployment;
 //! - [`lync`]: the backend trait the engine drives (simulator in-process or over HTTP);
+//! - [`winrm`]: the WS-Management (WinRM/WinRS) client and server, NTLM message encryption;
 //! - [`planner`]: the pure planner, `plan(desired, observed, policy) -> Plan`;
 //! - [`engine`]: observe, plan and execute with a journal, shared by every front end;
 //! - [`cli`]: the `lyncdr` command line.
@@ -26,3 +27,4 @@ pub mod scenario;
 pub mod sim;
 pub mod standalone;
 pub mod status;
+pub mod winrm;

@@ -197,22 +197,51 @@ pub enum ScenarioError {
     Parse(String),
     #[error("scenario field {field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: Box<ScenarioError>,
+    },
 }
+
+/// Largest scenario file read (a generated 100,000-server deployment is a few megabytes).
+pub const MAX_SCENARIO_BYTES: u64 = 64 << 20;
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
     ScenarioError::Invalid { field: field.into(), message: message.into() }
 }
 
 impl Scenario {
+    /// Reads a scenario file: a regular file of at most [`MAX_SCENARIO_BYTES`]; errors name the
+    /// file and the field.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ScenarioError::Io { path: path.display().to_string(), message: e.to_string() })?;
-        Scenario::from_yaml(&text)
+        let text = crate::api::manifests::read_text(path, MAX_SCENARIO_BYTES).map_err(|e| ScenarioError::Io {
+            path: path.display().to_string(),
+            message: match e {
+                crate::api::manifests::ManifestError::Io { message, .. } => message,
+                other => other.to_string(),
+            },
+        })?;
+        Scenario::from_yaml(&text).map_err(|e| ScenarioError::File { path: path.display().to_string(), source: Box::new(e) })
     }
 
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
-        let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
-        file.validate()
+        match serde_saphyr::from_str::<ScenarioFile>(text) {
+            Ok(file) => file.validate(),
+            Err(located) => {
+                // The YAML parser says where (line and column); serde_path_to_error says which
+                // field: the error names both.
+                let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+                match serde_path_to_error::deserialize::<_, ScenarioFile>(value) {
+                    Err(e) => {
+                        let field = e.path().to_string();
+                        Err(invalid(if field == "." { "(document)".to_string() } else { field }, located.to_string()))
+                    }
+                    Ok(_) => Err(ScenarioError::Parse(located.to_string())),
+                }
+            }
+        }
     }
 }
 
@@ -240,6 +269,9 @@ impl ScenarioFile {
             let sf = format!("sites[{si}]");
             if site.name.trim().is_empty() {
                 return Err(invalid(format!("{sf}.name"), "must not be empty"));
+            }
+            if site.name.chars().any(char::is_control) {
+                return Err(invalid(format!("{sf}.name"), "must not contain control characters"));
             }
             if sites.contains(&site.name) {
                 return Err(invalid(format!("{sf}.name"), format!("site '{}' is defined twice", site.name)));
@@ -562,7 +594,9 @@ pub fn normalize_sip(s: &str) -> Option<String> {
     let t = s.trim();
     let body = t.strip_prefix("sip:").or_else(|| t.strip_prefix("SIP:")).unwrap_or(t);
     let (user, domain) = body.split_once('@')?;
-    if user.is_empty() || user.contains(char::is_whitespace) || Fqdn::parse(domain).is_err() {
+    // The user part of a SIP URI (RFC 3261): unreserved, escaped and user-unreserved characters.
+    let legal = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c);
+    if user.is_empty() || !user.chars().all(legal) || Fqdn::parse(domain).is_err() {
         return None;
     }
     Some(format!("sip:{}@{}", user.to_ascii_lowercase(), domain.to_ascii_lowercase()))

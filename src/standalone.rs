@@ -1,11 +1,14 @@
 //! `lyncdr run --manifests DIR`: the operator without Kubernetes, for Lync shops that keep their
 //! desired state in a directory (e.g. a git checkout). Each round reads the manifests again,
 //! observes each deployment, plans, applies the same policy as the operator (the same
-//! annotations: pause, approve by plan hash), executes through the same engine, and writes the
-//! status of every resource to a file. The journal and the operator memory live in a state
-//! directory, so a restart resumes or stalls exactly as the operator does.
+//! annotations: pause, approve by plan hash, resolve a journal entry), executes through the same
+//! engine, and writes the status of every resource to a file. The journal and the operator
+//! memory live together in a state directory (`<name>.journal.json`), so a restart resumes or
+//! stalls exactly as the operator does; a lock file per deployment (`<name>.lock`) keeps a second
+//! process from acting on the same deployment.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,14 +18,14 @@ use serde::{Deserialize, Serialize};
 use crate::api::manifests::{self, Manifest};
 use crate::api::{
     APPROVE_ANNOTATION, Approval, ConferenceContentRestoreStatus, DriftPolicy, LyncDeployment, LyncDeploymentStatus, ManagementPolicy,
-    PAUSED_ANNOTATION, PoolPairStatus, StepStatus, Transport, UserPlacementStatus,
+    PAUSED_ANNOTATION, PoolPairStatus, RESOLVE_ANNOTATION, StepStatus, Transport, UserPlacementStatus, resolve_target,
 };
 use crate::desired;
 use crate::engine::executor::{Event, RunOutcome, StepResult};
-use crate::engine::journal::FileJournal;
+use crate::engine::journal::{FileJournal, Journal, resolve_by_person};
 use crate::engine::{Engine, Settings, Unready};
 use crate::lync::HttpSim;
-use crate::model::{History, Span};
+use crate::model::{Span, Stamp};
 use crate::status::{self, Gate, Phase, Round};
 
 #[derive(Debug, Clone)]
@@ -59,38 +62,88 @@ pub enum StandaloneError {
     Manifests(#[from] manifests::ManifestError),
     #[error("{0}")]
     Desired(#[from] desired::DesiredError),
-    #[error("state directory {path}: {message}")]
-    State { path: String, message: String },
+    #[error("{option} {path}: {message}")]
+    State { option: &'static str, path: String, message: String },
 }
 
-fn state_err(path: &Path, e: impl std::fmt::Display) -> StandaloneError {
-    StandaloneError::State { path: path.display().to_string(), message: e.to_string() }
+fn state_err(option: &'static str, path: &Path, e: impl std::fmt::Display) -> StandaloneError {
+    StandaloneError::State { option, path: path.display().to_string(), message: e.to_string() }
+}
+
+/// The file-name stem of a deployment's state: its name, prefixed by its namespace when it has
+/// one. Names and namespaces are DNS-1123 (checked when the manifests are read), so the stem
+/// cannot leave the state directory and `_` cannot occur in either.
+pub fn state_key(d: &desired::Desired) -> String {
+    if d.namespace.is_empty() { d.deployment.clone() } else { format!("{}_{}", d.namespace, d.deployment) }
+}
+
+/// The journal file of a deployment in a state directory.
+pub fn journal_path(state_dir: &Path, key: &str) -> PathBuf {
+    state_dir.join(format!("{key}.journal.json"))
+}
+
+/// Checks that a directory exists (creating it) and takes files, before anything is executed.
+fn writable_dir(option: &'static str, dir: &Path) -> Result<(), StandaloneError> {
+    std::fs::create_dir_all(dir).map_err(|e| state_err(option, dir, format!("cannot create the directory: {e}")))?;
+    let probe = dir.join(format!(".lyncdr-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| state_err(option, dir, format!("cannot write there: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Writes a file atomically (temporary file, sync, rename).
+fn write_atomic(option: &'static str, path: &Path, bytes: &[u8]) -> Result<(), StandaloneError> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let io = |e: std::io::Error| state_err(option, path, format!("cannot write: {e}"));
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// Runs rounds until interrupted (or once). Returns the last status file.
 pub async fn run(opts: &Options) -> Result<StatusFile, StandaloneError> {
-    std::fs::create_dir_all(&opts.state_dir).map_err(|e| state_err(&opts.state_dir, e))?;
+    writable_dir("--state-dir", &opts.state_dir)?;
     let status_path = opts.status_file.clone().unwrap_or_else(|| opts.state_dir.join("status.json"));
-    let mut report: StatusFile = std::fs::read(&status_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let status_dir = status_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    writable_dir("--status-file", status_dir)?;
+    let mut report: StatusFile = match std::fs::read(&status_path) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            eprintln!("warning: {} is not a lyncdr status file ({e}); starting a new one", status_path.display());
+            StatusFile::default()
+        }),
+        Err(_) => StatusFile::default(),
+    };
+    // One writer per deployment: held for the life of the process.
+    let mut leases: BTreeMap<String, File> = BTreeMap::new();
     loop {
         let ms = manifests::load(&opts.manifests)?;
         let all = desired::compile(&ms)?;
         let mut poll = Span::mins(1);
         for d in &all {
             let Some(dep) = ms.iter().find_map(|m| match m {
-                Manifest::Deployment(x) if x.metadata.name.as_deref() == Some(&d.deployment) => Some(x.as_ref()),
+                Manifest::Deployment(x) if x.metadata.name.as_deref() == Some(&d.deployment) && m.namespace() == d.namespace => {
+                    Some(x.as_ref())
+                }
                 _ => None,
             }) else {
                 continue;
             };
+            let key = state_key(d);
+            if !leases.contains_key(&key) {
+                leases.insert(key.clone(), lease(&opts.state_dir, &key)?);
+            }
             poll = poll.min(dep.spec.policy.poll_interval.max(Span::secs(5)));
-            let prev = report.deployments.get(&d.deployment).cloned().unwrap_or_default();
-            let next = round(opts, &ms, dep, d, prev).await?;
-            print_summary(&d.deployment, &next);
-            report.deployments.insert(d.deployment.clone(), next);
+            let prev = report.deployments.get(&key).cloned().unwrap_or_default();
+            let next = round(opts, &ms, dep, d, &key, prev).await;
+            print_summary(&key, &next);
+            report.deployments.insert(key, next);
         }
-        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| state_err(&status_path, e))?;
-        std::fs::write(&status_path, bytes).map_err(|e| state_err(&status_path, e))?;
+        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| state_err("--status-file", &status_path, e))?;
+        write_atomic("--status-file", &status_path, &bytes)?;
         if opts.once {
             return Ok(report);
         }
@@ -98,6 +151,26 @@ pub async fn run(opts: &Options) -> Result<StatusFile, StandaloneError> {
             _ = tokio::time::sleep(poll.to_std()) => {}
             _ = tokio::signal::ctrl_c() => return Ok(report),
         }
+    }
+}
+
+/// Takes the deployment's writer lock, or says which file another process holds.
+fn lease(state_dir: &Path, key: &str) -> Result<File, StandaloneError> {
+    let path = state_dir.join(format!("{key}.lock"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| state_err("--state-dir", &path, format!("cannot open the lock file: {e}")))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(state_err(
+            "--state-dir",
+            &path,
+            "another lyncdr process acts on this deployment (it holds this lock); one writer per deployment",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(state_err("--state-dir", &path, format!("cannot lock: {e}"))),
     }
 }
 
@@ -111,116 +184,91 @@ fn print_summary(name: &str, r: &DeploymentReport) {
     );
 }
 
+/// What one round found and did.
+struct RoundOutcome {
+    phase: Phase,
+    observed: Option<crate::model::Observed>,
+    plan: Option<crate::planner::Plan>,
+    history: Option<crate::model::History>,
+    journal: Option<Vec<crate::api::JournalStatus>>,
+}
+
+impl RoundOutcome {
+    fn only(phase: Phase) -> RoundOutcome {
+        RoundOutcome { phase, observed: None, plan: None, history: None, journal: None }
+    }
+}
+
 async fn round(
     opts: &Options,
     ms: &[Manifest],
     dep: &LyncDeployment,
     d: &desired::Desired,
+    key: &str,
     prev: DeploymentReport,
-) -> Result<DeploymentReport, StandaloneError> {
-    let name = &d.deployment;
-    let history_path = opts.state_dir.join(format!("{name}.history.json"));
-    let history: History = std::fs::read(&history_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let journal = FileJournal::new(opts.state_dir.join(format!("{name}.journal.json")));
+) -> DeploymentReport {
     let generation = generation_of(dep);
     let ann = dep.metadata.annotations.clone().unwrap_or_default();
-    let url = opts
-        .simulator
-        .clone()
-        .or_else(|| dep.spec.connection.as_ref().filter(|c| c.transport == Transport::Simulator).and_then(|c| c.simulator_url.clone()));
     let progress: std::sync::Mutex<BTreeMap<String, StepStatus>> = Default::default();
     let sink = |e: Event| record(&progress, e);
-
-    let (phase, observed, plan, history) = match url {
-        None => (
-            Phase::Stalled {
-                step: String::new(),
-                reason: "spec.connection: transport Simulator with simulatorUrl is needed (or --simulator)".into(),
-            },
-            None,
-            None,
-            history,
-        ),
-        Some(url) => match HttpSim::connect(&url).await {
-            Err(e) => (Phase::Unobservable(e.to_string()), None, None, history),
-            Ok(lync) => {
-                let mut engine = Engine::new(&lync, &journal, history);
-                engine.settings = Settings {
-                    concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize,
-                    by: "lyncdr run --manifests".into(),
-                    ..Settings::default()
-                };
-                let policy = &dep.spec.policy;
-                let gate = Gate {
-                    paused: ann.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
-                    observe_only: policy.management_policy == ManagementPolicy::ObserveOnly,
-                    drift_report_only: policy.drift == DriftPolicy::Report,
-                    manual_approval: policy.approval == Approval::Manual,
-                    approved_hash: ann.get(APPROVE_ANNOTATION).map(String::as_str),
-                    generation,
-                    applied_generation: prev.status.applied_generation,
-                };
-                // Plans run until the deployment converges, blocks, waits or stalls; the status
-                // shows the last observation.
-                let mut result = (Phase::Converged, None, None);
-                for _ in 0..engine.settings.max_rounds {
-                    match engine.prepare(d, &sink).await {
-                        Err(Unready::Stalled { step, reason }) => result = (Phase::Stalled { step, reason }, None, None),
-                        Err(Unready::Unobservable(e)) => result = (Phase::Unobservable(e), None, None),
-                        Err(Unready::Conflict(e)) => result = (Phase::Conflict(e), None, None),
-                        Ok((o, p)) => {
-                            let phase = gate.decide(&p);
-                            if phase == Phase::Executing {
-                                match engine.execute(d, &p, &sink).await {
-                                    RunOutcome::Completed | RunOutcome::Replan(_) => {
-                                        result = (phase, Some(o), Some(p));
-                                        continue;
-                                    }
-                                    RunOutcome::Failed { step, error } => {
-                                        result = (Phase::Stalled { step, reason: error }, Some(o), Some(p))
-                                    }
-                                    RunOutcome::Stalled { step, reason } => result = (Phase::Stalled { step, reason }, Some(o), Some(p)),
-                                }
-                            } else {
-                                result = (phase, Some(o), Some(p));
-                            }
+    let mut handled_resolve = prev.status.last_handled_resolve.clone();
+    let outcome = match FileJournal::open(journal_path(&opts.state_dir, key), Some(&opts.state_dir.join(format!("{key}.history.json")))) {
+        // A journal or memory that cannot be read stalls: nothing is dropped silently.
+        Err(e) => RoundOutcome::only(Phase::stalled(e.to_string())),
+        Ok(journal) => {
+            if let Some(v) = ann.get(RESOLVE_ANNOTATION).filter(|v| handled_resolve.as_ref() != Some(*v)) {
+                match resolve_by_person(&journal, resolve_target(v), "annotation lyncdr.io/resolve", Stamp(0)).await {
+                    Ok(found) => {
+                        if found {
+                            println!("LyncDeployment/{key}: journal entry {} resolved by annotation", resolve_target(v));
                         }
+                        handled_resolve = Some(v.clone());
                     }
-                    break;
+                    Err(e) => eprintln!("LyncDeployment/{key}: cannot resolve {}: {e}", resolve_target(v)),
                 }
-                let (phase, o, p) = result;
-                (phase, o, p, engine.history())
             }
-        },
+            let mut out = act(opts, dep, d, &journal, &ann, generation, &prev, &sink).await;
+            // The latest entries, pending ones first to see, as the operator shows them in status.
+            if let Ok(entries) = journal.entries().await {
+                let skip = entries.len().saturating_sub(20);
+                out.journal = Some(status::journal_status(&entries[skip..]));
+            }
+            out
+        }
     };
-    std::fs::write(&history_path, serde_json::to_vec(&history).unwrap_or_default()).map_err(|e| state_err(&history_path, e))?;
-    let drift = plan.as_ref().is_some_and(|p| !p.is_empty() && prev.status.applied_generation == Some(generation));
+    let drift = outcome.plan.as_ref().is_some_and(|p| !p.is_empty() && prev.status.applied_generation == Some(generation));
     let progress = progress.into_inner().unwrap_or_default();
     let r = Round {
         desired: d,
-        observed: observed.as_ref(),
-        plan: plan.as_ref(),
-        phase: phase.clone(),
+        observed: outcome.observed.as_ref(),
+        plan: outcome.plan.as_ref(),
+        phase: outcome.phase.clone(),
         generation,
         drift,
         progress: &progress,
         now: Time(Timestamp::now()),
     };
     let mut out = DeploymentReport { status: status::deployment_status(Some(&prev.status), &r), ..Default::default() };
-    if plan.as_ref().is_some_and(|p| p.is_empty() && p.blockers.is_empty()) {
+    if outcome.plan.as_ref().is_some_and(|p| p.is_empty() && p.blockers.is_empty()) && !matches!(outcome.phase, Phase::Stalled { .. }) {
         out.status.applied_generation = Some(generation);
     }
-    out.status.history = serde_json::to_string(&history).ok();
-    for m in ms {
+    if let Some(h) = &outcome.history {
+        out.status.history = serde_json::to_string(h).ok();
+    }
+    if let Some(j) = outcome.journal {
+        out.status.journal = j;
+    }
+    out.status.last_handled_resolve = handled_resolve;
+    for m in ms.iter().filter(|m| m.namespace() == d.namespace) {
         match m {
-            Manifest::PoolPair(p) if p.spec.deployment == *name => {
+            Manifest::PoolPair(p) if p.spec.deployment == d.deployment => {
                 if let Some(pd) = d.pairs.iter().find(|x| Some(&x.name) == p.metadata.name.as_ref()) {
                     let n = pd.name.clone();
                     out.pool_pairs
                         .insert(n.clone(), status::pair_status(prev.pool_pairs.get(&n), &r, pd, p.metadata.generation.unwrap_or(0)));
                 }
             }
-            Manifest::UserPlacement(p) if p.spec.deployment == *name => {
+            Manifest::UserPlacement(p) if p.spec.deployment == d.deployment => {
                 if let Some(pd) = d.placements.iter().find(|x| Some(&x.name) == p.metadata.name.as_ref()) {
                     let n = pd.name.clone();
                     out.user_placements.insert(
@@ -229,7 +277,7 @@ async fn round(
                     );
                 }
             }
-            Manifest::ContentRestore(p) if p.spec.deployment == *name => {
+            Manifest::ContentRestore(p) if p.spec.deployment == d.deployment => {
                 if let Some(pd) = d.restores.iter().find(|x| Some(&x.name) == p.metadata.name.as_ref()) {
                     let n = pd.name.clone();
                     out.conference_content_restores.insert(
@@ -241,7 +289,98 @@ async fn round(
             _ => {}
         }
     }
-    Ok(out)
+    out
+}
+
+/// Connects, settles the journal, observes, plans, and executes what policy allows, until the
+/// deployment converges, blocks, waits or stalls.
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    opts: &Options,
+    dep: &LyncDeployment,
+    d: &desired::Desired,
+    journal: &FileJournal,
+    ann: &BTreeMap<String, String>,
+    generation: i64,
+    prev: &DeploymentReport,
+    sink: &(dyn Fn(Event) + Send + Sync),
+) -> RoundOutcome {
+    let url = match (&opts.simulator, &dep.spec.connection) {
+        (Some(u), _) => u.clone(),
+        (None, Some(c)) if c.transport == Transport::WinRM => {
+            return RoundOutcome::only(Phase::stalled(
+                "spec.connection.transport: WinRM is not supported by this version of lyncdr; use transport: Simulator with spec.connection.simulatorUrl (or --simulator)",
+            ));
+        }
+        (None, Some(c)) => match &c.simulator_url {
+            Some(u) => u.clone(),
+            None => {
+                return RoundOutcome::only(Phase::stalled(
+                    "spec.connection.simulatorUrl: required for transport Simulator (or pass --simulator)",
+                ));
+            }
+        },
+        (None, None) => {
+            return RoundOutcome::only(Phase::stalled(
+                "spec.connection: required; set transport: Simulator and simulatorUrl (or pass --simulator)",
+            ));
+        }
+    };
+    let lync = match HttpSim::connect(&url).await {
+        Err(e) => return RoundOutcome::only(Phase::Unobservable(e.to_string())),
+        Ok(l) => l,
+    };
+    let mut engine = Engine::new(&lync, journal);
+    engine.settings = Settings {
+        concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize,
+        by: "lyncdr run --manifests".into(),
+        ..Settings::default()
+    };
+    let policy = &dep.spec.policy;
+    let gate = Gate {
+        paused: ann.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
+        observe_only: policy.management_policy == ManagementPolicy::ObserveOnly,
+        drift_report_only: policy.drift == DriftPolicy::Report,
+        manual_approval: policy.approval == Approval::Manual,
+        approved_hash: ann.get(APPROVE_ANNOTATION).map(String::as_str),
+        generation,
+        applied_generation: prev.status.applied_generation,
+    };
+    let mut out = RoundOutcome::only(Phase::Converged);
+    for _ in 0..engine.settings.max_rounds {
+        match engine.prepare(d, sink).await {
+            Err(Unready::Stalled { stall, observed, plan }) => {
+                out = RoundOutcome {
+                    phase: Phase::Stalled { step: stall.step, resource: stall.resource, reason: stall.reason },
+                    observed: observed.map(|o| *o),
+                    plan,
+                    ..RoundOutcome::only(Phase::Converged)
+                };
+            }
+            Err(Unready::Unobservable(e)) => out = RoundOutcome::only(Phase::Unobservable(e)),
+            Err(Unready::Conflict(e)) => out = RoundOutcome::only(Phase::Conflict(e)),
+            Ok((o, p)) => {
+                let phase = gate.decide(&p);
+                if phase == Phase::Executing {
+                    match engine.execute(d, &p, sink).await {
+                        RunOutcome::Completed | RunOutcome::Replan(_) => {
+                            out = RoundOutcome { phase, observed: Some(o), plan: Some(p), ..RoundOutcome::only(Phase::Converged) };
+                            continue;
+                        }
+                        RunOutcome::Failed { step, error: reason } | RunOutcome::Stalled { step, reason } => {
+                            let phase = Phase::stalled_at(&step, Some(&p), reason);
+                            out = RoundOutcome { phase, observed: Some(o), plan: Some(p), ..RoundOutcome::only(Phase::Converged) };
+                        }
+                    }
+                } else {
+                    out = RoundOutcome { phase, observed: Some(o), plan: Some(p), ..RoundOutcome::only(Phase::Converged) };
+                }
+            }
+        }
+        break;
+    }
+    out.history = Some(engine.history());
+    out
 }
 
 /// Manifests in files have no generation; a hash of the spec stands in, so a spec change is

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{
-    BlockerStatus, ConferenceContentRestoreStatus, LyncDeploymentStatus, ObservedSummary, PlanStatus, PoolPairStatus, StepStatus,
-    UserPlacementStatus, set_condition,
+    BlockerStatus, ConferenceContentRestoreStatus, JournalStatus, LyncDeploymentStatus, ObservedSummary, PlanStatus, PoolPairStatus,
+    StepStatus, UserPlacementStatus, set_condition,
 };
 use crate::desired::{Desired, PairDesired, PlacementDesired, RestoreDesired, UserSelector};
+use crate::engine::journal::{Entry, Outcome};
 use crate::model::{BackupModule, ExportStatus, FailoverState, Fqdn, Health, Observed};
 use crate::planner::{Plan, StepKind};
 
@@ -32,9 +33,11 @@ pub enum Phase {
     ObserveOnly,
     /// `drift: Report`: the deployment drifted and is not corrected.
     DriftReported,
-    /// A person must look.
+    /// A person must look. `resource` (`Kind/name`) is the resource whose step stalled; empty
+    /// when the whole deployment is concerned (no connection, an unreadable journal or memory).
     Stalled {
         step: String,
+        resource: String,
         reason: String,
     },
     /// Resources contradict each other or the topology; nothing is executed.
@@ -56,6 +59,19 @@ pub struct Gate<'a> {
     pub generation: i64,
     /// The generation last fully reached.
     pub applied_generation: Option<i64>,
+}
+
+impl Phase {
+    /// A stall of the whole deployment (not of one step).
+    pub fn stalled(reason: impl Into<String>) -> Phase {
+        Phase::Stalled { step: String::new(), resource: String::new(), reason: reason.into() }
+    }
+
+    /// A stall at a step of a plan (the resource is taken from the plan when it has the step).
+    pub fn stalled_at(step: &str, plan: Option<&Plan>, reason: impl Into<String>) -> Phase {
+        let resource = plan.and_then(|p| p.step(step)).map(|s| s.resource.clone()).unwrap_or_default();
+        Phase::Stalled { step: step.to_string(), resource, reason: reason.into() }
+    }
 }
 
 impl Gate<'_> {
@@ -127,7 +143,8 @@ fn cond(r: &Round, type_: &str, status: bool, reason: &str, message: impl Into<S
 /// Ready, Reconciling and Stalled for a phase.
 fn lifecycle(r: &Round, conditions: &mut Vec<Condition>, scope_steps: usize, scope_blocked: Option<String>) {
     let (ready, reconciling, stalled, reason, message): (bool, bool, bool, &str, String) = match &r.phase {
-        Phase::Stalled { step, reason } => (false, false, true, "Stalled", format!("step {step}: {reason}")),
+        Phase::Stalled { step, reason, .. } if step.is_empty() => (false, false, true, "Stalled", reason.clone()),
+        Phase::Stalled { step, reason, .. } => (false, false, true, "Stalled", format!("step {step}: {reason}")),
         Phase::Conflict(m) => (false, false, true, "Conflict", m.clone()),
         Phase::Unobservable(m) => (false, false, true, "ObservationFailed", m.clone()),
         _ if scope_steps == 0 && scope_blocked.is_none() => {
@@ -295,7 +312,19 @@ fn child_lifecycle(r: &Round, conditions: &mut Vec<Condition>, resource: &str) -
     let steps = r.plan.map(|p| p.steps.iter().filter(|s| s.resource == resource).count()).unwrap_or(0);
     let blocked = scoped_blocker(r, resource);
     let phase = match &r.phase {
-        Phase::Stalled { step, .. } if r.plan.is_none_or(|p| p.step(step).is_none_or(|s| s.resource != resource)) => Phase::Executing,
+        // A stall at another resource's step holds this resource's steps too; a resource with
+        // nothing to do is not concerned.
+        Phase::Stalled { step, resource: owner, reason } if !owner.is_empty() && owner != resource => {
+            if steps == 0 {
+                Phase::Executing
+            } else {
+                Phase::Stalled {
+                    step: step.clone(),
+                    resource: owner.clone(),
+                    reason: format!("nothing runs until the stall of {owner} is dealt with: {reason}"),
+                }
+            }
+        }
         Phase::Conflict(m) if !m.contains(resource) => Phase::Blocked,
         other => other.clone(),
     };
@@ -441,6 +470,31 @@ pub fn restore_status(
         st.completed_generation = o.history.completed_restores.get(&x.name).copied();
     }
     st
+}
+
+/// The journal as status shows it (each entry with its full record, for resolving it later).
+pub fn journal_status(entries: &[Entry]) -> Vec<JournalStatus> {
+    entries
+        .iter()
+        .map(|e| JournalStatus {
+            step: e.step.id.clone(),
+            plan_hash: e.plan_hash.clone(),
+            command: e.step.command(),
+            run_on: e.step.run_on.to_string(),
+            started_at: e.started_at.to_string(),
+            by: e.by.clone(),
+            outcome: match &e.outcome {
+                Outcome::Pending => "Pending".into(),
+                Outcome::Succeeded => "Succeeded".into(),
+                Outcome::Failed(_) => "Failed".into(),
+            },
+            message: match &e.outcome {
+                Outcome::Failed(m) => Some(m.clone()),
+                _ => None,
+            },
+            record: serde_json::to_string(e).unwrap_or_default(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

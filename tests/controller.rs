@@ -332,7 +332,7 @@ async fn a_pending_journal_entry_without_effect_stalls_until_resolved() {
     assert!(steps.iter().any(|s| s.id == "pool-failover/pool01.dal.contoso.com"));
     let d = common::desired(&manifests("  failedOver: [pool01.dal.contoso.com]", "approval: Manual"));
     let journal = lyncdr::engine::journal::MemoryJournal::default();
-    let engine = lyncdr::engine::Engine::new(h.sim.as_ref(), &journal, lyncdr::model::History::default());
+    let engine = lyncdr::engine::Engine::new(h.sim.as_ref(), &journal);
     let (_, p) = engine.preview(&d, &|_| {}).await.expect("plan");
     let step = p.step("pool-failover/pool01.dal.contoso.com").expect("failover step").clone();
     let entry = lyncdr::engine::journal::Entry {
@@ -341,6 +341,7 @@ async fn a_pending_journal_entry_without_effect_stalls_until_resolved() {
         started_at: lyncdr::model::Stamp(0),
         by: "lyncdr-old-pod".into(),
         outcome: lyncdr::engine::journal::Outcome::Pending,
+        request: None,
     };
     let record = serde_json::to_string(&entry).expect("record");
     {

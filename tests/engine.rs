@@ -7,7 +7,7 @@
 //! | skip what already holds | `step_whose_effect_already_holds_is_skipped_not_run` |
 //! | re-observe before each step, stale plans | `stale_plan_is_abandoned_before_anything_runs_and_converge_replans` |
 //! | ambiguity stalls | `interrupted_failover_without_effect_stalls_and_keeps_the_entry_pending`, `interrupted_failover_with_effect_is_resolved_by_observation` |
-//! | restart resumes or stalls | `restart_*` tests, `file_journal_reloads_as_json` |
+//! | restart resumes or stalls | `restart_*` tests (with the request ledger: settled, never repeated; without: settled by observation or stalled), `file_journal_reloads_as_json`, and `tests/crash.rs` (every step boundary) |
 //! | concurrency limit | `concurrency_one_runs_changes_one_after_another`, `concurrency_four_overlaps_but_never_more_than_four` |
 //! | dependencies | `disaster_story_starts_every_change_after_its_dependencies`, `full_story_starts_every_change_after_its_dependencies` |
 //! | never repeat blindly | `full_story_runs_every_change_exactly_once`, `restart_during_the_disaster_repeats_only_the_repeatable_edge_setup` |
@@ -30,7 +30,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use lyncdr::desired::Desired;
 use lyncdr::engine::executor::{Event, EventSink, StepResult};
-use lyncdr::engine::journal::{Entry, FileJournal, Journal, JournalError, MemoryJournal, Outcome};
+use lyncdr::engine::journal::{Entry, FileJournal, Journal, JournalError, MemoryChange, MemoryJournal, Outcome};
 use lyncdr::engine::{Converged, Engine, Settings};
 use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::model::{FailoverState, Fqdn, History, Product, RunOn, Span, Stamp};
@@ -216,7 +216,7 @@ fn story(faults: &[&str], concurrency: usize) -> Story {
     runtime().block_on(async {
         let lync = LocalSim::new(two_site_with(faults));
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(concurrency);
         let events = Events::default();
         let mut ends = drive(&engine, &lync, &d, &|e| events.push(e), false).await;
@@ -293,7 +293,12 @@ struct CrashingJournal {
 
 impl CrashingJournal {
     fn new(path: &Path, step: &str, at: Crash) -> CrashingJournal {
-        CrashingJournal { inner: FileJournal::new(path.to_path_buf()), step: step.into(), at, crashed: Notify::new() }
+        CrashingJournal {
+            inner: FileJournal::open(path.to_path_buf(), None).expect("journal"),
+            step: step.into(),
+            at,
+            crashed: Notify::new(),
+        }
     }
 
     async fn crash_if(&self, step: &str, at: Crash) {
@@ -313,14 +318,20 @@ impl Journal for CrashingJournal {
         }
         .boxed()
     }
-    fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome) -> BoxFuture<'a, Result<(), JournalError>> {
+    fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome, at: Stamp) -> BoxFuture<'a, Result<(), JournalError>> {
         async move {
             self.crash_if(step_id, Crash::BeforeFinish).await;
-            self.inner.finish(step_id, outcome).await?;
+            self.inner.finish(step_id, outcome, at).await?;
             self.crash_if(step_id, Crash::AfterFinish).await;
             Ok(())
         }
         .boxed()
+    }
+    fn remember(&self, change: MemoryChange) -> BoxFuture<'_, Result<History, JournalError>> {
+        self.inner.remember(change)
+    }
+    fn memory(&self) -> History {
+        self.inner.memory()
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         self.inner.pending()
@@ -332,10 +343,10 @@ impl Journal for CrashingJournal {
 
 /// Runs the engine (with its scheduled faults) on a file journal at `path` until a step whose id
 /// matches `step` has run for `into`, then drops it, as a process killed at that moment would
-/// be. Returns its memory as far as it got (the operator persists it).
-async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn(&str) -> bool + Sync, into: Span) -> History {
-    let journal = FileJournal::new(path.to_path_buf());
-    let mut engine = Engine::new(lync, &journal, History::default());
+/// be: only the journal file (entries and memory) survives.
+async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn(&str) -> bool + Sync, into: Span) {
+    let journal = FileJournal::open(path.to_path_buf(), None).expect("journal");
+    let mut engine = Engine::new(lync, &journal);
     engine.settings = settings(4);
     let started = Notify::new();
     let sink = |e: Event| {
@@ -347,7 +358,25 @@ async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn
         ends = drive(&engine, lync, d, &sink, false) => panic!("the run ended before the crash:\n{}", brief_all(&ends)),
         _ = async { started.notified().await; lync.sleep(into).await } => {}
     }
-    engine.history()
+}
+
+/// The simulator behind a backend that keeps no request ledger (as a transport that cannot
+/// ask the server what became of a call): ambiguity can only be settled by observation.
+struct NoLedger(LocalSim);
+
+impl Lync for NoLedger {
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<serde_json::Value, lyncdr::lync::LyncError>> {
+        self.0.invoke(run_on, inv)
+    }
+    fn now(&self) -> Stamp {
+        self.0.now()
+    }
+    fn sleep(&self, d: Span) -> BoxFuture<'static, ()> {
+        self.0.sleep(d)
+    }
+    fn describe(&self) -> String {
+        "the simulator without a request ledger".into()
+    }
 }
 
 /// Runs the planned failover of Dallas with a crashing journal, then drops the engine, as a
@@ -355,7 +384,7 @@ async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn
 async fn crash_during_planned_failover(path: &Path, at: Crash) -> LocalSim {
     let lync = LocalSim::new(Simulator::new(&scenario(TWO_SITE)));
     let journal = CrashingJournal::new(path, FAILOVER, at);
-    let mut engine = Engine::new(&lync, &journal, History::default());
+    let mut engine = Engine::new(&lync, &journal);
     engine.settings = settings(4);
     let d = planned_failover();
     tokio::select! {
@@ -398,10 +427,16 @@ impl Journal for SpyJournal {
         self.lines.lock().unwrap().insert(e.step.id.clone(), (line, on));
         self.inner.begin(e)
     }
-    fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome) -> BoxFuture<'a, Result<(), JournalError>> {
+    fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome, at: Stamp) -> BoxFuture<'a, Result<(), JournalError>> {
         let (line, on) = self.lines.lock().unwrap().get(step_id).cloned().unwrap_or_default();
         self.note(step_id, "finish", &line, &on);
-        self.inner.finish(step_id, outcome)
+        self.inner.finish(step_id, outcome, at)
+    }
+    fn remember(&self, change: MemoryChange) -> BoxFuture<'_, Result<History, JournalError>> {
+        self.inner.remember(change)
+    }
+    fn memory(&self) -> History {
+        self.inner.memory()
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         self.inner.pending()
@@ -418,7 +453,7 @@ fn journal_entry_is_written_before_each_cmdlet_and_closed_after_it() {
     runtime().block_on(async {
         let lync = LocalSim::new(Simulator::new(&s));
         let journal = SpyJournal { inner: MemoryJournal::default(), lync: lync.clone(), notes: Mutex::default(), lines: Mutex::default() };
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let (_, p) = engine.preview(&d, &|_| {}).await.expect("observe");
         assert!(p.step(FAILOVER).is_some(), "the plan fails Dallas over");
@@ -500,7 +535,7 @@ fn step_whose_effect_already_holds_is_skipped_not_run() {
     runtime().block_on(async {
         let lync = LocalSim::new(Simulator::new(&s));
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let (_, p) = engine.preview(&d, &|_| {}).await.expect("observe");
         let hop = p.step("edge-next-hop/edge01.dal.contoso.com").expect("the plan repoints the Dallas Edge").clone();
@@ -542,7 +577,7 @@ fn stale_plan_is_abandoned_before_anything_runs_and_converge_replans() {
     runtime().block_on(async {
         let lync = LocalSim::new(Simulator::new(&s));
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let (_, old) = engine.preview(&d, &|_| {}).await.expect("observe");
         let fo = old.step(FAILOVER).expect("a failover").clone();
@@ -595,7 +630,7 @@ fn failover_with_faults(faults: &[(Span, &str)]) -> (Converged, Vec<Event>, Vec<
         // Invoke-CsPoolFailOver takes this long for Dallas's 20,000 Lync 2013 users.
         let duration = lync.lock().timings().pool_failover(Product::Lync2013, 20_000);
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let sim = lync.clone();
@@ -678,10 +713,10 @@ fn restart_after_the_cmdlet_ran_but_before_its_outcome_was_journaled_resolves_it
         let before = changes(&lync).len();
 
         // A new process, a new journal object on the same file.
-        let journal = FileJournal::new(path.clone());
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
         let pending = journal.pending().await.unwrap();
         assert_eq!(pending.iter().map(|e| e.step.id.as_str()).collect::<Vec<_>>(), vec![FAILOVER]);
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let d = planned_failover();
         let events = Events::default();
@@ -700,7 +735,28 @@ fn restart_after_the_cmdlet_ran_but_before_its_outcome_was_journaled_resolves_it
 }
 
 #[test]
-fn restart_after_journaling_but_before_the_cmdlet_ran_stalls_and_runs_nothing() {
+fn restart_after_journaling_but_before_the_cmdlet_ran_runs_it_once_the_ledger_says_it_never_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    runtime().block_on(async {
+        let lync = crash_during_planned_failover(&path, Crash::AfterBegin).await;
+        assert_eq!(failover_state(&lync, DAL), FailoverState::Normal, "the failover never ran");
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = settings(4);
+        let end = engine.converge(&planned_failover(), &|_| {}).await;
+        assert!(matches!(end, Converged::Done { .. }), "{}", brief(&end));
+        assert_eq!(calls_of(&changes(&lync), "Invoke-CsPoolFailOver").len(), 1);
+        let outcomes: Vec<Outcome> =
+            journal.entries().await.unwrap().into_iter().filter(|e| e.step.id == FAILOVER).map(|e| e.outcome).collect();
+        assert!(matches!(&outcomes[0], Outcome::Failed(m) if m.contains("never reached the deployment")), "{outcomes:?}");
+        assert_eq!(outcomes[1], Outcome::Succeeded);
+        assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
+    });
+}
+
+#[test]
+fn restart_after_journaling_but_before_the_cmdlet_ran_without_a_ledger_stalls_and_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");
     runtime().block_on(async {
@@ -710,8 +766,9 @@ fn restart_after_journaling_but_before_the_cmdlet_ran_stalls_and_runs_nothing() 
         let before_changes = changes(&lync);
         assert!(calls_of(&before_changes, "Invoke-CsPoolFailOver").is_empty());
 
-        let journal = FileJournal::new(path.clone());
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let blind = NoLedger(lync.clone());
+        let mut engine = Engine::new(&blind, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let end = engine.converge(&planned_failover(), &|e| events.push(e)).await;
@@ -744,9 +801,9 @@ fn restart_while_the_pool_failover_still_runs_waits_for_it_then_continues() {
         assert_eq!(fo.len(), 1);
         assert_eq!(fo[0].outcome, SimOutcome::Running);
 
-        let journal = FileJournal::new(path.clone());
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
         assert_eq!(journal.pending().await.unwrap().iter().map(|e| e.step.id.as_str()).collect::<Vec<_>>(), vec![FAILOVER]);
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let end = engine.converge(&d, &|e| events.push(e)).await;
@@ -772,7 +829,8 @@ fn file_journal_reloads_as_json() {
     });
     let bytes = std::fs::read(&path).expect("the journal file exists");
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("the journal is JSON");
-    let list = v.as_array().expect("a JSON array of entries");
+    let list = v["entries"].as_array().expect("a JSON array of entries");
+    assert!(v["memory"].is_object(), "the operator memory is written with the entries: {v}");
     assert!(list.len() >= 2, "{v}");
     for e in list {
         assert!(e["step"]["id"].is_string() && e["startedAt"].is_u64() && e["planHash"].is_string(), "{e}");
@@ -786,15 +844,15 @@ fn file_journal_reloads_as_json() {
 
     // Journals opened later on the same file see the same entries, and write through.
     runtime().block_on(async {
-        let a = FileJournal::new(path.clone());
-        let b = FileJournal::new(path.clone());
+        let a = FileJournal::open(path.clone(), None).expect("journal");
+        let b = FileJournal::open(path.clone(), None).expect("journal");
         let entries = a.entries().await.unwrap();
         assert_eq!(entries.len(), list.len());
         assert_eq!(b.entries().await.unwrap(), entries);
-        let parsed: Vec<Entry> = serde_json::from_slice(&bytes).unwrap();
+        let parsed: Vec<Entry> = serde_json::from_value(v["entries"].clone()).unwrap();
         assert_eq!(parsed, entries);
         assert_eq!(a.pending().await.unwrap().len(), 1);
-        b.finish(FAILOVER, &Outcome::Failed("resolved by hand".into())).await.unwrap();
+        b.finish(FAILOVER, &Outcome::Failed("resolved by hand".into()), Stamp(0)).await.unwrap();
         assert!(a.pending().await.unwrap().is_empty());
         assert_eq!(a.entries().await.unwrap().last().unwrap().outcome, Outcome::Failed("resolved by hand".into()));
     });
@@ -821,7 +879,7 @@ fn eight_stopped_edge_servers(concurrency: usize) -> (Converged, Vec<Record>, Ve
         }
         let before = changes(&lync).len();
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(concurrency);
         let (_, p): (_, Plan) = engine.preview(&d, &|_| {}).await.expect("observe");
         assert_eq!(p.steps.len(), 8, "{:?}", p.steps.iter().map(|s| &s.id).collect::<Vec<_>>());
@@ -950,7 +1008,7 @@ fn automatic_failover_then_dallas_returns(cut: bool) -> (Vec<(Stamp, Converged)>
         let lync = LocalSim::new(two_site_with(&["5m:down:site/Dallas", "65m:up:site/Dallas"]));
         let duration = lync.lock().timings().pool_failover(Product::Lync2013, 20_000);
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let sim = lync.clone();
         let sink = |e: Event| {
@@ -1007,24 +1065,22 @@ fn restart_right_after_an_automatic_failover_is_journaled_keeps_it_automatic() {
     let d = desired_without_automatic_failback();
     runtime().block_on(async {
         let lync = LocalSim::new(two_site_with(&["5m:down:site/Dallas", "65m:up:site/Dallas"]));
-        // The process dies just after the automatic failover's success is journaled, while it
-        // observes the deployment to verify it. Its memory, as far as it got, is kept (the
-        // operator persists it; this is the most it could have persisted).
-        let history = {
+        // The process dies just after the automatic failover's success is journaled. Nothing
+        // survives but the journal file: the memory must be in it.
+        {
             let journal = CrashingJournal::new(&path, FAILOVER, Crash::AfterFinish);
-            let mut engine = Engine::new(&lync, &journal, History::default());
+            let mut engine = Engine::new(&lync, &journal);
             engine.settings = settings(4);
             tokio::select! {
                 ends = drive(&engine, &lync, &d, &|_| {}, false) => panic!("the run ended before the crash:\n{}", brief_all(&ends)),
                 _ = journal.crashed.notified() => {}
             }
-            engine.history()
-        };
+        }
         assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
 
-        let journal = FileJournal::new(path.clone());
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
         assert!(journal.pending().await.unwrap().is_empty(), "the failover is journaled as succeeded");
-        let mut engine = Engine::new(&lync, &journal, history);
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let ends = drive(&engine, &lync, &d, &|_| {}, false).await;
         let calls = changes(&lync);
@@ -1036,7 +1092,30 @@ fn restart_right_after_an_automatic_failover_is_journaled_keeps_it_automatic() {
 }
 
 #[test]
-fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed() {
+fn restart_during_a_cms_failover_waits_for_it_through_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    let d = planned_failover();
+    runtime().block_on(async {
+        let lync = LocalSim::new(Simulator::new(&scenario(TWO_SITE)));
+        kill_into_step(&lync, &path, &d, |id| id.starts_with("cms-failover/"), Span::mins(2)).await;
+        // Restarted while it still runs: the ledger says it runs, so the engine waits for it and
+        // carries on, without a stall and without repeating it.
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = settings(4);
+        let end = engine.converge(&d, &|_| {}).await;
+        assert!(matches!(end, Converged::Done { .. }), "{}", brief(&end));
+        let calls = changes(&lync);
+        assert_eq!(calls_of(&calls, "Invoke-CsManagementServerFailover").len(), 1, "{}", show(&calls));
+        assert_eq!(calls_of(&calls, "Invoke-CsPoolFailOver").len(), 1, "{}", show(&calls));
+        let entries = journal.entries().await.unwrap();
+        assert!(entries.iter().all(|e| e.outcome == Outcome::Succeeded), "{}", show_entries(&entries));
+    });
+}
+
+#[test]
+fn restart_during_a_cms_failover_without_a_ledger_stalls_then_resumes_once_its_effect_is_observed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");
     let d = planned_failover();
@@ -1048,10 +1127,12 @@ fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed
         assert_eq!(cms.len(), 1);
         assert_eq!(cms[0].outcome, SimOutcome::Running);
 
-        // Restarted while it still runs: the CMS move is not observable as "in progress", so
-        // the engine stalls rather than guess (it only waits for pool operations) ...
-        let journal = FileJournal::new(path.clone());
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        // Restarted while it still runs, on a backend without a ledger: the CMS move is not
+        // observable as "in progress", so the engine stalls rather than guess (it only waits
+        // for pool operations) ...
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let blind = NoLedger(lync.clone());
+        let mut engine = Engine::new(&blind, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let end = engine.converge(&d, &|e| events.push(e)).await;
@@ -1075,7 +1156,7 @@ fn restart_during_a_cms_failover_stalls_then_resumes_once_its_effect_is_observed
 }
 
 #[test]
-fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
+fn restart_during_the_disaster_without_a_ledger_repeats_only_the_repeatable_edge_setup() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.json");
     let d = desired(TWO_SITE_DESIRED);
@@ -1083,16 +1164,18 @@ fn restart_during_the_disaster_repeats_only_the_repeatable_edge_setup() {
     runtime().block_on(async {
         let lync = LocalSim::new(two_site_with(&["5m:down:site/Dallas"]));
         // The process dies one minute into local setup on the Seattle Edge servers, which follows
-        // the automatic failover of Dallas (federation moves once the users are served, issue
-        // 10). Its memory is kept (the operator persists it).
-        let history = kill_into_step(&lync, &path, &d, |id| id == setup, Span::mins(1)).await;
+        // the automatic failover of Dallas (federation moves once the users are served, issue 10).
+        kill_into_step(&lync, &path, &d, |id| id == setup, Span::mins(1)).await;
         let before = changes(&lync);
         assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
-        let pending: Vec<String> = FileJournal::new(path.clone()).pending().await.unwrap().into_iter().map(|e| e.step.id).collect();
+        let pending: Vec<String> =
+            FileJournal::open(path.clone(), None).expect("journal").pending().await.unwrap().into_iter().map(|e| e.step.id).collect();
         assert!(!pending.contains(&FAILOVER.to_string()) && pending.contains(&setup.to_string()), "{pending:?}");
 
-        let journal = FileJournal::new(path.clone());
-        let mut engine = Engine::new(&lync, &journal, history);
+        // A backend without a request ledger: only observation can settle the entries.
+        let journal = FileJournal::open(path.clone(), None).expect("journal");
+        let blind = NoLedger(lync.clone());
+        let mut engine = Engine::new(&blind, &journal);
         engine.settings = settings(4);
         let events = Events::default();
         let ends = drive(&engine, &lync, &d, &|e| events.push(e), false).await;
@@ -1140,7 +1223,7 @@ fn the_witness_fails_the_mirror_over_and_the_engine_does_not_race_it() {
     runtime().block_on(async {
         lync.sleep(Span::mins(1) + Span::secs(1)).await;
         let journal = MemoryJournal::default();
-        let mut engine = Engine::new(&lync, &journal, History::default());
+        let mut engine = Engine::new(&lync, &journal);
         engine.settings = settings(4);
         let ends = drive(&engine, &lync, &d, &|_| {}, true).await;
         let Some((_, Converged::Done { .. })) = ends.last() else { panic!("{}", brief_all(&ends)) };

@@ -333,6 +333,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
     }
     let desired = Desired {
         deployment: "prop".into(),
+        namespace: String::new(),
         generation: 1,
         cms: c.want_cms.map(|(other, loss, auto)| {
             let pool = if other {

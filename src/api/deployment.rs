@@ -296,6 +296,10 @@ pub struct LyncDeploymentStatus {
     /// Echo of the `lyncdr.io/reconcile-requested-at` annotation last handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+    /// The `lyncdr.io/resolve` annotation value last acted upon: the same value is not applied
+    /// again to a later entry of the same step (give a new value, e.g. `<step id>@2`, for that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_resolve: Option<String>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

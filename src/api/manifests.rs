@@ -4,12 +4,14 @@
 //! unknown fields are rejected (checked against the CRD schema, with a suggestion), and every
 //! error names the file, the resource and the field.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{ConferenceContentRestore, GROUP, LyncDeployment, PoolPair, UserPlacement};
+use super::{ConferenceContentRestore, GROUP, LyncDeployment, PoolPair, UserPlacement, names};
 
 /// A lyncdr resource read from a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,13 +23,31 @@ pub enum Manifest {
 }
 
 impl Manifest {
-    pub fn id(&self) -> String {
+    pub fn kind(&self) -> &'static str {
         match self {
-            Manifest::Deployment(o) => format!("LyncDeployment/{}", o.metadata.name.clone().unwrap_or_default()),
-            Manifest::PoolPair(o) => format!("PoolPair/{}", o.metadata.name.clone().unwrap_or_default()),
-            Manifest::UserPlacement(o) => format!("UserPlacement/{}", o.metadata.name.clone().unwrap_or_default()),
-            Manifest::ContentRestore(o) => format!("ConferenceContentRestore/{}", o.metadata.name.clone().unwrap_or_default()),
+            Manifest::Deployment(_) => "LyncDeployment",
+            Manifest::PoolPair(_) => "PoolPair",
+            Manifest::UserPlacement(_) => "UserPlacement",
+            Manifest::ContentRestore(_) => "ConferenceContentRestore",
         }
+    }
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Manifest::Deployment(o) => &o.metadata,
+            Manifest::PoolPair(o) => &o.metadata,
+            Manifest::UserPlacement(o) => &o.metadata,
+            Manifest::ContentRestore(o) => &o.metadata,
+        }
+    }
+    pub fn name(&self) -> String {
+        self.metadata().name.clone().unwrap_or_default()
+    }
+    /// The namespace, empty when the manifest names none.
+    pub fn namespace(&self) -> String {
+        self.metadata().namespace.clone().unwrap_or_default()
+    }
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind(), self.name())
     }
 }
 
@@ -37,20 +57,42 @@ pub enum ManifestError {
     Io { path: String, message: String },
     #[error("{path}: document {index} is not valid YAML: {message}")]
     Yaml { path: String, index: usize, message: String },
+    #[error("{path}: document {index}: {field}: {message}")]
+    Document { path: String, index: usize, field: String, message: String },
     #[error("{path}: {resource}: {field}: {message}")]
     Invalid { path: String, resource: String, field: String, message: String },
+    #[error(
+        "{resource}{namespace} is defined twice, in {first} and in {second}; a name is unique per kind and namespace: rename or remove one"
+    )]
+    Duplicate { resource: String, namespace: String, first: String, second: String },
     #[error("no lyncdr.io resources found in {0}")]
     Empty(String),
 }
 
+/// Largest manifest file read (a deployment's resources are a few kilobytes).
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+/// Most manifest files read from one directory tree.
+pub const MAX_FILES: usize = 10_000;
+
 /// Reads a file, or every YAML file of a directory (sorted, not recursive into hidden folders).
+/// Only regular files are read (a FIFO or a device named `*.yaml` is an error, not a hang), each
+/// at most [`MAX_FILE_BYTES`]. A resource defined twice (same kind, namespace and name) is an
+/// error naming both files.
 pub fn load(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
     let mut files = Vec::new();
-    collect(path, &mut files)?;
-    let mut out = Vec::new();
+    collect(path, &mut files, 0)?;
+    let mut out: Vec<Manifest> = Vec::new();
+    let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| ManifestError::Io { path: f.display().to_string(), message: e.to_string() })?;
-        out.extend(parse(&text, &f.display().to_string())?);
+        let shown = f.display().to_string();
+        let text = read_text(&f, MAX_FILE_BYTES)?;
+        for m in parse(&text, &shown)? {
+            let key = (m.kind().to_string(), m.namespace(), m.name());
+            if let Some(first) = seen.insert(key, shown.clone()) {
+                return Err(duplicate(&m, first, shown));
+            }
+            out.push(m);
+        }
     }
     if out.is_empty() {
         return Err(ManifestError::Empty(path.display().to_string()));
@@ -58,9 +100,48 @@ pub fn load(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
     Ok(out)
 }
 
-fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
+fn duplicate(m: &Manifest, first: String, second: String) -> ManifestError {
+    let ns = m.namespace();
+    ManifestError::Duplicate {
+        resource: m.id(),
+        namespace: if ns.is_empty() { String::new() } else { format!(" (namespace {ns})") },
+        first,
+        second,
+    }
+}
+
+/// Reads a regular file of at most `max` bytes as UTF-8.
+pub fn read_text(path: &Path, max: u64) -> Result<String, ManifestError> {
+    let shown = path.display().to_string();
+    let io = |e: std::io::Error| ManifestError::Io { path: shown.clone(), message: e.to_string() };
+    // Opened without blocking first, so a FIFO cannot hang the open itself.
+    let f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io)?
+    };
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ManifestError::Io { path: shown.clone(), message: "not a regular file; only regular files are read".into() });
+    }
+    if meta.len() > max {
+        return Err(ManifestError::Io { path: shown.clone(), message: format!("{} bytes; the limit is {} bytes", meta.len(), max) });
+    }
+    let mut bytes = Vec::new();
+    // The size may change after the check: never read more than the limit.
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, max + 1), &mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(ManifestError::Io { path: shown.clone(), message: format!("larger than the limit of {max} bytes") });
+    }
+    String::from_utf8(bytes).map_err(|e| ManifestError::Io { path: shown, message: format!("not UTF-8 text: {e}") })
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>, depth: usize) -> Result<(), ManifestError> {
     let io = |e: std::io::Error| ManifestError::Io { path: path.display().to_string(), message: e.to_string() };
-    if path.is_dir() {
+    if depth > 32 {
+        return Err(ManifestError::Io { path: path.display().to_string(), message: "directories nested more than 32 deep".into() });
+    }
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         for e in entries {
@@ -68,38 +149,64 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
             if hidden {
                 continue;
             }
-            if e.is_dir() {
-                collect(&e, files)?;
+            let is_dir = std::fs::metadata(&e).map(|m| m.is_dir()).unwrap_or(false);
+            if is_dir {
+                collect(&e, files, depth + 1)?;
             } else if e.extension().and_then(|x| x.to_str()).is_some_and(|x| x == "yaml" || x == "yml") {
+                if files.len() >= MAX_FILES {
+                    return Err(ManifestError::Io {
+                        path: path.display().to_string(),
+                        message: format!("more than {MAX_FILES} manifest files"),
+                    });
+                }
                 files.push(e);
             }
         }
         Ok(())
-    } else if path.exists() {
+    } else {
         files.push(path.to_path_buf());
         Ok(())
-    } else {
-        Err(ManifestError::Io { path: path.display().to_string(), message: "no such file or directory".into() })
     }
 }
 
-/// Parses the documents of one YAML text.
+/// Parses the documents of one YAML text. Documents of other API groups are skipped; every
+/// lyncdr.io document must be well formed, and every error names the file, the document or the
+/// resource, and the field.
 pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml { path: path.into(), index: 0, message: e.to_string() })?;
-    let mut out = Vec::new();
-    for doc in docs {
+    let mut out: Vec<Manifest> = Vec::new();
+    let mut seen: BTreeMap<(String, String, String), ()> = BTreeMap::new();
+    for (i, doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
             continue;
         }
-        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let index = i + 1;
+        let document = |field: &str, message: String| ManifestError::Document { path: path.into(), index, field: field.into(), message };
+        let Some(obj) = doc.as_object() else {
+            return Err(document("(document)", "is not a mapping; a Kubernetes manifest has apiVersion, kind, metadata and spec".into()));
+        };
+        let api_version = match obj.get("apiVersion") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(document("apiVersion", format!("must be a string such as {}, not {other}", super::API_VERSION))),
+            None => return Err(document("apiVersion", format!("is required (e.g. {})", super::API_VERSION))),
+        };
+        let kind = match obj.get("kind") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(document("kind", format!("must be a string, not {other}"))),
+            None => return Err(document("kind", "is required".into())),
+        };
         let group = api_version.split('/').next().unwrap_or_default();
         if group != GROUP {
             continue;
         }
-        let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
-        let resource = format!("{kind}/{name}");
+        let metadata = obj.get("metadata");
+        let name = match metadata.and_then(|m| m.get("name")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(document("metadata.name", format!("must be a string, not {other}"))),
+            None => return Err(document("metadata.name", format!("is required on the {kind}"))),
+        };
+        let resource = format!("{kind}/{}", names::printable(&name));
         let invalid = |field: &str, message: String| ManifestError::Invalid {
             path: path.into(),
             resource: resource.clone(),
@@ -107,10 +214,13 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
             message,
         };
         if api_version != super::API_VERSION {
-            return Err(invalid("apiVersion", format!("'{api_version}' is not served; use {}", super::API_VERSION)));
+            return Err(invalid("apiVersion", format!("'{}' is not served; use {}", names::printable(&api_version), super::API_VERSION)));
         }
-        if name.is_empty() {
-            return Err(invalid("metadata.name", "is required".into()));
+        names::check_subdomain(&name).map_err(|m| invalid("metadata.name", m))?;
+        match metadata.and_then(|m| m.get("namespace")) {
+            None => {}
+            Some(Value::String(ns)) => names::check_label(ns).map_err(|m| invalid("metadata.namespace", m))?,
+            Some(other) => return Err(invalid("metadata.namespace", format!("must be a string, not {other}"))),
         }
         let crd = match kind.as_str() {
             "LyncDeployment" => LyncDeployment::crd(),
@@ -120,7 +230,10 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
             other => {
                 return Err(invalid(
                     "kind",
-                    format!("'{other}' is not a lyncdr.io kind; use LyncDeployment, PoolPair, UserPlacement or ConferenceContentRestore"),
+                    format!(
+                        "'{}' is not a lyncdr.io kind; use LyncDeployment, PoolPair, UserPlacement or ConferenceContentRestore",
+                        names::printable(other)
+                    ),
                 ));
             }
         };
@@ -132,20 +245,31 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Manifest>, ManifestError> {
             .and_then(|s| s.open_api_v3_schema.as_ref())
             .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
             .unwrap_or(Value::Null);
-        if let Some(spec) = doc.get("spec") {
-            check_unknown(spec, &schema["properties"]["spec"], "spec").map_err(|(f, m)| invalid(&f, m))?;
-        } else {
-            return Err(invalid("spec", "is required".into()));
+        match obj.get("spec") {
+            Some(spec @ Value::Object(_)) => check_unknown(spec, &schema["properties"]["spec"], "spec").map_err(|(f, m)| invalid(&f, m))?,
+            Some(other) => return Err(invalid("spec", format!("must be a mapping, not {other}"))),
+            None => return Err(invalid("spec", "is required".into())),
         }
-        let typed = |e: serde_json::Error| invalid("spec", e.to_string());
-        out.push(match kind.as_str() {
-            "LyncDeployment" => Manifest::Deployment(Box::new(serde_json::from_value(doc).map_err(typed)?)),
-            "PoolPair" => Manifest::PoolPair(serde_json::from_value(doc).map_err(typed)?),
-            "UserPlacement" => Manifest::UserPlacement(serde_json::from_value(doc).map_err(typed)?),
-            _ => Manifest::ContentRestore(serde_json::from_value(doc).map_err(typed)?),
-        });
+        let m = match kind.as_str() {
+            "LyncDeployment" => Manifest::Deployment(Box::new(typed(doc, &invalid)?)),
+            "PoolPair" => Manifest::PoolPair(typed(doc, &invalid)?),
+            "UserPlacement" => Manifest::UserPlacement(typed(doc, &invalid)?),
+            _ => Manifest::ContentRestore(typed(doc, &invalid)?),
+        };
+        if seen.insert((m.kind().to_string(), m.namespace(), m.name()), ()).is_some() {
+            return Err(duplicate(&m, format!("{path} (an earlier document)"), format!("{path} (document {index})")));
+        }
+        out.push(m);
     }
     Ok(out)
+}
+
+/// Deserializes a document, naming the field that does not fit (e.g. `spec.policy.drift`).
+fn typed<T: serde::de::DeserializeOwned>(doc: Value, invalid: &dyn Fn(&str, String) -> ManifestError) -> Result<T, ManifestError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let field = e.path().to_string();
+        invalid(if field == "." { "(document)" } else { &field }, e.into_inner().to_string())
+    })
 }
 
 /// Rejects keys the schema does not define, suggesting the nearest defined one.

@@ -12,6 +12,7 @@ mod common;
 mod content_restore;
 mod deployment;
 pub mod manifests;
+pub mod names;
 mod placement;
 mod pool_pair;
 
@@ -33,8 +34,14 @@ pub const PAUSED_ANNOTATION: &str = "lyncdr.io/paused";
 pub const RECONCILE_REQUESTED_ANNOTATION: &str = "lyncdr.io/reconcile-requested-at";
 /// Annotation on a PoolPair allowing the way back after an automatic failover.
 pub const APPROVE_FAILBACK_ANNOTATION: &str = "lyncdr.io/approve-failback";
-/// Annotation resolving an ambiguous journal entry: its value is the step id.
+/// Annotation resolving an ambiguous journal entry: its value is the step id, optionally
+/// followed by `@` and anything that makes the value new (to resolve the same step again later).
 pub const RESOLVE_ANNOTATION: &str = "lyncdr.io/resolve";
+
+/// The step id a `lyncdr.io/resolve` value names.
+pub fn resolve_target(value: &str) -> &str {
+    value.split_once('@').map(|(s, _)| s).unwrap_or(value).trim()
+}
 
 /// All CRDs, in a stable order (for `lyncdr crdgen` and the committed `crds/`).
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {

@@ -8,12 +8,14 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::{CliError, Format, LogFormat, RunArgs};
-use crate::api::{APPROVE_ANNOTATION, LyncDeployment, PoolPair, PoolPairStatus, UserPlacement};
+use crate::api::{APPROVE_ANNOTATION, LyncDeployment, PoolPair, PoolPairStatus, RESOLVE_ANNOTATION, UserPlacement};
+use crate::engine::journal::{FileJournal, Journal, resolve_by_person};
+use crate::model::Stamp;
 use crate::standalone::{self, StatusFile};
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,tower=warn,sspi=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -64,6 +66,63 @@ pub fn approve(name: &str, namespace: &str, hash: Option<&str>) -> Result<ExitCo
         let body = json!({ "metadata": { "annotations": { APPROVE_ANNOTATION: hash } } });
         api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await?;
         println!("approved plan {hash} of LyncDeployment/{namespace}/{name}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn resolve(name: &str, step: &str, namespace: Option<&str>, state: Option<&Path>) -> Result<ExitCode, CliError> {
+    crate::api::names::check_subdomain(name).map_err(|m| CliError(format!("deployment name {m}")))?;
+    if let Some(ns) = namespace {
+        crate::api::names::check_label(ns).map_err(|m| CliError(format!("--namespace {m}")))?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if let Some(dir) = state {
+        let key = match namespace {
+            Some(ns) => format!("{ns}_{name}"),
+            None => name.to_string(),
+        };
+        let path = standalone::journal_path(dir, &key);
+        if !path.exists() {
+            return Err(CliError(format!("{} does not exist: no journal for LyncDeployment {name} in {}", path.display(), dir.display())));
+        }
+        return rt.block_on(async {
+            let journal = FileJournal::open(path, None)?;
+            let pending = journal.pending().await?;
+            if resolve_by_person(&journal, step, "lyncdr resolve", Stamp(0)).await? {
+                println!(
+                    "journal entry {step} of LyncDeployment/{name} marked resolved; the next round plans from the deployment as it is"
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                let list: Vec<String> = pending.iter().map(|e| e.step.id.clone()).collect();
+                Err(CliError(format!(
+                    "LyncDeployment/{name} has no pending journal entry for step {step}; pending: {}",
+                    if list.is_empty() { "none".to_string() } else { list.join(", ") }
+                )))
+            }
+        });
+    }
+    let namespace = namespace.unwrap_or("default");
+    rt.block_on(async {
+        let client = Client::try_default().await?;
+        let api: Api<LyncDeployment> = Api::namespaced(client, namespace);
+        let dep = api.get(name).await?;
+        let pending: Vec<String> = dep
+            .status
+            .as_ref()
+            .map(|s| s.journal.iter().filter(|j| j.outcome == "Pending").map(|j| j.step.clone()).collect())
+            .unwrap_or_default();
+        if !pending.iter().any(|p| p == step) {
+            return Err(CliError(format!(
+                "LyncDeployment/{namespace}/{name} has no pending journal entry for step {step}; pending: {}",
+                if pending.is_empty() { "none".to_string() } else { pending.join(", ") }
+            )));
+        }
+        // A new value each time, so the same step can be resolved again later.
+        let value = format!("{step}@{}", k8s_openapi::jiff::Timestamp::now().as_second());
+        let body = json!({ "metadata": { "annotations": { RESOLVE_ANNOTATION: value } } });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await?;
+        println!("asked the operator to resolve {step} of LyncDeployment/{namespace}/{name} (annotation {RESOLVE_ANNOTATION}={value})");
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -17,7 +17,7 @@ use crate::engine::executor::{Event, StepResult};
 use crate::engine::journal::MemoryJournal;
 use crate::engine::{Converged, Engine, Settings};
 use crate::lync::{LocalSim, Lync};
-use crate::model::{History, Span, Stamp};
+use crate::model::{Span, Stamp};
 use crate::scenario::{DEMO_SCENARIO, Scenario};
 use crate::sim::{Outcome, Simulator, Snapshot, TimedFault};
 
@@ -106,7 +106,7 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
     }
     let lync = LocalSim::new(sim);
     let journal = MemoryJournal::default();
-    let mut engine = Engine::new(&lync, &journal, History::default());
+    let mut engine = Engine::new(&lync, &journal);
     engine.settings = Settings { concurrency, by: "lyncdr demo".into(), ..Settings::default() };
     let timeline: Mutex<Vec<Event>> = Mutex::new(Vec::new());
     let sink = |e: Event| {

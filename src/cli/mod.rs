@@ -80,6 +80,21 @@ pub enum Command {
         #[arg(long)]
         hash: Option<String>,
     },
+    /// Tell lyncdr that a journal entry whose outcome was unknown has been dealt with (check the
+    /// deployment first): in the cluster through the annotation lyncdr.io/resolve, or with
+    /// --state directly in a standalone state directory.
+    Resolve {
+        /// The LyncDeployment.
+        name: String,
+        /// The step id of the pending entry (as status and `lyncdr status` show it).
+        step: String,
+        /// Namespace (cluster default: default; standalone: as in the manifests).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        /// Standalone: the state directory of `lyncdr run --manifests`.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// A readable summary of every deployment, pair and plan (from the cluster, or with --state
     /// from a standalone state directory).
     Status {
@@ -176,6 +191,9 @@ impl<E: std::fmt::Display> From<E> for CliError {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_) | Command::Sim { command: SimCommand::Serve { .. } }) {
+        restore_sigpipe();
+    }
     let result = match cli.command {
         Command::Plan { scenario, desired, format } => plan::run(&scenario, &desired, format),
         Command::Sim { command: SimCommand::Run { scenario, script, format, lenient } } => sim::run(&scenario, &script, format, lenient),
@@ -186,6 +204,7 @@ pub fn main() -> ExitCode {
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => admin::run(args),
         Command::Approve { name, namespace, hash } => admin::approve(&name, &namespace, hash.as_deref()),
+        Command::Resolve { name, step, namespace, state } => admin::resolve(&name, &step, namespace.as_deref(), state.as_deref()),
         Command::Status { namespace, state, format } => admin::status(namespace.as_deref(), state.as_deref(), format),
     };
     match result {
@@ -194,6 +213,16 @@ pub fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Commands that print to a terminal end quietly when the reader goes away (`lyncdr plan |
+/// head`), as Unix tools do, instead of panicking on a broken pipe. Servers keep Rust's default
+/// (the signal ignored, errors returned) so a closed socket never kills them.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal disposition to its default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

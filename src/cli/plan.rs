@@ -9,7 +9,6 @@ use crate::desired::{self, Desired};
 use crate::engine::Engine;
 use crate::engine::journal::MemoryJournal;
 use crate::lync::LocalSim;
-use crate::model::History;
 use crate::scenario::Scenario;
 use crate::sim::Simulator;
 
@@ -32,7 +31,7 @@ pub fn run(scenario: &Path, desired: &Path, format: Format) -> Result<ExitCode, 
     let (observed, plan) = rt.block_on(async {
         let lync = LocalSim::new(Simulator::new(&s));
         let journal = MemoryJournal::default();
-        let engine = Engine::new(&lync, &journal, History::default());
+        let engine = Engine::new(&lync, &journal);
         engine.preview(&d, &|_| {}).await
     })?;
     match format {

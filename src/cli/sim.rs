@@ -8,17 +8,20 @@ use std::process::ExitCode;
 use super::{CliError, Format};
 use crate::scenario::Scenario;
 use crate::sim::Simulator;
-use crate::sim::script::run_script;
+use crate::sim::script::{MAX_SCRIPT_BYTES, run_script};
 use crate::sim::server::SimServer;
 
 pub fn run(scenario: &Path, script: &Path, format: Format, lenient: bool) -> Result<ExitCode, CliError> {
     let s = Scenario::load(scenario)?;
     let text = if script.as_os_str() == "-" {
-        let mut t = String::new();
-        std::io::stdin().read_to_string(&mut t)?;
-        t
+        let mut bytes = Vec::new();
+        std::io::stdin().take(MAX_SCRIPT_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+            return Err(CliError(format!("--script -: standard input is larger than {MAX_SCRIPT_BYTES} bytes")));
+        }
+        String::from_utf8(bytes).map_err(|e| CliError(format!("--script -: not UTF-8 text: {e}")))?
     } else {
-        std::fs::read_to_string(script).map_err(|e| CliError(format!("cannot read {}: {e}", script.display())))?
+        crate::api::manifests::read_text(script, MAX_SCRIPT_BYTES).map_err(|e| CliError(format!("--script: {e}")))?
     };
     let mut sim = Simulator::new(&s);
     sim.set_strict(!lenient);

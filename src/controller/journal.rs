@@ -1,6 +1,8 @@
 //! The journal kept in the LyncDeployment's status: each mutating step is recorded (merge patch
 //! of `status.journal`) before its cmdlet runs and when its outcome is known; the write must
-//! succeed before the cmdlet runs. After a restart the operator reads it back from status.
+//! succeed before the cmdlet runs. The operator memory (`status.history`) travels in the same
+//! patch, so what a step teaches is stored with its success. After a restart the operator reads
+//! both back from status.
 
 use std::sync::Mutex;
 
@@ -11,7 +13,8 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::api::{JournalStatus, LyncDeployment};
-use crate::engine::journal::{Entry, Journal, JournalError, Outcome};
+use crate::engine::journal::{Entry, Journal, JournalError, JournalState, MemoryChange, Outcome};
+use crate::model::{History, Stamp};
 
 /// Entries kept in status: every pending one plus the most recent finished ones.
 const KEEP: usize = 20;
@@ -19,29 +22,45 @@ const KEEP: usize = 20;
 pub struct StatusJournal {
     api: Api<LyncDeployment>,
     name: String,
-    entries: Mutex<Vec<Entry>>,
+    state: Mutex<JournalState>,
     write: tokio::sync::Mutex<()>,
 }
 
 impl StatusJournal {
-    /// A journal holding the entries already in status.
-    pub fn new(api: Api<LyncDeployment>, name: &str, existing: &[JournalStatus]) -> StatusJournal {
+    /// A journal holding the entries and the memory already in status.
+    pub fn new(api: Api<LyncDeployment>, name: &str, existing: &[JournalStatus], memory: History) -> StatusJournal {
         let entries = existing.iter().filter_map(|j| serde_json::from_str::<Entry>(&j.record).ok()).collect();
-        StatusJournal { api, name: name.to_string(), entries: Mutex::new(entries), write: tokio::sync::Mutex::new(()) }
+        StatusJournal {
+            api,
+            name: name.to_string(),
+            state: Mutex::new(JournalState { entries, memory }),
+            write: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut JournalState) -> T) -> T {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
     }
 
     fn snapshot(&self) -> Vec<Entry> {
-        self.entries.lock().map(|e| e.clone()).unwrap_or_default()
+        self.with(|s| s.entries.clone())
     }
 
     /// The journal as status shows it.
     pub fn status(&self) -> Vec<JournalStatus> {
-        render(&self.snapshot())
+        crate::status::journal_status(&self.snapshot())
     }
 
+    /// Writes the journal and the memory in one status patch.
     async fn persist(&self) -> Result<(), JournalError> {
         let _g = self.write.lock().await;
-        let body = json!({ "status": { "journal": self.status() } });
+        let (journal, memory) = self.with(|s| {
+            s.compact(KEEP);
+            (crate::status::journal_status(&s.entries), s.memory.clone())
+        });
+        let memory = serde_json::to_string(&memory).map_err(|e| JournalError(e.to_string()))?;
+        let body = json!({ "status": { "journal": journal, "history": memory } });
         self.api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body))
             .await
@@ -50,64 +69,42 @@ impl StatusJournal {
     }
 }
 
-pub fn render(entries: &[Entry]) -> Vec<JournalStatus> {
-    let finished: Vec<&Entry> = entries.iter().filter(|e| e.outcome != Outcome::Pending).collect();
-    let skip = finished.len().saturating_sub(KEEP);
-    let mut dropped = 0;
-    entries
-        .iter()
-        .filter(|e| {
-            if e.outcome != Outcome::Pending && dropped < skip {
-                dropped += 1;
-                return false;
-            }
-            true
-        })
-        .map(|e| JournalStatus {
-            step: e.step.id.clone(),
-            plan_hash: e.plan_hash.clone(),
-            command: e.step.command(),
-            run_on: e.step.run_on.to_string(),
-            started_at: e.started_at.to_string(),
-            by: e.by.clone(),
-            outcome: match &e.outcome {
-                Outcome::Pending => "Pending".into(),
-                Outcome::Succeeded => "Succeeded".into(),
-                Outcome::Failed(_) => "Failed".into(),
-            },
-            message: match &e.outcome {
-                Outcome::Failed(m) => Some(m.clone()),
-                _ => None,
-            },
-            record: serde_json::to_string(e).unwrap_or_default(),
-        })
-        .collect()
-}
-
 impl Journal for StatusJournal {
     fn begin<'a>(&'a self, e: &'a Entry) -> BoxFuture<'a, Result<(), JournalError>> {
         async move {
-            if let Ok(mut v) = self.entries.lock() {
-                v.push(e.clone());
-            }
+            self.with(|s| s.begin(e));
             self.persist().await
         }
         .boxed()
     }
-    fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome) -> BoxFuture<'a, Result<(), JournalError>> {
+    fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome, at: Stamp) -> BoxFuture<'a, Result<(), JournalError>> {
         async move {
-            if let Ok(mut v) = self.entries.lock()
-                && let Some(e) = v.iter_mut().rev().find(|e| e.step.id == step_id && e.outcome == Outcome::Pending)
-            {
-                e.outcome = outcome.clone();
+            if self.with(|s| s.finish(step_id, outcome, at)) {
+                self.persist().await?;
             }
-            self.persist().await
+            Ok(())
         }
         .boxed()
+    }
+    fn remember(&self, change: MemoryChange) -> BoxFuture<'_, Result<History, JournalError>> {
+        async move {
+            let (changed, memory) = self.with(|s| {
+                let before = s.memory.clone();
+                change(&mut s.memory);
+                (s.memory != before, s.memory.clone())
+            });
+            if changed {
+                self.persist().await?;
+            }
+            Ok(memory)
+        }
+        .boxed()
+    }
+    fn memory(&self) -> History {
+        self.with(|s| s.memory.clone())
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
-        let p = self.snapshot().into_iter().filter(|e| e.outcome == Outcome::Pending).collect();
-        futures::future::ready(Ok(p)).boxed()
+        futures::future::ready(Ok(self.with(|s| s.pending()))).boxed()
     }
     fn entries(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         futures::future::ready(Ok(self.snapshot())).boxed()

@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use serde_json::Value;
 
 use crate::lync::{Lync, LyncError};
-use crate::model::{RunOn, Span, Stamp};
+use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -173,11 +173,11 @@ pub struct Metered {
     pub metrics: Arc<Metrics>,
 }
 
-impl Lync for Metered {
-    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
-        async move {
+impl Metered {
+    async fn measured(&self, inv: &Invocation, call: BoxFuture<'_, Result<Value, LyncError>>) -> Result<Value, LyncError> {
+        {
             let start = std::time::Instant::now();
-            let r = self.inner.invoke(run_on, inv).await;
+            let r = call.await;
             let outcome = match &r {
                 Ok(_) => "ok",
                 Err(LyncError::Cmdlet { .. }) => "error",
@@ -190,7 +190,21 @@ impl Lync for Metered {
             self.metrics.cmdlet_duration.get_or_create(&CmdletNameLabels { cmdlet }).observe(start.elapsed().as_secs_f64());
             r
         }
-        .boxed()
+    }
+}
+
+impl Lync for Metered {
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
+        self.measured(inv, self.inner.invoke(run_on, inv)).boxed()
+    }
+    fn invoke_request<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation, req: &'a Request) -> BoxFuture<'a, Result<Value, LyncError>> {
+        self.measured(inv, self.inner.invoke_request(run_on, inv, req)).boxed()
+    }
+    fn request_state<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, RequestState> {
+        self.inner.request_state(req)
+    }
+    fn request_window(&self) -> Span {
+        self.inner.request_window()
     }
     fn now(&self) -> Stamp {
         self.inner.now()

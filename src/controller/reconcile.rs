@@ -25,11 +25,11 @@ use super::metrics::{DeploymentLabels, ErrorLabels, Metered, ReconcileLabels};
 use super::{Ctx, FINALIZER};
 use crate::api::{
     APPROVE_ANNOTATION, Approval, ConferenceContentRestore, DriftPolicy, LyncDeployment, LyncDeploymentStatus, ManagementPolicy,
-    PAUSED_ANNOTATION, PoolPair, RECONCILE_REQUESTED_ANNOTATION, RESOLVE_ANNOTATION, StepStatus, UserPlacement,
+    PAUSED_ANNOTATION, PoolPair, RECONCILE_REQUESTED_ANNOTATION, RESOLVE_ANNOTATION, StepStatus, UserPlacement, resolve_target,
 };
 use crate::desired::{self, Desired};
 use crate::engine::executor::{Event, RunOutcome, StepResult};
-use crate::engine::journal::{Journal, Outcome};
+use crate::engine::journal::resolve_by_person;
 use crate::engine::{Engine, Settings, Unready};
 use crate::model::{History, Observed, Span};
 use crate::planner::{Plan, Remember};
@@ -156,6 +156,8 @@ fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::V
 }
 
 struct RoundOutcome {
+    /// The `lyncdr.io/resolve` value acted upon this round.
+    handled_resolve: Option<String>,
     phase: Phase,
     observed: Option<Observed>,
     plan: Option<Plan>,
@@ -193,6 +195,9 @@ async fn write_all(
     st.applied_generation = o.applied.or(prev.as_ref().and_then(|p| p.applied_generation));
     if let Some(j) = journal {
         st.journal = j.status();
+    }
+    if o.handled_resolve.is_some() {
+        st.last_handled_resolve = o.handled_resolve.clone();
     }
     if let Some(h) = history {
         st.history = serde_json::to_string(h).ok();
@@ -304,7 +309,8 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     let paused = ann.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true");
     let kids = children(ctx, &ns, &name).await?;
     let empty_progress = BTreeMap::new();
-    let fail = |phase: Phase| RoundOutcome { phase, observed: None, plan: None, drift: false, applied: None };
+    let handled_resolve = ann.get(RESOLVE_ANNOTATION).cloned();
+    let fail = |phase: Phase| RoundOutcome { handled_resolve: None, phase, observed: None, plan: None, drift: false, applied: None };
 
     for m in &kids.malformed {
         warn!(deployment = %key, resource = %m, "resource does not match the schema; ignored");
@@ -330,8 +336,7 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     };
     let Some(conn) = &dep.spec.connection else {
         let why = "spec.connection is required: set transport and simulatorUrl (or the WinRM endpoints)".to_string();
-        write_all(ctx, dep, &kids, &desired, &fail(Phase::Stalled { step: String::new(), reason: why }), &empty_progress, None, None)
-            .await?;
+        write_all(ctx, dep, &kids, &desired, &fail(Phase::stalled(why)), &empty_progress, None, None).await?;
         return Ok(Action::requeue(poll.to_std()));
     };
     let lync = match ctx.connector.connect(&key, conn).await {
@@ -343,16 +348,29 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     };
     let metered = Metered { inner: lync, metrics: ctx.metrics.clone() };
     let api: Api<LyncDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let journal = StatusJournal::new(api.clone(), &name, &prev.journal);
-    if let Some(step) = ann.get(RESOLVE_ANNOTATION) {
-        let pending = journal.pending().await.unwrap_or_default();
-        if pending.iter().any(|e| &e.step.id == step) {
-            let _ = journal.finish(step, &Outcome::Failed("resolved by a person (annotation lyncdr.io/resolve)".into())).await;
-            event(ctx, dep, EventType::Normal, "JournalResolved", format!("step {step} marked resolved by annotation")).await;
+    // The memory is never dropped silently: what it says (an automatic failover, pending Edge
+    // setup) decides what lyncdr may do on its own.
+    let history: History = match prev.history.as_deref().map(serde_json::from_str).transpose() {
+        Ok(h) => h.unwrap_or_default(),
+        Err(e) => {
+            let why = format!(
+                "status.history (the operator memory) cannot be read ({e}); lyncdr will not act on a deployment whose memory it lost. Remove status.history only after checking which failovers were automatic"
+            );
+            write_all(ctx, dep, &kids, &desired, &fail(Phase::stalled(why.clone())), &empty_progress, None, None).await?;
+            event(ctx, dep, EventType::Warning, "Stalled", why).await;
+            return Ok(Action::requeue(poll.to_std()));
+        }
+    };
+    let journal = StatusJournal::new(api.clone(), &name, &prev.journal, history);
+    if let Some(value) = ann.get(RESOLVE_ANNOTATION).filter(|v| prev.last_handled_resolve.as_ref() != Some(*v)) {
+        let step = resolve_target(value);
+        match resolve_by_person(&journal, step, "annotation lyncdr.io/resolve", crate::lync::Lync::now(&metered)).await {
+            Ok(true) => event(ctx, dep, EventType::Normal, "JournalResolved", format!("step {step} marked resolved by annotation")).await,
+            Ok(false) => {}
+            Err(e) => warn!(deployment = %key, error = %e, "cannot resolve the journal entry"),
         }
     }
-    let history: History = prev.history.as_deref().and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
-    let mut engine = Engine::new(&metered, &journal, history);
+    let mut engine = Engine::new(&metered, &journal);
     engine.settings =
         Settings { concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize, by: ctx.instance.clone(), ..Settings::default() };
     let leader = ctx.leader.clone();
@@ -372,12 +390,26 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     let (observed, plan) = match engine.prepare(&desired, &sink).await {
         Ok(x) => x,
         Err(unready) => {
-            let (phase, wait, reason) = match unready {
-                Unready::Stalled { step, reason } => (Phase::Stalled { step, reason: reason.clone() }, poll.to_std(), ("Stalled", reason)),
-                Unready::Unobservable(e) => (Phase::Unobservable(e.clone()), Duration::from_secs(30), ("ObservationFailed", e)),
-                Unready::Conflict(e) => (Phase::Conflict(e.clone()), poll.to_std(), ("Conflict", e)),
+            let mut outcome = fail(Phase::Converged);
+            outcome.handled_resolve = handled_resolve.clone();
+            let (wait, reason) = match unready {
+                Unready::Stalled { stall, observed, plan } => {
+                    // Shown as it is now, but nothing runs.
+                    outcome.phase = Phase::Stalled { step: stall.step, resource: stall.resource, reason: stall.reason.clone() };
+                    outcome.observed = observed.map(|o| *o);
+                    outcome.plan = plan;
+                    (poll.to_std(), ("Stalled", stall.reason))
+                }
+                Unready::Unobservable(e) => {
+                    outcome.phase = Phase::Unobservable(e.clone());
+                    (Duration::from_secs(30), ("ObservationFailed", e))
+                }
+                Unready::Conflict(e) => {
+                    outcome.phase = Phase::Conflict(e.clone());
+                    (poll.to_std(), ("Conflict", e))
+                }
             };
-            write_all(ctx, dep, &kids, &desired, &fail(phase), &empty_progress, Some(&journal), Some(&engine.history())).await?;
+            write_all(ctx, dep, &kids, &desired, &outcome, &empty_progress, Some(&journal), Some(&engine.history())).await?;
             event(ctx, dep, EventType::Warning, reason.0, reason.1).await;
             return Ok(Action::requeue(wait));
         }
@@ -439,7 +471,14 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
             .await;
         }
     }
-    let mut o = RoundOutcome { phase: phase.clone(), observed: Some(observed), plan: Some(plan.clone()), drift, applied };
+    let mut o = RoundOutcome {
+        handled_resolve: handled_resolve.clone(),
+        phase: phase.clone(),
+        observed: Some(observed),
+        plan: Some(plan.clone()),
+        drift,
+        applied,
+    };
     write_all(ctx, dep, &kids, &desired, &o, &empty_progress, Some(&journal), Some(&engine.history())).await?;
 
     if phase != Phase::Executing {
@@ -567,12 +606,12 @@ async fn reconcile_deployment(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action,
     let action = match &outcome {
         RunOutcome::Completed | RunOutcome::Replan(_) => Action::requeue(Duration::from_secs(1)),
         RunOutcome::Failed { step, error } => {
-            o.phase = Phase::Stalled { step: step.clone(), reason: error.clone() };
+            o.phase = Phase::stalled_at(step, Some(&plan), error.clone());
             event(ctx, dep, EventType::Warning, "Stalled", format!("{step}: {error}")).await;
             Action::requeue(poll.to_std())
         }
         RunOutcome::Stalled { step, reason } => {
-            o.phase = Phase::Stalled { step: step.clone(), reason: reason.clone() };
+            o.phase = Phase::stalled_at(step, Some(&plan), reason.clone());
             event(ctx, dep, EventType::Warning, "Stalled", format!("{step}: {reason}")).await;
             Action::requeue(poll.to_std())
         }

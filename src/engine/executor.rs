@@ -7,18 +7,23 @@
 //! clear message instead of guessing.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Entry, Journal, Outcome};
+use super::journal::{Entry, Journal, Outcome, new_request_id};
 use super::observe::{Scope, observe};
 use crate::desired::Desired;
 use crate::lync::{Lync, LyncError};
-use crate::model::{FailoverState, History, Observed, RunOn, Span, Stamp};
+use crate::model::{FailoverState, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
 use crate::planner::{Expect, Plan, Policy, Step, StepKind, plan};
+
+/// How long a repeatable step's success counts as still valid (see `done_recently`).
+const RECENT: Span = Span::mins(30);
+
+/// Longest wait for a call the backend's ledger reports as still running.
+const RUNNING_CAP: Span = Span::hours(12);
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,36 +79,25 @@ pub struct Executor<'a> {
     /// Identity of this writer, for the journal.
     pub by: String,
     pub events: EventSink<'a>,
-    /// Operator memory, updated by observations and by steps that took effect.
-    pub history: &'a Mutex<History>,
     /// Whether this writer may still act (leadership); checked before every mutating step.
     pub fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
 }
 
 impl Executor<'_> {
-    fn history(&self) -> History {
-        self.history.lock().map(|h| h.clone()).unwrap_or_default()
-    }
-
-    /// Folds an observation into the memory as it is now. Steps run concurrently: another
-    /// step may have remembered something (a cleanup done, an automatic failover) while this
-    /// observation was under way, so the memory the observation started from is not written
-    /// back; only what the observation itself teaches (host facts, health and sync flips) is.
-    fn fold(&self, o: &Observed) -> History {
-        let Ok(mut g) = self.history.lock() else { return o.history.clone() };
-        let mut next = History { pool_traits: o.history.pool_traits.clone(), ..g.clone() };
-        next = next.remember(o);
-        *g = next.clone();
-        next
-    }
-
-    /// Observes, folding the observation into the operator memory.
+    /// Observes, folding what the observation teaches (health and sync flips, host facts) into
+    /// the operator memory, durably. Steps run concurrently: the journal applies the lesson to
+    /// the memory as stored, so what a finished step remembered meanwhile is kept.
     pub async fn observe(&self) -> Result<Observed, String> {
         let mut last = String::new();
         for attempt in 0..3 {
-            match observe(self.lync, self.scope, &self.history()).await {
+            match observe(self.lync, self.scope, &self.journal.memory()).await {
                 Ok(mut o) => {
-                    o.history = self.fold(&o);
+                    let lesson = Lesson::of(&o);
+                    o.history = self
+                        .journal
+                        .remember(Box::new(move |h| lesson.apply(h)))
+                        .await
+                        .map_err(|e| format!("cannot record the operator memory: {e}"))?;
                     (self.events)(Event::Observed { at: o.at });
                     return Ok(o);
                 }
@@ -118,16 +112,21 @@ impl Executor<'_> {
         Err(format!("observation failed: {last}"))
     }
 
-    fn remember(&self, step: &Step) {
+    /// Remembers what a step that leaves no journal entry (a wait, a skipped change) teaches.
+    async fn remember(&self, step: &Step) -> Result<(), String> {
         if step.remember.is_empty() {
-            return;
+            return Ok(());
         }
-        let now = self.lync.now();
-        if let Ok(mut h) = self.history.lock() {
-            for r in &step.remember {
-                r.apply(&mut h, now);
-            }
-        }
+        let (items, now) = (step.remember.clone(), self.lync.now());
+        self.journal
+            .remember(Box::new(move |h| {
+                for r in &items {
+                    r.apply(h, now);
+                }
+            }))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot record what {} teaches in the operator memory: {e}", step.id))
     }
 
     fn run_on(&self, step: &Step, o: &Observed) -> RunOn {
@@ -183,8 +182,10 @@ impl Executor<'_> {
             Err(e) => return StepResult::Stale(e),
         };
         if step.expect.observable() && step.expect.holds(&obs) {
-            self.remember(step);
-            return StepResult::Skipped;
+            return match self.remember(step).await {
+                Ok(()) => StepResult::Skipped,
+                Err(e) => StepResult::Stalled(e),
+            };
         }
         // A wait changes nothing: it only needs its condition. A change must still be wanted,
         // exactly as planned, with its prerequisites still in effect.
@@ -195,7 +196,16 @@ impl Executor<'_> {
                 run_on: step.run_on.to_string(),
                 at: self.lync.now(),
             });
-            return self.wait_for(step, &step.expect).await;
+            return match self.wait_for(&step.expect).await {
+                Ok(()) => match self.remember(step).await {
+                    Ok(()) => StepResult::Succeeded,
+                    Err(e) => StepResult::Stalled(e),
+                },
+                Err(why) => StepResult::Stalled(why),
+            };
+        }
+        if !step.expect.observable() && self.done_recently(step).await {
+            return StepResult::Skipped;
         }
         let fresh = plan(self.desired, &obs, self.policy);
         match fresh.step(&step.id) {
@@ -218,75 +228,114 @@ impl Executor<'_> {
         self.change(p, step, &obs).await
     }
 
-    /// Polls until the step's condition holds, or times out.
-    async fn wait_for(&self, step: &Step, expect: &Expect) -> StepResult {
+    /// A step without an observable effect (a backup, local setup, a sync) is planned again
+    /// whenever its purpose is still ahead, e.g. after a restart. It is not run again when the
+    /// journal shows the same call succeeded recently and no change with an observable effect
+    /// succeeded since (anything that could make it needed again).
+    async fn done_recently(&self, step: &Step) -> bool {
+        let Ok(entries) = self.journal.entries().await else { return false };
+        let now = self.lync.now();
+        let Some(i) = entries.iter().rposition(|e| e.step.id == step.id && e.step.same_call(step) && e.outcome == Outcome::Succeeded)
+        else {
+            return false;
+        };
+        now.since(entries[i].started_at) <= RECENT
+            && entries[i + 1..].iter().all(|e| !e.step.expect.observable() || e.outcome != Outcome::Succeeded)
+    }
+
+    /// Polls until a condition holds; after the wait timeout, says what it waited for.
+    async fn wait_for(&self, expect: &Expect) -> Result<(), String> {
         let start = self.lync.now();
         loop {
-            match self.observe().await {
-                Ok(o) if expect.holds(&o) => {
-                    self.remember(step);
-                    return StepResult::Succeeded;
-                }
-                Ok(_) | Err(_) => {}
+            if let Ok(o) = self.observe().await
+                && expect.holds(&o)
+            {
+                return Ok(());
             }
             if self.lync.now().since(start) >= self.wait_timeout {
-                return StepResult::Stalled(format!("waited {} for: {}", self.wait_timeout, describe(expect)));
+                return Err(format!("waited {} for: {}", self.wait_timeout, describe(expect)));
             }
             self.lync.sleep(self.poll).await;
         }
+    }
+
+    /// Records a step's outcome. A success also records what the step teaches the memory, in
+    /// the same write; if that write fails the step's effect is real but unrecorded, which a
+    /// person must know (the next run settles the pending entry by observation).
+    async fn finish(&self, step: &Step, outcome: Outcome) -> Result<(), String> {
+        self.journal.finish(&step.id, &outcome, self.lync.now()).await.map_err(|e| {
+            format!("{} ran, but its outcome could not be journaled ({e}); the entry stays pending and is settled by observation", step.id)
+        })
     }
 
     async fn change(&self, p: &Plan, step: &Step, obs: &Observed) -> StepResult {
         if self.fence.is_some_and(|may_write| !may_write()) {
             return StepResult::Stale("this writer no longer holds the lease; nothing was run".into());
         }
+        if let Err(why) = step.invocation().check() {
+            return StepResult::Failed(format!("{why}; nothing was run"));
+        }
+        let now = self.lync.now();
+        let request = Request { id: new_request_id(&self.by, &step.id, now), not_after: now.plus(self.lync.request_window()) };
         let entry = Entry {
             step: step.clone(),
             plan_hash: p.hash.clone(),
-            started_at: self.lync.now(),
+            started_at: now,
             by: self.by.clone(),
             outcome: Outcome::Pending,
+            request: Some(request.clone()),
         };
         if let Err(e) = self.journal.begin(&entry).await {
             return StepResult::Stalled(format!("cannot journal the step, so it was not run: {e}"));
         }
-        let result = self.lync.invoke(&self.run_on(step, obs), &step.invocation()).await;
+        let result = self.lync.invoke_request(&self.run_on(step, obs), &step.invocation(), &request).await;
         match result {
             Ok(_) => {
                 // The entry stays pending until the effect is observed, so that what must be
                 // remembered (e.g. that a failover was automatic) is never lost: if verification
                 // does not complete, the next run resolves the entry by observation.
-                if step.expect.observable() {
-                    let verified = self.wait_for(step, &step.expect).await;
-                    if let StepResult::Stalled(why) = verified {
-                        return StepResult::Stalled(format!("{} reported success, but its effect is not observed ({why})", step.cmdlet));
-                    }
-                } else {
-                    self.remember(step);
+                if step.expect.observable()
+                    && let Err(why) = self.wait_for(&step.expect).await
+                {
+                    return StepResult::Stalled(format!("{} reported success, but its effect is not observed ({why})", step.cmdlet));
                 }
-                let _ = self.journal.finish(&step.id, &Outcome::Succeeded).await;
-                StepResult::Succeeded
+                match self.finish(step, Outcome::Succeeded).await {
+                    Ok(()) => StepResult::Succeeded,
+                    Err(e) => StepResult::Stalled(e),
+                }
             }
             Err(e @ LyncError::Cmdlet { .. }) | Err(e @ LyncError::Unreachable { .. }) => {
-                let _ = self.journal.finish(&step.id, &Outcome::Failed(e.to_string())).await;
+                if let Err(j) = self.finish(step, Outcome::Failed(e.to_string())).await {
+                    return StepResult::Stalled(j);
+                }
                 if e.nothing_ran() {
                     // Nothing ran: the deployment changed under us (a server went away). Plan again.
                     return StepResult::Stale(e.to_string());
                 }
                 StepResult::Failed(e.to_string())
             }
-            Err(e) if !step.expect.observable() => {
-                // A step with no observable effect is safe to repeat (backups, setup): plan again.
-                let _ = self.journal.finish(&step.id, &Outcome::Failed(format!("outcome unknown ({e}); the step is repeatable"))).await;
-                StepResult::Stale(format!("the outcome of {} is unknown; it will be planned again", step.id))
-            }
             Err(e) => {
-                // Ambiguous: find out from the deployment itself; the journal entry stays pending.
-                match self.resolve(step).await {
-                    Resolution::Done => {
-                        let _ = self.journal.finish(&step.id, &Outcome::Succeeded).await;
-                        self.remember(step);
-                        StepResult::Succeeded
+                // Ambiguous: ask the deployment what became of the request, then look at its
+                // effect; the journal entry stays pending until one of them tells.
+                match self.resolve(step, Some(&request)).await {
+                    Resolution::Done => match self.finish(step, Outcome::Succeeded).await {
+                        Ok(()) => StepResult::Succeeded,
+                        Err(j) => StepResult::Stalled(j),
+                    },
+                    Resolution::NeverRan(why) => match self.finish(step, Outcome::Failed(why.clone())).await {
+                        Ok(()) => StepResult::Stale(format!("{}: {why}; it will be planned again", step.id)),
+                        Err(j) => StepResult::Stalled(j),
+                    },
+                    Resolution::Failed(why) => match self.finish(step, Outcome::Failed(why.clone())).await {
+                        Ok(()) => StepResult::Failed(why),
+                        Err(j) => StepResult::Stalled(j),
+                    },
+                    Resolution::NotDone if !step.expect.observable() => {
+                        // A step with no observable effect is safe to repeat (backups, setup).
+                        if let Err(j) = self.finish(step, Outcome::Failed(format!("outcome unknown ({e}); the step is repeatable"))).await {
+                            return StepResult::Stalled(j);
+                        }
+                        StepResult::Stale(format!("the outcome of {} is unknown; it will be planned again", step.id))
                     }
                     Resolution::NotDone => StepResult::Stalled(format!(
                         "the outcome of `{}` on {} is unknown ({e}) and its effect is not observed; check the deployment, then resolve the journal entry for step {}",
@@ -299,13 +348,43 @@ impl Executor<'_> {
         }
     }
 
-    /// Establishes whether a step whose outcome is unknown took effect: observes, waits while a
-    /// pool operation it started is still running, and checks its effect.
-    pub async fn resolve(&self, step: &Step) -> Resolution {
+    /// Establishes what became of a step whose outcome is unknown: first from the backend's
+    /// request ledger (it ran, failed, never ran, or still runs: then wait), then from the
+    /// deployment itself (waiting while a pool operation it started is still running).
+    pub async fn resolve(&self, step: &Step, request: Option<&Request>) -> Resolution {
+        let start = self.lync.now();
+        if let Some(req) = request {
+            loop {
+                match self.lync.request_state(req).await {
+                    RequestState::NeverRan => {
+                        return Resolution::NeverRan(format!(
+                            "request {} never reached the deployment before its deadline; nothing ran",
+                            req.id
+                        ));
+                    }
+                    RequestState::Failed(e) => return Resolution::Failed(e),
+                    RequestState::Succeeded if !step.expect.observable() => return Resolution::Done,
+                    RequestState::Succeeded => {
+                        return match self.wait_for(&step.expect).await {
+                            Ok(()) => Resolution::Done,
+                            Err(_) => Resolution::NotDone,
+                        };
+                    }
+                    // Still on its way, or still running: it is known not to be lost, so wait
+                    // (a pool failback of 20,000 users takes an hour).
+                    RequestState::NotYet | RequestState::Running => {
+                        if self.lync.now().since(start) >= RUNNING_CAP {
+                            return Resolution::NotDone;
+                        }
+                        self.lync.sleep(self.poll).await;
+                    }
+                    RequestState::Unknown(_) => break,
+                }
+            }
+        }
         if !step.expect.observable() {
             return Resolution::NotDone;
         }
-        let start = self.lync.now();
         loop {
             let Ok(o) = self.observe().await else { return Resolution::NotDone };
             if step.expect.holds(&o) {
@@ -320,11 +399,17 @@ impl Executor<'_> {
     }
 }
 
-/// What observation says about a step whose outcome was unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the ledger or an observation says about a step whose outcome was unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
+    /// It took effect.
     Done,
+    /// Neither the ledger nor an observation shows it took effect.
     NotDone,
+    /// It never ran (the ledger is sure): plan again.
+    NeverRan(String),
+    /// It ran and failed (the cmdlet's error).
+    Failed(String),
 }
 
 pub fn describe(e: &Expect) -> String {

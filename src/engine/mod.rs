@@ -7,8 +7,6 @@ pub mod executor;
 pub mod journal;
 pub mod observe;
 
-use std::sync::Mutex;
-
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{Desired, UserSelector};
@@ -71,18 +69,19 @@ pub struct Engine<'a> {
     pub journal: &'a dyn Journal,
     pub policy: Policy,
     pub settings: Settings,
-    pub history: Mutex<History>,
     /// Whether this writer may still act (the operator's leadership); `None`: always.
     pub fence: Option<Box<dyn Fn() -> bool + Send + Sync + 'a>>,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(lync: &'a dyn Lync, journal: &'a dyn Journal, history: History) -> Engine<'a> {
-        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), history: Mutex::new(history), fence: None }
+    /// An engine on a backend; the journal holds the step records and the operator memory.
+    pub fn new(lync: &'a dyn Lync, journal: &'a dyn Journal) -> Engine<'a> {
+        Engine { lync, journal, policy: Policy::default(), settings: Settings::default(), fence: None }
     }
 
+    /// The operator memory, as the journal holds it.
     pub fn history(&self) -> History {
-        self.history.lock().map(|h| h.clone()).unwrap_or_default()
+        self.journal.memory()
     }
 
     fn executor<'b>(&'b self, desired: &'b Desired, scope: &'b Scope, events: EventSink<'b>) -> Executor<'b> {
@@ -97,7 +96,6 @@ impl<'a> Engine<'a> {
             poll: self.settings.poll,
             by: self.settings.by.clone(),
             events,
-            history: &self.history,
             fence: self.fence.as_deref().map(|f| f as &(dyn Fn() -> bool + Send + Sync)),
         }
     }
@@ -113,41 +111,43 @@ impl<'a> Engine<'a> {
 
     /// Settles journal entries left pending by an earlier run: each is checked against the
     /// deployment; if its effect is not observed the engine stalls rather than repeat it.
-    pub async fn resolve_journal(&self, desired: &Desired, events: EventSink<'_>) -> Result<(), (String, String)> {
-        let pending = self.journal.pending().await.map_err(|e| ("journal".to_string(), e.to_string()))?;
+    pub async fn resolve_journal(&self, desired: &Desired, events: EventSink<'_>) -> Result<(), Stall> {
+        let pending = self.journal.pending().await.map_err(|e| Stall::journal(e.to_string()))?;
         let scope = scope_for(desired);
         let ex = self.executor(desired, &scope, events);
         for e in pending {
-            if !e.step.expect.observable() {
-                // Repeatable steps without an observable effect (backups, setup) are planned again.
-                let _ = self
-                    .journal
-                    .finish(&e.step.id, &Outcome::Failed("outcome unknown after a restart; the step is repeatable".into()))
-                    .await;
-                continue;
-            }
-            match ex.resolve(&e.step).await {
+            let journal_err =
+                |err: journal::JournalError| Stall { step: e.step.id.clone(), resource: e.step.resource.clone(), reason: err.to_string() };
+            let now = || self.lync.now();
+            match ex.resolve(&e.step, e.request.as_ref()).await {
                 Resolution::Done => {
-                    let _ = self.journal.finish(&e.step.id, &Outcome::Succeeded).await;
-                    if let Ok(mut h) = self.history.lock() {
-                        for r in &e.step.remember {
-                            r.apply(&mut h, self.lync.now());
-                        }
-                    }
+                    // What the step teaches the memory is recorded with its success.
+                    self.journal.finish(&e.step.id, &Outcome::Succeeded, now()).await.map_err(journal_err)?;
+                }
+                Resolution::NeverRan(why) | Resolution::Failed(why) => {
+                    // It did not take effect: the plan decides again.
+                    self.journal.finish(&e.step.id, &Outcome::Failed(why), now()).await.map_err(journal_err)?;
+                }
+                Resolution::NotDone if !e.step.expect.observable() => {
+                    // Repeatable steps without an observable effect (backups, setup) are planned again.
+                    let outcome = Outcome::Failed("outcome unknown after a restart; the step is repeatable".into());
+                    self.journal.finish(&e.step.id, &outcome, now()).await.map_err(journal_err)?;
                 }
                 Resolution::NotDone => {
-                    return Err((
-                        e.step.id.clone(),
-                        format!(
-                            "step {} (`{}` on {}) was started at {} by {} and its outcome is unknown; its effect ({}) is not observed. Check the deployment, then resolve the journal entry",
+                    return Err(Stall {
+                        step: e.step.id.clone(),
+                        resource: e.step.resource.clone(),
+                        reason: format!(
+                            "step {} (`{}` on {}) was started at {} by {} and its outcome is unknown; its effect ({}) is not observed. Check the deployment, then resolve the journal entry (lyncdr resolve, or the annotation lyncdr.io/resolve: {})",
                             e.step.id,
                             e.step.command(),
                             e.step.run_on,
                             e.started_at,
                             e.by,
-                            executor::describe(&e.step.expect)
+                            executor::describe(&e.step.expect),
+                            e.step.id
                         ),
-                    ));
+                    });
                 }
             }
         }
@@ -156,11 +156,25 @@ impl<'a> Engine<'a> {
 
     /// Everything before acting: settle the journal, observe, plan, and check the desired state
     /// against the observed topology. The front ends decide from the plan whether to execute it.
+    /// A stall still comes with the observation and the plan when they can be had, so a person
+    /// sees the deployment as it is now, not as it was before the stall.
     pub async fn prepare(&self, desired: &Desired, events: EventSink<'_>) -> Result<(Observed, Plan), Unready> {
-        self.resolve_journal(desired, events).await.map_err(|(step, reason)| Unready::Stalled { step, reason })?;
-        let (o, p) = self.preview(desired, events).await.map_err(Unready::Unobservable)?;
-        desired.check_against(&o.topology).map_err(|e| Unready::Conflict(e.to_string()))?;
-        Ok((o, p))
+        let stall = self.resolve_journal(desired, events).await.err();
+        let seen = self.preview(desired, events).await;
+        match (stall, seen) {
+            (Some(stall), seen) => {
+                let (observed, plan) = match seen {
+                    Ok((o, p)) => (Some(Box::new(o)), Some(p)),
+                    Err(_) => (None, None),
+                };
+                Err(Unready::Stalled { stall, observed, plan })
+            }
+            (None, Err(e)) => Err(Unready::Unobservable(e)),
+            (None, Ok((o, p))) => {
+                desired.check_against(&o.topology).map_err(|e| Unready::Conflict(e.to_string()))?;
+                Ok((o, p))
+            }
+        }
     }
 
     /// Runs one plan (already observed and approved) to its end.
@@ -171,8 +185,8 @@ impl<'a> Engine<'a> {
 
     /// Observe, plan and execute until converged, blocked or stalled.
     pub async fn converge(&self, desired: &Desired, events: EventSink<'_>) -> Converged {
-        if let Err((step, reason)) = self.resolve_journal(desired, events).await {
-            return Converged::Stalled { step, reason, plan: empty_plan() };
+        if let Err(stall) = self.resolve_journal(desired, events).await {
+            return Converged::Stalled { step: stall.step, reason: stall.reason, plan: empty_plan() };
         }
         let scope = scope_for(desired);
         let ex = self.executor(desired, &scope, events);
@@ -211,13 +225,32 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Why a round cannot go as far as a plan.
+/// A journal entry whose outcome cannot be settled: nothing runs until a person looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    /// The step id of the entry (empty when the journal itself cannot be read).
+    pub step: String,
+    /// `Kind/name` of the resource the step served.
+    pub resource: String,
+    pub reason: String,
+}
+
+impl Stall {
+    /// The journal cannot be read or written.
+    pub fn journal(reason: String) -> Stall {
+        Stall { step: String::new(), resource: String::new(), reason }
+    }
+}
+
+/// Why a round cannot go as far as a plan.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Unready {
-    /// A journal entry has no known outcome and its effect is not observed.
+    /// A journal entry has no known outcome and its effect is not observed. The observation and
+    /// the plan of this round, if they could be had, are shown but not executed.
     Stalled {
-        step: String,
-        reason: String,
+        stall: Stall,
+        observed: Option<Box<Observed>>,
+        plan: Option<Plan>,
     },
     Unobservable(String),
     /// The desired state names pools or Edge pools the deployment does not have.

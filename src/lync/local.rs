@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::{Lync, LyncError};
-use crate::model::{RunOn, Span, Stamp};
+use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 use crate::sim::Simulator;
 
@@ -37,22 +37,44 @@ impl LocalSim {
     fn instant(&self, t: Stamp) -> tokio::time::Instant {
         self.origin + std::time::Duration::from_millis(t.0)
     }
+
+    /// Waits until a call completes and returns its result.
+    async fn wait(&self, ticket: crate::sim::Ticket) -> Result<Value, crate::sim::Failure> {
+        tokio::time::sleep_until(self.instant(ticket.done_at)).await;
+        loop {
+            if let Some(r) = self.lock().finish(ticket.id) {
+                return r;
+            }
+            // Not done yet (the clock may not have reached the completion exactly).
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
 }
 
 impl Lync for LocalSim {
     fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
         async move {
             let ticket = self.lock().begin(run_on, inv).map_err(|f| target(f.into(), run_on))?;
-            tokio::time::sleep_until(self.instant(ticket.done_at)).await;
-            loop {
-                if let Some(r) = self.lock().finish(ticket.id) {
-                    return r.map_err(|f| target(f.into(), run_on));
-                }
-                // Not done yet (the clock may not have reached the completion exactly).
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
+            self.wait(ticket).await.map_err(|f| target(f.into(), run_on))
         }
         .boxed()
+    }
+
+    fn invoke_request<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation, req: &'a Request) -> BoxFuture<'a, Result<Value, LyncError>> {
+        async move {
+            let ticket = self.lock().begin_request(run_on, inv, req).map_err(|f| target(f.into(), run_on))?;
+            self.wait(ticket).await.map_err(|f| target(f.into(), run_on))
+        }
+        .boxed()
+    }
+
+    fn request_state<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, RequestState> {
+        let state = self.lock().request_state(req);
+        futures::future::ready(state).boxed()
+    }
+
+    fn request_window(&self) -> Span {
+        Span::mins(1)
     }
 
     fn now(&self) -> Stamp {

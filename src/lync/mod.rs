@@ -3,7 +3,7 @@
 //! `lyncdr sim serve` ([`HttpSim`]), and later by the WinRM driver. Everything above this trait
 //! (observer, executor, controller) is the same whichever backend runs underneath.
 
-mod http;
+pub mod http;
 mod local;
 
 use futures::future::BoxFuture;
@@ -13,7 +13,7 @@ use serde_json::Value;
 pub use http::HttpSim;
 pub use local::LocalSim;
 
-use crate::model::{RunOn, Span, Stamp};
+use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 
 /// Why a call produced no result.
@@ -61,6 +61,22 @@ impl From<crate::sim::Failure> for LyncError {
 pub trait Lync: Send + Sync {
     /// Runs one cmdlet and returns its output (objects as JSON).
     fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>>;
+    /// Runs a state-changing cmdlet under a request the backend's ledger records (refused after
+    /// its deadline, never run twice). A backend without a ledger just runs it.
+    fn invoke_request<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation, req: &'a Request) -> BoxFuture<'a, Result<Value, LyncError>> {
+        let _ = req;
+        self.invoke(run_on, inv)
+    }
+    /// What the backend's ledger says about a request.
+    fn request_state<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, RequestState> {
+        let _ = req;
+        Box::pin(futures::future::ready(RequestState::Unknown("this backend keeps no request ledger".into())))
+    }
+    /// How long a request may take to reach the backend (in backend time): a request not
+    /// received by then never runs.
+    fn request_window(&self) -> Span {
+        Span::mins(2)
+    }
     /// The backend's clock.
     fn now(&self) -> Stamp;
     /// Waits for a span of the backend's time.

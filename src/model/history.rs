@@ -74,40 +74,86 @@ pub struct History {
     pub principal_down_since: BTreeMap<Fqdn, Stamp>,
 }
 
+/// What one observation teaches the memory: the health of each pool and Edge pool, which
+/// pools' exports are in sync, whose Back End principal is down, and host facts read from pools that answered. Detached from the
+/// observation so a journal can apply it to the memory as stored when it writes it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Lesson {
+    pub at: Stamp,
+    pub pool_health: Vec<(Fqdn, Health)>,
+    /// Pools with a partner, and whether their user-data export is in sync.
+    pub synced: Vec<(Fqdn, bool)>,
+    pub edge_up: Vec<(Fqdn, bool)>,
+    pub pool_traits: BTreeMap<Fqdn, PoolTraits>,
+    /// Pools with a mirrored Back End, and whether the server holding their User database
+    /// principal is down (a witness then fails it over on its own).
+    pub principal_down: Vec<(Fqdn, bool)>,
+}
+
+impl Lesson {
+    pub fn of(obs: &Observed) -> Lesson {
+        Lesson {
+            at: obs.at,
+            pool_health: obs.pools.iter().map(|(f, p)| (f.clone(), p.health())).collect(),
+            synced: obs
+                .pools
+                .iter()
+                .filter(|(f, _)| obs.topology.partner(f).is_some())
+                .map(|(f, p)| (f.clone(), p.module(BackupModule::PresenceFocus).is_some_and(|m| m.export.is_synced())))
+                .collect(),
+            edge_up: obs.edges.iter().map(|(f, e)| (f.clone(), e.is_up())).collect(),
+            pool_traits: obs.history.pool_traits.clone(),
+            principal_down: obs
+                .pools
+                .iter()
+                .map(|(f, p)| {
+                    let be = &p.back_end;
+                    (f.clone(), be.principal.get(&super::DbType::User).is_some_and(|r| !be.server_up(*r)))
+                })
+                .collect(),
+        }
+    }
+
+    /// Folds the lesson into a memory. Only flips are recorded, so an unchanged deployment gives
+    /// an unchanged memory.
+    pub fn apply(&self, h: &mut History) {
+        for (fqdn, health) in &self.pool_health {
+            if h.pool_health.get(fqdn).is_none_or(|s| s.value != *health) {
+                h.pool_health.insert(fqdn.clone(), Since { value: *health, since: self.at });
+            }
+        }
+        for (fqdn, synced) in &self.synced {
+            if *synced {
+                h.unsynced_since.remove(fqdn);
+            } else {
+                h.unsynced_since.entry(fqdn.clone()).or_insert(self.at);
+            }
+        }
+        for (fqdn, up) in &self.edge_up {
+            if h.edge_up.get(fqdn).is_none_or(|s| s.value != *up) {
+                h.edge_up.insert(fqdn.clone(), Since { value: *up, since: self.at });
+            }
+        }
+        for (fqdn, down) in &self.principal_down {
+            if *down {
+                h.principal_down_since.entry(fqdn.clone()).or_insert(self.at);
+            } else {
+                h.principal_down_since.remove(fqdn);
+            }
+        }
+        for (fqdn, t) in &self.pool_traits {
+            if h.pool_traits.get(fqdn) != Some(t) {
+                h.pool_traits.insert(fqdn.clone(), t.clone());
+            }
+        }
+    }
+}
+
 impl History {
     /// Folds a new observation into the memory. Pure: the same inputs give the same memory.
     pub fn remember(&self, obs: &Observed) -> History {
         let mut next = self.clone();
-        for (fqdn, pool) in &obs.pools {
-            let h = pool.health();
-            match next.pool_health.get(fqdn) {
-                Some(s) if s.value == h => {}
-                _ => {
-                    next.pool_health.insert(fqdn.clone(), Since { value: h, since: obs.at });
-                }
-            }
-            let principal_down = pool.back_end.principal.get(&super::DbType::User).is_some_and(|r| !pool.back_end.server_up(*r));
-            if principal_down {
-                next.principal_down_since.entry(fqdn.clone()).or_insert(obs.at);
-            } else {
-                next.principal_down_since.remove(fqdn);
-            }
-            // Only flips are recorded, so an unchanged deployment gives an unchanged memory.
-            if pool.module(BackupModule::PresenceFocus).is_some_and(|m| m.export.is_synced()) {
-                next.unsynced_since.remove(fqdn);
-            } else if obs.topology.partner(fqdn).is_some() {
-                next.unsynced_since.entry(fqdn.clone()).or_insert(obs.at);
-            }
-        }
-        for (fqdn, edge) in &obs.edges {
-            let up = edge.is_up();
-            match next.edge_up.get(fqdn) {
-                Some(s) if s.value == up => {}
-                _ => {
-                    next.edge_up.insert(fqdn.clone(), Since { value: up, since: obs.at });
-                }
-            }
-        }
+        Lesson::of(obs).apply(&mut next);
         next
     }
 

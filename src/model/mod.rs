@@ -6,15 +6,17 @@
 mod fqdn;
 mod history;
 mod observed;
+mod request;
 mod time;
 mod topology;
 
 pub use fqdn::{FQDN_PATTERN, Fqdn, FqdnError};
-pub use history::{AutomaticAction, History, Since};
+pub use history::{AutomaticAction, History, Lesson, Since};
 pub use observed::{
     BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus, ModuleStatus,
     Observed, PoolObs, Probe, RgsExportObs, RgsObs, SrvRecord,
 };
+pub use request::{Request, RequestState};
 pub use time::{Span, SpanError, Stamp};
 pub use topology::{
     BackEnd, BackEndHa, EdgePool, Edition, FrontEndPool, Hosts, PairingViolation, PoolTraits, Product, Role, Topology, Virtualization,

@@ -20,8 +20,12 @@ pub struct Span(pub u64);
 pub struct Stamp(pub u64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a duration: use e.g. 90s, 2m, 1h30m, 500ms or a TimeSpan such as 00:02:00")]
-pub struct SpanError(pub String);
+pub enum SpanError {
+    #[error("'{0}' is not a duration: use e.g. 90s, 2m, 1h30m, 500ms or a TimeSpan such as 00:02:00")]
+    Syntax(String),
+    #[error("'{0}' is too long a duration: it does not fit in 64-bit milliseconds (about 584 million years)")]
+    TooLong(String),
+}
 
 impl Span {
     pub const ZERO: Span = Span(0);
@@ -29,14 +33,27 @@ impl Span {
     pub const fn ms(ms: u64) -> Span {
         Span(ms)
     }
+    /// Seconds (saturating: for constants; input goes through [`Span::parse`], which checks).
     pub const fn secs(s: u64) -> Span {
-        Span(s * 1000)
+        Span(s.saturating_mul(1000))
     }
     pub const fn mins(m: u64) -> Span {
-        Span(m * 60_000)
+        Span(m.saturating_mul(60_000))
     }
     pub const fn hours(h: u64) -> Span {
-        Span(h * 3_600_000)
+        Span(h.saturating_mul(3_600_000))
+    }
+    /// Seconds, or `None` if the span does not fit in milliseconds.
+    pub fn checked_secs(s: u64) -> Option<Span> {
+        s.checked_mul(1000).map(Span)
+    }
+    /// A span from (possibly fractional) seconds, saturating at the ends (never a panic).
+    pub fn from_secs_f64(s: f64) -> Span {
+        if s.is_nan() || s <= 0.0 {
+            return Span::ZERO;
+        }
+        let ms = s * 1000.0;
+        if ms >= u64::MAX as f64 { Span(u64::MAX) } else { Span(ms as u64) }
     }
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1000.0
@@ -70,15 +87,18 @@ impl Span {
 
     pub fn parse(input: &str) -> Result<Span, SpanError> {
         let s = input.trim();
-        let err = || SpanError(input.to_string());
+        let shown: String = input.chars().take(64).collect::<String>().escape_debug().to_string();
+        let err = || SpanError::Syntax(shown.clone());
+        let too_long = || SpanError::TooLong(shown.clone());
         if s.is_empty() {
             return Err(err());
         }
         if s.contains(':') {
-            return parse_timespan(s).ok_or_else(err);
+            return parse_timespan(s).map_err(|overflow| if overflow { too_long() } else { err() });
         }
-        if let Ok(secs) = s.parse::<u64>() {
-            return Ok(Span::secs(secs));
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            let secs: u64 = s.parse().map_err(|_| too_long())?;
+            return Span::checked_secs(secs).ok_or_else(too_long);
         }
         let mut total: u64 = 0;
         let mut rest = s;
@@ -87,7 +107,7 @@ impl Span {
             if digits == 0 {
                 return Err(err());
             }
-            let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+            let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
             rest = &rest[digits..];
             let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
             let unit = &rest[..unit_len];
@@ -100,38 +120,56 @@ impl Span {
                 "d" => 86_400_000,
                 _ => return Err(err()),
             };
-            total = n.checked_mul(factor).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
+            total = n.checked_mul(factor).and_then(|v| total.checked_add(v)).ok_or_else(too_long)?;
         }
         Ok(Span(total))
     }
 }
 
-fn parse_timespan(s: &str) -> Option<Span> {
-    // [d.]hh:mm:ss[.fff]
+/// `[d.]hh:mm:ss[.fff]`; `Err(true)` when the value does not fit, `Err(false)` when it is not
+/// a TimeSpan.
+fn parse_timespan(s: &str) -> Result<Span, bool> {
+    let num = |t: &str| -> Result<u64, bool> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(false);
+        }
+        t.parse::<u64>().map_err(|_| true)
+    };
     let (days, clock) = match s.split_once('.') {
-        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (d.parse::<u64>().ok()?, rest),
+        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (num(d)?, rest),
         _ => (0, s),
     };
     let parts: Vec<&str> = clock.split(':').collect();
     if parts.len() != 3 {
-        return None;
+        return Err(false);
     }
-    let h: u64 = parts[0].parse().ok()?;
-    let m: u64 = parts[1].parse().ok()?;
+    let h = num(parts[0])?;
+    let m = num(parts[1])?;
     let (sec, frac) = match parts[2].split_once('.') {
-        Some((a, b)) => (a.parse::<u64>().ok()?, b),
-        None => (parts[2].parse::<u64>().ok()?, ""),
+        Some((a, b)) => (num(a)?, b),
+        None => (num(parts[2])?, ""),
     };
     if m >= 60 || sec >= 60 || (days > 0 && h >= 24) {
-        return None;
+        return Err(false);
     }
     let ms: u64 = if frac.is_empty() {
         0
     } else {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(false);
+        }
         let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        digits.parse().ok()?
+        digits.parse().map_err(|_| false)?
     };
-    Some(Span(((days * 24 + h) * 3600 + m * 60 + sec) * 1000 + ms))
+    let total = days
+        .checked_mul(24)
+        .and_then(|x| x.checked_add(h))
+        .and_then(|x| x.checked_mul(3600))
+        .and_then(|x| x.checked_add(m * 60 + sec))
+        .and_then(|x| x.checked_mul(1000))
+        .and_then(|x| x.checked_add(ms))
+        .ok_or(true)?;
+    Ok(Span(total))
 }
 
 impl fmt::Display for Span {
@@ -182,7 +220,7 @@ impl<'de> Deserialize<'de> for Span {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Span::secs(n)),
+            Raw::Secs(n) => Span::checked_secs(n).ok_or_else(|| serde::de::Error::custom(SpanError::TooLong(format!("{n}s")))),
             Raw::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
         }
     }
@@ -242,6 +280,20 @@ mod tests {
         assert!(Span::parse("2 minutes").is_err());
         assert!(Span::parse("00:61:00").is_err());
         assert!(Span::parse("").is_err());
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_wrap() {
+        assert!(matches!(Span::parse("18446744073709552"), Err(SpanError::TooLong(_))));
+        assert!(matches!(Span::parse("18446744073709557s"), Err(SpanError::TooLong(_))));
+        assert!(matches!(Span::parse("13450750887080.00:00:05"), Err(SpanError::TooLong(_))));
+        assert!(matches!(Span::parse("99999999999999999999999h"), Err(SpanError::TooLong(_))));
+        assert!(matches!(Span::parse("213503982336d"), Err(SpanError::TooLong(_))));
+        let e: Result<Span, _> = serde_json::from_value(serde_json::json!(18446744073709552u64));
+        assert!(e.unwrap_err().to_string().contains("too long"));
+        assert_eq!(Span::parse("213503982d").unwrap(), Span(213_503_982 * 86_400_000));
+        assert_eq!(Span::from_secs_f64(f64::INFINITY), Span(u64::MAX));
+        assert_eq!(Span::from_secs_f64(-1.0), Span::ZERO);
     }
 
     #[test]

@@ -65,6 +65,35 @@ impl Invocation {
         matches!(self.get(name), Some(Value::Bool(true)))
     }
 
+    /// Refuses text PowerShell cannot take as one literal argument on one line: a control
+    /// character (a line break would end the command). Checked before a call is journaled.
+    pub fn check(&self) -> Result<(), String> {
+        fn walk(v: &Value, name: &str) -> Result<(), String> {
+            match v {
+                Value::String(s) => match s.chars().find(|c| c.is_control()) {
+                    Some(c) => {
+                        Err(format!("the value of -{name} contains the control character {c:?}, which lyncdr does not pass to PowerShell"))
+                    }
+                    None => Ok(()),
+                },
+                Value::Array(items) => items.iter().try_for_each(|i| walk(i, name)),
+                Value::Object(m) => m.values().try_for_each(|i| walk(i, name)),
+                _ => Ok(()),
+            }
+        }
+        if self.cmdlet.chars().any(char::is_control) {
+            return Err(format!("the command {:?} contains a control character", self.cmdlet));
+        }
+        for (name, v) in &self.args {
+            walk(v, name)?;
+        }
+        match &self.input {
+            Some(Input::Values(vs)) => vs.iter().try_for_each(|v| walk(v, "(pipeline input)")),
+            Some(Input::Command(inv)) => inv.check(),
+            None => Ok(()),
+        }
+    }
+
     /// PowerShell text of the invocation.
     pub fn to_powershell(&self) -> String {
         let mut out = String::new();
@@ -96,9 +125,27 @@ fn render_command(cmd: &str) -> String {
     if cmd.contains('\\') || cmd.contains('/') || cmd.contains(' ') { format!("& {}", quote(cmd)) } else { cmd.to_string() }
 }
 
-/// Single-quotes a string for PowerShell (a quote inside is doubled).
+/// The characters PowerShell treats as a single quote: `'` and the typographic quotes
+/// U+2018–U+201B. Any of them ends a single-quoted string; doubled, it stands for itself.
+pub const SINGLE_QUOTES: [char; 5] = ['\'', '\u{2018}', '\u{2019}', '\u{201A}', '\u{201B}'];
+
+/// The characters PowerShell treats as a double quote: `"` and U+201C–U+201E.
+pub const DOUBLE_QUOTES: [char; 4] = ['"', '\u{201C}', '\u{201D}', '\u{201E}'];
+
+/// Single-quotes a string for PowerShell: every character PowerShell treats as a single quote
+/// is doubled, so nothing inside can end the string. Control characters cannot be written this
+/// way on one line and are refused by [`Invocation::check`] before anything runs.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if SINGLE_QUOTES.contains(&c) {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
 }
 
 fn render_value(v: &Value) -> String {

@@ -5,7 +5,20 @@
 
 use serde_json::Value;
 
+use super::invocation::{DOUBLE_QUOTES, SINGLE_QUOTES};
 use super::{Input, Invocation};
+
+fn is_single(c: char) -> bool {
+    SINGLE_QUOTES.contains(&c)
+}
+
+fn is_double(c: char) -> bool {
+    DOUBLE_QUOTES.contains(&c)
+}
+
+fn is_quote(c: char) -> bool {
+    is_single(c) || is_double(c)
+}
 
 /// Why a line could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,7 +225,8 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
                 out.push(Tok::Block(body));
                 i = next;
             }
-            '\'' | '"' => {
+            c if is_quote(c) => {
+                // PowerShell also opens and closes strings with typographic quotes.
                 let (s, next) = read_quoted(&chars, i)?;
                 out.push(Tok::Word { text: s, quoted: true });
                 i = next;
@@ -227,7 +241,7 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
                 let name: String = chars[start..j].iter().collect();
                 if chars.get(j) == Some(&':') {
                     let k = j + 1;
-                    let (val, next) = if matches!(chars.get(k), Some('\'') | Some('"')) {
+                    let (val, next) = if chars.get(k).is_some_and(|c| is_quote(*c)) {
                         let (s, n) = read_quoted(&chars, k)?;
                         (Value::String(s), n)
                     } else {
@@ -253,27 +267,31 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, ParseError> {
 
 fn read_word(chars: &[char], mut i: usize) -> (String, usize) {
     let start = i;
-    while i < chars.len() && !matches!(chars[i], ' ' | '\t' | '\r' | '|' | ',' | ';') {
+    while i < chars.len() && !matches!(chars[i], ' ' | '\t' | '\r' | '\n' | '|' | ',' | ';') {
         i += 1;
     }
     (chars[start..i].iter().collect(), i)
 }
 
+/// Reads a quoted string as PowerShell does: any character of the opening quote's class (single:
+/// `'` and U+2018–U+201B; double: `"` and U+201C–U+201E) ends it, and two in a row stand for the
+/// second one.
 fn read_quoted(chars: &[char], i: usize) -> Result<(String, usize), ParseError> {
-    let q = chars[i];
+    let double = is_double(chars[i]);
+    let same = |c: char| if double { is_double(c) } else { is_single(c) };
     let mut j = i + 1;
     let mut s = String::new();
     while j < chars.len() {
         let c = chars[j];
-        if c == q {
-            if chars.get(j + 1) == Some(&q) {
-                s.push(q);
+        if same(c) {
+            if let Some(&n) = chars.get(j + 1).filter(|n| same(**n)) {
+                s.push(n);
                 j += 2;
                 continue;
             }
             return Ok((s, j + 1));
         }
-        if q == '"'
+        if double
             && c == '`'
             && let Some(&n) = chars.get(j + 1)
         {
@@ -285,7 +303,7 @@ fn read_quoted(chars: &[char], i: usize) -> Result<(String, usize), ParseError> 
             j += 2;
             continue;
         }
-        if q == '"' && c == '$' && chars.get(j + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '(' || *n == '{') {
+        if double && c == '$' && chars.get(j + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '(' || *n == '{') {
             return Err(ParseError(
                 "Variables inside double-quoted strings are not supported by lyncdr sim run; use single quotes or write the value.".into(),
             ));
@@ -293,6 +311,7 @@ fn read_quoted(chars: &[char], i: usize) -> Result<(String, usize), ParseError> 
         s.push(c);
         j += 1;
     }
+    let q = if double { '"' } else { '\'' };
     Err(ParseError(format!("The string is missing the terminator: {q}.")))
 }
 
@@ -308,7 +327,7 @@ fn read_block(chars: &[char], i: usize) -> Result<(String, usize), ParseError> {
                     return Ok((chars[i + 1..j].iter().collect(), j + 1));
                 }
             }
-            '\'' | '"' => {
+            c if is_quote(c) => {
                 let (_, next) = read_quoted(chars, j)?;
                 j = next;
                 continue;

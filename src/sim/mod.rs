@@ -34,7 +34,7 @@ pub use fault::{Fault, FaultAction, FaultTarget, OPERATOR, TimedFault};
 pub use timing::Timings;
 pub use world::World;
 
-use crate::model::{BackupModule, EdgePool, FailoverState, Fqdn, FrontEndPool, Hosts, RunOn, Span, Stamp, Topology};
+use crate::model::{BackupModule, EdgePool, FailoverState, Fqdn, FrontEndPool, Hosts, Request, RequestState, RunOn, Span, Stamp, Topology};
 use crate::ps::{Invocation, bind};
 use crate::scenario::Scenario;
 use world::Net;
@@ -78,6 +78,9 @@ pub struct Record {
     pub error: Option<String>,
     pub mutating: bool,
     pub what_if: bool,
+    /// The request a state-changing call of lyncdr carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +125,8 @@ enum Completion {
 
 struct Op {
     id: u64,
+    /// The request it serves, for the ledger.
+    request: Option<String>,
     server: Fqdn,
     done_at: Stamp,
     completion: Completion,
@@ -145,6 +150,15 @@ pub struct Simulator {
     log: Vec<Record>,
     stats: Stats,
     served: bool,
+    /// Requests received, by id: the server where each ran and what became of it.
+    ledger: BTreeMap<String, LedgerEntry>,
+}
+
+/// A request as the deployment's ledger records it.
+#[derive(Debug, Clone)]
+struct LedgerEntry {
+    server: Option<Fqdn>,
+    state: RequestState,
 }
 
 impl Simulator {
@@ -164,6 +178,7 @@ impl Simulator {
             log: Vec::new(),
             stats: Stats::default(),
             served: true,
+            ledger: BTreeMap::new(),
         };
         if !s.down.is_empty() {
             sim.stats.first_fault = Some(Stamp(0));
@@ -529,6 +544,7 @@ impl Simulator {
             error: None,
             mutating: false,
             what_if: false,
+            request: None,
         };
         let server = match self.resolve(run_on) {
             Ok(s) => s,
@@ -564,7 +580,7 @@ impl Simulator {
                     Some(e) => Completion::Effect(e),
                     None => Completion::Output(started.output),
                 };
-                self.ops.insert(id, Op { id, server, done_at, completion, aborted: None, result: None });
+                self.ops.insert(id, Op { id, request: None, server, done_at, completion, aborted: None, result: None });
                 self.log.push(rec);
                 self.track_service();
                 Ok(Ticket { id, done_at })
@@ -593,6 +609,16 @@ impl Simulator {
                 Completion::Effect(e) => cmd::apply(self, &e).map_err(Failure::Cmdlet),
             }
         };
+        // The server's ledger knows what happened, whether or not the caller hears it.
+        if let Some(req) = self.ops.get(&id).and_then(|o| o.request.clone())
+            && let Some(entry) = self.ledger.get_mut(&req)
+        {
+            entry.state = match &result {
+                Ok(_) => RequestState::Succeeded,
+                Err(Failure::Cmdlet(e)) => RequestState::Failed(e.to_string()),
+                Err(f) => RequestState::Unknown(format!("interrupted on the server: {f}")),
+            };
+        }
         // The caller hears the result only if it still reaches the server.
         let result = match result {
             Ok(_) if !self.net().operator_reaches(&server) => Err(Failure::Interrupted(errors::interrupted(&server))),
@@ -625,6 +651,55 @@ impl Simulator {
             return None;
         }
         self.ops.remove(&id).and_then(|o| o.result)
+    }
+
+    /// Starts a state-changing call that carries a request: refused if it arrives after its
+    /// deadline (nothing runs), never run twice (a request already received is answered as
+    /// interrupted: ask [`Simulator::request_state`]), and recorded in the ledger.
+    pub fn begin_request(&mut self, run_on: &RunOn, inv: &Invocation, req: &Request) -> Result<Ticket, Failure> {
+        if self.ledger.contains_key(&req.id) {
+            return Err(Failure::Interrupted(format!("request {} was already received; ask the ledger what became of it", req.id)));
+        }
+        if self.now > req.not_after {
+            return Err(Failure::Unreachable(format!(
+                "request {} arrived at {}, after its deadline {}; nothing ran",
+                req.id, self.now, req.not_after
+            )));
+        }
+        let result = self.begin(run_on, inv);
+        let server = self.log.last().and_then(|r| r.server.clone());
+        let state = match &result {
+            Ok(t) => {
+                if let Some(op) = self.ops.get_mut(&t.id) {
+                    op.request = Some(req.id.clone());
+                }
+                RequestState::Running
+            }
+            Err(Failure::Cmdlet(e)) => RequestState::Failed(e.to_string()),
+            Err(Failure::Unreachable(_)) => return result,
+            Err(f) => RequestState::Unknown(f.to_string()),
+        };
+        if let Some(rec) = self.log.last_mut() {
+            rec.request = Some(req.id.clone());
+        }
+        self.ledger.insert(req.id.clone(), LedgerEntry { server, state });
+        result
+    }
+
+    /// What the ledger says about a request, as asked from the operator: the server that
+    /// received it must answer; a request never received is known never to have run once its
+    /// deadline has passed.
+    pub fn request_state(&self, req: &Request) -> RequestState {
+        match self.ledger.get(&req.id) {
+            Some(e) => match &e.server {
+                Some(s) if !self.net().operator_reaches(s) => {
+                    RequestState::Unknown(format!("{s}, which received request {}, cannot be reached", req.id))
+                }
+                _ => e.state.clone(),
+            },
+            None if self.now > req.not_after => RequestState::NeverRan,
+            None => RequestState::NotYet,
+        }
     }
 
     /// Runs a call to completion in virtual time (advancing the clock as needed).

@@ -22,6 +22,9 @@ pub struct LineResult {
     pub at: Stamp,
 }
 
+/// Largest rehearsal script read (a runbook is a few hundred lines).
+pub const MAX_SCRIPT_BYTES: u64 = 1 << 20;
+
 /// Runs the lines of a script against a simulator; returns one result per command or directive.
 pub fn run_script(sim: &mut Simulator, text: &str) -> Vec<LineResult> {
     let mut on = RunOn::Any;
@@ -47,6 +50,12 @@ pub fn run_script(sim: &mut Simulator, text: &str) -> Vec<LineResult> {
                     Err(e) => result(false, Some(e.to_string()), None, now),
                 },
                 (Some("wait"), Some(d)) => match Span::parse(d) {
+                    Ok(d) if d > super::server::MAX_ADVANCE => result(
+                        false,
+                        Some(format!("#! wait {d}: at most {} at once; split the wait", super::server::MAX_ADVANCE)),
+                        None,
+                        now,
+                    ),
                     Ok(d) => {
                         sim.advance_to(now.plus(d));
                         result(true, None, None, sim.now());

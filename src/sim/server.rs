@@ -4,9 +4,10 @@
 //!
 //! | Method and path | Body | Answer |
 //! |---|---|---|
-//! | `POST /v1/invoke` | `{"runOn": "any" \| {"pool": fqdn} \| {"server": fqdn}, "invocation": {...}}` | `{"ok", "output" \| "error", "started", "finished", "now"}`, after the cmdlet completes |
+//! | `POST /v1/invoke` | `{"runOn": "any" \| {"pool": fqdn} \| {"server": fqdn}, "invocation": {...}}` | `{"ok", "output" \| "error", "started", "finished", "now"}`, after the cmdlet completes; until then a space every [`HEARTBEAT`] (JSON ignores leading spaces), so a client can tell a long cmdlet from a dead server |
 //! | `GET /v1/clock` | | `{"now": ms, "speed": n}` |
-//! | `POST /v1/clock` | `{"advance": "10m"}` | the new clock |
+//! | `POST /v1/clock` | `{"advance": "10m"}` (at most [`MAX_ADVANCE`]) | the new clock |
+//! | `POST /v1/requests` | `{"id", "notAfter"}` | what the ledger says of that request ([`crate::model::RequestState`]) |
 //! | `POST /v1/faults` | `{"fault": "down:site/Dallas", "at": "40m"?}` | applied now, or scheduled at a simulated time |
 //! | `GET /v1/state` | | ground truth ([`super::Snapshot`]) |
 //! | `GET /v1/log` | | every call ([`super::Record`]) |
@@ -15,7 +16,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -26,8 +29,14 @@ use tokio::sync::Notify;
 
 use super::{Fault, Simulator};
 use crate::lync::LyncError;
-use crate::model::{RunOn, Span, Stamp};
+use crate::lync::http::real_time;
+use crate::model::{Request, RunOn, Span, Stamp};
 use crate::ps::Invocation;
+
+/// How often `/v1/invoke` sends a heartbeat while a cmdlet runs.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Longest jump of `POST /v1/clock` (the simulator processes every event on the way).
+pub const MAX_ADVANCE: Span = Span::hours(24 * 7);
 
 /// Simulated time running `speed` times faster than wall-clock time, plus manual jumps.
 pub struct ScaledClock {
@@ -45,8 +54,8 @@ impl ScaledClock {
         self.speed
     }
     pub fn now(&self) -> Stamp {
-        let scaled = self.origin.elapsed().as_secs_f64() * 1000.0 * self.speed;
-        Stamp(self.offset_ms.load(Ordering::SeqCst) + scaled as u64)
+        let scaled = Span::from_secs_f64(self.origin.elapsed().as_secs_f64() * self.speed);
+        Stamp(self.offset_ms.load(Ordering::SeqCst)).plus(scaled)
     }
     pub fn advance(&self, d: Span) {
         self.offset_ms.fetch_add(d.0, Ordering::SeqCst);
@@ -59,7 +68,7 @@ impl ScaledClock {
             if now >= t {
                 return;
             }
-            let real = std::time::Duration::from_secs_f64(t.since(now).as_secs_f64() / self.speed);
+            let real = real_time(t.since(now), self.speed);
             tokio::select! {
                 _ = tokio::time::sleep(real) => {}
                 _ = self.jumped.notified() => {}
@@ -85,9 +94,12 @@ impl SimServer {
         g
     }
 
-    pub async fn invoke(&self, run_on: &RunOn, inv: &Invocation) -> InvokeReply {
+    pub async fn invoke(&self, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> InvokeReply {
         let started = self.clock.now();
-        let begun = self.lock().begin(run_on, inv);
+        let begun = match req {
+            Some(r) => self.lock().begin_request(run_on, inv, r),
+            None => self.lock().begin(run_on, inv),
+        };
         let result = match begun {
             Err(f) => Err(f.into()),
             Ok(ticket) => {
@@ -113,6 +125,10 @@ impl SimServer {
             .route("/v1/invoke", post(invoke))
             .route("/v1/clock", get(clock).post(set_clock))
             .route("/v1/faults", post(fault))
+            .route(
+                "/v1/requests",
+                post(|State(s): State<Arc<SimServer>>, Json(r): Json<Request>| async move { Json(s.lock().request_state(&r)) }),
+            )
             .route("/v1/state", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().snapshot()) }))
             .route("/v1/log", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().log().to_vec()) }))
             .route("/v1/stats", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().stats().clone()) }))
@@ -125,6 +141,9 @@ impl SimServer {
 pub struct InvokeRequest {
     pub run_on: RunOn,
     pub invocation: Invocation,
+    /// For a state-changing call: the request the ledger records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,8 +166,31 @@ pub struct ClockReply {
     pub speed: f64,
 }
 
-async fn invoke(State(s): State<Arc<SimServer>>, Json(req): Json<InvokeRequest>) -> Json<InvokeReply> {
-    Json(s.invoke(&req.run_on, &req.invocation).await)
+/// Runs the call; the reply streams a space every [`HEARTBEAT`] until the JSON answer.
+async fn invoke(State(s): State<Arc<SimServer>>, Json(req): Json<InvokeRequest>) -> axum::response::Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let call = s.invoke(&req.run_on, &req.invocation, req.request.as_ref());
+        tokio::pin!(call);
+        let reply = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = tokio::time::sleep(HEARTBEAT) => {
+                    if tx.send(Ok(b" ".to_vec())).await.is_err() {
+                        // The client left; the cmdlet goes on in the simulated world regardless.
+                        break call.await;
+                    }
+                }
+            }
+        };
+        let body = serde_json::to_vec(&reply).unwrap_or_default();
+        let _ = tx.send(Ok(body)).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    axum::response::Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| axum::response::Response::new(Body::empty()))
 }
 
 async fn clock(State(s): State<Arc<SimServer>>) -> Json<ClockReply> {
@@ -160,10 +202,18 @@ struct ClockRequest {
     advance: Span,
 }
 
-async fn set_clock(State(s): State<Arc<SimServer>>, Json(req): Json<ClockRequest>) -> Json<ClockReply> {
+async fn set_clock(State(s): State<Arc<SimServer>>, Json(req): Json<ClockRequest>) -> (StatusCode, Json<Value>) {
+    if req.advance > MAX_ADVANCE {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({ "error": format!("advance: {} is more than {MAX_ADVANCE}; advance in steps of at most {MAX_ADVANCE}", req.advance) }),
+            ),
+        );
+    }
     s.clock.advance(req.advance);
     let now = s.lock().now();
-    Json(ClockReply { now, speed: s.clock.speed() })
+    (StatusCode::OK, Json(json!(ClockReply { now, speed: s.clock.speed() })))
 }
 
 #[derive(Deserialize)]

@@ -30,7 +30,7 @@ pub fn plan_for(s: &Scenario, d: &Desired) -> (Observed, Plan) {
     rt.block_on(async {
         let lync = LocalSim::new(Simulator::new(s));
         let journal = MemoryJournal::default();
-        let engine = Engine::new(&lync, &journal, History::default());
+        let engine = Engine::new(&lync, &journal);
         engine.preview(d, &|_| {}).await.expect("observe")
     })
 }
@@ -41,8 +41,8 @@ pub fn replan(d: &Desired, o: &Observed) -> Plan {
 
 /// Runs the engine until converged or blocked; returns the outcome and the simulator.
 pub async fn converge(lync: &LocalSim, d: &Desired, history: History) -> (Converged, History) {
-    let journal = MemoryJournal::default();
-    let mut engine = Engine::new(lync, &journal, history);
+    let journal = MemoryJournal::with_memory(history);
+    let mut engine = Engine::new(lync, &journal);
     engine.settings = Settings { wait_timeout: lyncdr::model::Span::hours(2), ..Settings::default() };
     let c = engine.converge(d, &|_| {}).await;
     (c, engine.history())
@@ -80,3 +80,30 @@ spec:
 
 pub const DAL: &str = "pool01.dal.contoso.com";
 pub const SEA: &str = "pool01.sea.contoso.com";
+
+/// Checks (or, with `LYNCDR_BLESS=1`, rewrites) a generated section of docs/reliability.md,
+/// between `<!-- NAME:begin -->` and `<!-- NAME:end -->`: the figures there are what the tests
+/// measured, never typed by hand.
+pub fn reliability_section(name: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reliability.md");
+    let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("{begin}\n{body}{end}");
+    let current = match (text.find(&begin), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => Some(text[a..b + end.len()].to_string()),
+        _ => None,
+    };
+    if std::env::var("LYNCDR_BLESS").is_ok_and(|v| v == "1") {
+        let updated = match &current {
+            Some(old) => text.replacen(old, &section, 1),
+            None => format!("{text}\n{section}\n"),
+        };
+        std::fs::write(&path, updated).expect("write docs/reliability.md");
+        return;
+    }
+    assert_eq!(
+        current.as_deref(),
+        Some(section.as_str()),
+        "docs/reliability.md section {name} is not what the test measured; run the test with LYNCDR_BLESS=1 to regenerate it"
+    );
+}
