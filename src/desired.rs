@@ -65,6 +65,9 @@ pub struct PairDesired {
     /// Consent to re-pair pools paired with others.
     #[serde(default)]
     pub allow_repair: bool,
+    /// Consent to move users between pools whose pairing in place is unsupported.
+    #[serde(default)]
+    pub allow_unsupported_pairing: bool,
     pub automatic_failover: Option<Span>,
     pub automatic_failback: Option<Span>,
     /// A human allowed failback after an automatic failover (annotation).
@@ -349,6 +352,7 @@ pub fn build(
             failed_over: p.spec.failed_over.first().cloned(),
             allow_data_loss: p.spec.allow_data_loss,
             allow_repair: p.spec.allow_repair,
+            allow_unsupported_pairing: p.spec.allow_unsupported_pairing,
             automatic_failover: p.spec.automatic_failover.as_ref().filter(|a| a.enabled).map(|a| a.grace_period),
             automatic_failback: p.spec.automatic_failback.as_ref().filter(|a| a.enabled).map(|a| a.stability_period),
             failback_approved: ann.and_then(|a| a.get(crate::api::APPROVE_FAILBACK_ANNOTATION)).is_some_and(|v| v == "true"),

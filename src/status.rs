@@ -1,6 +1,6 @@
 //! Status for people and tools, computed from one round of the engine: conditions for kstatus,
 //! Flux and Argo CD (`Ready`, `Reconciling`, `Stalled`) and the domain conditions
-//! (`AwaitingApproval`, `DriftDetected`, `Paused`, `DataAtRisk`, `Conflict`), the plan with
+//! (`AwaitingApproval`, `DriftDetected`, `Paused`, `DataAtRisk`, `Conflict`, `SupportedPairing`), the plan with
 //! per-step progress, and a summary of what was observed. Pure: the operator writes the result
 //! to the resources, the standalone front end to a file.
 
@@ -365,6 +365,9 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
         let (paired, reason, message) = pairing_condition(o, a, b);
         st.pairing = Some(if paired { "Paired".into() } else { reason.to_string() });
         set_condition(&mut st.conditions, cond(&r, "Paired", paired, reason, message));
+        if let Some((ok, reason, message)) = supported_pairing_condition(o, p) {
+            set_condition(&mut st.conditions, cond(&r, "SupportedPairing", ok, reason, message));
+        }
         let risk = [a, b].iter().any(|x| {
             o.pool(x)
                 .and_then(|po| po.module(BackupModule::PresenceFocus))
@@ -397,6 +400,29 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
         );
     }
     st
+}
+
+/// Whether the pair breaks a supported-pairing rule (JJ204697, JJ205248): the reason names the
+/// first rule broken, the message all of them and the consent field. Unknown while the host
+/// facts of a pool have never been read.
+fn supported_pairing_condition(o: &Observed, p: &PairDesired) -> Option<(bool, &'static str, String)> {
+    let [a, b] = &p.pools;
+    let (ta, tb) = (&o.topology.pools.get(a)?.traits, &o.topology.pools.get(b)?.traits);
+    let known = !o.unknown_traits.contains(a) && !o.unknown_traits.contains(b);
+    let violations: Vec<_> = crate::model::pairing_violations((a, ta), (b, tb))
+        .into_iter()
+        .filter(|v| known || !matches!(v.rule, "SameOperatingSystem" | "LikeProduct" | "LikeVirtualization"))
+        .collect();
+    let Some(first) = violations.first() else {
+        return Some((true, "Supported", format!("{a} and {b} meet the supported-pairing rules")));
+    };
+    let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    let consent = if p.allow_unsupported_pairing {
+        "failover allowed by spec.allowUnsupportedPairing".to_string()
+    } else {
+        format!("users move between them only with spec.allowUnsupportedPairing: true on {}", p.resource())
+    };
+    Some((false, first.rule, format!("unsupported pairing: {}; {consent}", all.join("; "))))
 }
 
 /// Whether the two pools back each other up in Lync (domain document 4.1): paired in the

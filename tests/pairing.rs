@@ -289,3 +289,58 @@ fn the_paired_condition_says_what_differs_until_the_pairing_holds() {
     let Converged::Done { observed, .. } = c else { panic!("{c:?}") };
     assert_eq!(paired_condition(&d, &observed), ("True".into(), "Paired".into(), Some("Paired".into())));
 }
+
+/// Issue 10, finding 13: an unsupported pairing already in place (Enterprise with Standard)
+/// and the Enterprise pool lost. Lync fails over between them anyway; lyncdr says so loudly (a
+/// PoolPair condition `SupportedPairing=False` naming the rule, a blocker naming the consent
+/// field) and fails over only with `spec.allowUnsupportedPairing: true` (and
+/// `spec.allowDataLoss`, as for any `-DisasterMode`).
+#[test]
+fn unsupported_pairing_in_place_fails_over_only_with_consent() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let standard = four_pools(PAIRED_01, "pool02.sea.contoso.com", "").replace(
+        "{fqdn: pool01.sea.contoso.com, edition: Enterprise, frontEnds: 2, users: 800, backEnd: {primary: sql01.sea.contoso.com}}",
+        "{fqdn: pool01.sea.contoso.com, edition: Standard, frontEnds: 1, users: 800}",
+    );
+    assert!(standard.contains("edition: Standard"));
+    let s = scenario(&format!("{standard}state:\n  down: [pool/pool01.dal.contoso.com]\n"));
+    let failover = "  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true";
+    let d = desired(&pair("p01", "pool01.dal.contoso.com", "pool01.sea.contoso.com", failover));
+    let (o, p) = plan_for(&s, &d);
+    assert!(p.step("pool-failover/pool01.dal.contoso.com").is_none(), "{:?}", ids(&p));
+    assert!(
+        p.blockers
+            .iter()
+            .any(|b| b.resource == "PoolPair/p01" && b.reason.contains("LikeEdition") && b.reason.contains("spec.allowUnsupportedPairing")),
+        "{:?}",
+        p.blockers
+    );
+
+    // The PoolPair says so in a condition, whatever the plan.
+    let progress = Default::default();
+    let round = lyncdr::status::Round {
+        desired: &d,
+        observed: Some(&o),
+        plan: Some(&p),
+        phase: lyncdr::status::Phase::Blocked,
+        generation: 1,
+        drift: false,
+        progress: &progress,
+        now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    };
+    let st = lyncdr::status::pair_status(None, &round, &d.pairs[0], 1);
+    let c = st.conditions.iter().find(|c| c.type_ == "SupportedPairing").expect("SupportedPairing condition");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "LikeEdition"), "{c:?}");
+    assert!(c.message.contains("pool01.sea.contoso.com is Standard Edition") || c.message.contains("Standard"), "{c:?}");
+
+    // With consent, the disaster failover runs (and the notice stays).
+    let d =
+        desired(&pair("p01", "pool01.dal.contoso.com", "pool01.sea.contoso.com", &format!("{failover}\n  allowUnsupportedPairing: true")));
+    let p = replan(&d, &o);
+    let step = p.step("pool-failover/pool01.dal.contoso.com").unwrap_or_else(|| panic!("{:?} {:?}", ids(&p), p.blockers));
+    assert_eq!(step.args.get("DisasterMode"), Some(&serde_json::Value::Bool(true)));
+    assert!(p.notices.iter().any(|n| n.contains("unsupported pairing") && n.contains("LikeEdition")), "{:?}", p.notices);
+    let (lync, _, _) = converge_cleanly(&s, &d);
+    let sim = lync.lock();
+    assert_eq!(sim.snapshot().pools[&"pool01.dal.contoso.com".parse().unwrap()].served_by.to_string(), "pool01.sea.contoso.com");
+}

@@ -238,6 +238,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
             automatic_failback: p.automatic_failback.then(|| Span::mins(10)),
             failback_approved: false,
             allow_repair: false,
+            allow_unsupported_pairing: false,
         });
     }
     // Re-pairing: pair 0's first pool with pair 1's second, replacing both PoolPairs.
@@ -256,6 +257,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
             automatic_failback: None,
             failback_approved: false,
             allow_repair: allow,
+            allow_unsupported_pairing: false,
         });
     }
     for (i, has) in c.edges.iter().enumerate() {

@@ -365,10 +365,35 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         .filter(|v| facts_known || !matches!(v.rule, "SameOperatingSystem" | "LikeProduct" | "LikeVirtualization"))
         .collect();
     if !violations.is_empty() {
-        for v in violations {
-            b.block(&res, format!("unsupported pairing, rule {}: {}", v.rule, v.detail));
+        let rules: Vec<String> = violations.iter().map(|v| format!("rule {}: {}", v.rule, v.detail)).collect();
+        if !paired {
+            // lyncdr never creates an unsupported pairing.
+            for r in rules {
+                b.block(&res, format!("unsupported pairing, {r}"));
+            }
+            return None;
         }
-        return None;
+        // Already paired in Lync (issue 10, finding 13): Lync fails over and back between them
+        // all the same; Microsoft does not support the result. Say so for as long as it holds,
+        // and move users only with explicit consent.
+        b.notice(format!(
+            "{res}: unsupported pairing of {a} and {bb} in place ({}); Lync still fails over between them, but Microsoft does not support it: pair supported pools",
+            rules.join("; ")
+        ));
+        if !p.allow_unsupported_pairing {
+            let spec = p.failed_over.clone().map(PairState::FailedOver).unwrap_or(PairState::Normal);
+            let current = pair_state(o, a, bb);
+            if spec != current || o.health(a) == Health::Down || o.health(bb) == Health::Down {
+                b.block(
+                    &res,
+                    format!(
+                        "unsupported pairing, {}: lyncdr moves users between {a} and {bb} only with consent: set spec.allowUnsupportedPairing: true on {res}",
+                        rules.join("; ")
+                    ),
+                );
+            }
+            return None;
+        }
     }
 
     let pairing = if paired {
