@@ -1233,3 +1233,42 @@ fn the_witness_fails_the_mirror_over_and_the_engine_does_not_race_it() {
         assert!(sim.snapshot().cms.available && sim.snapshot().all_users_served);
     });
 }
+
+/// Issue 10, finding 4 (rule 23, JJ721897): Dallas is lost and federation follows to Seattle;
+/// while Dallas is away a person keeps federation at Seattle in the spec; Dallas returns. The
+/// automatic failback would need federation back on the restored Dallas Edge pool first, which
+/// the spec forbids: lyncdr blocks the failback naming the rule and the field, and never runs a
+/// failback the strict simulator refuses (the demo used to stall there).
+#[test]
+fn federation_kept_away_from_the_returning_site_blocks_its_failback() {
+    let d = desired(TWO_SITE_DESIRED);
+    let kept = TWO_SITE_DESIRED
+        .replace("sipFederationPool: edge01.dal.contoso.com", "sipFederationPool: edge01.sea.contoso.com")
+        .replace("xmppFederationPool: edge01.dal.contoso.com", "xmppFederationPool: edge01.sea.contoso.com");
+    assert_ne!(kept, TWO_SITE_DESIRED);
+    let kept = desired(&kept);
+    runtime().block_on(async {
+        let lync = LocalSim::new(two_site_with(&["5m:down:site/Dallas"]));
+        let journal = MemoryJournal::default();
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = settings(4);
+        // Failed over, federation on Seattle (the CMS blocker remains while Dallas is away).
+        let ends = drive(&engine, &lync, &d, &|_| {}, false).await;
+        assert!(ends.iter().all(|(_, c)| !matches!(c, Converged::Stalled { .. })), "{}", brief_all(&ends));
+        assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
+        assert!(lync.lock().sip_federation_working(), "federation works through Seattle");
+
+        let now = lync.now();
+        lync.lock().schedule(now.plus(Span::mins(1)), fault("up:site/Dallas"));
+        let ends = drive(&engine, &lync, &kept, &|_| {}, false).await;
+        assert!(ends.iter().all(|(_, c)| !matches!(c, Converged::Stalled { .. })), "{}", brief_all(&ends));
+        let Some((_, Converged::Blocked { plan, .. })) = ends.last() else { panic!("{}", brief_all(&ends)) };
+        let why: Vec<&str> = plan.blockers.iter().map(|b| b.reason.as_str()).collect();
+        assert!(
+            why.iter().any(|r| r.contains("rule 23") && r.contains("spec.edge.sipFederationPool") && r.contains("edge01.dal.contoso.com")),
+            "{why:?}"
+        );
+        assert!(calls_of(&changes(&lync), "Invoke-CsPoolFailBack").is_empty());
+        assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
+    });
+}

@@ -172,10 +172,10 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
 fn transitions(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transition>, String> {
     match (&pt.current, &pt.target) {
         (PairState::Normal, PairState::FailedOver(x)) => Ok(vec![check_failover(d, o, t, pt, x)?]),
-        (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(o, t, pt, x)?]),
+        (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(d, o, t, pt, x)?]),
         (PairState::FailedOver(x), PairState::FailedOver(y)) => {
             // Rule 1: fail the partner's users back before failing this pool over.
-            let back = check_failback(o, t, pt, x)
+            let back = check_failback(d, o, t, pt, x)
                 .map_err(|e| format!("{y} can be failed over only after {x} is failed back (rule 1), and {e}"))?;
             Ok(vec![back, check_failover(d, o, t, pt, y)?])
         }
@@ -282,7 +282,31 @@ fn check_failover(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget, x: &F
     Ok(Transition { failback: false, pool: x.clone(), disaster })
 }
 
-fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
+/// Rule 23 (JJ721897): federation that left an Edge pool of `x`'s site while that pool was down
+/// goes back to it, once it runs again, before `x` fails back. A spec that keeps the route
+/// elsewhere makes the failback impossible in a supported order: this says which field to change.
+fn federation_kept_away(d: &Desired, o: &Observed, x: &Fqdn) -> Option<String> {
+    let site = &o.topology.pools.get(x)?.site;
+    let routes = [
+        ("SIP", o.history.sip_moved_from.as_ref(), d.sip_federation.as_ref().or(o.federation.sip_edge.as_ref()), "sipFederationPool"),
+        ("XMPP", o.history.xmpp_moved_from.as_ref(), d.xmpp_federation.as_ref().or(o.federation.xmpp_edge.as_ref()), "xmppFederationPool"),
+    ];
+    for (kind, from, want, field) in routes {
+        let Some(from) = from else { continue };
+        let local = o.topology.edges.get(from).is_some_and(|e| &e.site == site);
+        if !local || o.edge_health(from) == Health::Down || want == Some(from) {
+            continue;
+        }
+        let kept = want.map(ToString::to_string).unwrap_or_else(|| "another Edge pool".into());
+        return Some(format!(
+            "{x} cannot be failed back while {kind} federation stays on {kept}: it left {from} while that Edge pool was down, {from} runs again, and rule 23 (JJ721897) moves federation back to the restored Edge pool before its site's pools fail back; set spec.edge.{field} on LyncDeployment/{} to {from} (it can move again after the failback), or keep {x} failed over with spec.failedOver",
+            d.deployment
+        ));
+    }
+    None
+}
+
+fn check_failback(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
     let res = pt.d.resource();
     let y = pt.d.partner(x);
     if !o.health(x).is_alive() || !back_end_ok_after(o, t, x) {
@@ -307,6 +331,9 @@ fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
         ));
     }
     cms_ready_for(o, t, None).map_err(|e| format!("{x} cannot be failed back: {e}"))?;
+    if let Some(why) = federation_kept_away(d, o, x) {
+        return Err(why);
+    }
     Ok(Transition { failback: true, pool: x.clone(), disaster })
 }
 
