@@ -344,3 +344,62 @@ fn unsupported_pairing_in_place_fails_over_only_with_consent() {
     let sim = lync.lock();
     assert_eq!(sim.snapshot().pools[&"pool01.dal.contoso.com".parse().unwrap()].served_by.to_string(), "pool01.sea.contoso.com");
 }
+
+/// Issue 10, finding 11 (rule 13, JJ204773): pairing SfB 2019 pools, local setup installs the
+/// pairing components at the release version; a person re-applies the cumulative update on each
+/// Front End, and only then does the Backup Service start. The plan waits for it, observably
+/// (`Get-CsServerPatchVersion` on the server, compared with its peers), and the strict simulator
+/// (which refuses LYNCBACKUP on a server behind on its update) accepts the whole procedure once
+/// the person has acted.
+#[test]
+fn sfb_2019_pairing_waits_for_the_cumulative_update_before_the_backup_service_starts() {
+    let s = scenario(&four_pools(PAIRED_01, "pool01.dal.contoso.com", "").replace("product: SfB2015", "product: SfB2019"));
+    let d = desired(&pair("p02", "pool02.dal.contoso.com", "pool02.sea.contoso.com", ""));
+    let (_, p) = plan_for(&s, &d);
+    for fe in ["pool02-fe01.dal.contoso.com", "pool02-fe02.dal.contoso.com", "pool02-fe01.sea.contoso.com", "pool02-fe02.sea.contoso.com"] {
+        let wait = format!("wait-cumulative-update/{fe}");
+        assert!(pos(&p, &format!("pairing-setup/{fe}")) < pos(&p, &wait));
+        assert!(pos(&p, &wait) < pos(&p, &format!("pairing-start-backup/{fe}")));
+        let w = p.step(&wait).expect("wait");
+        assert_eq!(
+            (w.kind, w.cmdlet.as_str(), w.run_on.to_string()),
+            (lyncdr::planner::StepKind::Wait, "Get-CsServerPatchVersion", fe.to_string())
+        );
+        assert!(p.step(&format!("pairing-start-backup/{fe}")).expect("start").after.contains(&wait));
+    }
+    assert!(
+        p.notices.iter().any(|n| n.contains("re-apply the cumulative update") && n.contains("pool02-fe01.dal.contoso.com")),
+        "{:?}",
+        p.notices
+    );
+
+    // On the simulator: the engine waits at each server until a person re-applies the update
+    // (played by `update:server/<fe>` whenever the engine stops at such a wait).
+    runtime().block_on(async {
+        let lync = LocalSim::new(Simulator::new(&s));
+        let mut history = History::default();
+        let mut acted = Vec::new();
+        let end = loop {
+            let (c, h) = converge(&lync, &d, history).await;
+            history = h;
+            match &c {
+                Converged::Stalled { step, .. } if step.starts_with("wait-cumulative-update/") && acted.len() < 8 => {
+                    let fe = step.trim_start_matches("wait-cumulative-update/").to_string();
+                    lync.lock().inject(&lyncdr::sim::Fault::parse(&format!("update:server/{fe}")).expect("a person's action"));
+                    acted.push(fe);
+                }
+                _ => break c,
+            }
+        };
+        assert!(matches!(end, Converged::Done { .. }), "{end:?}");
+        assert!(!acted.is_empty(), "the engine waited for the person");
+        let sim = lync.lock();
+        let failed: Vec<String> =
+            sim.log().iter().filter(|r| r.mutating && r.outcome != Outcome::Ok).map(|r| format!("{} {:?}", r.line, r.error)).collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+        assert_eq!(
+            sim.snapshot().pools[&"pool02.dal.contoso.com".parse().unwrap()].backup_pool.as_ref().map(|f| f.to_string()).as_deref(),
+            Some("pool02.sea.contoso.com")
+        );
+    });
+}

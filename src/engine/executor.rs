@@ -442,6 +442,7 @@ pub fn describe(e: &Expect) -> String {
             format!("the Backup Service is installed on {server}{}", if *running { " and runs" } else { "" })
         }
         Expect::XmppDns { edge } => format!("the XMPP federation DNS records point at {edge}"),
+        Expect::UpdatesApplied { server } => format!("every component of {server} is at its cumulative update level"),
         Expect::Succeeded => "the cmdlet succeeded".into(),
     }
 }

@@ -414,9 +414,38 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
                 Err(_) => {}
             }
         }
+        // Between local setup and the start of LYNCBACKUP (SfB 2019, rule 13): whether each such
+        // Front End is at its cumulative update again (`Get-CsServerPatchVersion`).
+        let waiting: Vec<Fqdn> = obs.backup_service.iter().filter(|(_, s)| **s == Some(false)).map(|(fe, _)| fe.clone()).collect();
+        obs.patch_current = patch_levels(lync, &waiting).await;
     }
     let traits = if need_traits && obs.direct.is_ok() { read_traits(lync, &here).await } else { None };
     PoolResult { obs, traits }
+}
+
+/// Reads the component versions of these servers (`Get-CsServerPatchVersion`, SfB 2015
+/// November 2015 CU and later): a server is current when none of its components is behind the
+/// highest version any of them (or of its peers read here) reports. Servers that cannot say
+/// (Lync 2013 has no such cmdlet, or the call failed) are left out.
+async fn patch_levels(lync: &dyn Lync, servers: &[Fqdn]) -> BTreeMap<Fqdn, bool> {
+    fn version(v: &Value) -> Vec<u64> {
+        str_of(v).split('.').map(|x| x.trim().parse().unwrap_or(0)).collect()
+    }
+    let inv = Invocation::new("Get-CsServerPatchVersion");
+    let results = join_all(servers.iter().map(|s| {
+        let on = RunOn::Server(s.clone());
+        let inv = &inv;
+        async move { lync.invoke(&on, inv).await }
+    }))
+    .await;
+    let read: Vec<(Fqdn, Vec<Vec<u64>>)> = servers
+        .iter()
+        .zip(results)
+        .filter_map(|(s, r)| r.ok().map(|v| (s.clone(), list(&v).iter().map(|c| version(&c["Version"])).collect::<Vec<_>>())))
+        .filter(|(_, vs)| !vs.is_empty())
+        .collect();
+    let Some(top) = read.iter().flat_map(|(_, vs)| vs.iter()).max().cloned() else { return BTreeMap::new() };
+    read.into_iter().map(|(s, vs)| (s, vs.iter().all(|v| *v >= top))).collect()
 }
 
 async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {

@@ -211,6 +211,11 @@ pub struct PoolObs {
     /// has not installed it, otherwise whether it runs.
     #[serde(default)]
     pub backup_service: BTreeMap<Fqdn, Option<bool>>,
+    /// Front Ends whose Backup Service is installed but not running, and whether all their
+    /// components are at the cumulative update level (`Get-CsServerPatchVersion`): SfB 2019
+    /// local setup installs the pairing components at the release version (rule 13).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub patch_current: BTreeMap<Fqdn, bool>,
 }
 
 impl PoolObs {

@@ -136,6 +136,11 @@ pub enum Expect {
     XmppDns {
         edge: Fqdn,
     },
+    /// Every component of this Front End is at its cumulative update level again (a person
+    /// re-applied the update after local setup, SfB 2019 rule 13), or its Backup Service runs.
+    UpdatesApplied {
+        server: Fqdn,
+    },
     /// Nothing observable: the cmdlet's success is the evidence (the step is safe to repeat).
     Succeeded,
 }
@@ -181,6 +186,9 @@ impl Expect {
                 _ => false,
             }),
             Expect::XmppDns { edge } => o.xmpp_dns_points_at(edge),
+            Expect::UpdatesApplied { server } => {
+                o.pools.values().any(|p| p.patch_current.get(server) == Some(&true) || p.backup_service.get(server) == Some(&Some(true)))
+            }
             Expect::Succeeded => false,
         }
     }
