@@ -34,7 +34,7 @@ fn scenario(n: usize, dallas_down: bool) -> Scenario {
     let pairs: String = (0..n).map(|i| format!("  - [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n")).collect();
     let state = if dallas_down { "state:\n  down: [site/Dallas]\n" } else { "" };
     let yaml = format!(
-        "name: bench-{n}\nproduct: SfB2015\nsites:\n  - name: Dallas\n    frontEndPools:\n{}    edgePools:\n      - {{fqdn: edge01.dal.contoso.com, nextHop: pool0.dal.contoso.com}}\n  - name: Seattle\n    frontEndPools:\n{}    edgePools:\n      - {{fqdn: edge01.sea.contoso.com, nextHop: pool0.sea.contoso.com}}\npairs:\n{pairs}cms: {{activePool: pool0.dal.contoso.com}}\nfederation: {{sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com}}\n{state}",
+        "name: bench-{n}\nproduct: SfB2015\nsites:\n  - name: Dallas\n    frontEndPools:\n{}    edgePools:\n      - {{fqdn: edge01.dal.contoso.com, nextHop: pool0.dal.contoso.com}}\n  - name: Seattle\n    frontEndPools:\n{}    edgePools:\n      - {{fqdn: edge01.sea.contoso.com, nextHop: pool0.sea.contoso.com}}\npairs:\n{pairs}cms: {{activePool: pool0.dal.contoso.com}}\nfederation: {{sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com, xmppDns: [edge01.dal.contoso.com, edge01.sea.contoso.com]}}\n{state}",
         pools("dal"),
         pools("sea")
     );

@@ -31,6 +31,9 @@ pub struct Desired {
     pub sync_interval: Option<Span>,
     /// Folder for Response Group exports when lyncdr manages them.
     pub rgs_export_path: Option<String>,
+    /// Import Response Groups whose names exist elsewhere with `-ResolveNameConflicts` (rule 26).
+    #[serde(default)]
+    pub rgs_resolve_name_conflicts: bool,
     pub pairs: Vec<PairDesired>,
     pub placements: Vec<PlacementDesired>,
     pub restores: Vec<RestoreDesired>,
@@ -62,6 +65,9 @@ pub struct PairDesired {
     /// Consent to re-pair pools paired with others.
     #[serde(default)]
     pub allow_repair: bool,
+    /// Consent to move users between pools whose pairing in place is unsupported.
+    #[serde(default)]
+    pub allow_unsupported_pairing: bool,
     pub automatic_failover: Option<Span>,
     pub automatic_failback: Option<Span>,
     /// A human allowed failback after an automatic failover (annotation).
@@ -324,6 +330,7 @@ pub fn build(
             .collect(),
         sync_interval: s.backup_service.as_ref().map(|b| b.sync_interval),
         rgs_export_path: s.response_groups.as_ref().map(|r| r.export_path.clone()),
+        rgs_resolve_name_conflicts: s.response_groups.as_ref().is_some_and(|r| r.resolve_name_conflicts),
         ..Default::default()
     };
     // A pool may belong to one PoolPair only (pairing is 1:1).
@@ -349,6 +356,7 @@ pub fn build(
             failed_over: p.spec.failed_over.first().cloned(),
             allow_data_loss: p.spec.allow_data_loss,
             allow_repair: p.spec.allow_repair,
+            allow_unsupported_pairing: p.spec.allow_unsupported_pairing,
             automatic_failover: p.spec.automatic_failover.as_ref().filter(|a| a.enabled).map(|a| a.grace_period),
             automatic_failback: p.spec.automatic_failback.as_ref().filter(|a| a.enabled).map(|a| a.stability_period),
             failback_approved: ann.and_then(|a| a.get(crate::api::APPROVE_FAILBACK_ANNOTATION)).is_some_and(|v| v == "true"),

@@ -118,6 +118,10 @@ pub struct FederationFile {
     pub sip_edge_pool: Option<String>,
     #[serde(default)]
     pub xmpp_edge_pool: Option<String>,
+    /// Edge pools the external `_xmpp-server._tcp` SRV records resolve to, highest priority
+    /// first (JJ688065 suggests pre-creating one per Edge pool). Default: the XMPP Edge pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_dns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -173,6 +177,8 @@ pub struct Scenario {
     pub cms_pool: Option<Fqdn>,
     pub sip_federation: Option<Fqdn>,
     pub xmpp_federation: Option<Fqdn>,
+    /// Edge pools the `_xmpp-server._tcp` SRV records resolve to, by priority.
+    pub xmpp_dns: Vec<Fqdn>,
     pub next_hops: BTreeMap<Fqdn, Option<Fqdn>>,
     pub media_edge: BTreeMap<Fqdn, Option<Fqdn>>,
     pub sync_interval: Span,
@@ -430,6 +436,21 @@ impl ScenarioFile {
         };
         let sip_federation = edge_ref(&self.federation.sip_edge_pool, "federation.sipEdgePool")?;
         let xmpp_federation = edge_ref(&self.federation.xmpp_edge_pool, "federation.xmppEdgePool")?;
+        let xmpp_dns = match &self.federation.xmpp_dns {
+            None => xmpp_federation.iter().cloned().collect(),
+            Some(list) => {
+                let mut out: Vec<Fqdn> = Vec::new();
+                for (i, e) in list.iter().enumerate() {
+                    let field = format!("federation.xmppDns[{i}]");
+                    let Some(f) = edge_ref(&Some(e.clone()), &field)? else { continue };
+                    if out.contains(&f) {
+                        return Err(invalid(field, format!("{f} is listed twice; list each Edge pool once, highest priority first")));
+                    }
+                    out.push(f);
+                }
+                out
+            }
+        };
 
         // Media Edge: explicit entries, otherwise the first Edge pool of the pool's own site.
         let mut media_edge: BTreeMap<Fqdn, Option<Fqdn>> = topology
@@ -526,6 +547,7 @@ impl ScenarioFile {
             cms_pool,
             sip_federation,
             xmpp_federation,
+            xmpp_dns,
             next_hops,
             media_edge,
             sync_interval: sync,

@@ -1,6 +1,6 @@
 //! Status for people and tools, computed from one round of the engine: conditions for kstatus,
 //! Flux and Argo CD (`Ready`, `Reconciling`, `Stalled`) and the domain conditions
-//! (`AwaitingApproval`, `DriftDetected`, `Paused`, `DataAtRisk`, `Conflict`), the plan with
+//! (`AwaitingApproval`, `DriftDetected`, `Paused`, `DataAtRisk`, `Conflict`, `SupportedPairing`), the plan with
 //! per-step progress, and a summary of what was observed. Pure: the operator writes the result
 //! to the resources, the standalone front end to a file.
 
@@ -344,6 +344,11 @@ pub fn deployment_status(prev: Option<&LyncDeploymentStatus>, r: &Round) -> Lync
     if let Some(o) = r.observed {
         st.observed = Some(summary(o));
     }
+    // Notices follow the deployment's state, not the plan's steps: kept from the last plan
+    // when this round has none (the deployment could not be observed).
+    if let Some(p) = r.plan {
+        st.notices = p.notices.clone();
+    }
     st.plan = r.plan.map(|p| PlanStatus {
         hash: p.hash.clone(),
         progress: progress_text(p, r.progress),
@@ -456,6 +461,9 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
         let (paired, reason, message) = pairing_condition(o, a, b);
         st.pairing = Some(if paired { "Paired".into() } else { reason.to_string() });
         set_condition(&mut st.conditions, cond(&r, "Paired", paired, reason, message));
+        if let Some((ok, reason, message)) = supported_pairing_condition(o, p) {
+            set_condition(&mut st.conditions, cond(&r, "SupportedPairing", ok, reason, message));
+        }
         let risk = [a, b].iter().any(|x| {
             o.pool(x)
                 .and_then(|po| po.module(BackupModule::PresenceFocus))
@@ -488,6 +496,29 @@ pub fn pair_status(prev: Option<&PoolPairStatus>, r: &Round, p: &PairDesired, ge
         );
     }
     st
+}
+
+/// Whether the pair breaks a supported-pairing rule (JJ204697, JJ205248): the reason names the
+/// first rule broken, the message all of them and the consent field. Unknown while the host
+/// facts of a pool have never been read.
+fn supported_pairing_condition(o: &Observed, p: &PairDesired) -> Option<(bool, &'static str, String)> {
+    let [a, b] = &p.pools;
+    let (ta, tb) = (&o.topology.pools.get(a)?.traits, &o.topology.pools.get(b)?.traits);
+    let known = !o.unknown_traits.contains(a) && !o.unknown_traits.contains(b);
+    let violations: Vec<_> = crate::model::pairing_violations((a, ta), (b, tb))
+        .into_iter()
+        .filter(|v| known || !matches!(v.rule, "SameOperatingSystem" | "LikeProduct" | "LikeVirtualization"))
+        .collect();
+    let Some(first) = violations.first() else {
+        return Some((true, "Supported", format!("{a} and {b} meet the supported-pairing rules")));
+    };
+    let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    let consent = if p.allow_unsupported_pairing {
+        "failover allowed by spec.allowUnsupportedPairing".to_string()
+    } else {
+        format!("users move between them only with spec.allowUnsupportedPairing: true on {}", p.resource())
+    };
+    Some((false, first.rule, format!("unsupported pairing: {}; {consent}", all.join("; "))))
 }
 
 /// Whether the two pools back each other up in Lync (domain document 4.1): paired in the
@@ -586,4 +617,39 @@ pub fn journal_status(entries: &[Entry]) -> Vec<JournalStatus> {
             record: serde_json::to_value(e).unwrap_or_default(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn round<'a>(d: &'a Desired, plan: Option<&'a Plan>, progress: &'a BTreeMap<String, StepStatus>) -> Round<'a> {
+        Round {
+            desired: d,
+            observed: None,
+            plan,
+            phase: Phase::Converged,
+            generation: 1,
+            drift: false,
+            progress,
+            now: Time(Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    /// Notices live in `status.notices` while the plan that reports them is empty, and are kept
+    /// when a round has no plan (issue 10, finding 5); they go once a plan no longer has them.
+    #[test]
+    fn notices_outlast_the_plan_steps() {
+        let d = Desired::default();
+        let progress = BTreeMap::new();
+        let notice = "PoolPair/dal-sea: while pool01.dal's users are served by pool01.sea, restore the LIS database".to_string();
+        let empty = Plan { hash: String::new(), steps: vec![], blockers: vec![], notices: vec![notice.clone()], recheck_after: None };
+        let st = deployment_status(None, &round(&d, Some(&empty), &progress));
+        assert_eq!(st.notices, std::slice::from_ref(&notice));
+        let st = deployment_status(Some(&st), &round(&d, None, &progress));
+        assert_eq!(st.notices, [notice], "a round without a plan keeps them");
+        let gone = Plan { notices: vec![], ..empty };
+        assert!(deployment_status(Some(&st), &round(&d, Some(&gone), &progress)).notices.is_empty());
+    }
 }

@@ -602,6 +602,60 @@ fn demo_report_keeps_the_plan_notices_when_nothing_is_left_to_do() {
     }
 }
 
+/// Issue 10, finding 5: a notice that asks a person to act stays while its condition holds, not
+/// only while its step is pending. Once Dallas is failed over (and the plan is empty), the report
+/// still asks for the LIS database (rule 27); the XMPP notice likewise stays while XMPP federation
+/// is routed through an Edge pool the DNS records do not point at.
+#[test]
+fn demo_report_keeps_notices_while_their_condition_holds() {
+    let run = lyncdr(&[
+        "demo",
+        "--scenario",
+        SCENARIO,
+        "--desired",
+        "tests/fixtures/manual-consent.desired.yaml",
+        "--fault",
+        "0s:down:site/Dallas",
+        "--format",
+        "json",
+    ]);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(v["final"]["pools"][DAL]["servedBy"], SEA, "precondition: Dallas is failed over");
+    let notices = array(&v, "notices", "demo");
+    assert!(
+        notices.iter().any(|n| n.as_str().is_some_and(|n| n.contains("Location Information Service") && n.contains("rule 27"))),
+        "the LIS notice stays while Dallas is failed over: {}",
+        run.describe()
+    );
+
+    // XMPP moved to Seattle by a person's hand, DNS records still pointing at Dallas (back up):
+    // the notice stays until the records change.
+    let dir = tempdir();
+    let scenario = variant(
+        dir.path(),
+        SCENARIO,
+        "xmpp-on-seattle.yaml",
+        "federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com, xmppDns: [edge01.dal.contoso.com, edge01.sea.contoso.com]}",
+        "federation: {sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.sea.contoso.com, xmppDns: [edge01.dal.contoso.com]}",
+    );
+    let desired = variant(
+        dir.path(),
+        "tests/fixtures/manual-home.desired.yaml",
+        "desired.yaml",
+        "  centralManagementStore:",
+        "  edge: {xmppFederationPool: edge01.sea.contoso.com}\n  centralManagementStore:",
+    );
+    let run = lyncdr(&["demo", "--scenario", &scenario, "--desired", &desired, "--format", "json"]);
+    let v = run.json();
+    let notices = array(&v, "notices", "demo");
+    assert!(
+        notices.iter().any(|n| n.as_str().is_some_and(|n| n.contains("do not point at it") && n.contains("edge01.sea.contoso.com"))),
+        "{}",
+        run.describe()
+    );
+}
+
 /// A planned failover of a reachable pool can take its Response Groups along (rule 25: export,
 /// fail over, import into the backup pool); starting from an empty memory, the engine fails
 /// Dallas over without ever exporting them, so they stay unavailable until Dallas returns.
@@ -680,14 +734,23 @@ fn plan_json_disaster_failover_uses_disaster_mode_and_the_cms_recovery_set() {
     assert_eq!(step(&fo)["dataLoss"], true);
     assert_eq!(
         step(&cms)["args"],
-        json!({"BackupSqlServerFqdn": "sql01.sea.contoso.com", "BackupSqlInstanceName": "rtc", "Force": true}),
-        "the CMS is unreachable: disaster-recovery set, targeting Seattle's principal Back End"
+        json!({
+            "BackupSqlServerFqdn": "sql01.sea.contoso.com",
+            "BackupSqlInstanceName": "rtc",
+            "BackupMirrorSqlServerFqdn": "sql02.sea.contoso.com",
+            "BackupMirrorSqlInstanceName": "rtc",
+            "Force": true
+        }),
+        "the CMS is unreachable: disaster-recovery set, naming Seattle's mirrored Back End (section 4.4)"
     );
     assert_eq!(step(&cms)["runOn"], SEA);
     assert_eq!(step(&cms)["dataLoss"], true);
-    // Federation leaves the lost Edge pool before the users fail over.
-    depends(&p, &fo, &format!("sip-federation-route/{EDGE_SEA}"));
-    depends(&p, &fo, &format!("xmpp-federation-route/{EDGE_SEA}"));
+    // Federation leaves the lost Edge pool once the users are failed over: the failover does
+    // not wait for it (issue 10, finding 8), and Seattle confirms the Dallas Edge pool is down,
+    // so its next hop is not repointed (rule 11 concerns an Edge pool that still runs).
+    depends(&p, &format!("sip-federation-route/{EDGE_SEA}"), &fo);
+    depends(&p, &format!("xmpp-federation-route/{EDGE_SEA}"), &fo);
+    assert!(p.steps.iter().all(|s| s.cmdlet != "Set-CsEdgeServer"), "{}", step_ids(&p));
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Converged: Dallas's users on Seattle, every user served, federation through Seattle, and
+/// Converged: Dallas's users on Seattle, every user served, SIP and XMPP federation through
+/// Seattle, and
 /// the status file's plan has nothing left to run (the CMS stays in Seattle until Dallas
 /// returns: that blocker remains).
 fn converged(sim: &SimServe, state: &Path) -> bool {
@@ -58,7 +59,11 @@ fn converged(sim: &SimServe, state: &Path) -> bool {
             st["plan"]["steps"].as_array().is_none_or(|s| s.is_empty())
                 && st["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Stalled" && c["status"] == "False"))
         });
-    served && done && s["federation"]["sipEdgePool"] == "edge01.sea.contoso.com"
+    // Federation moves after the pool failover (issue 10): XMPP ends on Seattle too, not only SIP.
+    served
+        && done
+        && s["federation"]["sipEdgePool"] == "edge01.sea.contoso.com"
+        && s["federation"]["xmppEdgePool"] == "edge01.sea.contoso.com"
 }
 
 /// When to kill: while the k-th state-changing call runs, or right after it returned.
@@ -77,6 +82,7 @@ fn story(when: Option<When>) -> (Vec<(String, String)>, bool) {
     sim.fault("down:site/Dallas");
     let mut child = start(&m, &state, &sim.url);
     let mut killed = false;
+    let mut quiet: Option<(Instant, usize)> = None;
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         assert!(Instant::now() < deadline, "{when:?}: no convergence in 4 minutes; calls so far: {:#?}", sim.changes());
@@ -95,8 +101,17 @@ fn story(when: Option<When>) -> (Vec<(String, String)>, bool) {
                 child = start(&m, &state, &sim.url);
             }
         }
+        // The status file is written once per round, so the end state must also hold still: no
+        // new call for a while (the Edge setup after the federation moves runs minutes later).
         if converged(&sim, &state) && (killed || when.is_none()) {
-            break;
+            let calls = sim.changes().len();
+            match quiet {
+                Some((since, n)) if n == calls && since.elapsed() >= Duration::from_secs(4) => break,
+                Some((_, n)) if n == calls => {}
+                _ => quiet = Some((Instant::now(), calls)),
+            }
+        } else {
+            quiet = None;
         }
         std::thread::sleep(Duration::from_millis(15));
     }

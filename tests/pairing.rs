@@ -289,3 +289,117 @@ fn the_paired_condition_says_what_differs_until_the_pairing_holds() {
     let Converged::Done { observed, .. } = c else { panic!("{c:?}") };
     assert_eq!(paired_condition(&d, &observed), ("True".into(), "Paired".into(), Some("Paired".into())));
 }
+
+/// Issue 10, finding 13: an unsupported pairing already in place (Enterprise with Standard)
+/// and the Enterprise pool lost. Lync fails over between them anyway; lyncdr says so loudly (a
+/// PoolPair condition `SupportedPairing=False` naming the rule, a blocker naming the consent
+/// field) and fails over only with `spec.allowUnsupportedPairing: true` (and
+/// `spec.allowDataLoss`, as for any `-DisasterMode`).
+#[test]
+fn unsupported_pairing_in_place_fails_over_only_with_consent() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let standard = four_pools(PAIRED_01, "pool02.sea.contoso.com", "").replace(
+        "{fqdn: pool01.sea.contoso.com, edition: Enterprise, frontEnds: 2, users: 800, backEnd: {primary: sql01.sea.contoso.com}}",
+        "{fqdn: pool01.sea.contoso.com, edition: Standard, frontEnds: 1, users: 800}",
+    );
+    assert!(standard.contains("edition: Standard"));
+    let s = scenario(&format!("{standard}state:\n  down: [pool/pool01.dal.contoso.com]\n"));
+    let failover = "  failedOver: [pool01.dal.contoso.com]\n  allowDataLoss: true";
+    let d = desired(&pair("p01", "pool01.dal.contoso.com", "pool01.sea.contoso.com", failover));
+    let (o, p) = plan_for(&s, &d);
+    assert!(p.step("pool-failover/pool01.dal.contoso.com").is_none(), "{:?}", ids(&p));
+    assert!(
+        p.blockers
+            .iter()
+            .any(|b| b.resource == "PoolPair/p01" && b.reason.contains("LikeEdition") && b.reason.contains("spec.allowUnsupportedPairing")),
+        "{:?}",
+        p.blockers
+    );
+
+    // The PoolPair says so in a condition, whatever the plan.
+    let progress = Default::default();
+    let round = lyncdr::status::Round {
+        desired: &d,
+        observed: Some(&o),
+        plan: Some(&p),
+        phase: lyncdr::status::Phase::Blocked,
+        generation: 1,
+        drift: false,
+        progress: &progress,
+        now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    };
+    let st = lyncdr::status::pair_status(None, &round, &d.pairs[0], 1);
+    let c = st.conditions.iter().find(|c| c.type_ == "SupportedPairing").expect("SupportedPairing condition");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "LikeEdition"), "{c:?}");
+    assert!(c.message.contains("pool01.sea.contoso.com is Standard Edition") || c.message.contains("Standard"), "{c:?}");
+
+    // With consent, the disaster failover runs (and the notice stays).
+    let d =
+        desired(&pair("p01", "pool01.dal.contoso.com", "pool01.sea.contoso.com", &format!("{failover}\n  allowUnsupportedPairing: true")));
+    let p = replan(&d, &o);
+    let step = p.step("pool-failover/pool01.dal.contoso.com").unwrap_or_else(|| panic!("{:?} {:?}", ids(&p), p.blockers));
+    assert_eq!(step.args.get("DisasterMode"), Some(&serde_json::Value::Bool(true)));
+    assert!(p.notices.iter().any(|n| n.contains("unsupported pairing") && n.contains("LikeEdition")), "{:?}", p.notices);
+    let (lync, _, _) = converge_cleanly(&s, &d);
+    let sim = lync.lock();
+    assert_eq!(sim.snapshot().pools[&"pool01.dal.contoso.com".parse().unwrap()].served_by.to_string(), "pool01.sea.contoso.com");
+}
+
+/// Issue 10, finding 11 (rule 13, JJ204773): pairing SfB 2019 pools, local setup installs the
+/// pairing components at the release version; a person re-applies the cumulative update on each
+/// Front End, and only then does the Backup Service start. The plan waits for it, observably
+/// (`Get-CsServerPatchVersion` on the server, compared with its peers), and the strict simulator
+/// (which refuses LYNCBACKUP on a server behind on its update) accepts the whole procedure once
+/// the person has acted.
+#[test]
+fn sfb_2019_pairing_waits_for_the_cumulative_update_before_the_backup_service_starts() {
+    let s = scenario(&four_pools(PAIRED_01, "pool01.dal.contoso.com", "").replace("product: SfB2015", "product: SfB2019"));
+    let d = desired(&pair("p02", "pool02.dal.contoso.com", "pool02.sea.contoso.com", ""));
+    let (_, p) = plan_for(&s, &d);
+    for fe in ["pool02-fe01.dal.contoso.com", "pool02-fe02.dal.contoso.com", "pool02-fe01.sea.contoso.com", "pool02-fe02.sea.contoso.com"] {
+        let wait = format!("wait-cumulative-update/{fe}");
+        assert!(pos(&p, &format!("pairing-setup/{fe}")) < pos(&p, &wait));
+        assert!(pos(&p, &wait) < pos(&p, &format!("pairing-start-backup/{fe}")));
+        let w = p.step(&wait).expect("wait");
+        assert_eq!(
+            (w.kind, w.cmdlet.as_str(), w.run_on.to_string()),
+            (lyncdr::planner::StepKind::Wait, "Get-CsServerPatchVersion", fe.to_string())
+        );
+        assert!(p.step(&format!("pairing-start-backup/{fe}")).expect("start").after.contains(&wait));
+    }
+    assert!(
+        p.notices.iter().any(|n| n.contains("re-apply the cumulative update") && n.contains("pool02-fe01.dal.contoso.com")),
+        "{:?}",
+        p.notices
+    );
+
+    // On the simulator: the engine waits at each server until a person re-applies the update
+    // (played by `update:server/<fe>` whenever the engine stops at such a wait).
+    runtime().block_on(async {
+        let lync = LocalSim::new(Simulator::new(&s));
+        let mut history = History::default();
+        let mut acted = Vec::new();
+        let end = loop {
+            let (c, h) = converge(&lync, &d, history).await;
+            history = h;
+            match &c {
+                Converged::Stalled { step, .. } if step.starts_with("wait-cumulative-update/") && acted.len() < 8 => {
+                    let fe = step.trim_start_matches("wait-cumulative-update/").to_string();
+                    lync.lock().inject(&lyncdr::sim::Fault::parse(&format!("update:server/{fe}")).expect("a person's action"));
+                    acted.push(fe);
+                }
+                _ => break c,
+            }
+        };
+        assert!(matches!(end, Converged::Done { .. }), "{end:?}");
+        assert!(!acted.is_empty(), "the engine waited for the person");
+        let sim = lync.lock();
+        let failed: Vec<String> =
+            sim.log().iter().filter(|r| r.mutating && r.outcome != Outcome::Ok).map(|r| format!("{} {:?}", r.line, r.error)).collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+        assert_eq!(
+            sim.snapshot().pools[&"pool02.dal.contoso.com".parse().unwrap()].backup_pool.as_ref().map(|f| f.to_string()).as_deref(),
+            Some("pool02.sea.contoso.com")
+        );
+    });
+}

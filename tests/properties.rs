@@ -61,6 +61,9 @@ struct Case {
     /// Desire the first pool of pair 0 paired with the second of pair 1 instead (re-pairing),
     /// with `allowRepair` as given.
     cross: Option<bool>,
+    /// XMPP SRV records pre-created for every Edge pool (otherwise only for the XMPP Edge pool,
+    /// and a person repoints them when the engine waits for it).
+    xmpp_dns_all: bool,
 }
 
 fn pool_spec() -> impl Strategy<Value = PoolSpec> {
@@ -110,10 +113,22 @@ fn case() -> impl Strategy<Value = Case> {
             proptest::option::of((any::<bool>(), any::<bool>(), any::<bool>())),
             (any::<bool>(), proptest::option::of(0..sites)),
             proptest::collection::vec(any::<bool>(), 8),
-            (proptest::option::of(0u8..3), proptest::option::weighted(0.2, any::<bool>())),
+            (proptest::option::of(0u8..3), proptest::option::weighted(0.2, any::<bool>()), any::<bool>()),
         )
             .prop_flat_map(
-                |(sites, edges, pairs, side, (sip, xmpp), faults, fault_site, want_cms, (edge_auto, want_sip), pm, (si, cross))| {
+                |(
+                    sites,
+                    edges,
+                    pairs,
+                    side,
+                    (sip, xmpp),
+                    faults,
+                    fault_site,
+                    want_cms,
+                    (edge_auto, want_sip),
+                    pm,
+                    (si, cross, dns_all),
+                )| {
                     let n = pairs.len();
                     (0..n).prop_map(move |cms_pair| Case {
                         sites,
@@ -131,6 +146,7 @@ fn case() -> impl Strategy<Value = Case> {
                         principal_mirror: pm.clone(),
                         sync_interval: si,
                         cross,
+                        xmpp_dns_all: dns_all,
                     })
                 },
             )
@@ -222,6 +238,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
             automatic_failback: p.automatic_failback.then(|| Span::mins(10)),
             failback_approved: false,
             allow_repair: false,
+            allow_unsupported_pairing: false,
         });
     }
     // Re-pairing: pair 0's first pool with pair 1's second, replacing both PoolPairs.
@@ -240,6 +257,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
             automatic_failback: None,
             failback_approved: false,
             allow_repair: allow,
+            allow_unsupported_pairing: false,
         });
     }
     for (i, has) in c.edges.iter().enumerate() {
@@ -281,7 +299,18 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         sites,
         pairs: pairs_file,
         cms: Some(lyncdr::scenario::CmsFile { active_pool: cms_pool.clone() }),
-        federation: lyncdr::scenario::FederationFile { sip_edge_pool: edge_of(c.sip), xmpp_edge_pool: edge_of(c.xmpp) },
+        federation: lyncdr::scenario::FederationFile {
+            sip_edge_pool: edge_of(c.sip),
+            xmpp_edge_pool: edge_of(c.xmpp),
+            xmpp_dns: c.xmpp_dns_all.then(|| {
+                let first = edge_of(c.xmpp);
+                first
+                    .iter()
+                    .cloned()
+                    .chain((0..c.sites).filter(|i| c.edges[*i]).map(edge_name).filter(|e| Some(e) != first.as_ref()))
+                    .collect()
+            }),
+        },
         media_edge: vec![],
         backup_service: Default::default(),
         state: StateFile {
@@ -325,6 +354,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         back_ends,
         sync_interval: c.sync_interval.map(|i| [Span::secs(30), Span::mins(2), Span::mins(5)][i as usize]),
         rgs_export_path: Some(r"\\fs.contoso.com\rgs".into()),
+        rgs_resolve_name_conflicts: false,
         pairs: desired_pairs,
         placements: vec![],
         restores: vec![],
@@ -332,11 +362,12 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
     (scenario, desired)
 }
 
-/// Runs the engine until it converges or stays blocked, letting grace periods pass.
+/// Runs the engine until it converges or stays blocked, letting grace periods pass and playing
+/// the people a wait step waits for (the XMPP DNS records, the cumulative update).
 async fn drive(lync: &LocalSim, d: &Desired) -> (Converged, History) {
     let mut history = History::default();
     let mut last = None;
-    for _ in 0..6 {
+    for _ in 0..8 {
         let (c, h) = common::converge(lync, d, history).await;
         history = h;
         match &c {
@@ -345,10 +376,23 @@ async fn drive(lync: &LocalSim, d: &Desired) -> (Converged, History) {
                 lync.sleep(wait + Span::secs(1)).await;
                 last = Some(c);
             }
+            Converged::Stalled { step, .. } if person(step).is_some() => {
+                let fault = person(step).unwrap_or_default();
+                lync.lock().inject(&lyncdr::sim::Fault::parse(&fault).expect("a person's action"));
+                last = Some(c);
+            }
             _ => return (c, history),
         }
     }
     (last.expect("ran at least once"), history)
+}
+
+/// What a person does for a wait step that waits for one.
+fn person(step: &str) -> Option<String> {
+    if let Some(edge) = step.strip_prefix("wait-xmpp-dns/") {
+        return Some(format!("point:xmpp-dns/{edge}"));
+    }
+    step.strip_prefix("wait-cumulative-update/").map(|s| format!("update:server/{s}"))
 }
 
 fn check(c: &Case) -> Result<(), TestCaseError> {

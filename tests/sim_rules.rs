@@ -788,8 +788,9 @@ fn rule_18_user_database_before_centralmgmt() {
     let before = &output(&out, "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User")[0];
     assert_eq!(before["StateOnPrimary"], "DatabaseUnavailable");
     let after = output(&out, "Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com").as_array().cloned().unwrap_or_default();
-    assert_eq!(after.len(), 2);
-    assert!(after.iter().all(|db| db["StateOnMirror"] == "Principal"), "{after:?}");
+    let moved: Vec<&Value> = after.iter().filter(|db| db["DatabaseType"] == "User" || db["DatabaseType"] == "CentralMgmt").collect();
+    assert_eq!(moved.len(), 2, "{after:?}");
+    assert!(moved.iter().all(|db| db["StateOnMirror"] == "Principal"), "{after:?}");
     assert!(sim.snapshot().cms.available && sim.snapshot().all_users_served);
 }
 
@@ -877,8 +878,9 @@ fn rule_20_one_federation_edge_pool() {
 }
 
 /// Rule 21 (JJ688065): stop the services on the new XMPP Edge servers, repoint the XMPP route,
-/// start the services (the DNS steps are outside the simulator). Lync accepts repointing while
-/// the services run: strict mode.
+/// start the services once the DNS records point at the new pool (a person changes them:
+/// `#! fault point:xmpp-dns/<edge pool>`). Lync accepts repointing while the services run, and
+/// starting them before DNS: strict mode.
 #[test]
 fn rule_21_xmpp_edge_failover_order() {
     let mut sim = deployment(
@@ -889,7 +891,7 @@ fn rule_21_xmpp_edge_failover_order() {
     assert!(e.message.contains("edge01-es01.sea.contoso.com, edge01-es02.sea.contoso.com"), "{e}");
     assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
 
-    let out = run_ok(
+    run_ok(
         &mut sim,
         "
         #! on edge01-es01.sea.contoso.com
@@ -898,6 +900,17 @@ fn rule_21_xmpp_edge_failover_order() {
         Stop-CsWindowsService
         #! on pool01.sea.contoso.com
         Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
+        ",
+    );
+    // The services start only once the DNS records point at Seattle's Edge pool (steps 4-6).
+    let e = refused_strictly(&mut sim, "edge01-es01.sea.contoso.com", "Start-CsWindowsService", 21);
+    assert!(e.message.contains("_xmpp-server._tcp SRV record (port 5269)"), "{e}");
+    let out = run_ok(
+        &mut sim,
+        "
+        #! fault point:xmpp-dns/edge01.sea.contoso.com
+        #! on pool01.sea.contoso.com
+        Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
         #! on edge01-es01.sea.contoso.com
         Start-CsWindowsService
         #! on edge01-es02.sea.contoso.com
@@ -907,6 +920,8 @@ fn rule_21_xmpp_edge_failover_order() {
         Get-CsWindowsService -ComputerName edge01-es02.sea.contoso.com
         ",
     );
+    let srv = output(&out, "Resolve-DnsName");
+    assert_eq!((srv[0]["NameTarget"].as_str(), srv[0]["Port"].as_u64()), (Some(EDGE_SEA), Some(5269)), "{srv}");
     assert_eq!(output(&out, "Get-CsSite")[0]["XmppFederationRoute"], "EdgeServer:edge01.sea.contoso.com");
     let services = output(&out, "Get-CsWindowsService").as_array().cloned().unwrap_or_default();
     assert!(!services.is_empty() && services.iter().all(|s| s["Status"] == "Running"), "{services:?}");
@@ -1342,4 +1357,179 @@ fn data_loss_none_in_planned_failover() {
     assert_eq!(sim.stats().lost_changes, 0.0);
     assert_eq!(unreplicated(&sim, DAL).0, 0.0);
     assert_eq!(served_by(&sim, DAL), SEA);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Issue 10: the simulator is never more lenient than Lync, and stricter only when labelled.
+
+/// Issue 10, finding 15: Response Group configuration lives in the pool's Back End (the
+/// Application databases), so with both Dallas SQL servers down it can be neither exported from
+/// Dallas nor listed there, although the Front End servers answer.
+#[test]
+fn response_groups_cannot_be_exported_while_the_back_end_is_down() {
+    let mut sim =
+        deployment("cms: {activePool: pool01.chi.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com, sql/sql02.dal.contoso.com]}\n");
+    let e = fails(&mut sim, DAL, r"Export-CsRgsConfiguration -Source ApplicationServer:pool01.dal.contoso.com -FileName 'C:\rgs\dal.zip'");
+    assert!(e.message.contains("Back End database is not available"), "{e}");
+    let e = fails(&mut sim, DAL, "Get-CsRgsWorkflow -Identity service:ApplicationServer:pool01.dal.contoso.com");
+    assert!(e.message.contains("pool01.dal.contoso.com"), "{e}");
+    // Seattle's Back End runs: its export works.
+    run_ok(
+        &mut sim,
+        r"#! on pool01.sea.contoso.com
+Export-CsRgsConfiguration -Source ApplicationServer:pool01.sea.contoso.com -FileName 'C:\rgs\sea.zip'",
+    );
+    // The mirror takes the Application databases once one server is back: export works again.
+    run_ok(
+        &mut sim,
+        r"#! fault up:sql/sql02.dal.contoso.com
+#! on pool01.dal.contoso.com
+Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType Application -NewPrincipal Mirror -Force
+Export-CsRgsConfiguration -Source ApplicationServer:pool01.dal.contoso.com -FileName 'C:\rgs\dal.zip'",
+    );
+}
+
+/// Issue 10, finding 16: `-DatabaseType Application` fails over the Application databases only;
+/// the User database keeps its principal, so a CentralMgmt failover that follows still breaks
+/// rule 18 (strict mode).
+#[test]
+fn application_database_failover_leaves_the_user_database() {
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n");
+    let out = run_ok(
+        &mut sim,
+        "
+        #! on pool01.dal.contoso.com
+        Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType Application -NewPrincipal Mirror -Force
+        Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User
+        ",
+    );
+    assert_eq!(output(&out, "Get-CsDatabaseMirrorState")[0]["StateOnMirror"], "Mirror", "the User database did not move");
+    refused_strictly(
+        &mut sim,
+        DAL,
+        "Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType CentralMgmt -NewPrincipal Mirror -Force",
+        18,
+    );
+    let e = fails(&mut sim, DAL, "Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType Archiving -NewPrincipal Mirror");
+    assert!(e.message.contains("no Archiving database"), "{e}");
+}
+
+/// Issue 10, finding 17: PowerShell binds an integer to a TimeSpan as ticks (`120` is 12
+/// microseconds) and a string through `TimeSpan.Parse` (`"10"` is ten days): both are outside
+/// 00:00:05-03:00:00 and refused; `00:00:10` is ten seconds. The same binding applies to every
+/// TimeSpan parameter.
+#[test]
+fn timespans_bind_as_powershell_binds_them() {
+    let mut sim = deployment("cms: {activePool: pool01.dal.contoso.com}\n");
+    let e = fails(&mut sim, DAL, "Set-CsBackupServiceConfiguration -SyncInterval 120");
+    assert!(e.message.contains("SyncInterval 00:00:00.0000120 is out of range"), "{e}");
+    let e = fails(&mut sim, DAL, "Set-CsBackupServiceConfiguration -SyncInterval \"10\"");
+    assert!(e.message.contains("SyncInterval 10.00:00:00 is out of range"), "{e}");
+    let e = fails(&mut sim, DAL, "Set-CsBackupServiceConfiguration -SyncInterval 25:00:00");
+    assert!(e.message.contains("numeric components is out of range"), "{e}");
+    let out = run_ok(
+        &mut sim,
+        "#! on pool01.dal.contoso.com\nSet-CsBackupServiceConfiguration -SyncInterval 00:00:10\nGet-CsBackupServiceConfiguration",
+    );
+    assert_eq!(output(&out, "Get-CsBackupServiceConfiguration")["SyncInterval"], "00:00:10");
+    run_ok(&mut sim, "#! on pool01.dal.contoso.com\nSet-CsBackupServiceConfiguration -SyncInterval 1:30\nGet-CsBackupServiceConfiguration");
+    let bound = |line: &str| {
+        let inv = parse_line(line, &catalog::is_switch).expect("parses").expect("command");
+        bind(&inv, Product::SfB2019).map(|b| b.get("WaitTime").cloned())
+    };
+    assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 150").ok().flatten(), Some(json!("00:00:00.0000150")));
+    assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime '2'").ok().flatten(), Some(json!("2.00:00:00")));
+    assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 00:00:15").ok().flatten(), Some(json!("00:00:15")));
+    assert!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 15s").is_err());
+}
+
+/// Issue 10, finding 18: the documented command for a failed primary (JJ204991, domain document
+/// 4.10 step 3) has no `-Force`; the cmdlet reference says `-Force` is also used when the current
+/// database is not accessible. The simulator accepts both.
+#[test]
+fn documented_user_database_failover_without_force_is_accepted() {
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {down: [sql/sql01.dal.contoso.com]}\n");
+    let out = run_ok(
+        &mut sim,
+        "
+        #! on pool01.dal.contoso.com
+        Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User
+        Invoke-CsDatabaseFailover -PoolFqdn pool01.dal.contoso.com -DatabaseType User -NewPrincipal mirror -Verbose
+        Get-CsDatabaseMirrorState -PoolFqdn pool01.dal.contoso.com -DatabaseType User
+        ",
+    );
+    assert_eq!(output(&out, "Get-CsDatabaseMirrorState")[0]["StateOnMirror"], "Principal");
+    assert!(sim.snapshot().all_users_served);
+}
+
+/// Issue 10, finding 19: the literal XMPP failback procedure of JJ721897 (start the restored Edge
+/// pool's services, repoint the XMPP route to one of its servers, then the DNS records) passes
+/// strict mode. Only the documented parameter name is replaced by the reference's (discrepancy
+/// 6: `-XmppExternalFederationRoute` does not bind). Stopping services is for failing over to a
+/// new pool, not for failing back.
+#[test]
+fn xmpp_failback_follows_the_documented_procedure() {
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nfederation: {xmppEdgePool: edge01.dal.contoso.com}\n");
+    run_ok(
+        &mut sim,
+        "
+        #! fault down:edge/edge01.dal.contoso.com
+        #! on edge01-es01.sea.contoso.com
+        Stop-CsWindowsService
+        #! on edge01-es02.sea.contoso.com
+        Stop-CsWindowsService
+        #! on pool01.sea.contoso.com
+        Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
+        #! fault point:xmpp-dns/edge01.sea.contoso.com
+        #! on edge01-es01.sea.contoso.com
+        Start-CsWindowsService
+        #! on edge01-es02.sea.contoso.com
+        Start-CsWindowsService
+        #! fault up:edge/edge01.dal.contoso.com
+        ",
+    );
+    run_ok(
+        &mut sim,
+        "
+        #! on edge01-es01.dal.contoso.com
+        Start-CsWindowsService
+        #! on edge01-es02.dal.contoso.com
+        Start-CsWindowsService
+        #! on pool01.dal.contoso.com
+        Set-CsSite Dallas -XmppFederationRoute edge01-es01.dal.contoso.com
+        #! fault point:xmpp-dns/edge01.dal.contoso.com
+        Resolve-DnsName _xmpp-server._tcp.contoso.com SRV
+        ",
+    );
+    assert_eq!(sim.snapshot().federation.xmpp_edge_pool.as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
+    assert_eq!(sim.xmpp_dns_target().as_ref().map(Fqdn::as_str), Some(EDGE_DAL));
+    // Repointing XMPP to a pool it was not moved away from still needs that pool stopped.
+    refused_strictly(&mut sim, SEA, "Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com", 21);
+}
+
+/// Issue 10, finding 7 (rules 1 and 3): the CMS moves into a pool that serves its own users.
+/// Dallas's users are failed over to Seattle, which hosts the CMS: Dallas is failed back first.
+/// Lync accepts the move earlier: strict mode.
+#[test]
+fn cms_moves_only_into_a_pool_serving_its_own_users() {
+    let mut sim = deployment("cms: {activePool: pool01.sea.contoso.com}\nstate: {failedOver: [pool01.dal.contoso.com]}\n");
+    run_ok(
+        &mut sim,
+        r"
+        #! on pool01.dal.contoso.com
+        Export-CsConfiguration -FileName 'C:\lyncdr\CsConfiguration.zip'
+        Export-CsLisConfiguration -FileName 'C:\lyncdr\CsLisConfiguration.zip'
+        ",
+    );
+    let e = refused_strictly(&mut sim, DAL, "Invoke-CsManagementServerFailover", 1);
+    assert!(e.message.contains("Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com"), "{e}");
+    run_ok(
+        &mut sim,
+        "
+        #! on pool01.dal.contoso.com
+        Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com
+        Invoke-CsManagementServerFailover
+        ",
+    );
+    assert_eq!(cms_pool(&sim).as_deref(), Some(DAL));
 }

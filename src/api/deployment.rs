@@ -197,6 +197,11 @@ pub struct ResponseGroupsSpec {
     /// Folder (a file share every Front End reaches) for Response Group exports, e.g.
     /// `\\fs01\lyncdr\rgs`.
     pub export_path: String,
+    /// Workflow names must be unique deployment-wide, or importing a pool's Response Groups into
+    /// its backup pool fails (rule 26), so lyncdr blocks the failover. `true`: import them with
+    /// `-ResolveNameConflicts`, which gives the clashing copies new names.
+    #[serde(default)]
+    pub resolve_name_conflicts: bool,
 }
 
 /// What lyncdr may do on its own.
@@ -281,6 +286,11 @@ pub struct LyncDeploymentStatus {
     /// The current plan and its progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanStatus>,
+    /// What people must do outside Lync (restore the LIS database, change DNS records, re-apply
+    /// cumulative updates, ...), for as long as the condition that asks for it holds, whether or
+    /// not a plan is running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     /// Steps started recently, written before each cmdlet runs and again when its outcome is
     /// known, so a restart knows what may have happened. `Pending` entries have no known outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -72,6 +72,11 @@ pub struct PoolPairSpec {
     /// pool until they are paired again.
     #[serde(default)]
     pub allow_repair: bool,
+    /// Consent to fail over (or back) between pools whose pairing, already in place, breaks a
+    /// supported-pairing rule (e.g. Enterprise Edition with Standard Edition). Lync still
+    /// performs it; Microsoft does not support the result. lyncdr never creates such a pairing.
+    #[serde(default)]
+    pub allow_unsupported_pairing: bool,
     /// Fail a pool's users over to its partner, without a spec change, when the pool is
     /// confirmed down (by the operator and from the partner) for the grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -241,6 +241,11 @@ async fn apply(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action, Error> {
     if prev.plan.as_ref().map(|p| p.hash.as_str()) != Some(plan.hash.as_str()) && !plan.is_empty() {
         announce(ctx, dep, &plan, &phase, o.drift).await;
     }
+    // A notice asks a person to act outside Lync (DNS, LIS, cumulative updates, an unsupported
+    // pairing): an Event when it appears; it stays in status.notices while it holds.
+    for n in plan.notices.iter().filter(|n| !prev.notices.contains(n)) {
+        event(ctx, dep, EventType::Warning, "ActionRequired", n).await;
+    }
     report.write(dep, &o, &Default::default()).await?;
     if phase != Phase::Executing {
         let wait = plan.recheck_after.map_or(poll, |r| r.min(poll));

@@ -466,6 +466,8 @@ pub fn describe(e: &Expect) -> String {
         Expect::BackupService { server, running } => {
             format!("the Backup Service is installed on {server}{}", if *running { " and runs" } else { "" })
         }
+        Expect::XmppDns { edge } => format!("the XMPP federation DNS records point at {edge}"),
+        Expect::UpdatesApplied { server } => format!("every component of {server} is at its cumulative update level"),
         Expect::Succeeded => "the cmdlet succeeded".into(),
     }
 }

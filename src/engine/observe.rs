@@ -1,7 +1,8 @@
 //! The observer: reads a deployment through `Get-*` cmdlets into an [`Observed`] snapshot.
 //! Independent queries run concurrently. Each Front End pool is probed twice, from the operator
 //! (on the pool itself) and from its partner, so that an operator cut off from a site can tell
-//! an isolated but healthy pool from a dead one.
+//! an isolated but healthy pool from a dead one; an Edge pool the operator does not reach is
+//! probed from a Front End pool of another site for the same reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,8 +12,8 @@ use serde_json::Value;
 use crate::lync::{Lync, LyncError};
 use crate::model::{
     BackEnd, BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, EdgePool, Edition, ExportStatus, FailoverState, FederationObs, Fqdn,
-    FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, Topology,
-    Virtualization,
+    FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord,
+    Topology, Virtualization,
 };
 use crate::ps::{Input, Invocation, script_block};
 
@@ -38,7 +39,7 @@ pub enum ObserveError {
 /// Reads the whole deployment.
 pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
     let q = |inv: Invocation| async move { lync.invoke(&RunOn::Any, &inv).await };
-    let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v) = futures::join!(
+    let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v, domain_v) = futures::join!(
         q(Invocation::new("Get-CsPool")),
         q(Invocation::new("Get-CsSite")),
         q(Invocation::new("Get-CsService").switch("UserDatabase")),
@@ -48,6 +49,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         q(Invocation::new("Get-CsService").switch("CentralManagement")),
         q(Invocation::new("Get-CsManagementStoreReplicationStatus").switch("CentralManagementStoreStatus")),
         q(Invocation::new("Get-CsBackupServiceConfiguration")),
+        q(Invocation::new("Get-CsSipDomain")),
     );
     let pools_v = pools_v.map_err(|e| ObserveError::NoVantage(e.to_string()))?;
     let sites_v = need("Get-CsSite", sites_v)?;
@@ -68,10 +70,24 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         }
     }
     let sites: Vec<String> = list(&sites_v).iter().map(|s| str_of(&s["DisplayName"])).collect();
-    let federation = list(&sites_v)
+    let mut federation = list(&sites_v)
         .first()
-        .map(|s| FederationObs { sip_edge: route_of(&s["FederationRoute"]), xmpp_edge: route_of(&s["XmppFederationRoute"]) })
+        .map(|s| FederationObs {
+            sip_edge: route_of(&s["FederationRoute"]),
+            xmpp_edge: route_of(&s["XmppFederationRoute"]),
+            ..Default::default()
+        })
         .unwrap_or_default();
+    let domains = domain_v.map(|v| list(&v)).unwrap_or_default();
+    federation.sip_domain = domains
+        .iter()
+        .find(|d| d["IsDefault"].as_bool() == Some(true))
+        .or(domains.first())
+        .map(|d| str_of(&d["Name"]))
+        .filter(|d| !d.is_empty());
+    if federation.xmpp_edge.is_some() {
+        federation.xmpp_srv = xmpp_srv(lync, federation.sip_domain.as_deref()).await;
+    }
     let mut back_ends: BTreeMap<Fqdn, BackEnd> = BTreeMap::new();
     for d in list(&db_v) {
         let Some(primary) = fqdn_of(&d["PoolFqdn"]) else { continue };
@@ -170,7 +186,12 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         })
         .collect();
     let edge_names: Vec<Fqdn> = edge_pools.keys().cloned().collect();
-    let edge_obs = join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone()))).await;
+    // Another site's view of an Edge pool comes from a Front End pool there that answers.
+    let vantage = |site: &str| -> Option<Fqdn> {
+        fe_pools.iter().find(|(p, (s, _))| s != site && pools.get(*p).is_some_and(|o: &PoolObs| o.direct.is_ok())).map(|(p, _)| p.clone())
+    };
+    let edge_obs =
+        join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone(), vantage(&edge_pools[e].0)))).await;
     let mut edges = BTreeMap::new();
     let mut topo_edges = BTreeMap::new();
     for (e, mut obs) in edge_names.iter().zip(edge_obs) {
@@ -294,6 +315,30 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     Ok(observed)
 }
 
+/// The external XMPP federation SRV records (JJ688065 step 5), as a server resolves them.
+/// `None` when they cannot be read; a name that does not exist has no records.
+async fn xmpp_srv(lync: &dyn Lync, domain: Option<&str>) -> Option<Vec<SrvRecord>> {
+    let name = format!("_xmpp-server._tcp.{}", domain?);
+    let inv = Invocation::new("Resolve-DnsName").arg("Name", name).arg("Type", "SRV");
+    match lync.invoke(&RunOn::Any, &inv).await {
+        Ok(v) => Some(
+            list(&v)
+                .iter()
+                .filter(|r| str_of(&r["Type"]).eq_ignore_ascii_case("SRV"))
+                .filter_map(|r| {
+                    Some(SrvRecord {
+                        priority: r["Priority"].as_u64()? as u32,
+                        port: r["Port"].as_u64()? as u32,
+                        target: fqdn_of(&r["NameTarget"])?,
+                    })
+                })
+                .collect(),
+        ),
+        Err(LyncError::Cmdlet { .. }) => Some(vec![]),
+        Err(_) => None,
+    }
+}
+
 struct PoolResult {
     obs: PoolObs,
     traits: Option<PoolTraits>,
@@ -326,6 +371,7 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         for row in list(rows) {
             let db = match str_of(&row["DatabaseType"]).as_str() {
                 "CentralMgmt" => DbType::CentralMgmt,
+                "Application" => DbType::Application,
                 _ => DbType::User,
             };
             let on_primary = str_of(&row["StateOnPrimary"]);
@@ -368,9 +414,38 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
                 Err(_) => {}
             }
         }
+        // Between local setup and the start of LYNCBACKUP (SfB 2019, rule 13): whether each such
+        // Front End is at its cumulative update again (`Get-CsServerPatchVersion`).
+        let waiting: Vec<Fqdn> = obs.backup_service.iter().filter(|(_, s)| **s == Some(false)).map(|(fe, _)| fe.clone()).collect();
+        obs.patch_current = patch_levels(lync, &waiting).await;
     }
     let traits = if need_traits && obs.direct.is_ok() { read_traits(lync, &here).await } else { None };
     PoolResult { obs, traits }
+}
+
+/// Reads the component versions of these servers (`Get-CsServerPatchVersion`, SfB 2015
+/// November 2015 CU and later): a server is current when none of its components is behind the
+/// highest version any of them (or of its peers read here) reports. Servers that cannot say
+/// (Lync 2013 has no such cmdlet, or the call failed) are left out.
+async fn patch_levels(lync: &dyn Lync, servers: &[Fqdn]) -> BTreeMap<Fqdn, bool> {
+    fn version(v: &Value) -> Vec<u64> {
+        str_of(v).split('.').map(|x| x.trim().parse().unwrap_or(0)).collect()
+    }
+    let inv = Invocation::new("Get-CsServerPatchVersion");
+    let results = join_all(servers.iter().map(|s| {
+        let on = RunOn::Server(s.clone());
+        let inv = &inv;
+        async move { lync.invoke(&on, inv).await }
+    }))
+    .await;
+    let read: Vec<(Fqdn, Vec<Vec<u64>>)> = servers
+        .iter()
+        .zip(results)
+        .filter_map(|(s, r)| r.ok().map(|v| (s.clone(), list(&v).iter().map(|c| version(&c["Version"])).collect::<Vec<_>>())))
+        .filter(|(_, vs)| !vs.is_empty())
+        .collect();
+    let Some(top) = read.iter().flat_map(|(_, vs)| vs.iter()).max().cloned() else { return BTreeMap::new() };
+    read.into_iter().map(|(s, vs)| (s, vs.iter().all(|v| *v >= top))).collect()
 }
 
 async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
@@ -396,7 +471,7 @@ async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
     Some(PoolTraits { edition: Edition::Enterprise, product, virtualization, os, back_end_ha: crate::model::BackEndHa::None })
 }
 
-async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>) -> EdgeObs {
+async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, vantage: Option<Fqdn>) -> EdgeObs {
     let results = join_all(servers.iter().map(|s| {
         let inv = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV");
         let on = RunOn::Server(s.clone());
@@ -420,7 +495,38 @@ async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>) -> EdgeOb
         }
     }
     obs.direct = any_ok.unwrap_or_else(|| Probe::Unreachable(format!("{edge} has no servers")));
+    if !obs.direct.is_ok()
+        && let Some(pool) = vantage
+    {
+        obs.from_other_site = from_other_site(lync, &pool, &servers).await;
+    }
     obs
+}
+
+/// Asks a Front End pool of another site whether it reaches the Edge servers
+/// (`Get-CsWindowsService -Name RTCSRV -ComputerName <server>`): reached if any answers.
+async fn from_other_site(lync: &dyn Lync, pool: &Fqdn, servers: &[Fqdn]) -> Probe {
+    let on = RunOn::Pool(pool.clone());
+    let results = join_all(servers.iter().map(|s| {
+        let inv = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV").arg("ComputerName", s.as_str());
+        let on = on.clone();
+        async move { lync.invoke(&on, &inv).await }
+    }))
+    .await;
+    let mut out = Probe::NotProbed;
+    for r in results {
+        match r {
+            Ok(_) => return Probe::Ok,
+            // The vantage point itself did not answer: no evidence either way.
+            Err(LyncError::Unreachable { .. }) => {}
+            Err(e) => {
+                if out == Probe::NotProbed {
+                    out = Probe::Failed(e.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn probe<T>(r: &Result<T, LyncError>) -> Probe {

@@ -61,10 +61,21 @@ pub struct History {
     /// Response Group exports lyncdr took, by file name.
     #[serde(default)]
     pub rgs_exports: BTreeMap<String, RgsExportObs>,
+    /// The Edge pool lyncdr moved SIP federation away from while that pool was down (Lync does
+    /// not report it): moving it back is the Edge failback of rule 23.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_moved_from: Option<Fqdn>,
+    /// The same for XMPP federation: moving it back follows JJ721897 (no stop, rule 21 order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_moved_from: Option<Fqdn>,
+    /// Since when the SQL server holding each pool's User database principal has been down (a
+    /// witness fails it over on its own within about 5 minutes, JJ205248).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub principal_down_since: BTreeMap<Fqdn, Stamp>,
 }
 
 /// What one observation teaches the memory: the health of each pool and Edge pool, which
-/// pools' exports are in sync, and host facts read from pools that answered. Detached from the
+/// pools' exports are in sync, whose Back End principal is down, and host facts read from pools that answered. Detached from the
 /// observation so a journal can apply it to the memory as stored when it writes it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Lesson {
@@ -74,6 +85,9 @@ pub struct Lesson {
     pub synced: Vec<(Fqdn, bool)>,
     pub edge_up: Vec<(Fqdn, bool)>,
     pub pool_traits: BTreeMap<Fqdn, PoolTraits>,
+    /// Pools with a mirrored Back End, and whether the server holding their User database
+    /// principal is down (a witness then fails it over on its own).
+    pub principal_down: Vec<(Fqdn, bool)>,
 }
 
 impl Lesson {
@@ -89,6 +103,14 @@ impl Lesson {
                 .collect(),
             edge_up: obs.edges.iter().map(|(f, e)| (f.clone(), e.is_up())).collect(),
             pool_traits: obs.history.pool_traits.clone(),
+            principal_down: obs
+                .pools
+                .iter()
+                .map(|(f, p)| {
+                    let be = &p.back_end;
+                    (f.clone(), be.principal.get(&super::DbType::User).is_some_and(|r| !be.server_up(*r)))
+                })
+                .collect(),
         }
     }
 
@@ -110,6 +132,13 @@ impl Lesson {
         for (fqdn, up) in &self.edge_up {
             if h.edge_up.get(fqdn).is_none_or(|s| s.value != *up) {
                 h.edge_up.insert(fqdn.clone(), Since { value: *up, since: self.at });
+            }
+        }
+        for (fqdn, down) in &self.principal_down {
+            if *down {
+                h.principal_down_since.entry(fqdn.clone()).or_insert(self.at);
+            } else {
+                h.principal_down_since.remove(fqdn);
             }
         }
         for (fqdn, t) in &self.pool_traits {

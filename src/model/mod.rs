@@ -15,7 +15,7 @@ pub use fqdn::{FQDN_PATTERN, Fqdn, FqdnError};
 pub use history::{AutomaticAction, History, Lesson, Since};
 pub use observed::{
     BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, ExportStatus, FailoverState, FederationObs, Health, ImportStatus, ModuleStatus,
-    Observed, PoolObs, Probe, RgsExportObs, RgsObs,
+    Observed, PoolObs, Probe, RgsExportObs, RgsObs, SrvRecord,
 };
 pub use request::{Request, RequestState};
 pub use time::{Span, SpanError, Stamp};

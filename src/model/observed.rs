@@ -93,6 +93,8 @@ impl FailoverState {
 pub enum DbType {
     User,
     CentralMgmt,
+    /// The Application databases: Response Group and Call Park configuration, Address Book.
+    Application,
 }
 
 impl DbType {
@@ -100,6 +102,7 @@ impl DbType {
         match self {
             DbType::User => "User",
             DbType::CentralMgmt => "CentralMgmt",
+            DbType::Application => "Application",
         }
     }
 }
@@ -208,6 +211,11 @@ pub struct PoolObs {
     /// has not installed it, otherwise whether it runs.
     #[serde(default)]
     pub backup_service: BTreeMap<Fqdn, Option<bool>>,
+    /// Front Ends whose Backup Service is installed but not running, and whether all their
+    /// components are at the cumulative update level (`Get-CsServerPatchVersion`): SfB 2019
+    /// local setup installs the pairing components at the release version (rule 13).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub patch_current: BTreeMap<Fqdn, bool>,
 }
 
 impl PoolObs {
@@ -227,6 +235,11 @@ impl PoolObs {
 #[serde(rename_all = "camelCase")]
 pub struct EdgeObs {
     pub direct: Probe,
+    /// The Edge servers probed from a Front End pool of another site (only when the operator
+    /// does not reach them): like a pool's partner, it tells a dead Edge pool from one that is
+    /// only cut off from the operator.
+    #[serde(default)]
+    pub from_other_site: Probe,
     /// Next hop Registrar pool (`Get-CsService -EdgeServer`, property Registrar).
     pub next_hop: Option<Fqdn>,
     /// Edge servers whose Lync services run.
@@ -236,6 +249,11 @@ pub struct EdgeObs {
 impl EdgeObs {
     pub fn is_up(&self) -> bool {
         self.direct.is_ok() && self.services_running.values().any(|r| *r)
+    }
+    /// Up (the operator reaches it), Isolated (only another site does), Down (confirmed from
+    /// both) or Unknown.
+    pub fn health(&self) -> Health {
+        Health::from_probes(&self.direct, &self.from_other_site)
     }
 }
 
@@ -272,6 +290,39 @@ pub struct FederationObs {
     pub sip_edge: Option<Fqdn>,
     /// Edge pool carrying XMPP federation (`Get-CsSite` XmppFederationRoute).
     pub xmpp_edge: Option<Fqdn>,
+    /// The deployment's default SIP domain (`Get-CsSipDomain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_domain: Option<String>,
+    /// The external `_xmpp-server._tcp.<SIP domain>` SRV records (`Resolve-DnsName -Type SRV`),
+    /// read while an XMPP route exists; `None` when they could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_srv: Option<Vec<SrvRecord>>,
+}
+
+/// One SRV record: its priority (lower is preferred), port and the Edge pool it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SrvRecord {
+    pub priority: u32,
+    pub port: u32,
+    pub target: Fqdn,
+}
+
+impl Observed {
+    /// Whether the XMPP federation DNS records send remote servers to `edge`: the
+    /// highest-priority `_xmpp-server._tcp` record on port 5269 whose Edge pool is not confirmed
+    /// down (remote servers try the next record when one does not answer) resolves to it.
+    pub fn xmpp_dns_points_at(&self, edge: &Fqdn) -> bool {
+        let Some(records) = &self.federation.xmpp_srv else { return false };
+        let mut sorted: Vec<&SrvRecord> = records.iter().filter(|r| r.port == 5269).collect();
+        sorted.sort_by_key(|r| r.priority);
+        sorted.into_iter().find(|r| self.edge_health(&r.target) != Health::Down).is_some_and(|r| r.target == *edge)
+    }
+
+    /// The name lyncdr resolves to check the XMPP federation DNS records.
+    pub fn xmpp_srv_name(&self) -> String {
+        format!("_xmpp-server._tcp.{}", self.federation.sip_domain.as_deref().unwrap_or("contoso.com"))
+    }
 }
 
 /// Response Group workflows: hosting pool, then owner pool, then workflow names
@@ -329,6 +380,9 @@ impl Observed {
     }
     pub fn edge_up(&self, f: &Fqdn) -> bool {
         self.edges.get(f).is_some_and(EdgeObs::is_up)
+    }
+    pub fn edge_health(&self, f: &Fqdn) -> Health {
+        self.edges.get(f).map(EdgeObs::health).unwrap_or(Health::Unknown)
     }
     pub fn failover(&self, f: &Fqdn) -> FailoverState {
         self.pools.get(f).map(|p| p.failover).unwrap_or_default()

@@ -6,11 +6,54 @@
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::{Expect, Remember};
-use crate::model::{BackupModule, ExportStatus, Fqdn};
+use crate::desired::Desired;
+use crate::model::{BackupModule, ExportStatus, Fqdn, Observed};
 use crate::ps::Invocation;
 
 pub(crate) fn rgs_export_before_failback_id(x: &Fqdn) -> String {
     format!("rgs-export-before-failback/{x}")
+}
+
+/// The routine export that a failover of `x` imports afterwards (rule 25: export before).
+pub(crate) fn rgs_routine_export_id(x: &Fqdn) -> String {
+    format!("rgs-routine-export/{x}")
+}
+
+/// Names of `x`'s Response Group workflows (as hosted now, and as last exported) that exist
+/// elsewhere under another owner: importing them into the backup pool fails (rule 26) unless
+/// `-ResolveNameConflicts` renames them. Empty when lyncdr does not manage Response Groups.
+pub(crate) fn rgs_name_clashes(d: &Desired, o: &Observed, x: &Fqdn) -> Vec<String> {
+    let Some(path) = &d.rgs_export_path else { return vec![] };
+    let mut names: Vec<String> = o.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
+    if let Some(export) = o.history.rgs_exports.get(&routine_file(path, x)) {
+        names.extend(export.workflows.iter().cloned());
+    }
+    let mut clashes: Vec<String> = o
+        .rgs
+        .hosted
+        .values()
+        .flat_map(|owners| owners.iter())
+        .filter(|(owner, _)| *owner != x)
+        .flat_map(|(_, list)| list.iter())
+        .filter(|n| names.contains(n))
+        .cloned()
+        .collect();
+    clashes.sort();
+    clashes.dedup();
+    clashes
+}
+
+/// Rule 26, as a blocker message naming the way out.
+pub(crate) fn rgs_clash_message(d: &Desired, x: &Fqdn, y: &Fqdn, clashes: &[String]) -> String {
+    format!(
+        "Response Group names must be unique before a failover (rule 26): {} of {x} also exist elsewhere, so importing them into {y} would fail; rename them, or set spec.responseGroups.resolveNameConflicts: true on LyncDeployment/{} to import them with -ResolveNameConflicts (the copies get new names)",
+        clashes.join(", "),
+        d.deployment
+    )
+}
+
+fn routine_file(path: &str, x: &Fqdn) -> String {
+    format!(r"{path}\{x}-routine.zip")
 }
 
 fn app(p: &Fqdn) -> String {
@@ -26,24 +69,25 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
 fn response_groups(c: &Ctx, b: &mut Builder) {
     let Some(path) = c.d.rgs_export_path.clone() else { return };
     let dep = c.deployment();
-    let routine = |x: &Fqdn| format!(r"{path}\{}-routine.zip", x);
+    let routine = |x: &Fqdn| routine_file(&path, x);
     let before_failback = |x: &Fqdn| format!(r"{path}\{}-failback.zip", x);
     for pt in &c.t.pairs {
         for x in &pt.d.pools {
             let y = pt.d.partner(x).clone();
             let res = pt.d.resource();
-            // Routine export while the pool serves its own workflows (before any outage).
+            // Routine export while the pool serves its own workflows (before any outage; the
+            // workflows are read from its Back End, so it must be available).
             let own: Vec<String> = c.o.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
-            // Also just before a planned failover, while the pool still answers.
+            // Also just before a planned failover, while the pool still answers (the failover
+            // waits for it: rule 25, export before).
             let serving_here = c.serves_itself(x) || (c.failing_over(x) && c.o.failover(x) == crate::model::FailoverState::Normal);
-            if c.up(x) && serving_here && !c.failing_back(x) && !own.is_empty() {
+            if c.up(x) && serving_here && !c.failing_back(x) && !own.is_empty() && super::targets::back_end_ok_after(c.o, &c.t, x) {
                 let file = routine(x);
                 let current = c.o.history.rgs_exports.get(&file).is_some_and(|e| e.workflows == own);
                 if !current {
                     let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(x)).arg("FileName", file.clone());
-                    let before_failover: Vec<String> = vec![];
-                    b.step(format!("rgs-routine-export/{x}"), inv, x, dep.clone())
-                        .after(before_failover)
+                    b.step(rgs_routine_export_id(x), inv, x, dep.clone())
+                        .after(super::pools::db_deps(c, x))
                         .reason(format!("keep a current export of {x}'s Response Groups: they are not replicated, and after a failover they are imported from it"))
                         .rules(&[25])
                         .remember(Remember::RgsExported { file, owner: x.clone(), workflows: own.clone() })
@@ -54,32 +98,33 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             let failed_over_target = !c.serves_itself(x);
             if failed_over_target && c.up(&y) && !c.o.rgs.hosts(&y, x) {
                 let file = routine(x);
-                let exporting = b.has(&format!("rgs-routine-export/{x}"));
+                let exporting = b.has(&rgs_routine_export_id(x));
                 let known = c.o.history.rgs_exports.get(&file).cloned().or_else(|| {
                     exporting.then(|| crate::model::RgsExportObs { owner: x.clone(), workflows: own.clone(), taken_at: c.o.at })
                 });
                 match known.as_ref() {
                     None => b.notice(format!("{res}: no Response Group export of {x} is known, so its Response Groups stay unavailable until {x} returns (rule 25)")),
-                    Some(export) => {
-                        let clashes: Vec<&String> = c
-                            .o
-                            .rgs
-                            .hosted
-                            .values()
-                            .flat_map(|owners| owners.iter())
-                            .filter(|(owner, _)| *owner != x)
-                            .flat_map(|(_, names)| names.iter())
-                            .filter(|n| export.workflows.contains(n))
-                            .collect();
-                        if !clashes.is_empty() {
-                            let list: Vec<String> = clashes.iter().map(|s| s.to_string()).collect();
-                            b.block(&res, format!("Response Group names must be unique before a failover (rule 26): {} also exist elsewhere; rename them so {x}'s workflows can be imported into {y}", list.join(", ")));
+                    Some(_) => {
+                        // Rule 26 (checked before the failover too, in targets).
+                        let clashes = rgs_name_clashes(c.d, c.o, x);
+                        if !clashes.is_empty() && !c.d.rgs_resolve_name_conflicts {
+                            b.block(&res, rgs_clash_message(c.d, x, &y, &clashes));
                         } else {
-                            let inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(&y)).arg("FileName", file.clone());
+                            let mut inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(&y)).arg("FileName", file.clone());
+                            if !clashes.is_empty() {
+                                inv = inv.switch("ResolveNameConflicts");
+                            }
                             b.step(format!("rgs-import/{y}/{x}"), inv, &y, res.clone())
-                                .reason(format!("import {x}'s Response Groups into {y}, which now serves its users"))
+                                .reason(if clashes.is_empty() {
+                                    format!("import {x}'s Response Groups into {y}, which now serves its users")
+                                } else {
+                                    format!(
+                                        "import {x}'s Response Groups into {y}, which now serves its users; {} exist there too and are renamed (spec.responseGroups.resolveNameConflicts)",
+                                        clashes.join(", ")
+                                    )
+                                })
                                 .rules(&[25, 26])
-                                .after([id::failover(x), format!("rgs-routine-export/{x}")])
+                                .after([id::failover(x), rgs_routine_export_id(x)])
                                 .expect(Expect::RgsHosted { host: y.clone(), owner: x.clone() })
                                 .add();
                         }

@@ -10,6 +10,12 @@ use crate::ps::Invocation;
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
+    // Mirrors with a witness fail over on their own (S20): lyncdr does not race the witness.
+    for (pool, left) in &c.t.witness_pending {
+        b.notice(format!(
+            "{dep}: the principal SQL server of {pool} is down; its witness fails the databases over to the other server on its own (about 5 minutes, JJ205248); lyncdr fails them over itself if that has not happened in {left}"
+        ));
+    }
     for (pool, role) in &c.t.principal {
         let Some(obs) = c.o.pool(pool) else { continue };
         let be = &obs.back_end;
@@ -21,7 +27,8 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
         let run_on = if c.health(pool) == Health::Up { Some(pool.clone()) } else { c.admin_pool() };
         let Some(run_on) = run_on else { continue };
         let mut prev: Option<String> = None;
-        for db in [DbType::User, DbType::CentralMgmt] {
+        // The Application databases (Response Groups, Call Park) follow the User database.
+        for db in [DbType::User, DbType::Application, DbType::CentralMgmt] {
             let Some(current) = be.principal.get(&db).copied() else { continue };
             if current == *role {
                 continue;

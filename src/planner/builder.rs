@@ -76,6 +76,30 @@ impl Builder {
         }
     }
 
+    /// The steps added so far that depend, directly or not, on one of `ids`.
+    fn dependents(&self, ids: &[String]) -> BTreeSet<String> {
+        let mut dependents: BTreeSet<String> = BTreeSet::new();
+        let mut frontier: Vec<String> = ids.to_vec();
+        while let Some(x) = frontier.pop() {
+            for s in &self.steps {
+                if s.after.contains(&x) && dependents.insert(s.id.clone()) {
+                    frontier.push(s.id.clone());
+                }
+            }
+        }
+        dependents
+    }
+
+    /// The configuration changes added so far that are not `ids` and do not come after them.
+    pub fn writers_independent_of(&self, ids: &[String]) -> Vec<String> {
+        let dependents = self.dependents(ids);
+        self.steps
+            .iter()
+            .filter(|s| !ids.contains(&s.id) && !dependents.contains(&s.id) && writes_configuration(s))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     /// Rule 4 across the whole plan: every wait for CMS replication that guards a pool failover
     /// also waits for each configuration change of the plan that does not itself come after it,
     /// so no change can slip in between the replication check and the failover.
@@ -83,21 +107,7 @@ impl Builder {
         let waits: Vec<String> =
             self.steps.iter().filter(|s| s.id.starts_with("wait-cms-replication/failover/")).map(|s| s.id.clone()).collect();
         for w in waits {
-            let mut dependents: BTreeSet<String> = BTreeSet::new();
-            let mut frontier = vec![w.clone()];
-            while let Some(x) = frontier.pop() {
-                for s in &self.steps {
-                    if s.after.contains(&x) && dependents.insert(s.id.clone()) {
-                        frontier.push(s.id.clone());
-                    }
-                }
-            }
-            let writers: Vec<String> = self
-                .steps
-                .iter()
-                .filter(|s| s.id != w && !dependents.contains(&s.id) && writes_configuration(s))
-                .map(|s| s.id.clone())
-                .collect();
+            let writers = self.writers_independent_of(std::slice::from_ref(&w));
             if let Some(step) = self.steps.iter_mut().find(|s| s.id == w) {
                 for id in writers {
                     if !step.after.contains(&id) {

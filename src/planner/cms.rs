@@ -7,22 +7,34 @@
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::Expect;
-use crate::model::{DbType, Role};
+use crate::model::DbType;
 use crate::ps::Invocation;
 
 /// The SQL instance name of Lync Back End databases.
 pub(crate) const SQL_INSTANCE: &str = "rtc";
 
-/// Emits the CMS move: a required one (`elective == false`) before everything else, an elective
-/// one after every other step of the plan.
-pub(crate) fn emit(c: &Ctx, b: &mut Builder, elective: bool) {
-    let Some(m) = c.t.cms_move.as_ref().filter(|m| m.elective == elective) else { return };
+/// Emits the CMS move: a required one first (`last == false`), before everything that needs
+/// it; an elective one after every other step of the plan (rule 16); a required one into a pool
+/// this plan fails back (a cross-failover of the CMS pool, rules 1 and 3) last as well, after that
+/// failback and the configuration changes that do not wait for it.
+pub(crate) fn emit(c: &Ctx, b: &mut Builder, last: bool) {
+    let Some(m) = c.t.cms_move.as_ref() else { return };
+    let deferred = c.cms_deferred();
+    if (m.elective || deferred) != last {
+        return;
+    }
     let dep = c.deployment();
     let to = &m.to;
     let tag = format!("{}-to-{}", m.from, to);
-    let mut before: Vec<String> = [DbType::User, DbType::CentralMgmt].iter().map(|d| id::db(to, *d)).collect();
-    if elective {
+    // Back End failovers that bring the databases back (in the receiving pool, or the CMS's own
+    // database when it is what made the CMS unavailable) come first.
+    let mut before: Vec<String> =
+        [to, &m.from].into_iter().flat_map(|p| [DbType::User, DbType::Application, DbType::CentralMgmt].map(|d| id::db(p, d))).collect();
+    if m.elective {
         before.extend(b.ids());
+    } else if deferred {
+        before.push(id::failback(to));
+        before.extend(b.writers_independent_of(&[id::cms_failover(to), id::cms_replication(to.as_str())]));
     }
     let mut export = Invocation::new("Export-CsConfiguration").arg("FileName", format!(r"C:\lyncdr\backup\CsConfiguration-{tag}.zip"));
     if m.force {
@@ -50,16 +62,10 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder, elective: bool) {
     if m.force {
         let be = &c.o.topology.pools[to].back_end;
         inv = inv.arg("BackupSqlServerFqdn", be.primary.as_str()).arg("BackupSqlInstanceName", SQL_INSTANCE);
-        let role =
-            c.t.principal
-                .get(to)
-                .copied()
-                .or_else(|| c.o.pool(to).and_then(|p| p.back_end.principal.get(&DbType::CentralMgmt).copied()))
-                .unwrap_or_default();
-        if role == Role::Mirror
-            && let Some(mirror) = &be.mirror
-        {
-            // The standby's principal is the mirror (discrepancy 5: the reference's parameter names).
+        if let Some(mirror) = &be.mirror {
+            // The topology's database is mirrored: name the mirror too (C3, section 4.4), which
+            // is also how a principal on the mirror is reached (rule 5; discrepancy 5: the
+            // reference's parameter names).
             inv = inv.arg("BackupMirrorSqlServerFqdn", mirror.as_str()).arg("BackupMirrorSqlInstanceName", SQL_INSTANCE);
         }
         inv = inv.switch("Force");

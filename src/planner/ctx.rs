@@ -47,6 +47,9 @@ pub(crate) mod id {
     pub fn sip(e: &Option<Fqdn>) -> String {
         format!("sip-federation-route/{}", e.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "none".into()))
     }
+    pub fn xmpp_dns(e: &Fqdn) -> String {
+        format!("wait-xmpp-dns/{e}")
+    }
     pub fn xmpp(e: &Option<Fqdn>) -> String {
         format!("xmpp-federation-route/{}", e.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "none".into()))
     }
@@ -110,6 +113,19 @@ impl<'a> Ctx<'a> {
         self.pair_of(p).is_some_and(|pt| pt.transitions.iter().any(|t| !t.failback && &t.pool == p))
     }
 
+    /// The pool failovers of this plan that a federation or media change comes after: no
+    /// failover needs them (rule 11 is only the next hop; 4.20 fails federation over as a
+    /// follow-up), and their CMS replication must not delay one (rule 4). None when the plan also
+    /// fails a pool back: rule 23 puts Edge changes before a failback, and a cross-failover puts
+    /// the failback before the failover (rule 1).
+    pub fn after_failovers(&self) -> Vec<String> {
+        let transitions = || self.t.pairs.iter().flat_map(|pt| pt.transitions.iter());
+        if transitions().any(|t| t.failback) {
+            return vec![];
+        }
+        transitions().map(|t| id::failover(&t.pool)).collect()
+    }
+
     /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it
     /// is reachable, else the first reachable pool serving its own users.
     pub fn admin_pool(&self) -> Option<Fqdn> {
@@ -126,13 +142,20 @@ impl<'a> Ctx<'a> {
             .or_else(|| self.o.topology.pools.keys().find(|p| self.up(p)).cloned())
     }
 
+    /// A required CMS move into a pool whose users this plan fails back (the CMS pool's
+    /// cross-failover): it waits for that failback (rules 1 and 3), and the CMS, still available
+    /// where it is, takes the changes made before it.
+    pub fn cms_deferred(&self) -> bool {
+        self.t.cms_move.as_ref().is_some_and(|m| !m.elective && !m.force && self.o.cms.available() && self.failing_back(&m.to))
+    }
+
     /// Dependencies of any step that writes to the CMS (topology and configuration changes):
     /// the CMS failover if one is planned, or the Back End failover that brings it back. An
     /// error explains why such steps cannot run.
     pub fn cms_deps(&self) -> Result<Vec<String>, String> {
         if let Some(m) = &self.t.cms_move {
-            // An elective move runs last; until then the CMS takes changes where it is.
-            return Ok(if m.elective { vec![] } else { vec![id::cms_failover(&m.to)] });
+            // An elective or deferred move runs last; until then the CMS takes changes where it is.
+            return Ok(if m.elective || self.cms_deferred() { vec![] } else { vec![id::cms_failover(&m.to)] });
         }
         if let Some(reason) = &self.t.cms_blocked {
             return Err(reason.clone());

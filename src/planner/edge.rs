@@ -9,7 +9,7 @@
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::{Expect, Remember};
-use crate::model::Fqdn;
+use crate::model::{Fqdn, Health};
 use crate::ps::Invocation;
 use crate::ps::catalog::bootstrapper_path;
 
@@ -17,10 +17,12 @@ fn reachable(c: &Ctx, e: &Fqdn) -> bool {
     c.o.edges.get(e).is_some_and(|x| x.direct.is_ok())
 }
 
-/// The Edge pool a route should use: `base` if it can be reached, otherwise (with automatic
-/// Edge failover) the first reachable fallback, then any other reachable Edge pool.
+/// The Edge pool a route should use: `base` unless it is confirmed down (by the operator and
+/// from another site: an Edge pool only the operator cannot reach still carries federation and
+/// media), otherwise (with automatic Edge failover) the first reachable fallback, then any
+/// other reachable Edge pool.
 fn choose(c: &Ctx, base: &Fqdn) -> Fqdn {
-    if reachable(c, base) || !c.d.edge_failover {
+    if c.o.edge_health(base) != Health::Down || !c.d.edge_failover {
         return base.clone();
     }
     let others = c.o.topology.edges.keys().filter(|e| !c.d.edge_fallbacks.contains(e));
@@ -37,6 +39,8 @@ fn answering(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
 }
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
+    route_notices(c, b);
+    xmpp_dns_notice(c, b);
     next_hops(c, b);
     sip_federation(c, b);
     xmpp_federation(c, b);
@@ -45,14 +49,43 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     media(c, b);
 }
 
+/// What people should know about the Edge pools carrying federation, for as long as it holds:
+/// a route on an Edge pool that is down with nowhere to move it, or on one lyncdr cannot reach
+/// (it stays there while another site reaches it, or while that cannot be confirmed).
+fn route_notices(c: &Ctx, b: &mut Builder) {
+    let dep = c.deployment();
+    let routes = [
+        ("SIP", c.o.federation.sip_edge.as_ref(), c.d.sip_federation.as_ref(), "sipFederationPool"),
+        ("XMPP", c.o.federation.xmpp_edge.as_ref(), c.d.xmpp_federation.as_ref(), "xmppFederationPool"),
+    ];
+    for (kind, current, desired, field) in routes {
+        let Some(cur) = current else { continue };
+        let want = choose(c, desired.unwrap_or(cur));
+        match c.o.edge_health(cur) {
+            Health::Down if want == *cur => b.notice(format!(
+                "{dep}: {kind} federation uses {cur}, which is down; enable spec.edge.automaticFailover with fallbackPools, or set spec.edge.{field} to a running Edge pool"
+            )),
+            Health::Isolated => b.notice(format!(
+                "{dep}: {kind} federation stays on {cur}: lyncdr cannot reach it, but a Front End pool of another site does, so it is alive"
+            )),
+            Health::Unknown => b.notice(format!(
+                "{dep}: {kind} federation stays on {cur}: neither lyncdr nor another site can reach it, so it cannot be confirmed down"
+            )),
+            _ => {}
+        }
+    }
+}
+
 fn next_hops(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     for (e, eobs) in &c.o.edges {
         // An Edge that forwards to a pool about to fail over is repointed even if lyncdr cannot
-        // reach it: unless it is known to be down, it may still run (rule 11), and the change is
-        // only a topology write. Other unreachable Edge pools are left until they return.
+        // reach it: unless it is confirmed down (from another site too), it may still run (rule
+        // 11), and the change is only a topology write. An Edge pool that is down does not
+        // matter to the failover (the whole-site case, 4.20); other unreachable Edge pools are
+        // left until they return.
         let forwards_to_failing = eobs.next_hop.as_ref().is_some_and(|n| c.failing_over(n));
-        if !reachable(c, e) && !forwards_to_failing {
+        if !reachable(c, e) && (!forwards_to_failing || eobs.health() == Health::Down) {
             continue;
         }
         let Some(base) = c.d.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
@@ -128,9 +161,6 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     let Some(base) = c.d.sip_federation.clone().or_else(|| c.o.federation.sip_edge.clone()) else { return };
     let want = choose(c, &base);
-    if !reachable(c, &want) {
-        b.notice(format!("{dep}: SIP federation uses {want}, which is down; enable spec.edge.automaticFailover with fallbackPools, or set spec.edge.sipFederationPool to a running Edge pool"));
-    }
     if c.o.federation.sip_edge.as_ref() == Some(&want) {
         return;
     }
@@ -152,47 +182,69 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
         return;
     }
     let site = c.o.topology.edges[&want].site.clone();
+    let from_down =
+        c.o.federation.sip_edge.clone().filter(|cur| c.o.edge_health(cur) == Health::Down || (reachable(c, cur) && !c.o.edge_up(cur)));
     let reason = match &c.o.federation.sip_edge {
         Some(cur) if !reachable(c, cur) => format!("the SIP federation Edge pool {cur} is down: federation moves to {want}"),
         Some(cur) => format!("SIP federation moves from {cur} to {want} (only one federation Edge pool at a time)"),
         None => format!("SIP federation is routed through {want}"),
     };
-    let inv = Invocation::new("Set-CsSite").arg("Identity", site).arg("FederationRoute", format!("EdgeServer:{want}"));
+    let inv = Invocation::new("Set-CsSite").arg("Identity", site.as_str()).arg("FederationRoute", format!("EdgeServer:{want}"));
     let route = b
         .step(id::sip(&Some(want.clone())), inv, &run_on, dep)
         .reason(reason)
         .rules(&[19, 20])
-        .after(deps)
+        .after(deps.into_iter().chain(c.after_failovers()))
         .expect(Expect::SipFederation { edge: Some(want.clone()) })
         .remember(Remember::EdgeSetupPending { servers: servers(c, &want) })
+        .remember(Remember::FederationMoved { xmpp: false, from_down })
         .add();
     setup_steps(c, b, &want, vec![route], &format!("re-run local setup on the Edge servers of {want} so they carry federation (rule 19)"));
 }
 
+/// XMPP federation (JJ688065, JJ721897, rule 21). Failing over to another Edge pool: stop its
+/// services, repoint the route, wait until a person has pointed the XMPP DNS records (A, and
+/// `_xmpp-server._tcp` SRV on port 5269, open from the Internet) at it, then start its services.
+/// Failing back to the Edge pool it left while that pool was down: start the restored pool's
+/// services, repoint the route, wait for the DNS records; nothing is stopped.
 fn xmpp_federation(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     let Some(base) = c.d.xmpp_federation.clone().or_else(|| c.o.federation.xmpp_edge.clone()) else { return };
     let want = choose(c, &base);
-    if c.o.federation.xmpp_edge.as_ref() == Some(&want) {
+    let current = c.o.federation.xmpp_edge.clone();
+    if current.as_ref() == Some(&want) {
         return;
     }
     if !reachable(c, &want) {
-        b.notice(format!("{dep}: XMPP federation should use {want}, which is down"));
         return;
     }
+    let site = c.o.topology.edges[&want].site.clone();
     let deps = match c.cms_deps() {
-        Ok(d) => d,
+        Ok(d) => d.into_iter().chain(c.after_failovers()).collect::<Vec<_>>(),
         Err(why) => {
             b.block(&dep, format!("XMPP federation should move to {want}, but {why}"));
             return;
         }
     };
     let Some(run_on) = c.admin_pool() else { return };
-    let mut stops = Vec::new();
     let running = c.o.edges.get(&want).map(|e| e.services_running.clone()).unwrap_or_default();
+    let failback = c.o.history.xmpp_moved_from.as_ref() == Some(&want);
+    let mut before_route = Vec::new();
     for s in answering(c, &want) {
-        if running.get(&s).copied().unwrap_or(false) {
-            stops.push(
+        let on = running.get(&s).copied().unwrap_or(false);
+        if failback && !on {
+            before_route.push(
+                b.step(id::service(&s, true), Invocation::new("Start-CsWindowsService"), &s, dep.clone())
+                    .reason(format!(
+                        "start the Lync services on {s}, the restored XMPP Edge pool {want}, before moving XMPP federation back"
+                    ))
+                    .rules(&[21, 23])
+                    .after(deps.clone())
+                    .expect(Expect::EdgeServices { server: s.clone(), running: true })
+                    .add(),
+            );
+        } else if !failback && on {
+            before_route.push(
                 b.step(id::service(&s, false), Invocation::new("Stop-CsWindowsService"), &s, dep.clone())
                     .reason(format!("stop the Lync services on {s} before repointing XMPP federation to {want}"))
                     .rules(&[21])
@@ -202,25 +254,68 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
             );
         }
     }
-    let site = c.o.topology.edges[&want].site.clone();
-    let inv = Invocation::new("Set-CsSite").arg("Identity", site).arg("XmppFederationRoute", format!("EdgeServer:{want}"));
+    let from_down = current.filter(|cur| c.o.edge_health(cur) == Health::Down || (reachable(c, cur) && !c.o.edge_up(cur)));
+    let inv = Invocation::new("Set-CsSite").arg("Identity", site.as_str()).arg("XmppFederationRoute", format!("EdgeServer:{want}"));
     let route = b
         .step(id::xmpp(&Some(want.clone())), inv, &run_on, dep.clone())
-        .reason(format!("XMPP federation is routed through {want}"))
+        .reason(if failback {
+            format!("XMPP federation moves back to the restored Edge pool {want}")
+        } else {
+            format!("XMPP federation is routed through {want}")
+        })
         .rules(&[21])
-        .after(deps.into_iter().chain(stops))
+        .after(deps.into_iter().chain(before_route))
         .expect(Expect::XmppFederation { edge: Some(want.clone()) })
+        .remember(Remember::FederationMoved { xmpp: true, from_down })
         .add();
-    for s in answering(c, &want) {
-        b.step(id::service(&s, true), Invocation::new("Start-CsWindowsService"), &s, dep.clone())
-            .reason(format!("start the Lync services on {s} once the XMPP route points at {want}"))
-            .rules(&[21])
-            .after([route.clone()])
-            .expect(Expect::EdgeServices { server: s.clone(), running: true })
-            .add();
+    let dns = b
+        .step(
+            id::xmpp_dns(&want),
+            Invocation::new("Resolve-DnsName").arg("Name", c.o.xmpp_srv_name()).arg("Type", "SRV"),
+            &run_on,
+            dep.clone(),
+        )
+        .wait()
+        .reason(format!(
+            "a person points the XMPP federation DNS records at {want} (the A record and the {} SRV record, port 5269, open from the Internet)",
+            c.o.xmpp_srv_name()
+        ))
+        .rules(&[21])
+        .after([route])
+        .expect(Expect::XmppDns { edge: want.clone() })
+        .add();
+    if !failback {
+        for s in answering(c, &want) {
+            b.step(id::service(&s, true), Invocation::new("Start-CsWindowsService"), &s, dep.clone())
+                .reason(format!("start the Lync services on {s} once the XMPP route and DNS records point at {want}"))
+                .rules(&[21])
+                .after([dns.clone()])
+                .expect(Expect::EdgeServices { server: s.clone(), running: true })
+                .add();
+        }
+    }
+    if !c.o.xmpp_dns_points_at(&want) {
+        b.notice(format!(
+            "{dep}: XMPP federation moves to {want}: point the XMPP federation A record at {want}, make sure the {} SRV record resolves to it on port 5269 and that port 5269 is open from the Internet; lyncdr waits for the DNS records before {} (rule 21)",
+            c.o.xmpp_srv_name(),
+            if failback { "failing back the Front End pools of its site" } else { "starting its services" }
+        ));
+    }
+}
+
+/// While XMPP federation is routed through an Edge pool its DNS records do not point at, remote
+/// servers cannot reach it: a person must change them (rule 21). Stays until they do.
+fn xmpp_dns_notice(c: &Ctx, b: &mut Builder) {
+    let Some(edge) = &c.o.federation.xmpp_edge else { return };
+    // A route about to move (or on an Edge pool that is down) is the move's notice's business.
+    let want = choose(c, c.d.xmpp_federation.as_ref().unwrap_or(edge));
+    if want != *edge || c.o.edge_health(edge) == Health::Down || c.o.federation.xmpp_srv.is_none() || c.o.xmpp_dns_points_at(edge) {
+        return;
     }
     b.notice(format!(
-        "{dep}: XMPP federation moves to {want}: point the XMPP federation A record at {want} and make sure the _xmpp-server._tcp SRV record resolves to it on port 5269, open from the Internet (rule 21)"
+        "{}: XMPP federation is routed through {edge}, but the XMPP federation DNS records do not point at it: point the XMPP federation A record at {edge}, make sure the {} SRV record resolves to it on port 5269 and that port 5269 is open from the Internet (rule 21)",
+        c.deployment(),
+        c.o.xmpp_srv_name()
     ));
 }
 
@@ -299,7 +394,8 @@ fn media(c: &Ctx, b: &mut Builder) {
                 Some(x) => format!("{p} should use {want} for media instead of {x}"),
                 None => format!("{p} should use {want} for media"),
             };
-            let starts: Vec<String> = servers(c, &want).iter().map(|s| id::service(s, true)).collect();
+            let mut starts: Vec<String> = servers(c, &want).iter().map(|s| id::service(s, true)).collect();
+            starts.extend(c.after_failovers());
             let inv = Invocation::new(cmd).arg("Identity", format!("{prefix}:{p}")).arg("EdgeServer", format!("EdgeServer:{want}"));
             b.step(id::media(p, mediation), inv, &run_on, dep.clone())
                 .reason(reason)

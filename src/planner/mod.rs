@@ -40,11 +40,20 @@ pub struct Policy {
     pub cms_grace: Span,
     /// Most `Move-CsUser` batches one plan holds per placement (the rest come in later plans).
     pub max_user_batches: usize,
+    /// How long a mirrored Back End with a witness is left to fail over on its own after its
+    /// principal's server went down, before lyncdr fails it over itself (JJ205248: about 5
+    /// minutes, plus a margin).
+    #[serde(default = "default_witness_grace")]
+    pub witness_grace: Span,
+}
+
+fn default_witness_grace() -> Span {
+    Span::mins(6)
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { cms_grace: Span::mins(5), max_user_batches: 20 }
+        Policy { cms_grace: Span::mins(5), max_user_batches: 20, witness_grace: default_witness_grace() }
     }
 }
 

@@ -168,6 +168,8 @@ fn setup(c: &Ctx, b: &mut Builder, pt: &PairTarget, install: &[Fqdn], start: &[F
     };
     let product = c.o.topology.pools[a].traits.product;
     let mut started = Vec::new();
+    let behind = |fe: &Fqdn| c.o.pools.values().any(|p| p.patch_current.get(fe) == Some(&false));
+    let mut updates = Vec::new();
     for fe in start {
         let mut before = gate.clone();
         if install.contains(fe) {
@@ -179,6 +181,23 @@ fn setup(c: &Ctx, b: &mut Builder, pt: &PairTarget, install: &[Fqdn], start: &[F
                     .expect(Expect::BackupService { server: fe.clone(), running: false })
                     .add(),
             );
+        }
+        // SfB 2019 (JJ204773): local setup installs the pairing components at the release
+        // version; a person re-applies the server's cumulative update, then the Backup Service
+        // starts. Observable: Get-CsServerPatchVersion on the server, compared with its peers.
+        if product == Product::SfB2019 && (install.contains(fe) || behind(fe)) {
+            let wait = b
+                .step(format!("wait-cumulative-update/{fe}"), Invocation::new("Get-CsServerPatchVersion"), fe, res.clone())
+                .wait()
+                .reason(format!(
+                    "wait until a person has re-applied the cumulative update on {fe} after local setup (every component at the server's update level)"
+                ))
+                .rules(&[13])
+                .after(before.clone())
+                .expect(Expect::UpdatesApplied { server: fe.clone() })
+                .add();
+            updates.push(fe.to_string());
+            before = vec![wait];
         }
         started.push(
             b.step(
@@ -213,8 +232,11 @@ fn setup(c: &Ctx, b: &mut Builder, pt: &PairTarget, install: &[Fqdn], start: &[F
             .expect(Expect::BackupSynced { pool: x.clone(), module: BackupModule::PresenceFocus })
             .add();
     }
-    if product == Product::SfB2019 && !install.is_empty() {
-        b.notice(format!("{res}: Skype for Business Server 2019: after local setup installs the pairing components, re-apply the cumulative updates installed on those Front End servers (rule 13)"));
+    if !updates.is_empty() {
+        b.notice(format!(
+            "{res}: Skype for Business Server 2019: once local setup has installed the pairing components, re-apply the cumulative update installed on {} (rule 13); lyncdr starts the Backup Service there when Get-CsServerPatchVersion shows every component at the update level",
+            updates.join(", ")
+        ));
     }
 }
 

@@ -13,6 +13,7 @@ use crate::model::{DbType, FailoverState, Fqdn};
 use crate::ps::Invocation;
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
+    lis_notices(c, b);
     for pt in &c.t.pairs {
         if let PairState::InProgress(x) = &pt.current {
             wait_in_progress(c, b, pt, x);
@@ -40,8 +41,12 @@ fn wait_in_progress(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) {
         .add();
 }
 
-fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
-    if c.t.principal.contains_key(pool) { [DbType::User, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect() } else { vec![] }
+pub(crate) fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
+    if c.t.principal.contains_key(pool) {
+        [DbType::User, DbType::Application, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect()
+    } else {
+        vec![]
+    }
 }
 
 fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
@@ -61,7 +66,8 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     }
     // Rule 11: Edge pools that may still run and forward to the failed pool are repointed first.
     for (e, eobs) in &c.o.edges {
-        if eobs.next_hop.as_ref() == Some(x) {
+        // An Edge pool confirmed down (from another site too) does not stop the failover.
+        if eobs.next_hop.as_ref() == Some(x) && eobs.health() != crate::model::Health::Down {
             if !b.has(&id::next_hop(e)) {
                 b.block(&res, format!("{e} forwards to {x} and cannot be repointed, so {x} cannot be failed over (rule 11)"));
                 return None;
@@ -71,6 +77,8 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     }
     after.extend(db_deps(c, x));
     after.extend(db_deps(c, &y));
+    // Rule 25: the routine Response Group export the import after the failover uses comes first.
+    after.push(super::ancillary::rgs_routine_export_id(x));
     // Rule 4: the replicas must hold every change made before the failover (the builder adds
     // the plan's other configuration changes to this wait; it is skipped when nothing changed).
     {
@@ -108,12 +116,25 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     if pt.automatic {
         step = step.remember(Remember::AutomaticFailover { pool: x.clone(), generation: pt.d.generation });
     }
-    let id = step.add();
-    b.notice(format!(
-        "{}: after {x} fails over, restore the latest Location Information Service (E9-1-1) database backup into {y}; the Backup Service does not replicate it (rule 27)",
-        pt.d.resource()
-    ));
-    Some(id)
+    Some(step.add())
+}
+
+/// Rule 27: the Location Information Service database is not replicated, so while a pool's users
+/// are served by its partner (or are about to be) the partner needs the latest LIS backup. Lync
+/// does not report whether it was restored: the notice stays as long as the users are away.
+fn lis_notices(c: &Ctx, b: &mut Builder) {
+    for pt in &c.t.pairs {
+        for x in &pt.d.pools {
+            let away = matches!(c.o.failover(x), FailoverState::FailedOver | FailoverState::FailingOver) || c.failing_over(x);
+            if away && !c.failing_back(x) {
+                let y = pt.d.partner(x);
+                b.notice(format!(
+                    "{}: while {x}'s users are served by {y}, restore the latest Location Information Service (E9-1-1) database backup of {x} into {y} if not done yet; the Backup Service does not replicate it (rule 27)",
+                    pt.d.resource()
+                ));
+            }
+        }
+    }
 }
 
 fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
@@ -127,6 +148,7 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     for e in c.o.topology.edges.values().filter(|e| &e.site == site) {
         after.push(id::sip(&Some(e.fqdn.clone())));
         after.push(id::xmpp(&Some(e.fqdn.clone())));
+        after.push(id::xmpp_dns(&e.fqdn));
         for s in &e.servers {
             after.push(id::bootstrap(s));
             after.push(id::service(s, true));

@@ -131,6 +131,16 @@ pub enum Expect {
         server: Fqdn,
         running: bool,
     },
+    /// The external XMPP federation DNS records (A, and `_xmpp-server._tcp` SRV on port 5269)
+    /// send remote servers to this Edge pool: a person changes them (rule 21).
+    XmppDns {
+        edge: Fqdn,
+    },
+    /// Every component of this Front End is at its cumulative update level again (a person
+    /// re-applied the update after local setup, SfB 2019 rule 13), or its Backup Service runs.
+    UpdatesApplied {
+        server: Fqdn,
+    },
     /// Nothing observable: the cmdlet's success is the evidence (the step is safe to repeat).
     Succeeded,
 }
@@ -175,6 +185,10 @@ impl Expect {
                 Some(Some(r)) => *r || !*running,
                 _ => false,
             }),
+            Expect::XmppDns { edge } => o.xmpp_dns_points_at(edge),
+            Expect::UpdatesApplied { server } => {
+                o.pools.values().any(|p| p.patch_current.get(server) == Some(&true) || p.backup_service.get(server) == Some(&Some(true)))
+            }
             Expect::Succeeded => false,
         }
     }
@@ -214,6 +228,12 @@ pub enum Remember {
         name: String,
         generation: i64,
     },
+    /// A federation route moved; `from_down` is the Edge pool it left if that pool was down
+    /// (moving back to it later is a failback).
+    FederationMoved {
+        xmpp: bool,
+        from_down: Option<Fqdn>,
+    },
     /// These pools' partner changed: their former partner's data is to be removed.
     BackupCleanupPending {
         pools: Vec<Fqdn>,
@@ -248,6 +268,13 @@ impl Remember {
             }
             Remember::BackupCleanupDone { pool } => {
                 h.pending_backup_cleanup.remove(pool);
+            }
+            Remember::FederationMoved { xmpp, from_down } => {
+                if *xmpp {
+                    h.xmpp_moved_from = from_down.clone();
+                } else {
+                    h.sip_moved_from = from_down.clone();
+                }
             }
             Remember::RestoreDone { name, generation } => {
                 h.completed_restores.insert(name.clone(), *generation);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::Policy;
 use super::builder::Builder;
 use crate::desired::{Desired, PairDesired};
-use crate::model::{DbType, FailoverState, Fqdn, Health, Observed, Role, pairing_violations};
+use crate::model::{DbType, FailoverState, Fqdn, Health, Observed, Role, Span, pairing_violations};
 
 /// Who serves a pair's users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,9 @@ pub(crate) struct Targets {
     pub cms_blocked: Option<String>,
     /// Pools whose databases should change principal, and to which role.
     pub principal: BTreeMap<Fqdn, Role>,
+    /// Mirrored Back Ends with a witness whose principal's server is down: the witness fails
+    /// them over on its own, so lyncdr waits (for at most this long) before doing it itself.
+    pub witness_pending: BTreeMap<Fqdn, Span>,
 }
 
 pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
@@ -97,11 +100,28 @@ pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
 }
 
 pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builder) -> Targets {
-    let mut t = Targets { principal: principals(d, o), ..Default::default() };
+    let (principal, witness_pending) = principals(d, o, policy);
+    let mut t = Targets { principal, witness_pending, ..Default::default() };
+    for left in t.witness_pending.values() {
+        b.recheck_after(*left);
+    }
     let mut pairs: Vec<&PairDesired> = d.pairs.iter().collect();
     pairs.sort_by(|x, y| x.name.cmp(&y.name));
     for p in pairs {
-        if let Some(pt) = pair_target(p, o, b) {
+        if let Some(mut pt) = pair_target(p, o, b) {
+            // A pool operation needs the pair's Back Ends: it waits for a witness that is about to
+            // fail one over (S20) rather than race it.
+            if pt.current != pt.target
+                && let Some(pool) = pt.d.pools.iter().find(|x| t.witness_pending.contains_key(*x))
+            {
+                b.notice(format!(
+                    "{}: the users of {} and {} stay where they are until the Back End of {pool} has failed over (its witness does that on its own within about 5 minutes)",
+                    pt.d.resource(),
+                    pt.d.pools[0],
+                    pt.d.pools[1]
+                ));
+                pt.target = pt.current.clone();
+            }
             t.pairs.push(pt);
         }
     }
@@ -124,7 +144,7 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
             if pt.current == pt.target || matches!(pt.current, PairState::InProgress(_)) {
                 continue;
             }
-            match transitions(o, &t, &pt) {
+            match transitions(d, o, &t, &pt) {
                 Ok(tr) => t.pairs[i].transitions = tr,
                 Err(reason) => {
                     pair_blocks.push((pt.d.resource(), reason));
@@ -149,15 +169,15 @@ pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builde
 }
 
 /// The pool operations from the current to the target state, or why they cannot run safely.
-fn transitions(o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transition>, String> {
+fn transitions(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget) -> Result<Vec<Transition>, String> {
     match (&pt.current, &pt.target) {
-        (PairState::Normal, PairState::FailedOver(x)) => Ok(vec![check_failover(o, t, pt, x)?]),
-        (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(o, t, pt, x)?]),
+        (PairState::Normal, PairState::FailedOver(x)) => Ok(vec![check_failover(d, o, t, pt, x)?]),
+        (PairState::FailedOver(x), PairState::Normal) => Ok(vec![check_failback(d, o, t, pt, x)?]),
         (PairState::FailedOver(x), PairState::FailedOver(y)) => {
             // Rule 1: fail the partner's users back before failing this pool over.
-            let back = check_failback(o, t, pt, x)
+            let back = check_failback(d, o, t, pt, x)
                 .map_err(|e| format!("{y} can be failed over only after {x} is failed back (rule 1), and {e}"))?;
-            Ok(vec![back, check_failover(o, t, pt, y)?])
+            Ok(vec![back, check_failover(d, o, t, pt, y)?])
         }
         _ => Ok(vec![]),
     }
@@ -208,9 +228,14 @@ fn cms_ready_for(o: &Observed, t: &Targets, pool: Option<&Fqdn>) -> Result<(), S
     }
 }
 
-fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
+fn check_failover(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
     let res = pt.d.resource();
     let y = pt.d.partner(x);
+    // Rule 26: names that would make the Response Group import fail block the failover itself.
+    let clashes = super::ancillary::rgs_name_clashes(d, o, x);
+    if !clashes.is_empty() && !d.rgs_resolve_name_conflicts {
+        return Err(super::ancillary::rgs_clash_message(d, x, y, &clashes));
+    }
     if o.health(y) != Health::Up || !back_end_ok_after(o, t, y) {
         return Err(format!("{x}'s users cannot be failed over: its backup pool {y} is not available"));
     }
@@ -257,7 +282,31 @@ fn check_failover(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
     Ok(Transition { failback: false, pool: x.clone(), disaster })
 }
 
-fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
+/// Rule 23 (JJ721897): federation that left an Edge pool of `x`'s site while that pool was down
+/// goes back to it, once it runs again, before `x` fails back. A spec that keeps the route
+/// elsewhere makes the failback impossible in a supported order: this says which field to change.
+fn federation_kept_away(d: &Desired, o: &Observed, x: &Fqdn) -> Option<String> {
+    let site = &o.topology.pools.get(x)?.site;
+    let routes = [
+        ("SIP", o.history.sip_moved_from.as_ref(), d.sip_federation.as_ref().or(o.federation.sip_edge.as_ref()), "sipFederationPool"),
+        ("XMPP", o.history.xmpp_moved_from.as_ref(), d.xmpp_federation.as_ref().or(o.federation.xmpp_edge.as_ref()), "xmppFederationPool"),
+    ];
+    for (kind, from, want, field) in routes {
+        let Some(from) = from else { continue };
+        let local = o.topology.edges.get(from).is_some_and(|e| &e.site == site);
+        if !local || o.edge_health(from) == Health::Down || want == Some(from) {
+            continue;
+        }
+        let kept = want.map(ToString::to_string).unwrap_or_else(|| "another Edge pool".into());
+        return Some(format!(
+            "{x} cannot be failed back while {kind} federation stays on {kept}: it left {from} while that Edge pool was down, {from} runs again, and rule 23 (JJ721897) moves federation back to the restored Edge pool before its site's pools fail back; set spec.edge.{field} on LyncDeployment/{} to {from} (it can move again after the failback), or keep {x} failed over with spec.failedOver",
+            d.deployment
+        ));
+    }
+    None
+}
+
+fn check_failback(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Result<Transition, String> {
     let res = pt.d.resource();
     let y = pt.d.partner(x);
     if !o.health(x).is_alive() || !back_end_ok_after(o, t, x) {
@@ -282,14 +331,20 @@ fn check_failback(o: &Observed, t: &Targets, pt: &PairTarget, x: &Fqdn) -> Resul
         ));
     }
     cms_ready_for(o, t, None).map_err(|e| format!("{x} cannot be failed back: {e}"))?;
+    if let Some(why) = federation_kept_away(d, o, x) {
+        return Err(why);
+    }
     Ok(Transition { failback: true, pool: x.clone(), disaster })
 }
 
 /// The principal each mirrored Back End should have: the spec's choice, or (when that server
 /// is down and automatic failover is allowed) the other server; without a spec entry, the
-/// current principal unless its server is down.
-fn principals(d: &Desired, o: &Observed) -> BTreeMap<Fqdn, Role> {
+/// current principal unless its server is down. A Back End whose witness will fail it over on
+/// its own (principal's server down, the other up) is left to it for the grace period: those
+/// come back separately, with the time left.
+fn principals(d: &Desired, o: &Observed, policy: &Policy) -> (BTreeMap<Fqdn, Role>, BTreeMap<Fqdn, Span>) {
     let mut out = BTreeMap::new();
+    let mut pending = BTreeMap::new();
     for (f, pool) in &o.topology.pools {
         if pool.back_end.mirror.is_none() {
             continue;
@@ -306,10 +361,17 @@ fn principals(d: &Desired, o: &Observed) -> BTreeMap<Fqdn, Role> {
         };
         let effective = if be.server_up(wanted) || !auto || !be.server_up(wanted.other()) { wanted } else { wanted.other() };
         if be.principal.values().any(|r| *r != effective) {
+            if pool.back_end.witness && !be.server_up(current) && be.server_up(current.other()) && effective == current.other() {
+                let down_for = o.history.principal_down_since.get(f).map(|at| o.at.since(*at)).unwrap_or_default();
+                if down_for < policy.witness_grace {
+                    pending.insert(f.clone(), Span(policy.witness_grace.0 - down_for.0));
+                    continue;
+                }
+            }
             out.insert(f.clone(), effective);
         }
     }
-    out
+    (out, pending)
 }
 
 fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTarget> {
@@ -330,10 +392,35 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         .filter(|v| facts_known || !matches!(v.rule, "SameOperatingSystem" | "LikeProduct" | "LikeVirtualization"))
         .collect();
     if !violations.is_empty() {
-        for v in violations {
-            b.block(&res, format!("unsupported pairing, rule {}: {}", v.rule, v.detail));
+        let rules: Vec<String> = violations.iter().map(|v| format!("rule {}: {}", v.rule, v.detail)).collect();
+        if !paired {
+            // lyncdr never creates an unsupported pairing.
+            for r in rules {
+                b.block(&res, format!("unsupported pairing, {r}"));
+            }
+            return None;
         }
-        return None;
+        // Already paired in Lync (issue 10, finding 13): Lync fails over and back between them
+        // all the same; Microsoft does not support the result. Say so for as long as it holds,
+        // and move users only with explicit consent.
+        b.notice(format!(
+            "{res}: unsupported pairing of {a} and {bb} in place ({}); Lync still fails over between them, but Microsoft does not support it: pair supported pools",
+            rules.join("; ")
+        ));
+        if !p.allow_unsupported_pairing {
+            let spec = p.failed_over.clone().map(PairState::FailedOver).unwrap_or(PairState::Normal);
+            let current = pair_state(o, a, bb);
+            if spec != current || o.health(a) == Health::Down || o.health(bb) == Health::Down {
+                b.block(
+                    &res,
+                    format!(
+                        "unsupported pairing, {}: lyncdr moves users between {a} and {bb} only with consent: set spec.allowUnsupportedPairing: true on {res}",
+                        rules.join("; ")
+                    ),
+                );
+            }
+            return None;
+        }
     }
 
     let pairing = if paired {
@@ -557,6 +644,8 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
                     || !cms_db_ok_after(o, t, &a)
                     || fails_over(&a)
                     || t.pairs.iter().any(|pt| pt.target == PairState::FailedOver(a.clone()))
+                    // A pool whose pair lyncdr does not manage keeps its users where they are.
+                    || (!t.pairs.iter().any(|pt| pt.d.pools.contains(&a)) && o.failover(&a) != FailoverState::Normal)
                 {
                     // The failover runs on a Front End of the receiving pool (rule 10): lyncdr must reach it.
                     b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, which is not serving its own users or cannot be reached; the CMS stays on {m}"));
@@ -573,22 +662,58 @@ fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Targets, b: &m
             }
         }
         None => {
+            // The witness is failing the CMS database over: wait for it.
+            if let Some(left) = t.witness_pending.get(&home) {
+                t.cms_blocked = Some(format!(
+                    "the CMS database on {home} is unavailable while its witness fails it over to the other SQL server (lyncdr does it itself in {left} if the witness has not)"
+                ));
+                b.notice(format!("{dep}: {}", t.cms_blocked.clone().unwrap_or_default()));
+                return;
+            }
+            // A Back End failover (lossless) brings the CMS back if its database is the problem;
+            // if its pool is to fail over, the CMS then leaves it for the standby (rule 3), in the
+            // same plan.
+            if alive_ok(&home) && t.principal.contains_key(&home) {
+                if fails_over(&home)
+                    && let Some(s) = standby.clone().filter(|s| o.health(s) == Health::Up && cms_db_ok_after(o, t, s))
+                {
+                    t.cms_move = Some(CmsMove {
+                        from: home.clone(),
+                        to: s.clone(),
+                        force: false,
+                        reason: format!(
+                            "{home} hosts the CMS and its users are to be failed over: once its Back End failover has restored the CMS, the CMS moves to {s} first"
+                        ),
+                        rules: vec![3, 5, 8, 9, 10, 18],
+                        elective: false,
+                    });
+                }
+                return;
+            }
             let Some(s) = standby else {
                 t.cms_blocked = Some(format!("the CMS (on {home}) is unavailable and {home} has no backup pool to fail it over to"));
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             };
-            // A Back End failover (lossless) brings the CMS back if its database is the problem.
-            if alive_ok(&home) && t.principal.contains_key(&home) {
-                return;
-            }
             let home_down = o.health(&home) == Health::Down
                 || (alive_ok(&home)
                     && o.pool(&home).is_some_and(|p| !p.back_end.server_up(Role::Primary) && !p.back_end.server_up(Role::Mirror)));
             if !home_down {
-                t.cms_blocked = Some(format!(
-                    "the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"
-                ));
+                // Confirming the CMS pool down takes its partner, the standby: if that is not
+                // reachable either, say so (there is nowhere to fail the CMS over to anyway).
+                t.cms_blocked = Some(match o.health(&s) {
+                    Health::Up => format!(
+                        "the CMS on {home} is unavailable, and {home} cannot be confirmed down, so a forced CMS failover is not safe"
+                    ),
+                    hs => format!(
+                        "the CMS on {home} is unavailable and its standby pool {s} {}: there is no pool to fail the CMS over to until {s} or {home} is back",
+                        match hs {
+                            Health::Down => "is down too",
+                            Health::Isolated => "cannot be reached by lyncdr either",
+                            _ => "cannot be reached either",
+                        }
+                    ),
+                });
                 b.block(&dep, t.cms_blocked.clone().unwrap_or_default());
                 return;
             }

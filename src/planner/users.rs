@@ -1,16 +1,64 @@
-//! User placement (domain document 4.17): `Move-CsUser` in batches, from a source pool that is
-//! serving (lossless), or with `-Force` only with consent (contacts and meetings are dropped).
-//! Never `-MoveConferenceData` (rule 30): the Backup Service carries conference data.
+//! User placement (domain document 4.17): `Move-CsUser` in batches, from a source pool that
+//! serves its users (lossless; after its failback when this plan fails it back), or with
+//! `-Force` only from a pool confirmed down and only with consent (contacts and meetings are
+//! dropped for good). A running pool whose users stay failed over is a blocker naming the
+//! PoolPair field. Never `-MoveConferenceData` (rule 30): the Backup Service carries conference
+//! data.
 
 use super::builder::{Builder, piped};
 use super::ctx::{Ctx, id};
 use super::step::Expect;
+use super::targets::back_end_ok_after;
 use crate::desired::UserSelector;
-use crate::model::{FailoverState, Fqdn};
+use crate::model::{Fqdn, Health};
 use crate::ps::{Input, Invocation, script_block};
 
-fn source_ok(c: &Ctx, p: &Fqdn) -> bool {
-    c.up(p) && c.serves_itself(p) && c.o.failover(p) == FailoverState::Normal && c.o.pool(p).is_some_and(|o| o.back_end.available())
+/// How the users of a source pool can be moved.
+enum Source {
+    /// The source serves them (now, or after a failback of this plan): no `-Force`.
+    Lossless,
+    /// The source is confirmed down (by lyncdr and its partner): only `-Force`, which drops
+    /// contacts and meetings, with consent.
+    Lost,
+    /// Not now, and not with `-Force` either.
+    Blocked(String),
+}
+
+/// Decided from the targets, not the current state: a pool failed back in this plan serves its
+/// users once the failback ran (the moves wait for it). `-Force` is only for a pool confirmed
+/// down: a running pool's users move losslessly once it serves them again.
+fn source(c: &Ctx, p: &Fqdn, res: &str) -> Source {
+    match c.health(p) {
+        Health::Down => return Source::Lost,
+        Health::Unknown => {
+            return Source::Blocked(format!(
+                "the state of {p} cannot be confirmed (neither lyncdr nor its partner reaches it); Move-CsUser -Force, which drops contacts and meetings for good, is only for a pool confirmed down"
+            ));
+        }
+        Health::Isolated => {
+            return Source::Blocked(format!("lyncdr cannot reach {p}, which is alive; its users move once it is reachable"));
+        }
+        Health::Up => {}
+    }
+    if c.o.failover(p).in_progress() {
+        return Source::Blocked(format!("a failover or failback of {p} is running; its users move once it has finished"));
+    }
+    if !c.serves_itself(p) {
+        let partner = c.o.topology.partner(p).map(ToString::to_string).unwrap_or_default();
+        let pair = c.pair_of(p).map(|pt| pt.d.resource()).unwrap_or_default();
+        let how = if c.pair_of(p).is_some_and(|pt| pt.automatic) {
+            format!("approve the failback with the annotation lyncdr.io/approve-failback=true on {pair}")
+        } else {
+            format!("set spec.failedOver: [] on {pair}")
+        };
+        return Source::Blocked(format!(
+            "{p} runs, but its users are (to be) served by {partner}: moving them now needs Move-CsUser -Force, which drops their contacts and meetings for good. Fail them back first ({how}); {res} then moves them without -Force"
+        ));
+    }
+    if !back_end_ok_after(c.o, &c.t, p) {
+        return Source::Blocked(format!("the Back End of {p} is not available; its users move once it is"));
+    }
+    Source::Lossless
 }
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
@@ -40,7 +88,14 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                     b.block(&res, format!("no such users: {}", missing.join(", ")));
                 }
                 for (source, list) in by_source {
-                    let force = !source_ok(c, &source);
+                    let force = match self::source(c, &source, &res) {
+                        Source::Lossless => false,
+                        Source::Lost => true,
+                        Source::Blocked(why) => {
+                            b.block(&res, why);
+                            continue;
+                        }
+                    };
                     for chunk in list.chunks(pl.batch_size.max(1) as usize) {
                         let mut inv = Invocation::new("Move-CsUser").arg("Target", target.as_str());
                         if force {
@@ -56,7 +111,14 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                     b.notice(format!("{res}: the users homed on {source} could not be counted"));
                     continue;
                 };
-                let force = !source_ok(c, source);
+                let force = match self::source(c, source, &res) {
+                    Source::Lossless => false,
+                    Source::Lost => true,
+                    Source::Blocked(why) => {
+                        b.block(&res, why);
+                        continue;
+                    }
+                };
                 let size = pl.batch_size.max(1) as u64;
                 let mut left = n;
                 while left > 0 {
@@ -90,7 +152,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
             if force && !pl.allow_data_loss {
                 b.block(
                     &res,
-                    format!("{source} is not serving its users, so moving them needs Move-CsUser -Force, which drops their contacts and meetings for good; consent with spec.allowDataLoss: true on {res}"),
+                    format!("{source} is confirmed down, so moving its users needs Move-CsUser -Force, which drops their contacts and meetings for good; consent with spec.allowDataLoss: true on {res}"),
                 );
                 break;
             }
@@ -99,7 +161,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 after.push(id::failback(&source));
             }
             let reason = if force {
-                format!("home {count} users of {source} on {target} with -Force ({source} is not serving; consented)")
+                format!("home {count} users of {source} on {target} with -Force ({source} is lost; consented)")
             } else {
                 format!("home {count} users of {source} on {target}")
             };

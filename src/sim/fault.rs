@@ -3,6 +3,12 @@
 //! Backup Service errors; loss of a pool's conference content. Written `ACTION:TARGET`, e.g.
 //! `down:site/Dallas`, `up:link/operator:Dallas`, `lose:content/pool01.dal.contoso.com`, and with a
 //! time for `demo --fault`: `40m:up:site/Dallas`.
+//!
+//! The same notation plays the people a procedure asks to act outside Lync:
+//! `point:xmpp-dns/<edge pool>` points the external XMPP federation DNS records (the A record
+//! and the `_xmpp-server._tcp` SRV record, port 5269) at an Edge pool (JJ688065 steps 4-6), and
+//! `update:server/<front end>` re-applies the cumulative update on a Front End server after local
+//! setup installed new components (SfB 2019 pairing, JJ204773).
 
 use std::fmt;
 
@@ -24,6 +30,8 @@ pub enum FaultTarget {
     Backup(Fqdn),
     /// A pool's conference content (file store).
     Content(Fqdn),
+    /// The external XMPP federation DNS records, pointed at an Edge pool.
+    XmppDns(Fqdn),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +40,10 @@ pub enum FaultAction {
     Up,
     /// Only for `content/<pool>`: the pool's conference content is lost.
     Lose,
+    /// Only for `xmpp-dns/<edge pool>`: a person points the XMPP federation DNS records at it.
+    Point,
+    /// Only for `server/<front end>`: a person re-applies the cumulative update on the server.
+    Update,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +68,7 @@ impl FaultTarget {
         }
         let (kind, name) = s
             .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not a fault target; write kind/name: site/<name>, pool/<fqdn>, edge/<fqdn>, sql/<fqdn>, server/<fqdn>, link/<end>:<end>, backup/<pool>, content/<pool>"))?;
+            .ok_or_else(|| format!("'{s}' is not a fault target; write kind/name: site/<name>, pool/<fqdn>, edge/<fqdn>, sql/<fqdn>, server/<fqdn>, link/<end>:<end>, backup/<pool>, content/<pool>, xmpp-dns/<edge pool>"))?;
         let f = |n: &str| Fqdn::parse(n).map_err(|e| e.to_string());
         Ok(match kind {
             "site" if !name.is_empty() => FaultTarget::Site(name.to_string()),
@@ -66,6 +78,7 @@ impl FaultTarget {
             "server" => FaultTarget::Server(f(name)?),
             "backup" => FaultTarget::Backup(f(name)?),
             "content" => FaultTarget::Content(f(name)?),
+            "xmpp-dns" => FaultTarget::XmppDns(f(name)?),
             "link" => {
                 let (a, b) = name.split_once(':').ok_or_else(|| {
                     format!("'{s}': a link is written link/<end>:<end>, e.g. link/operator:Dallas or link/Dallas:Seattle")
@@ -77,7 +90,10 @@ impl FaultTarget {
                 FaultTarget::Link(x.to_string(), y.to_string())
             }
             other => {
-                return Err(format!("'{}' is not a fault kind; use site, pool, edge, sql, server, link, backup or content", shown(other)));
+                return Err(format!(
+                    "'{}' is not a fault kind; use site, pool, edge, sql, server, link, backup, content or xmpp-dns",
+                    shown(other)
+                ));
             }
         })
     }
@@ -94,6 +110,7 @@ impl fmt::Display for FaultTarget {
             FaultTarget::Link(a, b) => write!(f, "link/{a}:{b}"),
             FaultTarget::Backup(p) => write!(f, "backup/{p}"),
             FaultTarget::Content(p) => write!(f, "content/{p}"),
+            FaultTarget::XmppDns(e) => write!(f, "xmpp-dns/{e}"),
         }
     }
 }
@@ -106,23 +123,41 @@ impl Fault {
             "down" => FaultAction::Down,
             "up" => FaultAction::Up,
             "lose" => FaultAction::Lose,
-            other => return Err(format!("'{}' is not a fault action; use down, up or lose", shown(other))),
+            "point" => FaultAction::Point,
+            "update" => FaultAction::Update,
+            other => return Err(format!("'{}' is not a fault action; use down, up, lose, point or update", shown(other))),
         };
-        let target = FaultTarget::parse(target)?;
-        let is_content = matches!(target, FaultTarget::Content(_));
-        if is_content != (action == FaultAction::Lose) {
-            return Err(format!("'{s}': use lose with content/<pool>, and down or up with every other target"));
-        }
-        Ok(Fault { action, target })
+        let fault = Fault { action, target: FaultTarget::parse(target)? };
+        fault.combination().map_err(|m| format!("'{s}': {m}"))?;
+        Ok(fault)
     }
 
-    /// Checks that the target exists in the topology.
+    /// Whether the action applies to the target.
+    fn combination(&self) -> Result<(), String> {
+        let ok = match (&self.action, &self.target) {
+            (FaultAction::Lose, t) => matches!(t, FaultTarget::Content(_)),
+            (FaultAction::Point, t) => matches!(t, FaultTarget::XmppDns(_)),
+            (FaultAction::Update, t) => matches!(t, FaultTarget::Server(_)),
+            (FaultAction::Down | FaultAction::Up, t) => !matches!(t, FaultTarget::Content(_) | FaultTarget::XmppDns(_)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err("use lose with content/<pool>, point with xmpp-dns/<edge pool>, update with server/<front end>, and down or up with every other target".into())
+        }
+    }
+
+    /// Checks that the action applies to the target and that the target exists in the topology.
     pub fn check(&self, topo: &Topology) -> Result<(), String> {
+        self.combination().map_err(|m| format!("{self}: {m}"))?;
+        if self.action == FaultAction::Update && !matches!(&self.target, FaultTarget::Server(s) if topo.pool_of_server(s).is_some()) {
+            return Err(format!("{self}: cumulative updates are re-applied on a Front End server"));
+        }
         let site = |s: &str| s == OPERATOR || topo.sites.iter().any(|x| x == s);
         let ok = match &self.target {
             FaultTarget::Site(s) => topo.sites.iter().any(|x| x == s),
             FaultTarget::Pool(p) | FaultTarget::Backup(p) | FaultTarget::Content(p) => topo.pools.contains_key(p),
-            FaultTarget::Edge(e) => topo.edges.contains_key(e),
+            FaultTarget::Edge(e) | FaultTarget::XmppDns(e) => topo.edges.contains_key(e),
             FaultTarget::Sql(s) => topo.pools.values().any(|p| p.back_end.primary == *s || p.back_end.mirror.as_ref() == Some(s)),
             FaultTarget::Server(s) => topo.pool_of_server(s).is_some() || topo.edge_of_server(s).is_some(),
             FaultTarget::Link(a, b) => site(a) && site(b),
@@ -137,6 +172,8 @@ impl fmt::Display for Fault {
             FaultAction::Down => "down",
             FaultAction::Up => "up",
             FaultAction::Lose => "lose",
+            FaultAction::Point => "point",
+            FaultAction::Update => "update",
         };
         write!(f, "{a}:{}", self.target)
     }
@@ -144,11 +181,11 @@ impl fmt::Display for Fault {
 
 impl TimedFault {
     /// Parses `TIME:ACTION:TARGET`, e.g. `40m:up:site/Dallas` or `00:40:00:up:site/Dallas` (a
-    /// TimeSpan holds colons: the time ends before the first `:down:`, `:up:` or `:lose:`).
+    /// TimeSpan holds colons: the time ends before the first `:ACTION:`).
     pub fn parse(s: &str) -> Result<TimedFault, String> {
         let action_at = s.match_indices(':').map(|(i, _)| i).find(|&i| {
             let rest = &s[i + 1..];
-            ["down:", "up:", "lose:"].iter().any(|a| rest.starts_with(a))
+            ["down:", "up:", "lose:", "point:", "update:"].iter().any(|a| rest.starts_with(a))
         });
         let (at, rest) = match action_at {
             Some(i) => (&s[..i], &s[i + 1..]),
@@ -179,11 +216,19 @@ mod tests {
         assert!(Fault::parse("explode:site/Dallas").is_err());
         assert!(TimedFault::parse("soon:down:site/Dallas").is_err());
         assert!(Fault::parse("down:link/Dallas").is_err());
+        let t = TimedFault::parse("00:01:00:point:xmpp-dns/edge01.sea.contoso.com").unwrap();
+        assert_eq!((t.at, t.fault.action), (Span::mins(1), FaultAction::Point));
         let t = TimedFault::parse("1.00:02:00:down:link/operator:Dallas").unwrap();
         assert_eq!(t.at, Span::hours(24) + Span::mins(2));
         assert_eq!(t.fault.target, FaultTarget::Link("Dallas".into(), "operator".into()));
         let e = TimedFault::parse("13450750887080.00:00:05:down:site/Dallas").unwrap_err();
         assert!(e.contains("too long a duration"), "{e}");
         assert!(Fault::parse("down:site/Dal\u{1b}[2Jlas").unwrap_err().contains("\\u{1b}"));
+        let f = Fault::parse("point:xmpp-dns/edge01.sea.contoso.com").unwrap();
+        assert_eq!(f.to_string(), "point:xmpp-dns/edge01.sea.contoso.com");
+        assert!(Fault::parse("down:xmpp-dns/edge01.sea.contoso.com").is_err());
+        assert!(Fault::parse("point:edge/edge01.sea.contoso.com").is_err());
+        assert_eq!(Fault::parse("update:server/pool01-fe01.sea.contoso.com").unwrap().action, FaultAction::Update);
+        assert!(Fault::parse("update:pool/pool01.sea.contoso.com").is_err());
     }
 }

@@ -266,6 +266,19 @@ impl Simulator {
                     replication::lose_content(&mut self.w, p);
                 }
             }
+            FaultAction::Point => {
+                if let FaultTarget::XmppDns(e) = &fault.target {
+                    // The top record (and its A record) now resolves to the Edge pool.
+                    let mut records = vec![e.clone()];
+                    records.extend(self.w.xmpp_dns.iter().skip(1).filter(|x| *x != e).cloned());
+                    self.w.xmpp_dns = records;
+                }
+            }
+            FaultAction::Update => {
+                if let FaultTarget::Server(s) = &fault.target {
+                    cmd::apply_cumulative_update(self, s);
+                }
+            }
         }
         self.abort_ops_on_down_servers();
         self.arm_witness();
@@ -407,6 +420,21 @@ impl Simulator {
         let net = self.net();
         let running: Vec<&Fqdn> = pool.servers.iter().filter(|s| net.host_up(s) && rt.services.get(*s).copied().unwrap_or(false)).collect();
         !running.is_empty() && running.iter().all(|s| rt.setup_epoch.get(*s).copied().unwrap_or(0) >= rt.setup_required)
+    }
+
+    /// The Edge pool external XMPP federation traffic reaches: the highest-priority
+    /// `_xmpp-server._tcp` record whose Edge pool runs (remote servers try the next record when
+    /// one does not answer). Ground truth.
+    pub fn xmpp_dns_target(&self) -> Option<Fqdn> {
+        let net = self.net();
+        self.w.xmpp_dns.iter().find(|e| net.host_up(e)).cloned()
+    }
+
+    /// The same, as far as one server of the deployment can tell: Edge pools it cannot reach
+    /// count as down (the deployment cannot tell a site it is cut off from from a lost one).
+    pub(crate) fn xmpp_dns_target_seen_from(&self, server: &Fqdn) -> Option<Fqdn> {
+        let net = self.net();
+        self.w.xmpp_dns.iter().find(|e| net.reaches(Some(server), e)).cloned()
     }
 
     /// Replicas on these servers hold the current configuration.

@@ -32,6 +32,12 @@ pub fn principal_up(w: &World, topo: &Topology, net: &Net, pool: &Fqdn, db: DbTy
     p.back_end.server(role).is_some_and(|s| net.sql_up(s))
 }
 
+/// The Application databases of `pool` (Response Groups, Call Park) are served by a running
+/// SQL server.
+pub fn application_up(w: &World, topo: &Topology, net: &Net, pool: &Fqdn) -> bool {
+    principal_up(w, topo, net, pool, DbType::Application)
+}
+
 /// A pool can serve users: a Front End runs and its user database is available.
 pub fn pool_serving_ok(w: &World, topo: &Topology, net: &Net, pool: &Fqdn) -> bool {
     net.host_up(pool) && back_end_available(w, topo, net, pool)

@@ -105,6 +105,18 @@ pub struct World {
     /// Edge pool the SIP federation route was moved away from while it was down (a disaster
     /// move, which rule 23 says to undo before failing back the site's Front End pools).
     pub federation_moved_from: Option<Fqdn>,
+    /// Edge pool the XMPP route was moved away from while it was down: moving it back is the
+    /// failback of JJ721897, which does not stop the restored pool's services.
+    #[serde(default)]
+    pub xmpp_moved_from: Option<Fqdn>,
+    /// Edge pool the XMPP route was moved to with its services stopped (JJ688065): they are
+    /// started only once the DNS records point at it (rule 21).
+    #[serde(default)]
+    pub xmpp_awaiting_dns: Option<Fqdn>,
+    /// Edge pools the external `_xmpp-server._tcp.<SIP domain>` SRV records (port 5269) and
+    /// their A records resolve to, highest priority first. People change them, not cmdlets.
+    #[serde(default)]
+    pub xmpp_dns: Vec<Fqdn>,
     pub sync_interval: Span,
     pub data: BTreeMap<(Fqdn, BackupModule), Replica>,
     /// Users rehomed by Move-CsUser: SIP address to new home pool.
@@ -124,6 +136,10 @@ pub struct World {
     pub enabled_epoch: u64,
     /// Pools still holding the user data of a former partner (rule 31).
     pub stale_backup_data: std::collections::BTreeSet<Fqdn>,
+    /// Front End servers where local setup installed components older than the server's
+    /// cumulative update (SfB 2019 pairing): the update must be re-applied (JJ204773).
+    #[serde(default)]
+    pub behind_on_updates: BTreeSet<Fqdn>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -143,6 +159,9 @@ impl World {
                 let mut principal = BTreeMap::new();
                 let role = s.principal.get(&p.fqdn).copied().unwrap_or_default();
                 principal.insert(DbType::User, role);
+                // Response Group, Call Park and Address Book data, failed over on their own with
+                // `-DatabaseType Application`.
+                principal.insert(DbType::Application, role);
                 let cms_db = s.cms_pool.as_ref().is_some_and(|c| c == &p.fqdn || topo.partner(c) == Some(&p.fqdn));
                 if cms_db {
                     principal.insert(DbType::CentralMgmt, role);
@@ -223,6 +242,7 @@ impl World {
             pairing_epoch: BTreeMap::new(),
             enabled_epoch: 0,
             stale_backup_data: Default::default(),
+            behind_on_updates: BTreeSet::new(),
             faults: s.down.iter().cloned().collect(),
             pools,
             edges,
@@ -230,6 +250,9 @@ impl World {
             sip_federation: s.sip_federation.clone(),
             xmpp_federation: s.xmpp_federation.clone(),
             federation_moved_from: None,
+            xmpp_moved_from: None,
+            xmpp_awaiting_dns: None,
+            xmpp_dns: s.xmpp_dns.clone(),
             sync_interval: s.sync_interval,
             data,
             rehomed: BTreeMap::new(),

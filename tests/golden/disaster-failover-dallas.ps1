@@ -8,67 +8,67 @@ Export-CsConfiguration -FileName 'C:\lyncdr\backup\CsConfiguration-pool01.dal.co
 # 2. cms-failover/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-export-configuration/pool01.sea.contoso.com
 #    MAY LOSE DATA (consented)
-Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -Force
+Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -BackupMirrorSqlServerFqdn sql02.sea.contoso.com -BackupMirrorSqlInstanceName rtc -Force
 
 # 3. wait-cms-replication/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
 
-# 4. edge-next-hop/edge01.dal.contoso.com (on pool01.sea.contoso.com)
+# 4. wait-cms-replication/failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
 #    after: cms-failover/pool01.sea.contoso.com
-Set-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registrar:pool01.sea.contoso.com
-
-# 5. sip-federation-route/edge01.sea.contoso.com (on pool01.sea.contoso.com)
-#    after: cms-failover/pool01.sea.contoso.com
-Set-CsSite -Identity Seattle -FederationRoute EdgeServer:edge01.sea.contoso.com
-
-# 6. wait-cms-replication/edge/edge01.sea.contoso.com (on pool01.sea.contoso.com)
-#    after: sip-federation-route/edge01.sea.contoso.com
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
 
-# 7. edge-services-stop/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
-#    after: cms-failover/pool01.sea.contoso.com
-Stop-CsWindowsService
-
-# 8. edge-services-stop/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
-#    after: cms-failover/pool01.sea.contoso.com
-Stop-CsWindowsService
-
-# 9. xmpp-federation-route/edge01.sea.contoso.com (on pool01.sea.contoso.com)
-#    after: cms-failover/pool01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com
-Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
-
-# 10. edge-services-start/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
-#    after: xmpp-federation-route/edge01.sea.contoso.com
-Start-CsWindowsService
-
-# 11. edge-setup/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
-#    after: edge-services-start/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
-& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-
-# 12. edge-services-start/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
-#    after: xmpp-federation-route/edge01.sea.contoso.com
-Start-CsWindowsService
-
-# 13. edge-setup/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
-#    after: edge-services-start/edge01-es02.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
-& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-
-# 14. wait-cms-replication/failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
-#    after: cms-failover/pool01.sea.contoso.com, edge-next-hop/edge01.dal.contoso.com, sip-federation-route/edge01.sea.contoso.com, xmpp-federation-route/edge01.sea.contoso.com
-#    wait: repeat until the condition holds
-Get-CsManagementStoreReplicationStatus
-
-# 15. pool-failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
+# 5. pool-failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
 #    after: wait-cms-replication/failover/pool01.dal.contoso.com, wait-cms-replication/pool01.sea.contoso.com
 #    MAY LOSE DATA (consented)
 Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode
 
+# 6. sip-federation-route/edge01.sea.contoso.com (on pool01.sea.contoso.com)
+#    after: cms-failover/pool01.sea.contoso.com, pool-failover/pool01.dal.contoso.com
+Set-CsSite -Identity Seattle -FederationRoute EdgeServer:edge01.sea.contoso.com
+
+# 7. wait-cms-replication/edge/edge01.sea.contoso.com (on pool01.sea.contoso.com)
+#    after: sip-federation-route/edge01.sea.contoso.com
+#    wait: repeat until the condition holds
+Get-CsManagementStoreReplicationStatus
+
+# 8. edge-services-stop/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+#    after: cms-failover/pool01.sea.contoso.com, pool-failover/pool01.dal.contoso.com
+Stop-CsWindowsService
+
+# 9. edge-services-stop/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+#    after: cms-failover/pool01.sea.contoso.com, pool-failover/pool01.dal.contoso.com
+Stop-CsWindowsService
+
+# 10. xmpp-federation-route/edge01.sea.contoso.com (on pool01.sea.contoso.com)
+#    after: cms-failover/pool01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com, pool-failover/pool01.dal.contoso.com
+Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com
+
+# 11. wait-xmpp-dns/edge01.sea.contoso.com (on pool01.sea.contoso.com)
+#    after: xmpp-federation-route/edge01.sea.contoso.com
+#    wait: repeat until the condition holds
+Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
+
+# 12. edge-services-start/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+#    after: wait-xmpp-dns/edge01.sea.contoso.com
+Start-CsWindowsService
+
+# 13. edge-setup/edge01-es01.sea.contoso.com (on edge01-es01.sea.contoso.com)
+#    after: edge-services-start/edge01-es01.sea.contoso.com, edge-services-stop/edge01-es01.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
+& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
+
+# 14. edge-services-start/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+#    after: wait-xmpp-dns/edge01.sea.contoso.com
+Start-CsWindowsService
+
+# 15. edge-setup/edge01-es02.sea.contoso.com (on edge01-es02.sea.contoso.com)
+#    after: edge-services-start/edge01-es02.sea.contoso.com, edge-services-stop/edge01-es02.sea.contoso.com, wait-cms-replication/edge/edge01.sea.contoso.com
+& 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
+
 # 16. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip'
 
-# note: LyncDeployment/contoso: XMPP federation moves to edge01.sea.contoso.com: point the XMPP federation A record at edge01.sea.contoso.com and make sure the _xmpp-server._tcp SRV record resolves to it on port 5269, open from the Internet (rule 21)
-# note: PoolPair/dal-sea: after pool01.dal.contoso.com fails over, restore the latest Location Information Service (E9-1-1) database backup into pool01.sea.contoso.com; the Backup Service does not replicate it (rule 27)
+# note: PoolPair/dal-sea: while pool01.dal.contoso.com's users are served by pool01.sea.contoso.com, restore the latest Location Information Service (E9-1-1) database backup of pool01.dal.contoso.com into pool01.sea.contoso.com if not done yet; the Backup Service does not replicate it (rule 27)
 # note: PoolPair/dal-sea: no Response Group export of pool01.dal.contoso.com is known, so its Response Groups stay unavailable until pool01.dal.contoso.com returns (rule 25)

@@ -20,57 +20,60 @@ Stop-CsWindowsService
 #    after: edge-services-stop/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com
 Set-CsSite -Identity Dallas -XmppFederationRoute EdgeServer:edge01.dal.contoso.com
 
-# 6. edge-services-start/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
+# 6. wait-xmpp-dns/edge01.dal.contoso.com (on pool01.dal.contoso.com)
 #    after: xmpp-federation-route/edge01.dal.contoso.com
+#    wait: repeat until the condition holds
+Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
+
+# 7. edge-services-start/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
+#    after: wait-xmpp-dns/edge01.dal.contoso.com
 Start-CsWindowsService
 
-# 7. edge-setup/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
+# 8. edge-setup/edge01-es01.dal.contoso.com (on edge01-es01.dal.contoso.com)
 #    after: edge-services-start/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es01.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com
 & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
 
-# 8. edge-services-start/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
-#    after: xmpp-federation-route/edge01.dal.contoso.com
+# 9. edge-services-start/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
+#    after: wait-xmpp-dns/edge01.dal.contoso.com
 Start-CsWindowsService
 
-# 9. edge-setup/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
+# 10. edge-setup/edge01-es02.dal.contoso.com (on edge01-es02.dal.contoso.com)
 #    after: edge-services-start/edge01-es02.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com
 & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
 
-# 10. pool-failback/pool01.dal.contoso.com (on pool01.dal.contoso.com)
-#    after: edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, sip-federation-route/edge01.dal.contoso.com, xmpp-federation-route/edge01.dal.contoso.com
+# 11. pool-failback/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+#    after: edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, sip-federation-route/edge01.dal.contoso.com, wait-xmpp-dns/edge01.dal.contoso.com, xmpp-federation-route/edge01.dal.contoso.com
 Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com
 
-# 11. edge-next-hop/edge01.dal.contoso.com (on pool01.dal.contoso.com)
+# 12. edge-next-hop/edge01.dal.contoso.com (on pool01.dal.contoso.com)
 #    after: pool-failback/pool01.dal.contoso.com
 Set-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registrar:pool01.dal.contoso.com
 
-# 12. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
+# 13. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip'
 
-# 13. content-sync/pool01.sea.contoso.com (on pool01.sea.contoso.com)
+# 14. content-sync/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: pool-failback/pool01.dal.contoso.com
 Invoke-CsBackupServiceSync -PoolFqdn pool01.sea.contoso.com -BackupModule ConfServices.DataConf
 
-# 14. wait-content-sync/pool01.sea.contoso.com (on pool01.sea.contoso.com)
+# 15. wait-content-sync/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 #    after: content-sync/pool01.sea.contoso.com
 #    wait: repeat until the condition holds
 Get-CsBackupServiceStatus -PoolFqdn pool01.sea.contoso.com
 
-# 15. cms-export-configuration/pool01.dal.contoso.com (on pool01.dal.contoso.com)
-#    after: content-sync/pool01.sea.contoso.com, edge-next-hop/edge01.dal.contoso.com, edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-services-stop/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, pool-failback/pool01.dal.contoso.com, rgs-routine-export/pool01.sea.contoso.com, sip-federation-route/edge01.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com, wait-content-sync/pool01.sea.contoso.com, xmpp-federation-route/edge01.dal.contoso.com
+# 16. cms-export-configuration/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+#    after: content-sync/pool01.sea.contoso.com, edge-next-hop/edge01.dal.contoso.com, edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-services-stop/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, pool-failback/pool01.dal.contoso.com, rgs-routine-export/pool01.sea.contoso.com, sip-federation-route/edge01.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com, wait-content-sync/pool01.sea.contoso.com, wait-xmpp-dns/edge01.dal.contoso.com, xmpp-federation-route/edge01.dal.contoso.com
 Export-CsConfiguration -FileName 'C:\lyncdr\backup\CsConfiguration-pool01.sea.contoso.com-to-pool01.dal.contoso.com.zip'
 
-# 16. cms-export-lis-configuration/pool01.dal.contoso.com (on pool01.dal.contoso.com)
-#    after: content-sync/pool01.sea.contoso.com, edge-next-hop/edge01.dal.contoso.com, edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-services-stop/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, pool-failback/pool01.dal.contoso.com, rgs-routine-export/pool01.sea.contoso.com, sip-federation-route/edge01.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com, wait-content-sync/pool01.sea.contoso.com, xmpp-federation-route/edge01.dal.contoso.com
+# 17. cms-export-lis-configuration/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+#    after: content-sync/pool01.sea.contoso.com, edge-next-hop/edge01.dal.contoso.com, edge-services-start/edge01-es01.dal.contoso.com, edge-services-start/edge01-es02.dal.contoso.com, edge-services-stop/edge01-es01.dal.contoso.com, edge-services-stop/edge01-es02.dal.contoso.com, edge-setup/edge01-es01.dal.contoso.com, edge-setup/edge01-es02.dal.contoso.com, pool-failback/pool01.dal.contoso.com, rgs-routine-export/pool01.sea.contoso.com, sip-federation-route/edge01.dal.contoso.com, wait-cms-replication/edge/edge01.dal.contoso.com, wait-content-sync/pool01.sea.contoso.com, wait-xmpp-dns/edge01.dal.contoso.com, xmpp-federation-route/edge01.dal.contoso.com
 Export-CsLisConfiguration -FileName 'C:\lyncdr\backup\CsLisConfiguration-pool01.sea.contoso.com-to-pool01.dal.contoso.com.zip'
 
-# 17. cms-failover/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+# 18. cms-failover/pool01.dal.contoso.com (on pool01.dal.contoso.com)
 #    after: cms-export-configuration/pool01.dal.contoso.com, cms-export-lis-configuration/pool01.dal.contoso.com
 Invoke-CsManagementServerFailover
 
-# 18. wait-cms-replication/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+# 19. wait-cms-replication/pool01.dal.contoso.com (on pool01.dal.contoso.com)
 #    after: cms-failover/pool01.dal.contoso.com
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
-
-# note: LyncDeployment/contoso: XMPP federation moves to edge01.dal.contoso.com: point the XMPP federation A record at edge01.dal.contoso.com and make sure the _xmpp-server._tcp SRV record resolves to it on port 5269, open from the Internet (rule 21)

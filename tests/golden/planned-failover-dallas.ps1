@@ -26,12 +26,12 @@ Set-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registra
 #    wait: repeat until the condition holds
 Get-CsManagementStoreReplicationStatus
 
-# 7. pool-failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
-#    after: wait-cms-replication/failover/pool01.dal.contoso.com, wait-cms-replication/pool01.sea.contoso.com
-Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com
-
-# 8. rgs-routine-export/pool01.dal.contoso.com (on pool01.dal.contoso.com)
+# 7. rgs-routine-export/pool01.dal.contoso.com (on pool01.dal.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.dal.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.dal.contoso.com-routine.zip'
+
+# 8. pool-failover/pool01.dal.contoso.com (on pool01.sea.contoso.com)
+#    after: rgs-routine-export/pool01.dal.contoso.com, wait-cms-replication/failover/pool01.dal.contoso.com, wait-cms-replication/pool01.sea.contoso.com
+Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com
 
 # 9. rgs-import/pool01.sea.contoso.com/pool01.dal.contoso.com (on pool01.sea.contoso.com)
 #    after: pool-failover/pool01.dal.contoso.com, rgs-routine-export/pool01.dal.contoso.com
@@ -40,4 +40,4 @@ Import-CsRgsConfiguration -Destination service:ApplicationServer:pool01.sea.cont
 # 10. rgs-routine-export/pool01.sea.contoso.com (on pool01.sea.contoso.com)
 Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip'
 
-# note: PoolPair/dal-sea: after pool01.dal.contoso.com fails over, restore the latest Location Information Service (E9-1-1) database backup into pool01.sea.contoso.com; the Backup Service does not replicate it (rule 27)
+# note: PoolPair/dal-sea: while pool01.dal.contoso.com's users are served by pool01.sea.contoso.com, restore the latest Location Information Service (E9-1-1) database backup of pool01.dal.contoso.com into pool01.sea.contoso.com if not done yet; the Backup Service does not replicate it (rule 27)

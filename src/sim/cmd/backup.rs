@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Ctx, Effect, Started};
 use crate::model::{BackupModule, Span};
 use crate::ps::Bound;
+use crate::ps::catalog::{TICKS_PER_MS, TICKS_PER_SECOND, format_timespan};
 use crate::sim::errors::{self, CmdletError, err};
 use crate::sim::{Simulator, replication};
 
@@ -46,15 +47,18 @@ pub(crate) fn set_config(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<S
     if !id.eq_ignore_ascii_case("global") {
         return Err(err(CMD, errors::unknown_identity(id)));
     }
-    let Some(interval) = b.span("SyncInterval") else {
+    // PowerShell binds the value as a TimeSpan: an integer is ticks, "10" is ten days (the
+    // catalogue's binding); the range is checked on that, inclusive (domain document section 9).
+    let Some(ticks) = b.ticks("SyncInterval") else {
         return Ok(Started::output(sim.timings.topology_change, Value::Null));
     };
-    if interval < Span::secs(5) || interval > Span::hours(3) {
+    if !(5 * TICKS_PER_SECOND..=3 * 3600 * TICKS_PER_SECOND).contains(&ticks) {
         return Err(err(
             CMD,
-            format!("SyncInterval {} is out of range. Specify a value from 00:00:05 through 03:00:00.", interval.to_timespan()),
+            format!("SyncInterval {} is out of range. Specify a value from 00:00:05 through 03:00:00.", format_timespan(ticks)),
         ));
     }
+    let interval = Span((ticks / TICKS_PER_MS) as u64);
     sim.require_cms(CMD)?;
     if b.what_if() {
         return Ok(Started::output(Span::ZERO, Value::Null));

@@ -101,6 +101,9 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         if master_ok && force {
             sim.rule(CMD, 9, format!("the active Central Management store on {from} is reachable, so -Force (which ignores replication and can lose changes) is for disaster recovery only; fail over without it"))?;
         }
+        // [DISCREPANCY] With the primary as principal, the IT-pro procedure (JJ204678) names only
+        // the backup SQL server; the reference (C3) adds the mirror parameters when the database
+        // is mirrored. Both are accepted (lyncdr sends the reference's form).
     } else if !master_ok {
         return Err(err(
             CMD,
@@ -113,6 +116,18 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
             CMD,
             format!("Cannot connect to the standby Central Management database of pool \"{to}\": its SQL Server is not available."),
         ));
+    }
+    // Rules 1 and 3: the CMS moves into a pool that serves its own users. A pool whose users are
+    // failed over to the CMS pool is failed back first (JJ721939), then the CMS moves, then the
+    // CMS pool fails over. (In disaster recovery there is no such choice: the CMS comes first.)
+    if master_ok && sim.w.pools[&to].state != crate::model::FailoverState::Normal {
+        sim.rule(
+            CMD,
+            1,
+            format!(
+                "the users of {to} are failed over to {from}: fail them back (Invoke-CsPoolFailBack -PoolFqdn {to}) before moving the CMS into {to}, then fail {from} over (rules 1 and 3)"
+            ),
+        )?;
     }
     // Rule 8: a configuration backup must exist since the last CMS move (and a LIS one for planned moves).
     let moved = sim.w.cms.moved_epoch;

@@ -17,17 +17,16 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
         Some("Mirror") => Role::Mirror,
         _ => Role::Primary,
     };
-    let db = match b.str("DatabaseType") {
-        Some("User") => DbType::User,
-        Some("CentralMgmt") => DbType::CentralMgmt,
-        Some(other) => {
-            // Other database types follow the User database in this model.
-            if sim.topo.pools[&pool].back_end.mirror.is_none() {
-                return Err(err(CMD, format!("The {other} database of pool \"{pool}\" is not mirrored, so it cannot be failed over.")));
-            }
-            DbType::User
+    let name = b.str("DatabaseType").unwrap_or("User").to_string();
+    let db = match name.as_str() {
+        "User" => DbType::User,
+        "CentralMgmt" => DbType::CentralMgmt,
+        // Response Group, Call Park and Address Book data: failed over on their own, so the
+        // User database stays where it is (rule 18 still wants it failed over first).
+        "Application" => DbType::Application,
+        other => {
+            return Err(err(CMD, format!("There is no {other} database on the Back End of pool \"{pool}\".")));
         }
-        None => DbType::User,
     };
     let backend = sim.topo.pools[&pool].back_end.clone();
     let Some(mirror) = backend.mirror.clone() else {
@@ -36,24 +35,17 @@ pub(crate) fn failover(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
             format!("Database failover requires a mirror, and no mirror is configured for the Back End of pool \"{pool}\"."),
         ));
     };
-    let Some(current) = sim.w.pools[&pool].principal.get(&db).copied() else {
-        return Err(err(CMD, format!("There is no {} database on the Back End of pool \"{pool}\".", db.as_str())));
-    };
+    if !sim.w.pools[&pool].principal.contains_key(&db) {
+        return Err(err(CMD, format!("There is no {name} database on the Back End of pool \"{pool}\".")));
+    }
     let target_server = if role == Role::Mirror { mirror } else { backend.primary.clone() };
-    let current_server = backend.server(current).cloned();
     let net = sim.net_ref();
     if !net.sql_up(&target_server) {
         return Err(err(CMD, format!("Cannot fail over to \"{target_server}\": the SQL Server is not available.")));
     }
-    if current != role && !current_server.as_ref().is_some_and(|s| net.sql_up(s)) && !b.switch("Force") {
-        let name = current_server.map(|s| s.to_string()).unwrap_or_default();
-        return Err(err(
-            CMD,
-            format!(
-                "The current principal \"{name}\" is not accessible. Use -Force to fail over a database whose principal is unavailable."
-            ),
-        ));
-    }
+    // [DISCREPANCY] C4 says -Force is "also used when the current database is not accessible";
+    // the documented procedure (JJ204991, domain document 4.10 step 3) fails over a User database
+    // whose primary failed without it. Both are accepted.
     // Rule 18: the User database is failed over before the CentralMgmt database.
     if db == DbType::CentralMgmt && sim.w.pools[&pool].principal.get(&DbType::User) != Some(&role) {
         sim.rule(CMD, 18, format!("fail over the User database of {pool} to {role} before its CentralMgmt database"))?;

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{Ctx, Effect, Started, strip_identity};
-use crate::model::Fqdn;
+use crate::model::{Fqdn, Product};
 use crate::ps::Bound;
 use crate::sim::Simulator;
 use crate::sim::errors::{CmdletError, err, unknown_identity};
@@ -65,10 +65,13 @@ pub(crate) fn set_site(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
         return Err(err(CMD, "lyncdr simulator: change -FederationRoute and -XmppFederationRoute in separate calls."));
     }
     sim.require_cms(CMD)?;
-    // Rule 21: the new XMPP Edge pool's services are stopped while the route is repointed.
+    // Rule 21: the new XMPP Edge pool's services are stopped while the route is repointed
+    // (JJ688065). Moving the route back to the Edge pool it left while that pool was down is the
+    // failback of JJ721897, which starts the restored pool's services first and stops nothing.
     if let Some(Some(e)) = &xmpp {
         let running: Vec<String> = sim.w.edges[e].services.iter().filter(|(_, r)| **r).map(|(s, _)| s.to_string()).collect();
-        if !running.is_empty() && sim.w.xmpp_federation.as_ref() != Some(e) {
+        let failback = sim.w.xmpp_moved_from.as_ref() == Some(e);
+        if !running.is_empty() && sim.w.xmpp_federation.as_ref() != Some(e) && !failback {
             sim.rule(
                 CMD,
                 21,
@@ -142,6 +145,34 @@ pub(crate) fn service(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Start
         // The Backup Service is installed by local setup once the pool is paired (JJ204773).
         return Err(err(cmd, "Cannot find any service with service name 'LYNCBACKUP'."));
     }
+    // Rule 13 (SfB 2019, JJ204773): the cumulative updates are re-applied after local setup
+    // installed the pairing components, then the Backup Service starts.
+    if backup_only && running && sim.w.behind_on_updates.contains(&server) {
+        sim.rule(
+            cmd,
+            13,
+            format!(
+                "local setup installed the pairing components on {server} at the release version; re-apply the cumulative update installed on the server before starting the Backup Service"
+            ),
+        )?;
+    }
+    // Rule 21 (JJ688065): the new XMPP Edge pool's services start only once the XMPP DNS
+    // records point at it and port 5269 is open (as far as the deployment can tell: an Edge pool
+    // its server cannot reach counts as down, as the planner must assume).
+    if running
+        && !backup_only
+        && let Some(e) = sim.edge_of(&server).map(|e| e.fqdn.clone())
+        && sim.w.xmpp_awaiting_dns.as_ref() == Some(&e)
+        && sim.xmpp_dns_target_seen_from(&server).as_ref() != Some(&e)
+    {
+        sim.rule(
+            cmd,
+            21,
+            format!(
+                "XMPP federation was moved to {e}: point the XMPP federation A record and the _xmpp-server._tcp SRV record (port 5269) at it before starting its services"
+            ),
+        )?;
+    }
     if let Some(n) = &name
         && !backup_only
         && !KNOWN_SERVICES.contains(&n.as_str())
@@ -186,6 +217,14 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
         }
         Effect::Federation { xmpp, edge } => {
             if *xmpp {
+                if sim.w.xmpp_federation != *edge {
+                    let old = sim.w.xmpp_federation.clone();
+                    let old_down = old.as_ref().is_some_and(|o| !edge_running(sim, o));
+                    sim.w.xmpp_moved_from = if old_down { old } else { None };
+                    // Moved to an Edge pool whose services are stopped (JJ688065): they wait for DNS.
+                    let stopped = edge.as_ref().is_some_and(|e| sim.w.edges.get(e).is_some_and(|rt| rt.services.values().all(|r| !*r)));
+                    sim.w.xmpp_awaiting_dns = if stopped { edge.clone() } else { None };
+                }
                 sim.w.xmpp_federation = edge.clone();
             } else {
                 if sim.w.sip_federation != *edge {
@@ -227,8 +266,14 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
                 let changed = sim.w.pairing_epoch.get(&pool).copied().unwrap_or(0);
                 let knows = epoch >= changed && *enabled >= changed;
                 let paired = sim.topo.partner(&pool).is_some();
+                let sfb2019 = sim.topo.pools[&pool].traits.product == Product::SfB2019;
                 if knows && let Some(b) = sim.w.fe_backup.get_mut(server) {
                     if paired {
+                        if !b.installed && sfb2019 {
+                            // New components at the release version: the server is behind its
+                            // cumulative update until a person re-applies it (JJ204773).
+                            sim.w.behind_on_updates.insert(server.clone());
+                        }
                         b.installed = true;
                     } else {
                         *b = Default::default();
@@ -245,6 +290,9 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
             }
         }
         Effect::Service { server, running, backup_only } => {
+            if *running && !*backup_only && sim.edge_of(server).map(|e| &e.fqdn) == sim.w.xmpp_awaiting_dns.as_ref() {
+                sim.w.xmpp_awaiting_dns = None;
+            }
             if *backup_only {
                 if let Some(b) = sim.w.fe_backup.get_mut(server) {
                     b.running = *running && b.installed;

@@ -188,6 +188,12 @@ pub(crate) fn revert(sim: &mut Simulator, e: &Effect) {
     }
 }
 
+/// A person re-applies the cumulative update on a Front End server (`update:server/<fqdn>`):
+/// every component is at the server's update level again.
+pub(crate) fn apply_cumulative_update(sim: &mut Simulator, server: &Fqdn) {
+    sim.w.behind_on_updates.remove(server);
+}
+
 impl Simulator {
     /// A safe-order rule Lync does not enforce: refused in strict mode, recorded otherwise.
     pub(crate) fn rule(&mut self, cmdlet: &str, rule: u8, message: impl std::fmt::Display) -> Result<(), CmdletError> {

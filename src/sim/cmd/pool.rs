@@ -60,8 +60,11 @@ pub(crate) fn failover(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Star
         return Err(rule_err(FAILOVER, 4, errors::cms_not_replicated(stale)));
     }
     // Rule 11: a running Edge pool must not use the failed pool as its next hop (VERBATIM error).
+    // [INFERRED] The cmdlet finds out whether the Edge pool runs from the server it runs on: an
+    // Edge pool that server cannot reach counts as down, as in a whole-site failure, where
+    // repointing it is not needed (T2); a site cut off from everyone looks the same.
     for (e, rt) in &sim.w.edges {
-        let edge_up = net.host_up(e) && rt.services.values().any(|r| *r);
+        let edge_up = net.reaches(Some(&ctx.server), e) && rt.services.values().any(|r| *r);
         if edge_up && rt.next_hop.as_ref() == Some(&pool) {
             return Err(rule_err(FAILOVER, 11, errors::next_hop(&pool)));
         }

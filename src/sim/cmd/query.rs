@@ -43,6 +43,9 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
         "Get-CsDatabaseMirrorState" => mirror_state(sim, ctx, b)?,
         "Get-CsPoolFabricState" => fabric_state(sim, ctx, b)?,
         "Get-CsUserPoolInfo" => user_pool_info(sim, b)?,
+        "Get-CsSipDomain" => json!([{ "Identity": sip_domain(sim), "Name": sip_domain(sim), "IsDefault": true }]),
+        "Resolve-DnsName" => resolve_dns(sim, b)?,
+        "Get-CsServerPatchVersion" => patch_version(sim, ctx)?,
         "Get-CsServerVersion" => {
             let product = sim.pool_of(&ctx.server).map(|p| p.traits.product).unwrap_or(ctx.product);
             Value::String(server_version(product))
@@ -62,6 +65,65 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
         other => return Err(err(other, format!("lyncdr simulator does not implement {other}."))),
     };
     Ok(Started::output(sim.timings.query, out))
+}
+
+/// The deployment's SIP domain: the longest domain (of at least two labels) every Front End pool
+/// is in, e.g. `contoso.com` for `pool01.dal.contoso.com` and `pool01.sea.contoso.com`.
+pub(crate) fn sip_domain(sim: &Simulator) -> String {
+    let labels: Vec<Vec<&str>> = sim.topo.pools.keys().map(|p| p.as_str().rsplit('.').collect()).collect();
+    let Some(first) = labels.first() else { return "contoso.com".into() };
+    let mut common = first.len().saturating_sub(1);
+    for l in &labels[1..] {
+        common = common.min(first.iter().zip(l.iter()).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count()).min(l.len() - 1);
+    }
+    let n = common.max(2).min(first.len());
+    first[..n].iter().rev().copied().collect::<Vec<_>>().join(".")
+}
+
+/// `Resolve-DnsName -Name _xmpp-server._tcp.<SIP domain> -Type SRV`: the XMPP federation
+/// records. [INFERRED] `NameTarget` is the Edge pool's FQDN (a real record names its external
+/// Access Edge FQDN; the driver maps it to the Edge pool).
+fn resolve_dns(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
+    const CMD: &str = "Resolve-DnsName";
+    let name = b.str("Name").unwrap_or_default();
+    let srv = format!("_xmpp-server._tcp.{}", sip_domain(sim));
+    let ty = b.str("Type").unwrap_or("A_AAAA");
+    if !name.trim_end_matches('.').eq_ignore_ascii_case(&srv) || !ty.eq_ignore_ascii_case("SRV") || sim.w.xmpp_dns.is_empty() {
+        return Err(err(CMD, format!("{name} : DNS name does not exist")));
+    }
+    Ok(Value::Array(
+        sim.w
+            .xmpp_dns
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                json!({ "Name": srv, "Type": "SRV", "TTL": 3600, "Section": "Answer", "NameTarget": e.to_string(), "Priority": 10 * (i + 1), "Weight": 0, "Port": 5269 })
+            })
+            .collect(),
+    ))
+}
+
+/// `Get-CsServerPatchVersion` (SfB 2015 November 2015 CU and later) on the local server: each
+/// installed component and its version. Components that local setup installed after the
+/// cumulative update (the pairing components, SfB 2019) report the release version until the
+/// update is re-applied. The version numbers are the simulator's.
+fn patch_version(sim: &Simulator, ctx: &Ctx) -> Result<Value, CmdletError> {
+    const CMD: &str = "Get-CsServerPatchVersion";
+    let product = sim.pool_of(&ctx.server).map(|p| p.traits.product).unwrap_or(ctx.product);
+    let (name, release, update) = match product {
+        Product::Lync2013 => return Err(err(CMD, catalog::not_recognized(CMD).0)),
+        Product::SfB2015 => ("Skype for Business Server 2015", "6.0.9319.0", "6.0.9319.606"),
+        Product::SfB2019 => ("Skype for Business Server 2019", "7.0.2046.0", "7.0.2046.530"),
+    };
+    let mut rows = vec![
+        json!({ "ComponentName": format!("{name}, Core Components"), "Version": update }),
+        json!({ "ComponentName": format!("{name}, Front End Server"), "Version": update }),
+    ];
+    if sim.w.fe_backup.get(&ctx.server).is_some_and(|b| b.installed) {
+        let v = if sim.w.behind_on_updates.contains(&ctx.server) { release } else { update };
+        rows.push(json!({ "ComponentName": format!("{name}, Backup Service"), "Version": v }));
+    }
+    Ok(Value::Array(rows))
 }
 
 fn server_version(product: Product) -> String {
@@ -293,6 +355,7 @@ fn mirror_state(sim: &Simulator, _ctx: &Ctx, b: &Bound) -> Result<Value, CmdletE
     let net = sim.net_ref();
     let wanted = b.str("DatabaseType").map(|t| match t {
         "CMS" | "CentralMgmt" => Some(DbType::CentralMgmt),
+        "App" | "Application" => Some(DbType::Application),
         "User" => Some(DbType::User),
         _ => None,
     });
@@ -321,6 +384,7 @@ fn mirror_state(sim: &Simulator, _ctx: &Ctx, b: &Bound) -> Result<Value, CmdletE
         let name = match db {
             DbType::User => "rtcxds",
             DbType::CentralMgmt => "xds",
+            DbType::Application => "rgsconfig",
         };
         rows.push(json!({
             "DatabaseName": name,
@@ -369,7 +433,8 @@ fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, Cmdl
         None => ctx.server.clone(),
     };
     let net = sim.net_ref();
-    if !net.host_up(&server) {
+    // Another computer's services are read over the network from the server running the cmdlet.
+    if !net.reaches(Some(&ctx.server), &server) {
         return Err(err("Get-CsWindowsService", format!("Cannot open Service Control Manager on computer '{server}'.")));
     }
     let status = |running: bool| if running { "Running" } else { "Stopped" };

@@ -6,9 +6,14 @@ use serde_json::{Value, json};
 use super::{Ctx, Effect, Started, strip_identity};
 use crate::model::Fqdn;
 use crate::ps::Bound;
-use crate::sim::Simulator;
 use crate::sim::errors::{CmdletError, err, rule_err, unknown_identity};
 use crate::sim::world::RgsFile;
+use crate::sim::{Simulator, replication};
+
+/// The Response Group store (in the Back End) cannot be reached.
+fn rgs_store_down(pool: &Fqdn) -> String {
+    format!("Cannot connect to the Response Group configuration store of \"{pool}\": its Back End database is not available.")
+}
 
 fn app_server(sim: &Simulator, cmd: &str, value: &str) -> Result<Fqdn, CmdletError> {
     let name = strip_identity(value, &["ApplicationServer"]);
@@ -28,6 +33,10 @@ pub(crate) fn export(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Start
     if !sim.net_ref().host_up(&source) {
         return Err(err(CMD, format!("Cannot connect to the Response Group service on \"{source}\".")));
     }
+    // Response Group configuration lives in the pool's Back End (the Application databases).
+    if !replication::application_up(&sim.w, &sim.topo, &sim.net_ref(), &source) {
+        return Err(err(CMD, rgs_store_down(&source)));
+    }
     let workflows = sim.w.rgs.get(&source).and_then(|h| h.get(&owner)).cloned().unwrap_or_default();
     let file = b.str("FileName").unwrap_or_default().to_string();
     let remove_from = b.switch("RemoveExportedConfiguration").then(|| source.clone());
@@ -43,6 +52,9 @@ pub(crate) fn import(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Start
     };
     if !sim.net_ref().host_up(&dest) {
         return Err(err(CMD, format!("Cannot connect to the Response Group service on \"{dest}\".")));
+    }
+    if !replication::application_up(&sim.w, &sim.topo, &sim.net_ref(), &dest) {
+        return Err(err(CMD, rgs_store_down(&dest)));
     }
     let overwrite = b.switch("OverwriteOwner");
     let rename = b.switch("ResolveNameConflicts");
@@ -75,6 +87,11 @@ pub(crate) fn get(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Started,
     let host = b.str("Identity").map(|i| app_server(sim, CMD, i)).transpose()?;
     let owner = b.str("Owner").map(|o| app_server(sim, CMD, o)).transpose()?;
     let show_all = b.switch("ShowAll");
+    if let Some(h) = &host
+        && !replication::application_up(&sim.w, &sim.topo, &sim.net_ref(), h)
+    {
+        return Err(err(CMD, rgs_store_down(h)));
+    }
     let mut out = Vec::new();
     for (h, owners) in &sim.w.rgs {
         if host.as_ref().is_some_and(|x| x != h) {
