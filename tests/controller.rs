@@ -502,3 +502,17 @@ async fn a_journal_changed_by_another_writer_is_not_overwritten_and_nothing_runs
     assert_eq!(status, "True", "{message}");
     assert!(message.contains("changed by another writer"), "{message}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_the_memory_forgets_is_removed_from_status() {
+    let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: []", "approval: Automatic"));
+    h.reconcile().await;
+    // The memory says local setup is pending on one Edge server: the plan runs it and the
+    // memory forgets it, which status must show (a merge patch keeps keys it does not null).
+    let server = "edge01-es01.dal.contoso.com";
+    h.edit("LyncDeployment", "contoso", |d| d["status"]["history"]["pendingEdgeSetup"] = json!({ server: 1000 }));
+    h.reconcile().await;
+    assert!(h.changes().iter().any(|c| c.contains("Bootstrapper") || c.starts_with('&')), "{:?}", h.changes());
+    let dep = h.object("LyncDeployment", "contoso");
+    assert!(dep["status"]["history"]["pendingEdgeSetup"].get(server).is_none(), "{:#}", dep["status"]["history"]);
+}

@@ -58,29 +58,30 @@ pub struct StatusJournal {
 /// annotation or the plan's progress). Another writer's journal is never overwritten.
 struct Stored {
     resource_version: Option<String>,
-    journal: serde_json::Value,
-    history: serde_json::Value,
+    /// Compared as lyncdr's own types: the apiserver may spell a number differently (`1.0`
+    /// and `1`), which is the same record.
+    entries: Vec<Entry>,
+    memory: History,
 }
 
-fn stored_values(status: Option<&crate::api::LyncDeploymentStatus>) -> (serde_json::Value, serde_json::Value) {
-    let journal = status.map(|s| serde_json::to_value(&s.journal).unwrap_or_default()).unwrap_or_else(|| json!([]));
-    let history = status.and_then(|s| s.history.clone()).unwrap_or_default();
-    (journal, history)
+/// The journal entries and memory a status holds, read as lyncdr's types.
+fn stored_records(status: Option<&crate::api::LyncDeploymentStatus>) -> Result<(Vec<Entry>, History), RecordError> {
+    let journal: &[JournalStatus] = status.map(|s| s.journal.as_slice()).unwrap_or_default();
+    let entries = journal
+        .iter()
+        .enumerate()
+        .map(|(i, j)| read_record(&j.record).map_err(|e| RecordError { field: format!("status.journal[{i}].record"), source: e }))
+        .collect::<Result<_, _>>()?;
+    Ok((entries, memory_of(status.and_then(|s| s.history.as_ref()))?))
 }
 
 impl StatusJournal {
     /// A journal holding the entries and the memory already in status. An entry or a memory
     /// that cannot be read is an error: what it says (a step whose outcome is unknown, an
     /// automatic failover) decides what lyncdr may do, so it is never dropped.
-    pub fn new(api: Api<LyncDeployment>, dep: &LyncDeployment, memory: History) -> Result<StatusJournal, RecordError> {
-        let existing: &[JournalStatus] = dep.status.as_ref().map(|s| s.journal.as_slice()).unwrap_or_default();
-        let (journal, history) = stored_values(dep.status.as_ref());
-        let stored = Stored { resource_version: dep.metadata.resource_version.clone(), journal, history };
-        let entries = existing
-            .iter()
-            .enumerate()
-            .map(|(i, j)| read_record(&j.record).map_err(|e| RecordError { field: format!("status.journal[{i}].record"), source: e }))
-            .collect::<Result<_, _>>()?;
+    pub fn new(api: Api<LyncDeployment>, dep: &LyncDeployment) -> Result<StatusJournal, RecordError> {
+        let (entries, memory) = stored_records(dep.status.as_ref())?;
+        let stored = Stored { resource_version: dep.metadata.resource_version.clone(), entries: entries.clone(), memory: memory.clone() };
         Ok(StatusJournal {
             api,
             name: dep.metadata.name.clone().unwrap_or_default(),
@@ -106,28 +107,32 @@ impl StatusJournal {
     /// Writes the journal and the memory in one status patch, on the resourceVersion last seen.
     async fn persist(&self) -> Result<(), JournalError> {
         let mut stored = self.stored.lock().await;
-        let (journal, memory) = self.with(|s| {
+        let (entries, memory) = self.with(|s| {
             s.compact(KEEP);
-            (crate::status::journal_status(&s.entries), s.memory.clone())
+            (s.entries.clone(), s.memory.clone())
         });
-        let journal = serde_json::to_value(&journal).map_err(|e| JournalError(e.to_string()))?;
-        let memory = serde_json::to_value(&memory).map_err(|e| JournalError(e.to_string()))?;
+        let journal = serde_json::to_value(crate::status::journal_status(&entries)).map_err(|e| JournalError(e.to_string()))?;
         let fail =
             |e: &dyn std::fmt::Display| JournalError(format!("cannot write the journal to LyncDeployment/{} status: {e}", self.name));
         for _ in 0..5 {
-            let mut body = json!({ "status": { "journal": journal, "history": memory } });
+            // A merge patch merges objects key by key: a key the memory dropped (a pending
+            // Edge setup done) must be sent as null, or it stays in status for good.
+            let before = serde_json::to_value(&stored.memory).map_err(|e| JournalError(e.to_string()))?;
+            let after = serde_json::to_value(&memory).map_err(|e| JournalError(e.to_string()))?;
+            let history = super::report::merge_diff(&before, &after);
+            let mut body = json!({ "status": { "journal": journal, "history": history } });
             if let Some(rv) = &stored.resource_version {
                 body["metadata"] = json!({ "resourceVersion": rv });
             }
             match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body)).await {
                 Ok(obj) => {
-                    *stored = Stored { resource_version: obj.metadata.resource_version, journal, history: memory };
+                    *stored = Stored { resource_version: obj.metadata.resource_version, entries, memory };
                     return Ok(());
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let now = self.api.get_status(&self.name).await.map_err(|e| fail(&e))?;
-                    let (j, h) = stored_values(now.status.as_ref());
-                    if j != stored.journal || h != stored.history {
+                    let now = self.api.get(&self.name).await.map_err(|e| fail(&e))?;
+                    let same = stored_records(now.status.as_ref()).is_ok_and(|(e, m)| e == stored.entries && m == stored.memory);
+                    if !same {
                         return Err(JournalError(format!(
                             "status.journal of LyncDeployment/{} was changed by another writer since this operator read it (another lyncdr instance, or a person); it is not overwritten and nothing more runs until the next round reads it",
                             self.name

@@ -26,7 +26,7 @@ use kube::runtime::finalizer::{self, finalizer};
 use tracing::{info, warn};
 
 use super::inputs::{StoreSource, desired_of};
-use super::journal::{RecordError, StatusJournal, memory_of};
+use super::journal::{RecordError, StatusJournal};
 use super::metrics::{DeploymentLabels, ErrorLabels, Metered, ReconcileLabels};
 use super::report::{Outcome, Progress, Report, event};
 use super::{Ctx, FINALIZER};
@@ -189,9 +189,7 @@ async fn apply(dep: &LyncDeployment, ctx: &Ctx) -> Result<Action, Error> {
         Ok(l) => l,
         Err(s) => return stop(ctx, dep, &report, s, poll).await,
     };
-    let journal = match memory_of(prev.history.as_ref())
-        .and_then(|history| StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), dep, history))
-    {
+    let journal = match StatusJournal::new(Api::namespaced(ctx.client.clone(), &ns), dep) {
         Ok(j) => j,
         Err(e) => return stop(ctx, dep, &report, Stop::Memory(e), poll).await,
     };

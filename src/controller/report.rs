@@ -142,7 +142,7 @@ where
 /// does not mention as they are, and status fields are omitted when empty (`steps`, `blockers`,
 /// `notices`, ...): without an explicit `null` the steps of a finished plan or a resolved blocker
 /// stayed in status for good.
-fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match (old, new) {
         (Value::Object(o), Value::Object(n)) => {

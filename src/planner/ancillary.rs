@@ -137,8 +137,14 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
                 let workflows = c.o.rgs.hosted.get(&y).and_then(|h| h.get(x)).cloned().unwrap_or_default();
                 let inv =
                     Invocation::new("Export-CsRgsConfiguration").arg("Source", app(&y)).arg("Owner", app(x)).arg("FileName", file.clone());
-                b.step(rgs_export_before_failback_id(x), inv, &y, res.clone())
-                    .reason(format!("export {x}'s Response Groups from {y} before failback"))
+                // Taken right before the failback (after everything else it waits for), so the
+                // export holds the latest changes and a plan stopped earlier does not leave a
+                // stale export to be taken again.
+                let export = rgs_export_before_failback_id(x);
+                let with_failback: Vec<String> = b.after_of(&id::failback(x)).into_iter().filter(|a| *a != export).collect();
+                b.step(export, inv, &y, res.clone())
+                    .after(with_failback)
+                    .reason(format!("export {x}'s Response Groups from {y} right before failback"))
                     .rules(&[25])
                     .remember(Remember::RgsExported { file, owner: x.clone(), workflows })
                     .add();

@@ -53,6 +53,11 @@ impl Builder {
         &self.blockers
     }
 
+    /// The dependencies of a step added so far (none if the plan does not have it).
+    pub fn after_of(&self, id: &str) -> Vec<String> {
+        self.steps.iter().find(|s| s.id == id).map(|s| s.after.clone()).unwrap_or_default()
+    }
+
     /// Ids of the steps added so far.
     pub fn ids(&self) -> Vec<String> {
         self.steps.iter().map(|s| s.id.clone()).collect()
