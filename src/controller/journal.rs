@@ -62,6 +62,13 @@ struct Stored {
     /// and `1`), which is the same record.
     entries: Vec<Entry>,
     memory: History,
+    /// Whether status holds the memory as an object (not absent, nor the old string form): only
+    /// then can a merge patch send just what changed.
+    memory_is_object: bool,
+}
+
+fn is_object(status: Option<&crate::api::LyncDeploymentStatus>) -> bool {
+    status.and_then(|s| s.history.as_ref()).is_some_and(serde_json::Value::is_object)
 }
 
 /// The journal entries and memory a status holds, read as lyncdr's types.
@@ -81,7 +88,12 @@ impl StatusJournal {
     /// automatic failover) decides what lyncdr may do, so it is never dropped.
     pub fn new(api: Api<LyncDeployment>, dep: &LyncDeployment) -> Result<StatusJournal, RecordError> {
         let (entries, memory) = stored_records(dep.status.as_ref())?;
-        let stored = Stored { resource_version: dep.metadata.resource_version.clone(), entries: entries.clone(), memory: memory.clone() };
+        let stored = Stored {
+            resource_version: dep.metadata.resource_version.clone(),
+            entries: entries.clone(),
+            memory: memory.clone(),
+            memory_is_object: is_object(dep.status.as_ref()),
+        };
         Ok(StatusJournal {
             api,
             name: dep.metadata.name.clone().unwrap_or_default(),
@@ -119,14 +131,14 @@ impl StatusJournal {
             // Edge setup done) must be sent as null, or it stays in status for good.
             let before = serde_json::to_value(&stored.memory).map_err(|e| JournalError(e.to_string()))?;
             let after = serde_json::to_value(&memory).map_err(|e| JournalError(e.to_string()))?;
-            let history = super::report::merge_diff(&before, &after);
+            let history = if stored.memory_is_object { super::report::merge_diff(&before, &after) } else { after.clone() };
             let mut body = json!({ "status": { "journal": journal, "history": history } });
             if let Some(rv) = &stored.resource_version {
                 body["metadata"] = json!({ "resourceVersion": rv });
             }
             match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body)).await {
                 Ok(obj) => {
-                    *stored = Stored { resource_version: obj.metadata.resource_version, entries, memory };
+                    *stored = Stored { resource_version: obj.metadata.resource_version, entries, memory, memory_is_object: true };
                     return Ok(());
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -139,6 +151,7 @@ impl StatusJournal {
                         )));
                     }
                     stored.resource_version = now.metadata.resource_version;
+                    stored.memory_is_object = is_object(now.status.as_ref());
                 }
                 Err(e) => return Err(fail(&e)),
             }
