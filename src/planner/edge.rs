@@ -85,7 +85,16 @@ fn next_hops(c: &Ctx, b: &mut Builder) {
         // matter to the failover (the whole-site case, 4.20); other unreachable Edge pools are
         // left until they return.
         let forwards_to_failing = eobs.next_hop.as_ref().is_some_and(|n| c.failing_over(n));
-        if !reachable(c, e) && (!forwards_to_failing || eobs.health() == Health::Down) {
+        // "Down" as far as lyncdr can tell is trusted only when the Edge pool went with the
+        // site of the pool it forwards to (a whole site lost); an Edge pool of another site may
+        // only be cut off from the vantage points lyncdr has, and Lync refuses the failover
+        // while it still forwards there.
+        let down_with_its_site = eobs.health() == Health::Down
+            && eobs
+                .next_hop
+                .as_ref()
+                .is_some_and(|n| c.o.topology.pools.get(n).zip(c.o.topology.edges.get(e)).is_some_and(|(p, ed)| p.site == ed.site));
+        if !reachable(c, e) && (!forwards_to_failing || down_with_its_site) {
             continue;
         }
         let Some(base) = c.d.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
