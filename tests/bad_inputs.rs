@@ -36,14 +36,18 @@
 //! Run: `cargo test --release --test bad_inputs -- --nocapture` to see the summary table (it is
 //! also written to `bad_inputs-summary.txt` in Cargo's test temporary directory).
 
+#[path = "support/processes.rs"]
+mod processes;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use processes::SimServe;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lyncdr");
 const GOOD_SCENARIO: &str = "examples/two-site/scenario.yaml";
@@ -489,67 +493,6 @@ fn lyncdr(args: &[&str], stdin: Option<&[u8]>, limit: Duration) -> Run {
     }
 }
 
-/// A `lyncdr sim serve` on the good scenario, for `run --manifests`; killed when dropped.
-struct Simulator {
-    child: Child,
-    url: String,
-    port: u16,
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Simulator {
-    fn start() -> Simulator {
-        let mut child = Command::new(BIN)
-            .args(["sim", "serve", "--scenario", GOOD_SCENARIO, "--listen", "127.0.0.1:0", "--speed", "60"])
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lyncdr sim serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("sim serve prints its address");
-        let start = line.find("http://").unwrap_or_else(|| panic!("no address in {line:?}"));
-        let url: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
-        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        Simulator { child, url, port }
-    }
-
-    /// `GET path` with HTTP/1.0 (a plain body, the connection closed at its end).
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to sim serve");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
-        let mut response = String::new();
-        s.read_to_string(&mut response).expect("response");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        (status, body.to_string())
-    }
-
-    /// Every call the simulator has received.
-    fn calls(&self) -> Vec<serde_json::Value> {
-        let (status, body) = self.get("/v1/log");
-        assert_eq!(status, 200, "GET /v1/log: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/v1/log is not a JSON list ({e}): {body}"))
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Checks
 
@@ -600,7 +543,7 @@ fn path_arg(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-fn run_case(case: &Case, sim: &Simulator, scratch: &Path, good_script: &Path) -> Verdict {
+fn run_case(case: &Case, sim: &SimServe, scratch: &Path, good_script: &Path) -> Verdict {
     let limit = if case.xfail.is_some() { XFAIL_TIMEOUT } else { TIMEOUT };
     let mut v = Verdict { case: case.clone(), runs: Vec::new(), failures: Vec::new() };
     let path = path_arg(&case.path);
@@ -619,7 +562,7 @@ fn run_case(case: &Case, sim: &Simulator, scratch: &Path, good_script: &Path) ->
             expect_quiet_stdout(&run, &mut v.failures);
             if case.standalone {
                 let state = tempfile::tempdir_in(scratch).expect("state dir");
-                let before = sim.calls().len();
+                let before = sim.log().len();
                 let run = lyncdr(
                     &["run", "--manifests", path, "--once", "--state-dir", path_arg(state.path()), "--simulator", &sim.url],
                     None,
@@ -628,7 +571,7 @@ fn run_case(case: &Case, sim: &Simulator, scratch: &Path, good_script: &Path) ->
                 record(&run, &mut v);
                 check_refusal(&run, case, &run.stderr, &mut v.failures);
                 expect_quiet_stdout(&run, &mut v.failures);
-                let calls = sim.calls();
+                let calls = sim.log();
                 if calls.len() != before {
                     v.failures.push(format!(
                         "the simulator received {} calls during `run --manifests` (two cases run at a time: check the other one too): {:?}",
@@ -773,7 +716,8 @@ fn every_bad_input_is_refused_naming_the_field_without_a_panic_a_hang_or_a_call(
     std::fs::create_dir(&generated).expect("mkdir");
     let all: Vec<Case> = cases.into_iter().chain(generated_cases(&generated)).collect();
 
-    let sim = Simulator::start();
+    // A `lyncdr sim serve` on the good scenario, for `run --manifests`; killed when dropped.
+    let sim = SimServe::start(Path::new(GOOD_SCENARIO), "60");
     let next = AtomicUsize::new(0);
     let verdicts: Mutex<Vec<(usize, Verdict)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -796,9 +740,9 @@ fn every_bad_input_is_refused_naming_the_field_without_a_panic_a_hang_or_a_call(
     println!("{table}");
     let _ = std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad_inputs-summary.txt"), &table);
 
-    assert_eq!(sim.get("/healthz").0, 200, "the simulator is still healthy");
+    assert_eq!(sim.http("GET", "/healthz", None).0, 200, "the simulator is still healthy");
     let mut problems = Vec::new();
-    let calls = sim.calls();
+    let calls = sim.log();
     if !calls.is_empty() {
         problems.push(format!("bad manifests reached the simulator: {calls:?}"));
     }
