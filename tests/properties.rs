@@ -514,3 +514,41 @@ proptest! {
         check(&c)?;
     }
 }
+
+/// Cases CI's random runs found (the regressions file only replays seeds of this machine's runs).
+#[test]
+fn an_unsupported_pairing_in_place_gets_its_backup_service_started_without_consent() {
+    // Paired in Lync although one Back End is mirrored and the other is not; pool0a's users are
+    // failed over (as desired), LYNCBACKUP is stopped on pool0a. Starting it moves no user.
+    let pool = |mirror| PoolSpec { users: 0, mirror, witness: false, front_ends: 1, rgs: false };
+    let c = Case {
+        sites: 2,
+        edges: vec![false, false],
+        pairs: vec![PairSpec {
+            sites: (0, 1),
+            pools: (pool(false), pool(true)),
+            initial: 1,
+            desired: 1,
+            allow_data_loss: false,
+            automatic: None,
+            automatic_failback: false,
+            pairing: 8,
+        }],
+        cms_pair: 0,
+        cms_side: false,
+        sip: Some(1),
+        xmpp: None,
+        faults: vec![],
+        fault_site: 1,
+        want_cms: None,
+        edge_auto: false,
+        want_sip: None,
+        principal_mirror: vec![false, false, true, false, false, true, true, true],
+        sync_interval: None,
+        cross: None,
+        xmpp_dns_all: true,
+    };
+    if let Err(e) = check(&c) {
+        panic!("{e}");
+    }
+}

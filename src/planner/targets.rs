@@ -391,6 +391,8 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
         .into_iter()
         .filter(|v| facts_known || !matches!(v.rule, "SameOperatingSystem" | "LikeProduct" | "LikeVirtualization"))
         .collect();
+    // Users of an unsupported pairing in place stay where they are without consent.
+    let mut frozen = false;
     if !violations.is_empty() {
         let rules: Vec<String> = violations.iter().map(|v| format!("rule {}: {}", v.rule, v.detail)).collect();
         if !paired {
@@ -419,7 +421,9 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
                     ),
                 );
             }
-            return None;
+            // Completing the pairing (local setup, LYNCBACKUP) moves no user and keeps the
+            // partner's copy current, so it goes ahead.
+            frozen = true;
         }
     }
 
@@ -436,6 +440,9 @@ fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Option<PairTar
     };
 
     let current = pair_state(o, a, bb);
+    if frozen {
+        return Some(PairTarget { d: p.clone(), target: current.clone(), current, automatic: false, transitions: vec![], pairing });
+    }
     if pairing != Pairing::Established {
         // Failover and failback wait until the pair backs each other up with data in sync.
         let spec = p.failed_over.clone().map(PairState::FailedOver).unwrap_or(PairState::Normal);
