@@ -10,13 +10,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lyncdr::api::manifests;
+use lyncdr::backend::Lync;
 use lyncdr::desired::{self, Desired};
 use lyncdr::engine::journal::MemoryJournal;
 use lyncdr::engine::{Converged, Engine, Settings};
-use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::model::Observed;
 use lyncdr::planner::{Policy, plan};
 use lyncdr::scenario::Scenario;
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::Simulator;
 
 /// A two-site deployment with `n` pairs (pool<i>.dal paired with pool<i>.sea), one Edge pool per

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ConferenceContentRestore, LyncDeployment, PoolPair, UserPlacement, manifests::Manifest};
+use crate::model::sip::normalize_sip;
 use crate::model::{Fqdn, Role, Span, Topology};
-use crate::scenario::normalize_sip;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,18 +8,22 @@
 //! - [`desired`]: the desired state compiled and cross-checked from those resources;
 //! - [`ps`]: cmdlet invocations, PowerShell text and parameter binding;
 //! - [`sim`]: the faithful simulator of a Lync deployment;
-//! - [`lync`]: the backend trait the engine drives (simulator in-process or over HTTP);
+//! - [`backend`]: the trait the engine drives a Lync deployment through, the HTTP client of
+//!   `lyncdr sim serve` and its wire types (the in-process simulator is `sim::LocalSim`);
 //! - [`winrm`]: the WS-Management (WinRM/WinRS) client and server, NTLM message encryption;
 //! - [`planner`]: the pure planner, `plan(desired, observed, policy) -> Plan`;
 //! - [`engine`]: observe, plan and execute with a journal, shared by every front end;
+//! - [`status`]: status, conditions, the policy gate and plan progress, shared by the front ends;
+//! - [`controller`]: the Kubernetes operator (reflector stores, the reconcile pipeline);
+//! - [`standalone`]: `lyncdr run --manifests`, the operator without Kubernetes;
 //! - [`cli`]: the `lyncdr` command line.
 
 pub mod api;
+pub mod backend;
 pub mod cli;
 pub mod controller;
 pub mod desired;
 pub mod engine;
-pub mod lync;
 pub mod model;
 pub mod planner;
 pub mod ps;

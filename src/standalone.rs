@@ -20,11 +20,11 @@ use crate::api::{
     ConferenceContentRestoreStatus, LyncDeployment, LyncDeploymentStatus, PoolPairStatus, RESOLVE_ANNOTATION, StepStatus, Transport,
     UserPlacementStatus, resolve_target,
 };
+use crate::backend::HttpSim;
 use crate::desired;
 use crate::engine::executor::{Event, RunOutcome};
 use crate::engine::journal::{FileJournal, Journal, resolve_by_person};
 use crate::engine::{DesiredSource, Engine, Settings, Unready};
-use crate::lync::HttpSim;
 use crate::model::{Span, Stamp};
 use crate::planner::Plan;
 use crate::status::{self, Gate, Phase, Round};

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use lyncdr::lync::{HttpSim, Lync, LyncError};
+use lyncdr::backend::{HttpSim, Lync, LyncError};
 use lyncdr::model::{Fqdn, RunOn};
 use lyncdr::planner::{Plan, StepKind};
 use lyncdr::ps::Invocation;

@@ -17,8 +17,9 @@ use kube::Client;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
 use lyncdr::api::{Connection, LyncDeployment};
+use lyncdr::backend::Lync;
 use lyncdr::controller::{Connector, Ctx, Metrics, Stores, Writers, reconcile};
-use lyncdr::lync::{LocalSim, Lync};
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::Simulator;
 use serde_json::{Value, json};
 

@@ -24,11 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{TWO_SITE, TWO_SITE_DESIRED, desired, runtime, scenario};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lyncdr::backend::Lync;
 use lyncdr::desired::Desired;
 use lyncdr::engine::journal::{Entry, FileJournal, Journal, JournalError, MemoryChange, Outcome};
 use lyncdr::engine::{Converged, Engine, Settings};
-use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::model::{History, Span, Stamp};
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::{Outcome as SimOutcome, Record, Simulator, Snapshot, TimedFault};
 use tokio::sync::Notify;
 

@@ -28,14 +28,15 @@ use std::sync::Mutex;
 use common::{DAL, SEA, TWO_SITE, TWO_SITE_DESIRED, desired, runtime, scenario, two_site_desired};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lyncdr::backend::Lync;
 use lyncdr::desired::Desired;
 use lyncdr::engine::executor::{Event, EventSink, StepResult};
 use lyncdr::engine::journal::{Entry, FileJournal, Journal, JournalError, MemoryChange, MemoryJournal, Outcome};
 use lyncdr::engine::{Converged, Engine, Settings};
-use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::model::{FailoverState, Fqdn, History, Product, RunOn, Span, Stamp};
 use lyncdr::planner::{Plan, StepKind};
 use lyncdr::ps::Invocation;
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::{Fault, Outcome as SimOutcome, Record, Simulator, TimedFault};
 use tokio::sync::Notify;
 
@@ -365,7 +366,11 @@ async fn kill_into_step(lync: &LocalSim, path: &Path, d: &Desired, step: impl Fn
 struct NoLedger(LocalSim);
 
 impl Lync for NoLedger {
-    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<serde_json::Value, lyncdr::lync::LyncError>> {
+    fn invoke<'a>(
+        &'a self,
+        run_on: &'a RunOn,
+        inv: &'a Invocation,
+    ) -> BoxFuture<'a, Result<serde_json::Value, lyncdr::backend::LyncError>> {
         self.0.invoke(run_on, inv)
     }
     fn now(&self) -> Stamp {

@@ -8,10 +8,10 @@ mod common;
 use common::*;
 use lyncdr::desired::Desired;
 use lyncdr::engine::Converged;
-use lyncdr::lync::LocalSim;
 use lyncdr::model::History;
 use lyncdr::planner::Plan;
 use lyncdr::scenario::Scenario;
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::{Outcome, Simulator};
 
 fn ids(p: &Plan) -> Vec<String> {

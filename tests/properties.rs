@@ -9,11 +9,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use lyncdr::backend::Lync;
 use lyncdr::desired::{BackEndDesired, CmsDesired, Desired, PairDesired};
 use lyncdr::engine::Converged;
-use lyncdr::lync::{LocalSim, Lync};
 use lyncdr::model::{Fqdn, History, Role, Span};
 use lyncdr::scenario::{BackEndFile, EdgeFile, PoolFile, ScenarioFile, SiteFile, StateFile};
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::{Outcome, Simulator};
 use proptest::prelude::*;
 

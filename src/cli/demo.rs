@@ -12,13 +12,14 @@ use serde_json::Value;
 
 use super::{CliError, Format, virtual_runtime};
 use crate::api::manifests;
+use crate::backend::Lync;
 use crate::desired::{self, Desired};
 use crate::engine::executor::{Event, StepResult};
 use crate::engine::journal::MemoryJournal;
 use crate::engine::{Converged, Engine, Settings};
-use crate::lync::{LocalSim, Lync};
 use crate::model::{Span, Stamp};
 use crate::scenario::{DEMO_SCENARIO, Scenario};
+use crate::sim::LocalSim;
 use crate::sim::{Outcome, Simulator, Snapshot, TimedFault};
 
 const DEMO_DESIRED: &str = include_str!("../../examples/two-site/desired.yaml");

@@ -8,8 +8,8 @@ use crate::api::manifests;
 use crate::desired::{self, Desired};
 use crate::engine::Engine;
 use crate::engine::journal::MemoryJournal;
-use crate::lync::LocalSim;
 use crate::scenario::Scenario;
+use crate::sim::LocalSim;
 use crate::sim::Simulator;
 
 /// Loads the single deployment's desired state from manifests.

@@ -18,7 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
-use crate::lync::{Lync, LyncError};
+use crate::backend::{Lync, LyncError};
 use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 

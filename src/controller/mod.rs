@@ -33,7 +33,7 @@ pub use metrics::Metrics;
 pub use reconcile::{Error, error_policy, reconcile};
 
 use crate::api::{ConferenceContentRestore, Connection, LyncDeployment, PoolPair, Transport, UserPlacement};
-use crate::lync::{HttpSim, Lync};
+use crate::backend::{HttpSim, Lync};
 
 /// The finalizer lyncdr puts on LyncDeployments. Its cleanup removes only operator state
 /// (metric series, cached connections); deleting a resource never changes Lync.

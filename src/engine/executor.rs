@@ -17,8 +17,8 @@ use super::DesiredSource;
 use super::journal::{Entry, Journal, Outcome, new_request_id};
 use super::observe::{Scope, observe};
 use super::scope_for;
+use crate::backend::{Lync, LyncError};
 use crate::desired::Desired;
-use crate::lync::{Lync, LyncError};
 use crate::model::{FailoverState, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
 use crate::planner::{Expect, Plan, Policy, Step, StepKind, plan};
 

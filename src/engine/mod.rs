@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Lync;
 use crate::desired::{Desired, UserSelector};
-use crate::lync::Lync;
 use crate::model::{History, Observed, Span};
 use crate::planner::{Plan, Policy, plan};
 use executor::{EventSink, Executor, Resolution, RunOutcome};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::lync::{Lync, LyncError};
+use crate::backend::{Lync, LyncError};
 use crate::model::{
     BackEnd, BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, EdgePool, Edition, ExportStatus, FailoverState, FederationObs, Fqdn,
     FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord,

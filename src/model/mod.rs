@@ -7,6 +7,7 @@ mod fqdn;
 mod history;
 mod observed;
 mod request;
+pub mod sip;
 pub mod text;
 mod time;
 mod topology;

@@ -17,11 +17,10 @@
 
 mod cmd;
 mod errors;
-mod fault;
+mod local;
 mod replication;
 pub mod script;
 pub mod server;
-mod timing;
 mod world;
 
 use std::collections::BTreeMap;
@@ -29,9 +28,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::scenario::Timings;
+pub use crate::scenario::{Fault, FaultAction, FaultTarget, OPERATOR, TimedFault};
 pub use errors::CmdletError;
-pub use fault::{Fault, FaultAction, FaultTarget, OPERATOR, TimedFault};
-pub use timing::Timings;
+pub use local::LocalSim;
 pub use world::World;
 
 use crate::model::{BackupModule, EdgePool, FailoverState, Fqdn, FrontEndPool, Hosts, Request, RequestState, RunOn, Span, Stamp, Topology};

@@ -6,8 +6,8 @@
 
 use super::world::{Net, Replica, World};
 use crate::model::{BackupModule, DbType, ExportStatus, FailoverState, Fqdn, ImportStatus, ModuleStatus, Stamp, Topology};
+use crate::scenario::FaultTarget;
 use crate::sim::Timings;
-use crate::sim::fault::FaultTarget;
 
 const USER_MODULES: [BackupModule; 2] = [BackupModule::PresenceFocus, BackupModule::DataConf];
 
@@ -75,7 +75,7 @@ pub fn homed_users(w: &World, topo: &Topology, pool: &Fqdn) -> u64 {
 
 /// The pool a user was homed on in the scenario.
 pub fn original_home(topo: &Topology, sip: &str) -> Option<Fqdn> {
-    if let Some((pool, idx)) = crate::scenario::parse_generated_user(sip) {
+    if let Some((pool, idx)) = crate::model::sip::parse_generated_user(sip) {
         let f = Fqdn::parse(&pool).ok()?;
         let p = topo.pools.get(&f)?;
         return (idx >= 1 && idx <= p.users).then_some(f);

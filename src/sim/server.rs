@@ -1,5 +1,5 @@
 //! `lyncdr sim serve`: the simulator as a process with an HTTP JSON API, in scaled real time.
-//! The operator's `transport: Simulator` talks to it through [`crate::lync::HttpSim`]; tests and
+//! The operator's `transport: Simulator` talks to it through [`crate::backend::HttpSim`]; tests and
 //! people drive faults and the clock through it.
 //!
 //! | Method and path | Body | Answer |
@@ -16,25 +16,23 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::{Fault, Simulator};
-use crate::lync::LyncError;
-use crate::lync::http::real_time;
+use crate::backend::LyncError;
+use crate::backend::http::real_time;
+pub use crate::backend::wire::{ClockReply, HEARTBEAT, InvokeReply, InvokeRequest};
 use crate::model::{Request, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 
-/// How often `/v1/invoke` sends a heartbeat while a cmdlet runs.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Longest jump of `POST /v1/clock` (the simulator processes every event on the way).
 pub const MAX_ADVANCE: Span = Span::hours(24 * 7);
 
@@ -134,36 +132,6 @@ impl SimServer {
             .route("/v1/stats", get(|State(s): State<Arc<SimServer>>| async move { Json(s.lock().stats().clone()) }))
             .with_state(self.clone())
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InvokeRequest {
-    pub run_on: RunOn,
-    pub invocation: Invocation,
-    /// For a state-changing call: the request the ledger records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<Request>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InvokeReply {
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<LyncError>,
-    pub started: Stamp,
-    pub finished: Stamp,
-    pub now: Stamp,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClockReply {
-    pub now: Stamp,
-    pub speed: f64,
 }
 
 /// Runs the call; the reply streams a space every [`HEARTBEAT`] until the JSON answer.

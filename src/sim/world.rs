@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::fault::{FaultTarget, OPERATOR};
 use crate::model::{BackupModule, DbType, FailoverState, Fqdn, Hosts, Role, Span, Stamp, Topology};
 use crate::scenario::Scenario;
+use crate::scenario::{FaultTarget, OPERATOR};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,10 +6,10 @@ use lyncdr::api::manifests;
 use lyncdr::desired::{self, Desired};
 use lyncdr::engine::journal::MemoryJournal;
 use lyncdr::engine::{Converged, Engine, Settings};
-use lyncdr::lync::LocalSim;
 use lyncdr::model::{History, Observed};
 use lyncdr::planner::{Plan, Policy, plan};
 use lyncdr::scenario::Scenario;
+use lyncdr::sim::LocalSim;
 use lyncdr::sim::Simulator;
 
 pub fn scenario(yaml: &str) -> Scenario {

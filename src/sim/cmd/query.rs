@@ -468,7 +468,7 @@ fn user_pool_info(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
     let backup = sim.topo.partner(&home).cloned();
     let first = |p: &Fqdn| sim.topo.pools.get(p).and_then(|x| x.front_ends.first()).map(ToString::to_string);
     Ok(json!({
-        "Identity": crate::scenario::normalize_sip(id),
+        "Identity": crate::model::sip::normalize_sip(id),
         "PrimaryPoolFqdn": home.to_string(),
         "BackupPoolFqdn": backup.as_ref().map(ToString::to_string),
         "UserServicesPoolFqdn": home.to_string(),

@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 
 use super::{Ctx, Effect, Started};
+use crate::model::sip::{generated_user, normalize_sip};
 use crate::model::{FailoverState, Fqdn};
 use crate::ps::{Bound, Input, Invocation};
-use crate::scenario::{generated_user, normalize_sip};
 use crate::sim::errors::{self, CmdletError, err};
 use crate::sim::{Simulator, replication};
 

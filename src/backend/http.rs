@@ -16,10 +16,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::wire::{ClockReply, HEARTBEAT, InvokeReply, InvokeRequest};
 use super::{Lync, LyncError};
 use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
-use crate::sim::server::{ClockReply, HEARTBEAT, InvokeReply, InvokeRequest};
 
 /// Time to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

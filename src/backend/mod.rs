@@ -1,17 +1,16 @@
 //! The Lync backend the engine drives: run one cmdlet somewhere in the deployment, tell the
-//! time, wait. Implemented by the in-process simulator ([`LocalSim`]), by the HTTP client of
-//! `lyncdr sim serve` ([`HttpSim`]), and later by the WinRM driver. Everything above this trait
+//! time, wait. Implemented by the in-process simulator (`sim::LocalSim`), by the HTTP client of
+//! `lyncdr sim serve` ([`HttpSim`], speaking [`wire`]), and later by the WinRM driver. Everything above this trait
 //! (observer, executor, controller) is the same whichever backend runs underneath.
 
 pub mod http;
-mod local;
+pub mod wire;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use http::HttpSim;
-pub use local::LocalSim;
 
 use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
@@ -43,17 +42,6 @@ impl LyncError {
     /// The call certainly did not change anything.
     pub fn nothing_ran(&self) -> bool {
         matches!(self, LyncError::Unreachable { .. })
-    }
-}
-
-impl From<crate::sim::Failure> for LyncError {
-    fn from(f: crate::sim::Failure) -> Self {
-        use crate::sim::Failure;
-        match f {
-            Failure::Unreachable(detail) => LyncError::Unreachable { target: String::new(), detail },
-            Failure::Cmdlet(e) => LyncError::Cmdlet { cmdlet: e.cmdlet, message: e.message, rule: e.rule },
-            Failure::Interrupted(detail) => LyncError::Ambiguous { detail },
-        }
     }
 }
 

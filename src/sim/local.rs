@@ -9,10 +9,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::{Lync, LyncError};
+use super::{Failure, Simulator, Ticket};
+use crate::backend::{Lync, LyncError};
 use crate::model::{Request, RequestState, RunOn, Span, Stamp};
 use crate::ps::Invocation;
-use crate::sim::Simulator;
 
 #[derive(Clone)]
 pub struct LocalSim {
@@ -39,7 +39,7 @@ impl LocalSim {
     }
 
     /// Waits until a call completes and returns its result.
-    async fn wait(&self, ticket: crate::sim::Ticket) -> Result<Value, crate::sim::Failure> {
+    async fn wait(&self, ticket: Ticket) -> Result<Value, Failure> {
         tokio::time::sleep_until(self.instant(ticket.done_at)).await;
         loop {
             if let Some(r) = self.lock().finish(ticket.id) {
@@ -94,5 +94,15 @@ fn target(e: LyncError, run_on: &RunOn) -> LyncError {
     match e {
         LyncError::Unreachable { detail, .. } => LyncError::Unreachable { target: run_on.to_string(), detail },
         other => other,
+    }
+}
+
+impl From<Failure> for LyncError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Unreachable(detail) => LyncError::Unreachable { target: String::new(), detail },
+            Failure::Cmdlet(e) => LyncError::Cmdlet { cmdlet: e.cmdlet, message: e.message, rule: e.rule },
+            Failure::Interrupted(detail) => LyncError::Ambiguous { detail },
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! state) in the YAML contract of issue #2, parsed and validated into the domain model with
 //! errors that name the offending field.
 
+mod fault;
+mod timing;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -9,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::text::{shown, shown_lines};
 use crate::model::{BackEnd, EdgePool, Edition, Fqdn, FrontEndPool, PoolTraits, Product, Role, Span, Topology, Virtualization};
-use crate::sim::{Fault, FaultTarget, Timings};
+pub use fault::{Fault, FaultAction, FaultTarget, OPERATOR, TimedFault};
+pub use timing::Timings;
 
 /// A scenario file as written.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -509,7 +513,7 @@ impl ScenarioFile {
         for (i, d) in self.state.down.iter().enumerate() {
             let field = format!("state.down[{i}]");
             let target = FaultTarget::parse(d).map_err(|m| invalid(&field, m))?;
-            Fault { action: crate::sim::FaultAction::Down, target: target.clone() }.check(&topology).map_err(|m| invalid(&field, m))?;
+            Fault { action: FaultAction::Down, target: target.clone() }.check(&topology).map_err(|m| invalid(&field, m))?;
             down.push(target);
         }
 
@@ -608,39 +612,10 @@ fn front_end_names(p: &PoolFile, pool: &Fqdn, pf: &str) -> Result<Vec<Fqdn>, Sce
     Ok((1..=n).map(|i| pool.member(&format!("fe{i:02}"))).collect())
 }
 
-/// Normalises a SIP address to `sip:user@domain` (lower-case), or `None` if it is not one.
-pub fn normalize_sip(s: &str) -> Option<String> {
-    let t = s.trim();
-    let body = t.strip_prefix("sip:").or_else(|| t.strip_prefix("SIP:")).unwrap_or(t);
-    let (user, domain) = body.split_once('@')?;
-    // The user part of a SIP URI (RFC 3261): unreserved, escaped and user-unreserved characters.
-    let legal = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c);
-    if user.is_empty() || !user.chars().all(legal) || Fqdn::parse(domain).is_err() {
-        return None;
-    }
-    Some(format!("sip:{}@{}", user.to_ascii_lowercase(), domain.to_ascii_lowercase()))
-}
-
-/// The SIP address of the `index`-th (1-based) generated user of a pool.
-pub fn generated_user(pool: &Fqdn, index: u32) -> String {
-    format!("sip:u{index:05}.{}@{}", pool.host(), pool.parent())
-}
-
-/// Which pool generated a user address, and its index, if it is a generated address.
-pub fn parse_generated_user(sip: &str) -> Option<(String, u32)> {
-    let body = sip.strip_prefix("sip:")?;
-    let (user, domain) = body.split_once('@')?;
-    let rest = user.strip_prefix('u')?;
-    let (idx, host) = rest.split_once('.')?;
-    if idx.len() != 5 {
-        return None;
-    }
-    let index: u32 = idx.parse().ok()?;
-    Some((format!("{host}.{domain}"), index))
-}
+pub use crate::model::sip::{generated_user, normalize_sip, parse_generated_user};
 
 /// The two-site scenario used by `lyncdr demo` and the examples.
-pub const DEMO_SCENARIO: &str = include_str!("../examples/two-site/scenario.yaml");
+pub const DEMO_SCENARIO: &str = include_str!("../../examples/two-site/scenario.yaml");
 
 #[cfg(test)]
 mod tests {
