@@ -67,23 +67,28 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
 }
 
 fn response_groups(c: &Ctx, b: &mut Builder) {
-    let Some(path) = c.d.rgs_export_path.clone() else { return };
+    let Some(path) = c.desired.rgs_export_path.clone() else { return };
     let dep = c.deployment();
     let routine = |x: &Fqdn| routine_file(&path, x);
     let before_failback = |x: &Fqdn| format!(r"{path}\{}-failback.zip", x);
-    for pt in &c.t.pairs {
-        for x in &pt.d.pools {
-            let y = pt.d.partner(x).clone();
-            let res = pt.d.resource();
+    for pt in &c.targets.pairs {
+        for x in &pt.spec.pools {
+            let y = pt.spec.partner(x).clone();
+            let res = pt.spec.resource();
             // Routine export while the pool serves its own workflows (before any outage; the
             // workflows are read from its Back End, so it must be available).
-            let own: Vec<String> = c.o.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
+            let own: Vec<String> = c.observed.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
             // Also just before a planned failover, while the pool still answers (the failover
             // waits for it: rule 25, export before).
-            let serving_here = c.serves_itself(x) || (c.failing_over(x) && c.o.failover(x) == crate::model::FailoverState::Normal);
-            if c.up(x) && serving_here && !c.failing_back(x) && !own.is_empty() && super::targets::back_end_ok_after(c.o, &c.t, x) {
+            let serving_here = c.serves_itself(x) || (c.failing_over(x) && c.observed.failover(x) == crate::model::FailoverState::Normal);
+            if c.up(x)
+                && serving_here
+                && !c.failing_back(x)
+                && !own.is_empty()
+                && super::targets::back_end_ok_after(c.observed, &c.targets, x)
+            {
                 let file = routine(x);
-                let current = c.o.history.rgs_exports.get(&file).is_some_and(|e| e.workflows == own);
+                let current = c.observed.history.rgs_exports.get(&file).is_some_and(|e| e.workflows == own);
                 if !current {
                     let inv = Invocation::new("Export-CsRgsConfiguration").arg("Source", app(x)).arg("FileName", file.clone());
                     b.step(rgs_routine_export_id(x), inv, x, dep.clone())
@@ -96,19 +101,19 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             }
             // After failover: import x's workflows into its backup pool.
             let failed_over_target = !c.serves_itself(x);
-            if failed_over_target && c.up(&y) && !c.o.rgs.hosts(&y, x) {
+            if failed_over_target && c.up(&y) && !c.observed.rgs.hosts(&y, x) {
                 let file = routine(x);
                 let exporting = b.has(&rgs_routine_export_id(x));
-                let known = c.o.history.rgs_exports.get(&file).cloned().or_else(|| {
-                    exporting.then(|| crate::model::RgsExportObs { owner: x.clone(), workflows: own.clone(), taken_at: c.o.at })
+                let known = c.observed.history.rgs_exports.get(&file).cloned().or_else(|| {
+                    exporting.then(|| crate::model::RgsExportObs { owner: x.clone(), workflows: own.clone(), taken_at: c.observed.at })
                 });
                 match known.as_ref() {
                     None => b.notice(format!("{res}: no Response Group export of {x} is known, so its Response Groups stay unavailable until {x} returns (rule 25)")),
                     Some(_) => {
                         // Rule 26 (checked before the failover too, in targets).
-                        let clashes = rgs_name_clashes(c.d, c.o, x);
-                        if !clashes.is_empty() && !c.d.rgs_resolve_name_conflicts {
-                            b.block(&res, rgs_clash_message(c.d, x, &y, &clashes));
+                        let clashes = rgs_name_clashes(c.desired, c.observed, x);
+                        if !clashes.is_empty() && !c.desired.rgs_resolve_name_conflicts {
+                            b.block(&res, rgs_clash_message(c.desired, x, &y, &clashes));
                         } else {
                             let mut inv = Invocation::new("Import-CsRgsConfiguration").arg("Destination", app(&y)).arg("FileName", file.clone());
                             if !clashes.is_empty() {
@@ -132,9 +137,9 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
                 }
             }
             // Before failback: export x's workflows (with changes made meanwhile) from y.
-            if c.failing_back(x) && c.up(&y) && c.o.rgs.hosts(&y, x) {
+            if c.failing_back(x) && c.up(&y) && c.observed.rgs.hosts(&y, x) {
                 let file = before_failback(x);
-                let workflows = c.o.rgs.hosted.get(&y).and_then(|h| h.get(x)).cloned().unwrap_or_default();
+                let workflows = c.observed.rgs.hosted.get(&y).and_then(|h| h.get(x)).cloned().unwrap_or_default();
                 let inv =
                     Invocation::new("Export-CsRgsConfiguration").arg("Source", app(&y)).arg("Owner", app(x)).arg("FileName", file.clone());
                 // Taken right before the failback (after everything else it waits for), so the
@@ -151,7 +156,7 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
             }
             // After failback: import them home, taking ownership back.
             let file = before_failback(x);
-            let pending = c.o.history.rgs_exports.contains_key(&file) || b.has(&rgs_export_before_failback_id(x));
+            let pending = c.observed.history.rgs_exports.contains_key(&file) || b.has(&rgs_export_before_failback_id(x));
             if pending && c.serves_itself(x) && c.up(x) {
                 let inv = Invocation::new("Import-CsRgsConfiguration")
                     .arg("Destination", app(x))
@@ -186,18 +191,21 @@ fn content_steps(b: &mut Builder, key: &str, y: &Fqdn, res: &str, after: Vec<Str
 }
 
 fn content(c: &Ctx, b: &mut Builder) {
-    for pt in &c.t.pairs {
-        for x in &pt.d.pools {
-            let y = pt.d.partner(x).clone();
-            let backlog =
-                c.o.pool(&y).and_then(|p| p.module(BackupModule::DataConf)).is_some_and(|m| m.export == ExportStatus::NonSteadyState);
+    for pt in &c.targets.pairs {
+        for x in &pt.spec.pools {
+            let y = pt.spec.partner(x).clone();
+            let backlog = c
+                .observed
+                .pool(&y)
+                .and_then(|p| p.module(BackupModule::DataConf))
+                .is_some_and(|m| m.export == ExportStatus::NonSteadyState);
             let home = c.serves_itself(x) && c.health(x).is_alive() && c.up(&y);
             if c.failing_back(x) && c.up(&y) {
                 content_steps(
                     b,
                     y.as_str(),
                     &y,
-                    &pt.d.resource(),
+                    &pt.spec.resource(),
                     vec![id::failback(x)],
                     format!("copy the conference content {x}'s users created on {y} back to {x} after failback"),
                     None,
@@ -207,7 +215,7 @@ fn content(c: &Ctx, b: &mut Builder) {
                     b,
                     y.as_str(),
                     &y,
-                    &pt.d.resource(),
+                    &pt.spec.resource(),
                     vec![],
                     format!("{y} holds conference content {x} lacks: copy it back"),
                     None,
@@ -215,12 +223,12 @@ fn content(c: &Ctx, b: &mut Builder) {
             }
         }
     }
-    for r in &c.d.restores {
+    for r in &c.desired.restores {
         let res = format!("ConferenceContentRestore/{}", r.name);
-        if c.o.history.completed_restores.get(&r.name).is_some_and(|g| *g >= r.generation) {
+        if c.observed.history.completed_restores.get(&r.name).is_some_and(|g| *g >= r.generation) {
             continue;
         }
-        let Some(y) = c.o.topology.partner(&r.pool).cloned() else {
+        let Some(y) = c.observed.topology.partner(&r.pool).cloned() else {
             b.block(&res, format!("{} has no backup pool holding a copy of its conference content", r.pool));
             continue;
         };
@@ -242,8 +250,8 @@ fn content(c: &Ctx, b: &mut Builder) {
 }
 
 fn sync_interval(c: &Ctx, b: &mut Builder) {
-    let Some(want) = c.d.sync_interval else { return };
-    if c.o.sync_interval == Some(want) {
+    let Some(want) = c.desired.sync_interval else { return };
+    if c.observed.sync_interval == Some(want) {
         return;
     }
     let dep = c.deployment();
@@ -259,7 +267,7 @@ fn sync_interval(c: &Ctx, b: &mut Builder) {
     b.step("backup-sync-interval", inv, &run_on, dep)
         .reason(format!(
             "spec.backupService.syncInterval is {want} (now {}); it drives Backup Service load and the recovery point, so change it only when necessary",
-            c.o.sync_interval.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
+            c.observed.sync_interval.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
         ))
         .rules(&[32])
         .after(deps)

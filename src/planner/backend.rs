@@ -11,16 +11,16 @@ use crate::ps::Invocation;
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     // Mirrors with a witness fail over on their own (S20): lyncdr does not race the witness.
-    for (pool, left) in &c.t.witness_pending {
+    for (pool, left) in &c.targets.witness_pending {
         b.notice(format!(
             "{dep}: the principal SQL server of {pool} is down; its witness fails the databases over to the other server on its own (about 5 minutes, JJ205248); lyncdr fails them over itself if that has not happened in {left}"
         ));
     }
-    for (pool, role) in &c.t.principal {
-        let Some(obs) = c.o.pool(pool) else { continue };
+    for (pool, role) in &c.targets.principal {
+        let Some(obs) = c.observed.pool(pool) else { continue };
         let be = &obs.back_end;
         if !be.server_up(*role) {
-            let server = c.o.topology.pools[pool].back_end.server(*role).map(|s| s.to_string()).unwrap_or_default();
+            let server = c.observed.topology.pools[pool].back_end.server(*role).map(|s| s.to_string()).unwrap_or_default();
             b.block(&dep, format!("spec.backEnds: the {role} SQL server {server} of {pool} should be principal but is down"));
             continue;
         }

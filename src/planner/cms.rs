@@ -18,7 +18,7 @@ pub(crate) const SQL_INSTANCE: &str = "rtc";
 /// this plan fails back (a cross-failover of the CMS pool, rules 1 and 3) last as well, after that
 /// failback and the configuration changes that do not wait for it.
 pub(crate) fn emit(c: &Ctx, b: &mut Builder, last: bool) {
-    let Some(m) = c.t.cms_move.as_ref() else { return };
+    let Some(m) = c.targets.cms_move.as_ref() else { return };
     let deferred = c.cms_deferred();
     if (m.elective || deferred) != last {
         return;
@@ -60,7 +60,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder, last: bool) {
     }
     let mut inv = Invocation::new("Invoke-CsManagementServerFailover");
     if m.force {
-        let be = &c.o.topology.pools[to].back_end;
+        let be = &c.observed.topology.pools[to].back_end;
         inv = inv.arg("BackupSqlServerFqdn", be.primary.as_str()).arg("BackupSqlInstanceName", SQL_INSTANCE);
         if let Some(mirror) = &be.mirror {
             // The topology's database is mirrored: name the mirror too (C3, section 4.4), which

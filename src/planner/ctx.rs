@@ -7,10 +7,10 @@ use crate::desired::Desired;
 use crate::model::{DbType, Fqdn, Health, Observed};
 
 pub(crate) struct Ctx<'a> {
-    pub d: &'a Desired,
-    pub o: &'a Observed,
+    pub desired: &'a Desired,
+    pub observed: &'a Observed,
     pub policy: &'a Policy,
-    pub t: Targets,
+    pub targets: Targets,
 }
 
 /// Step ids: stable, readable, unique per plan.
@@ -66,35 +66,35 @@ pub(crate) mod id {
 
 impl<'a> Ctx<'a> {
     pub fn new(d: &'a Desired, o: &'a Observed, policy: &'a Policy, t: Targets) -> Ctx<'a> {
-        Ctx { d, o, policy, t }
+        Ctx { desired: d, observed: o, policy, targets: t }
     }
 
     pub fn deployment(&self) -> String {
-        format!("LyncDeployment/{}", self.d.deployment)
+        format!("LyncDeployment/{}", self.desired.deployment)
     }
 
     pub fn health(&self, p: &Fqdn) -> Health {
-        self.o.health(p)
+        self.observed.health(p)
     }
 
     /// The operator reaches the pool.
     pub fn up(&self, p: &Fqdn) -> bool {
-        self.o.health(p) == Health::Up
+        self.observed.health(p) == Health::Up
     }
 
     pub fn pair_of(&self, p: &Fqdn) -> Option<&PairTarget> {
-        self.t.pairs.iter().find(|pt| pt.d.pools.contains(p))
+        self.targets.pairs.iter().find(|pt| pt.spec.pools.contains(p))
     }
 
     /// The pool that will serve `p`'s users once the plan has run.
     pub fn target_serving(&self, p: &Fqdn) -> Fqdn {
         match self.pair_of(p) {
             Some(pt) => match &pt.target {
-                PairState::FailedOver(x) if x == p => pt.d.partner(p).clone(),
-                PairState::InProgress(_) => self.o.serving(p),
+                PairState::FailedOver(x) if x == p => pt.spec.partner(p).clone(),
+                PairState::InProgress(_) => self.observed.serving(p),
                 _ => p.clone(),
             },
-            None => self.o.serving(p),
+            None => self.observed.serving(p),
         }
     }
 
@@ -119,7 +119,7 @@ impl<'a> Ctx<'a> {
     /// fails a pool back: rule 23 puts Edge changes before a failback, and a cross-failover puts
     /// the failback before the failover (rule 1).
     pub fn after_failovers(&self) -> Vec<String> {
-        let transitions = || self.t.pairs.iter().flat_map(|pt| pt.transitions.iter());
+        let transitions = || self.targets.pairs.iter().flat_map(|pt| pt.transitions.iter());
         if transitions().any(|t| t.failback) {
             return vec![];
         }
@@ -129,40 +129,40 @@ impl<'a> Ctx<'a> {
     /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it
     /// is reachable, else the first reachable pool serving its own users.
     pub fn admin_pool(&self) -> Option<Fqdn> {
-        let cms = self.t.cms_move.as_ref().map(|m| m.to.clone()).or_else(|| self.o.cms.master_pool.clone());
+        let cms = self.targets.cms_move.as_ref().map(|m| m.to.clone()).or_else(|| self.observed.cms.master_pool.clone());
         if let Some(c) = cms.filter(|c| self.up(c)) {
             return Some(c);
         }
-        self.o
+        self.observed
             .topology
             .pools
             .keys()
             .find(|p| self.up(p) && self.serves_itself(p))
             .cloned()
-            .or_else(|| self.o.topology.pools.keys().find(|p| self.up(p)).cloned())
+            .or_else(|| self.observed.topology.pools.keys().find(|p| self.up(p)).cloned())
     }
 
     /// A required CMS move into a pool whose users this plan fails back (the CMS pool's
     /// cross-failover): it waits for that failback (rules 1 and 3), and the CMS, still available
     /// where it is, takes the changes made before it.
     pub fn cms_deferred(&self) -> bool {
-        self.t.cms_move.as_ref().is_some_and(|m| !m.elective && !m.force && self.o.cms.available() && self.failing_back(&m.to))
+        self.targets.cms_move.as_ref().is_some_and(|m| !m.elective && !m.force && self.observed.cms.available() && self.failing_back(&m.to))
     }
 
     /// Dependencies of any step that writes to the CMS (topology and configuration changes):
     /// the CMS failover if one is planned, or the Back End failover that brings it back. An
     /// error explains why such steps cannot run.
     pub fn cms_deps(&self) -> Result<Vec<String>, String> {
-        if let Some(m) = &self.t.cms_move {
+        if let Some(m) = &self.targets.cms_move {
             // An elective or deferred move runs last; until then the CMS takes changes where it is.
             return Ok(if m.elective || self.cms_deferred() { vec![] } else { vec![id::cms_failover(&m.to)] });
         }
-        if let Some(reason) = &self.t.cms_blocked {
+        if let Some(reason) = &self.targets.cms_blocked {
             return Err(reason.clone());
         }
-        if !self.o.cms.available()
-            && let Some(home) = &self.o.cms.home_pool
-            && self.t.principal.contains_key(home)
+        if !self.observed.cms.available()
+            && let Some(home) = &self.observed.cms.home_pool
+            && self.targets.principal.contains_key(home)
         {
             return Ok(vec![id::db(home, DbType::CentralMgmt), id::db(home, DbType::User)]);
         }
@@ -173,18 +173,18 @@ impl<'a> Ctx<'a> {
     /// the reachable servers of the deployment.
     pub fn replica_servers(&self) -> Vec<Fqdn> {
         let mut out: Vec<Fqdn> = Vec::new();
-        for (p, pool) in &self.o.topology.pools {
+        for (p, pool) in &self.observed.topology.pools {
             if self.up(p) {
                 out.extend(pool.front_ends.iter().cloned());
             }
         }
-        for (e, edge) in &self.o.topology.edges {
-            if self.o.edges.get(e).is_some_and(|x| x.direct.is_ok()) {
+        for (e, edge) in &self.observed.topology.edges {
+            if self.observed.edges.get(e).is_some_and(|x| x.direct.is_ok()) {
                 out.extend(edge.servers.iter().cloned());
             }
         }
         // Only replicas the CMS can reach can catch up; when the CMS is down, assume all can.
-        out.retain(|s| self.o.cms.in_contact.contains(s) || !self.o.cms.available());
+        out.retain(|s| self.observed.cms.in_contact.contains(s) || !self.observed.cms.available());
         out
     }
 }

@@ -14,7 +14,7 @@ use crate::ps::Invocation;
 use crate::ps::catalog::bootstrapper_path;
 
 fn reachable(c: &Ctx, e: &Fqdn) -> bool {
-    c.o.edges.get(e).is_some_and(|x| x.direct.is_ok())
+    c.observed.edges.get(e).is_some_and(|x| x.direct.is_ok())
 }
 
 /// The Edge pool a route should use: `base` unless it is confirmed down (by the operator and
@@ -22,20 +22,20 @@ fn reachable(c: &Ctx, e: &Fqdn) -> bool {
 /// media), otherwise (with automatic Edge failover) the first reachable fallback, then any
 /// other reachable Edge pool.
 fn choose(c: &Ctx, base: &Fqdn) -> Fqdn {
-    if c.o.edge_health(base) != Health::Down || !c.d.edge_failover {
+    if c.observed.edge_health(base) != Health::Down || !c.desired.edge_failover {
         return base.clone();
     }
-    let others = c.o.topology.edges.keys().filter(|e| !c.d.edge_fallbacks.contains(e));
-    c.d.edge_fallbacks.iter().chain(others).find(|e| *e != base && reachable(c, e)).cloned().unwrap_or_else(|| base.clone())
+    let others = c.observed.topology.edges.keys().filter(|e| !c.desired.edge_fallbacks.contains(e));
+    c.desired.edge_fallbacks.iter().chain(others).find(|e| *e != base && reachable(c, e)).cloned().unwrap_or_else(|| base.clone())
 }
 
 fn servers(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
-    c.o.topology.edges.get(e).map(|x| x.servers.clone()).unwrap_or_default()
+    c.observed.topology.edges.get(e).map(|x| x.servers.clone()).unwrap_or_default()
 }
 
 /// The servers of an Edge pool that answered the last observation (steps can run there).
 fn answering(c: &Ctx, e: &Fqdn) -> Vec<Fqdn> {
-    c.o.edges.get(e).map(|x| x.services_running.keys().cloned().collect()).unwrap_or_default()
+    c.observed.edges.get(e).map(|x| x.services_running.keys().cloned().collect()).unwrap_or_default()
 }
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
@@ -55,13 +55,13 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
 fn route_notices(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
     let routes = [
-        ("SIP", c.o.federation.sip_edge.as_ref(), c.d.sip_federation.as_ref(), "sipFederationPool"),
-        ("XMPP", c.o.federation.xmpp_edge.as_ref(), c.d.xmpp_federation.as_ref(), "xmppFederationPool"),
+        ("SIP", c.observed.federation.sip_edge.as_ref(), c.desired.sip_federation.as_ref(), "sipFederationPool"),
+        ("XMPP", c.observed.federation.xmpp_edge.as_ref(), c.desired.xmpp_federation.as_ref(), "xmppFederationPool"),
     ];
     for (kind, current, desired, field) in routes {
         let Some(cur) = current else { continue };
         let want = choose(c, desired.unwrap_or(cur));
-        match c.o.edge_health(cur) {
+        match c.observed.edge_health(cur) {
             Health::Down if want == *cur => b.notice(format!(
                 "{dep}: {kind} federation uses {cur}, which is down; enable spec.edge.automaticFailover with fallbackPools, or set spec.edge.{field} to a running Edge pool"
             )),
@@ -78,7 +78,7 @@ fn route_notices(c: &Ctx, b: &mut Builder) {
 
 fn next_hops(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
-    for (e, eobs) in &c.o.edges {
+    for (e, eobs) in &c.observed.edges {
         // An Edge that forwards to a pool about to fail over is repointed even if lyncdr cannot
         // reach it: unless it is confirmed down (from another site too), it may still run (rule
         // 11), and the change is only a topology write. An Edge pool that is down does not
@@ -90,14 +90,13 @@ fn next_hops(c: &Ctx, b: &mut Builder) {
         // only be cut off from the vantage points lyncdr has, and Lync refuses the failover
         // while it still forwards there.
         let down_with_its_site = eobs.health() == Health::Down
-            && eobs
-                .next_hop
-                .as_ref()
-                .is_some_and(|n| c.o.topology.pools.get(n).zip(c.o.topology.edges.get(e)).is_some_and(|(p, ed)| p.site == ed.site));
+            && eobs.next_hop.as_ref().is_some_and(|n| {
+                c.observed.topology.pools.get(n).zip(c.observed.topology.edges.get(e)).is_some_and(|(p, ed)| p.site == ed.site)
+            });
         if !reachable(c, e) && (!forwards_to_failing || down_with_its_site) {
             continue;
         }
-        let Some(base) = c.d.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
+        let Some(base) = c.desired.next_hops.get(e).cloned().or_else(|| eobs.next_hop.clone()) else { continue };
         let want = c.target_serving(&base);
         if eobs.next_hop.as_ref() == Some(&want) {
             continue;
@@ -154,7 +153,7 @@ fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason
     let mut out = Vec::new();
     for s in &list {
         out.push(
-            b.step(id::bootstrap(s), Invocation::new(bootstrapper_path(c.o.topology.product)), s, dep.clone())
+            b.step(id::bootstrap(s), Invocation::new(bootstrapper_path(c.observed.topology.product)), s, dep.clone())
                 .reason(reason.to_string())
                 .rules(&[19])
                 // Never while the same server's services are being stopped or started.
@@ -168,9 +167,9 @@ fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason
 
 fn sip_federation(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
-    let Some(base) = c.d.sip_federation.clone().or_else(|| c.o.federation.sip_edge.clone()) else { return };
+    let Some(base) = c.desired.sip_federation.clone().or_else(|| c.observed.federation.sip_edge.clone()) else { return };
     let want = choose(c, &base);
-    if c.o.federation.sip_edge.as_ref() == Some(&want) {
+    if c.observed.federation.sip_edge.as_ref() == Some(&want) {
         return;
     }
     let deps = match c.cms_deps() {
@@ -181,7 +180,10 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
         }
     };
     let Some(run_on) = c.admin_pool() else { return };
-    if c.o.cms.available() && c.t.cms_move.is_none() && answering(c, &want).iter().any(|s| !c.o.cms.in_contact.contains(s)) {
+    if c.observed.cms.available()
+        && c.targets.cms_move.is_none()
+        && answering(c, &want).iter().any(|s| !c.observed.cms.in_contact.contains(s))
+    {
         b.block(
             &dep,
             format!(
@@ -190,10 +192,14 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
         );
         return;
     }
-    let site = c.o.topology.edges[&want].site.clone();
-    let from_down =
-        c.o.federation.sip_edge.clone().filter(|cur| c.o.edge_health(cur) == Health::Down || (reachable(c, cur) && !c.o.edge_up(cur)));
-    let reason = match &c.o.federation.sip_edge {
+    let site = c.observed.topology.edges[&want].site.clone();
+    let from_down = c
+        .observed
+        .federation
+        .sip_edge
+        .clone()
+        .filter(|cur| c.observed.edge_health(cur) == Health::Down || (reachable(c, cur) && !c.observed.edge_up(cur)));
+    let reason = match &c.observed.federation.sip_edge {
         Some(cur) if !reachable(c, cur) => format!("the SIP federation Edge pool {cur} is down: federation moves to {want}"),
         Some(cur) => format!("SIP federation moves from {cur} to {want} (only one federation Edge pool at a time)"),
         None => format!("SIP federation is routed through {want}"),
@@ -218,16 +224,16 @@ fn sip_federation(c: &Ctx, b: &mut Builder) {
 /// services, repoint the route, wait for the DNS records; nothing is stopped.
 fn xmpp_federation(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
-    let Some(base) = c.d.xmpp_federation.clone().or_else(|| c.o.federation.xmpp_edge.clone()) else { return };
+    let Some(base) = c.desired.xmpp_federation.clone().or_else(|| c.observed.federation.xmpp_edge.clone()) else { return };
     let want = choose(c, &base);
-    let current = c.o.federation.xmpp_edge.clone();
+    let current = c.observed.federation.xmpp_edge.clone();
     if current.as_ref() == Some(&want) {
         return;
     }
     if !reachable(c, &want) {
         return;
     }
-    let site = c.o.topology.edges[&want].site.clone();
+    let site = c.observed.topology.edges[&want].site.clone();
     let deps = match c.cms_deps() {
         Ok(d) => d.into_iter().chain(c.after_failovers()).collect::<Vec<_>>(),
         Err(why) => {
@@ -236,8 +242,8 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
         }
     };
     let Some(run_on) = c.admin_pool() else { return };
-    let running = c.o.edges.get(&want).map(|e| e.services_running.clone()).unwrap_or_default();
-    let failback = c.o.history.xmpp_moved_from.as_ref() == Some(&want);
+    let running = c.observed.edges.get(&want).map(|e| e.services_running.clone()).unwrap_or_default();
+    let failback = c.observed.history.xmpp_moved_from.as_ref() == Some(&want);
     let mut before_route = Vec::new();
     for s in answering(c, &want) {
         let on = running.get(&s).copied().unwrap_or(false);
@@ -263,7 +269,7 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
             );
         }
     }
-    let from_down = current.filter(|cur| c.o.edge_health(cur) == Health::Down || (reachable(c, cur) && !c.o.edge_up(cur)));
+    let from_down = current.filter(|cur| c.observed.edge_health(cur) == Health::Down || (reachable(c, cur) && !c.observed.edge_up(cur)));
     let inv = Invocation::new("Set-CsSite").arg("Identity", site.as_str()).arg("XmppFederationRoute", format!("EdgeServer:{want}"));
     let route = b
         .step(id::xmpp(&Some(want.clone())), inv, &run_on, dep.clone())
@@ -280,14 +286,14 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
     let dns = b
         .step(
             id::xmpp_dns(&want),
-            Invocation::new("Resolve-DnsName").arg("Name", c.o.xmpp_srv_name()).arg("Type", "SRV"),
+            Invocation::new("Resolve-DnsName").arg("Name", c.observed.xmpp_srv_name()).arg("Type", "SRV"),
             &run_on,
             dep.clone(),
         )
         .wait()
         .reason(format!(
             "a person points the XMPP federation DNS records at {want} (the A record and the {} SRV record, port 5269, open from the Internet)",
-            c.o.xmpp_srv_name()
+            c.observed.xmpp_srv_name()
         ))
         .rules(&[21])
         .after([route])
@@ -303,10 +309,10 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
                 .add();
         }
     }
-    if !c.o.xmpp_dns_points_at(&want) {
+    if !c.observed.xmpp_dns_points_at(&want) {
         b.notice(format!(
             "{dep}: XMPP federation moves to {want}: point the XMPP federation A record at {want}, make sure the {} SRV record resolves to it on port 5269 and that port 5269 is open from the Internet; lyncdr waits for the DNS records before {} (rule 21)",
-            c.o.xmpp_srv_name(),
+            c.observed.xmpp_srv_name(),
             if failback { "failing back the Front End pools of its site" } else { "starting its services" }
         ));
     }
@@ -315,23 +321,27 @@ fn xmpp_federation(c: &Ctx, b: &mut Builder) {
 /// While XMPP federation is routed through an Edge pool its DNS records do not point at, remote
 /// servers cannot reach it: a person must change them (rule 21). Stays until they do.
 fn xmpp_dns_notice(c: &Ctx, b: &mut Builder) {
-    let Some(edge) = &c.o.federation.xmpp_edge else { return };
+    let Some(edge) = &c.observed.federation.xmpp_edge else { return };
     // A route about to move (or on an Edge pool that is down) is the move's notice's business.
-    let want = choose(c, c.d.xmpp_federation.as_ref().unwrap_or(edge));
-    if want != *edge || c.o.edge_health(edge) == Health::Down || c.o.federation.xmpp_srv.is_none() || c.o.xmpp_dns_points_at(edge) {
+    let want = choose(c, c.desired.xmpp_federation.as_ref().unwrap_or(edge));
+    if want != *edge
+        || c.observed.edge_health(edge) == Health::Down
+        || c.observed.federation.xmpp_srv.is_none()
+        || c.observed.xmpp_dns_points_at(edge)
+    {
         return;
     }
     b.notice(format!(
         "{}: XMPP federation is routed through {edge}, but the XMPP federation DNS records do not point at it: point the XMPP federation A record at {edge}, make sure the {} SRV record resolves to it on port 5269 and that port 5269 is open from the Internet (rule 21)",
         c.deployment(),
-        c.o.xmpp_srv_name()
+        c.observed.xmpp_srv_name()
     ));
 }
 
 /// Reachable Edge servers whose Lync services are stopped are started.
 fn edge_services(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
-    for (e, eobs) in &c.o.edges {
+    for (e, eobs) in &c.observed.edges {
         if !eobs.direct.is_ok() {
             continue;
         }
@@ -350,12 +360,12 @@ fn edge_services(c: &Ctx, b: &mut Builder) {
 /// Setup that an earlier route change left pending (remembered, since Lync does not report it).
 fn pending_setup(c: &Ctx, b: &mut Builder) {
     let mut by_edge: std::collections::BTreeMap<Fqdn, ()> = Default::default();
-    for s in c.o.history.pending_edge_setup.keys() {
+    for s in c.observed.history.pending_edge_setup.keys() {
         if b.has(&id::bootstrap(s)) {
             continue;
         }
-        let cut_off = c.o.cms.available() && !c.o.cms.in_contact.contains(s);
-        if let Some(e) = c.o.topology.edge_of_server(s)
+        let cut_off = c.observed.cms.available() && !c.observed.cms.in_contact.contains(s);
+        if let Some(e) = c.observed.topology.edge_of_server(s)
             && reachable(c, &e.fqdn)
             && !cut_off
         {
@@ -375,11 +385,11 @@ fn pending_setup(c: &Ctx, b: &mut Builder) {
 
 fn media(c: &Ctx, b: &mut Builder) {
     let dep = c.deployment();
-    for (p, pobs) in &c.o.pools {
+    for (p, pobs) in &c.observed.pools {
         if !c.up(p) || !c.serves_itself(p) {
             continue;
         }
-        let Some(base) = c.d.media.get(p).cloned().or_else(|| pobs.conferencing_edge.clone()) else { continue };
+        let Some(base) = c.desired.media.get(p).cloned().or_else(|| pobs.conferencing_edge.clone()) else { continue };
         let want = choose(c, &base);
         if !reachable(c, &want) {
             continue;

@@ -14,7 +14,7 @@ use crate::ps::Invocation;
 use crate::ps::catalog::bootstrapper_path;
 
 fn key(pt: &PairTarget) -> String {
-    format!("{}+{}", pt.d.pools[0], pt.d.pools[1])
+    format!("{}+{}", pt.spec.pools[0], pt.spec.pools[1])
 }
 
 fn cleanup_id(p: &Fqdn) -> String {
@@ -25,7 +25,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     // A topology document is the whole topology: one written before another pairing was
     // published would undo it when published. Topology changes therefore run one after another.
     let mut last_publish: Option<String> = None;
-    for pt in &c.t.pairs {
+    for pt in &c.targets.pairs {
         match &pt.pairing {
             Pairing::Established => {}
             Pairing::Complete { install, start } => setup(c, b, pt, install, start, vec![]),
@@ -37,8 +37,8 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
         }
     }
     // Former partners' data left behind by an earlier re-pair (remembered: Lync does not report it).
-    for pool in &c.o.history.pending_backup_cleanup {
-        if c.o.topology.partner(pool).is_some() && c.up(pool) && !b.has(&cleanup_id(pool)) {
+    for pool in &c.observed.history.pending_backup_cleanup {
+        if c.observed.topology.partner(pool).is_some() && c.up(pool) && !b.has(&cleanup_id(pool)) {
             cleanup(b, pool, &c.deployment(), vec![]);
         }
     }
@@ -55,8 +55,8 @@ fn cleanup(b: &mut Builder, pool: &Fqdn, res: &str, after: Vec<String>) {
 
 /// Plans the topology change and the setup after it; returns the id of the publish step.
 fn publish(c: &Ctx, b: &mut Builder, pt: &PairTarget, former: &[(Fqdn, Fqdn)], previous: Option<String>) -> Option<String> {
-    let res = pt.d.resource();
-    let [a, bb] = &pt.d.pools;
+    let res = pt.spec.resource();
+    let [a, bb] = &pt.spec.pools;
     let k = key(pt);
     let deps = match c.cms_deps() {
         Ok(d) => d,
@@ -69,7 +69,7 @@ fn publish(c: &Ctx, b: &mut Builder, pt: &PairTarget, former: &[(Fqdn, Fqdn)], p
         b.block(&res, format!("pairing {a} with {bb}: no pool is up to run the topology cmdlets"));
         return None;
     };
-    let fes: Vec<Fqdn> = [a, bb].iter().flat_map(|x| c.o.topology.pools[*x].front_ends.clone()).collect();
+    let fes: Vec<Fqdn> = [a, bb].iter().flat_map(|x| c.observed.topology.pools[*x].front_ends.clone()).collect();
     if let Err(why) = replicas_reachable(c, &fes) {
         b.block(&res, format!("pairing {a} with {bb}: {why}"));
         return None;
@@ -129,8 +129,8 @@ fn publish(c: &Ctx, b: &mut Builder, pt: &PairTarget, former: &[(Fqdn, Fqdn)], p
 /// Enable the topology, let it reach the Front Ends, run local setup where the Backup Service is
 /// missing, start it where it does not run, synchronise both pools and wait for steady state.
 fn setup(c: &Ctx, b: &mut Builder, pt: &PairTarget, install: &[Fqdn], start: &[Fqdn], after: Vec<String>) {
-    let res = pt.d.resource();
-    let [a, bb] = &pt.d.pools;
+    let res = pt.spec.resource();
+    let [a, bb] = &pt.spec.pools;
     let k = key(pt);
     if let Err(why) = replicas_reachable(c, install) {
         b.block(&res, format!("completing the pairing of {a} with {bb}: {why}"));
@@ -166,9 +166,9 @@ fn setup(c: &Ctx, b: &mut Builder, pt: &PairTarget, install: &[Fqdn], start: &[F
             .add();
         vec![wait]
     };
-    let product = c.o.topology.pools[a].traits.product;
+    let product = c.observed.topology.pools[a].traits.product;
     let mut started = Vec::new();
-    let behind = |fe: &Fqdn| c.o.pools.values().any(|p| p.patch_current.get(fe) == Some(&false));
+    let behind = |fe: &Fqdn| c.observed.pools.values().any(|p| p.patch_current.get(fe) == Some(&false));
     let mut updates = Vec::new();
     for fe in start {
         let mut before = gate.clone();
@@ -246,10 +246,10 @@ fn replicas_reachable(c: &Ctx, servers: &[Fqdn]) -> Result<(), String> {
     if servers.is_empty() {
         return Ok(());
     }
-    if !c.o.cms.available() {
+    if !c.observed.cms.available() {
         return Err("the CMS is unavailable, and local setup needs the published topology it replicates".into());
     }
-    let cut: Vec<String> = servers.iter().filter(|s| !c.o.cms.in_contact.contains(*s)).map(ToString::to_string).collect();
+    let cut: Vec<String> = servers.iter().filter(|s| !c.observed.cms.in_contact.contains(*s)).map(ToString::to_string).collect();
     if cut.is_empty() {
         Ok(())
     } else {

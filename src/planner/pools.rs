@@ -14,7 +14,7 @@ use crate::ps::Invocation;
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     lis_notices(c, b);
-    for pt in &c.t.pairs {
+    for pt in &c.targets.pairs {
         if let PairState::InProgress(x) = &pt.current {
             wait_in_progress(c, b, pt, x);
             continue;
@@ -31,10 +31,10 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
 }
 
 fn wait_in_progress(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) {
-    let y = pt.d.partner(x);
-    let by = if c.o.failover(x) == FailoverState::FailingOver { y.clone() } else { x.clone() };
+    let y = pt.spec.partner(x);
+    let by = if c.observed.failover(x) == FailoverState::FailingOver { y.clone() } else { x.clone() };
     let run_on = if c.up(y) { y.clone() } else { x.clone() };
-    b.step(id::wait_pool(x), Invocation::new("Get-CsPoolBackupRelationship").arg("PoolFqdn", x.as_str()), &run_on, pt.d.resource())
+    b.step(id::wait_pool(x), Invocation::new("Get-CsPoolBackupRelationship").arg("PoolFqdn", x.as_str()), &run_on, pt.spec.resource())
         .wait()
         .reason(format!("a failover or failback of {x} is running; wait for it to finish"))
         .expect(Expect::ServedBy { pool: x.clone(), by })
@@ -42,7 +42,7 @@ fn wait_in_progress(c: &Ctx, b: &mut Builder, pt: &PairTarget, x: &Fqdn) {
 }
 
 pub(crate) fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
-    if c.t.principal.contains_key(pool) {
+    if c.targets.principal.contains_key(pool) {
         [DbType::User, DbType::Application, DbType::CentralMgmt].iter().map(|d| id::db(pool, *d)).collect()
     } else {
         vec![]
@@ -50,13 +50,13 @@ pub(crate) fn db_deps(c: &Ctx, pool: &Fqdn) -> Vec<String> {
 }
 
 fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
-    let res = pt.d.resource();
+    let res = pt.spec.resource();
     let x = &tr.pool;
-    let y = pt.d.partner(x).clone();
+    let y = pt.spec.partner(x).clone();
     // Rules 3-4: the CMS leaves the failed pool (or comes back) and replicates first.
     let mut config_before: Vec<String> = Vec::new();
-    if c.o.cms.master_pool.as_ref() == Some(x) || !c.o.cms.available() {
-        match &c.t.cms_move {
+    if c.observed.cms.master_pool.as_ref() == Some(x) || !c.observed.cms.available() {
+        match &c.targets.cms_move {
             Some(m) if !m.elective => {
                 config_before.push(id::cms_failover(&m.to));
                 after.push(id::cms_replication(m.to.as_str()));
@@ -65,7 +65,7 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
         }
     }
     // Rule 11: Edge pools that may still run and forward to the failed pool are repointed first.
-    for (e, eobs) in &c.o.edges {
+    for (e, eobs) in &c.observed.edges {
         // An Edge pool confirmed down (from another site too) does not stop the failover.
         if eobs.next_hop.as_ref() == Some(x) && eobs.health() != crate::model::Health::Down {
             if !b.has(&id::next_hop(e)) {
@@ -114,7 +114,7 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
         .after(after)
         .expect(Expect::ServedBy { pool: x.clone(), by: y.clone() });
     if pt.automatic {
-        step = step.remember(Remember::AutomaticFailover { pool: x.clone(), generation: pt.d.generation });
+        step = step.remember(Remember::AutomaticFailover { pool: x.clone(), generation: pt.spec.generation });
     }
     Some(step.add())
 }
@@ -123,14 +123,14 @@ fn failover(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
 /// are served by its partner (or are about to be) the partner needs the latest LIS backup. Lync
 /// does not report whether it was restored: the notice stays as long as the users are away.
 fn lis_notices(c: &Ctx, b: &mut Builder) {
-    for pt in &c.t.pairs {
-        for x in &pt.d.pools {
-            let away = matches!(c.o.failover(x), FailoverState::FailedOver | FailoverState::FailingOver) || c.failing_over(x);
+    for pt in &c.targets.pairs {
+        for x in &pt.spec.pools {
+            let away = matches!(c.observed.failover(x), FailoverState::FailedOver | FailoverState::FailingOver) || c.failing_over(x);
             if away && !c.failing_back(x) {
-                let y = pt.d.partner(x);
+                let y = pt.spec.partner(x);
                 b.notice(format!(
                     "{}: while {x}'s users are served by {y}, restore the latest Location Information Service (E9-1-1) database backup of {x} into {y} if not done yet; the Backup Service does not replicate it (rule 27)",
-                    pt.d.resource()
+                    pt.spec.resource()
                 ));
             }
         }
@@ -138,14 +138,14 @@ fn lis_notices(c: &Ctx, b: &mut Builder) {
 }
 
 fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
-    let res = pt.d.resource();
+    let res = pt.spec.resource();
     let x = &tr.pool;
-    let y = pt.d.partner(x).clone();
+    let y = pt.spec.partner(x).clone();
     after.extend(c.cms_deps().unwrap_or_default());
     // Rule 23: the Edge pools of x's site are failed back first (federation, setup, services,
     // media of the site's Front End pools).
-    let site = &c.o.topology.pools[x].site;
-    for e in c.o.topology.edges.values().filter(|e| &e.site == site) {
+    let site = &c.observed.topology.pools[x].site;
+    for e in c.observed.topology.edges.values().filter(|e| &e.site == site) {
         after.push(id::sip(&Some(e.fqdn.clone())));
         after.push(id::xmpp(&Some(e.fqdn.clone())));
         after.push(id::xmpp_dns(&e.fqdn));
@@ -154,7 +154,7 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
             after.push(id::service(s, true));
         }
     }
-    for p in c.o.topology.pools.values().filter(|p| &p.site == site) {
+    for p in c.observed.topology.pools.values().filter(|p| &p.site == site) {
         after.push(id::media(&p.fqdn, false));
         after.push(id::media(&p.fqdn, true));
     }
@@ -167,7 +167,7 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     }
     let reason = if tr.disaster {
         format!("{x} is back but {y} is down: failback with -DisasterMode (consented)")
-    } else if c.o.history.automatic_failovers.contains_key(x) && pt.d.failed_over.is_none() {
+    } else if c.observed.history.automatic_failovers.contains_key(x) && pt.spec.failed_over.is_none() {
         format!("{x} is back and stable (or failback was approved): its users return from {y}")
     } else {
         format!("{res} wants {x}'s users served by {x} again")

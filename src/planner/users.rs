@@ -40,12 +40,12 @@ fn source(c: &Ctx, p: &Fqdn, res: &str) -> Source {
         }
         Health::Up => {}
     }
-    if c.o.failover(p).in_progress() {
+    if c.observed.failover(p).in_progress() {
         return Source::Blocked(format!("a failover or failback of {p} is running; its users move once it has finished"));
     }
     if !c.serves_itself(p) {
-        let partner = c.o.topology.partner(p).map(ToString::to_string).unwrap_or_default();
-        let pair = c.pair_of(p).map(|pt| pt.d.resource()).unwrap_or_default();
+        let partner = c.observed.topology.partner(p).map(ToString::to_string).unwrap_or_default();
+        let pair = c.pair_of(p).map(|pt| pt.spec.resource()).unwrap_or_default();
         let how = if c.pair_of(p).is_some_and(|pt| pt.automatic) {
             format!("approve the failback with the annotation lyncdr.io/approve-failback=true on {pair}")
         } else {
@@ -55,19 +55,19 @@ fn source(c: &Ctx, p: &Fqdn, res: &str) -> Source {
             "{p} runs, but its users are (to be) served by {partner}: moving them now needs Move-CsUser -Force, which drops their contacts and meetings for good. Fail them back first ({how}); {res} then moves them without -Force"
         ));
     }
-    if !back_end_ok_after(c.o, &c.t, p) {
+    if !back_end_ok_after(c.observed, &c.targets, p) {
         return Source::Blocked(format!("the Back End of {p} is not available; its users move once it is"));
     }
     Source::Lossless
 }
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
-    for pl in &c.d.placements {
+    for pl in &c.desired.placements {
         let res = format!("UserPlacement/{}", pl.name);
         let target = &pl.target;
         let target_ok = c.up(target)
             && c.serves_itself(target)
-            && c.o.pool(target).is_some_and(|o| o.back_end.available() || c.t.principal.contains_key(target));
+            && c.observed.pool(target).is_some_and(|o| o.back_end.available() || c.targets.principal.contains_key(target));
         let mut prev: Vec<String> = vec![];
         if c.failing_back(target) {
             prev.push(id::failback(target));
@@ -78,7 +78,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 let mut by_source: std::collections::BTreeMap<Fqdn, Vec<String>> = Default::default();
                 let mut missing = vec![];
                 for u in users {
-                    match c.o.users.get(u) {
+                    match c.observed.users.get(u) {
                         Some(Some(home)) if home == target => {}
                         Some(Some(home)) => by_source.entry(home.clone()).or_default().push(u.clone()),
                         _ => missing.push(u.clone()),
@@ -107,7 +107,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 }
             }
             UserSelector::FromPool(source) => {
-                let Some(n) = c.o.pool(source).and_then(|p| p.homed_users) else {
+                let Some(n) = c.observed.pool(source).and_then(|p| p.homed_users) else {
                     b.notice(format!("{res}: the users homed on {source} could not be counted"));
                     continue;
                 };
