@@ -4,7 +4,7 @@
 //! always give the same plan and the same hash. An observation that already matches the
 //! desired state gives an empty plan.
 //!
-//! It works in two passes: [`targets`] decides the effective desired state (which pool serves
+//! It works in two passes: `targets` decides the effective desired state (which pool serves
 //! each pair's users, where the CMS must be, which Edge pools route federation and media,
 //! which Back End server is principal), applying automatic-failover policy and consent; then
 //! one emitter per concern adds the steps that reach it, with the dependencies the rules
