@@ -10,7 +10,7 @@
 
 use lyncdr::api::manifests;
 use lyncdr::model::Span;
-use lyncdr::ps::{Input, Invocation, catalog, parse_line, quote};
+use lyncdr::ps::{Input, Invocation, binder, parse_line, quote};
 use lyncdr::scenario::Scenario;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -124,7 +124,7 @@ fn check_scenario(text: &str) {
 
 fn check_line(line: &str) {
     // Whatever is accepted can be passed to PowerShell on one line.
-    if let Ok(Some(inv)) = parse_line(line, &catalog::is_switch) {
+    if let Ok(Some(inv)) = parse_line(line, &binder::is_switch) {
         assert_eq!(inv.check(), Ok(()), "{line:?} was accepted with a control character: {inv:?}");
     }
 }
@@ -201,7 +201,7 @@ proptest! {
     #[test]
     fn quoting_round_trips_through_the_parser(s in printable_text()) {
         let line = format!("Set-CsSite -Identity {}", quote(&s));
-        let inv = parse_line(&line, &catalog::is_switch)
+        let inv = parse_line(&line, &binder::is_switch)
             .unwrap_or_else(|e| panic!("{line:?}: {e}"))
             .unwrap_or_else(|| panic!("{line:?} read as a blank line"));
         prop_assert_eq!(inv.cmdlet.as_str(), "Set-CsSite");
@@ -225,6 +225,6 @@ proptest! {
         prop_assert!(piped.check().is_err());
         // The rehearsal parser refuses it too, rather than passing it on or dropping it.
         let line = format!("Set-CsSite -Identity {}", quote(&s));
-        prop_assert!(!matches!(parse_line(&line, &catalog::is_switch), Ok(Some(_))), "{:?} was accepted", line);
+        prop_assert!(!matches!(parse_line(&line, &binder::is_switch), Ok(Some(_))), "{:?} was accepted", line);
     }
 }

@@ -51,7 +51,7 @@
 //! (`data_loss_of_disaster_mode_failover_and_failback`, `data_loss_none_in_planned_failover`).
 
 use lyncdr::model::{BackupModule, FailoverState, Fqdn, Product, RunOn};
-use lyncdr::ps::{bind, catalog, parse_line};
+use lyncdr::ps::{bind, binder, parse_line};
 use lyncdr::scenario::Scenario;
 use lyncdr::sim::script::{LineResult, run_script};
 use lyncdr::sim::{CmdletError, Failure, Outcome, Simulator};
@@ -129,7 +129,7 @@ fn run_on(sim: &Simulator, on: &str) -> RunOn {
 
 /// Runs one PowerShell line on `on` (a pool, an Edge pool or a server), as `#! on` would.
 fn invoke(sim: &mut Simulator, on: &str, line: &str) -> Result<Value, Failure> {
-    let inv = parse_line(line, &catalog::is_switch).unwrap_or_else(|e| panic!("`{line}` does not parse: {e}")).expect("a command");
+    let inv = parse_line(line, &binder::is_switch).unwrap_or_else(|e| panic!("`{line}` does not parse: {e}")).expect("a command");
     let on = run_on(sim, on);
     sim.run(&on, &inv)
 }
@@ -1187,7 +1187,7 @@ fn rule_29_final_state_only_once_read_only() {
     }
     assert!(unreplicated(&sim, DAL).0 > 1.0, "changes since the last sync cycle are still only in Dallas");
 
-    let inv = parse_line("Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", &catalog::is_switch).expect("parses").expect("command");
+    let inv = parse_line("Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com", &binder::is_switch).expect("parses").expect("command");
     let ticket = sim.begin(&RunOn::Pool(f(SEA)), &inv).expect("planned failover starts");
     assert_eq!(state(&sim, DAL), FailoverState::FailingOver);
     let status = export_status(&mut sim, SEA, DAL, "UserServices.PresenceFocus");
@@ -1312,7 +1312,7 @@ fn powershell_rejects_the_documented_wrong_parameter_names() {
          -BackupMirrorSqlServerFqdn sql02.sea.contoso.com -BackupMirrorSqlInstanceName rtc -Force",
         "Get-CsBackupServiceStatus -PoolFqdn pool01.sea.contoso.com -Category UserData",
     ] {
-        let inv = parse_line(line, &catalog::is_switch).expect("parses").expect("command");
+        let inv = parse_line(line, &binder::is_switch).expect("parses").expect("command");
         assert!(bind(&inv, Product::Lync2013).is_ok(), "{line}");
     }
 }
@@ -1434,7 +1434,7 @@ fn timespans_bind_as_powershell_binds_them() {
     assert_eq!(output(&out, "Get-CsBackupServiceConfiguration")["SyncInterval"], "00:00:10");
     run_ok(&mut sim, "#! on pool01.dal.contoso.com\nSet-CsBackupServiceConfiguration -SyncInterval 1:30\nGet-CsBackupServiceConfiguration");
     let bound = |line: &str| {
-        let inv = parse_line(line, &catalog::is_switch).expect("parses").expect("command");
+        let inv = parse_line(line, &binder::is_switch).expect("parses").expect("command");
         bind(&inv, Product::SfB2019).map(|b| b.get("WaitTime").cloned())
     };
     assert_eq!(bound("Invoke-CsPoolFailBack -PoolFqdn p.contoso.com -WaitTime 150").ok().flatten(), Some(json!("00:00:00.0000150")));

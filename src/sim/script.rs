@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Failure, Fault, Simulator};
 use crate::model::{Fqdn, RunOn, Span, Stamp};
-use crate::ps::{catalog, parse_line};
+use crate::ps::{binder, parse_line};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,7 +78,7 @@ pub fn run_script(sim: &mut Simulator, text: &str) -> Vec<LineResult> {
             }
             continue;
         }
-        let inv = match parse_line(line, &catalog::is_switch) {
+        let inv = match parse_line(line, &binder::is_switch) {
             Ok(None) => continue,
             Ok(Some(inv)) => inv,
             Err(e) => {

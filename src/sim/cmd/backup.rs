@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Ctx, Effect, Started};
 use crate::model::{BackupModule, Span};
 use crate::ps::Bound;
-use crate::ps::catalog::{TICKS_PER_MS, TICKS_PER_SECOND, format_timespan};
+use crate::ps::timespan::{TICKS_PER_MS, TICKS_PER_SECOND, format_timespan};
 use crate::sim::errors::{self, CmdletError, err};
 use crate::sim::{Simulator, replication};
 

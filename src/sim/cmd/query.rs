@@ -54,7 +54,7 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
         "Get-CsWindowsService" => windows_services(sim, ctx, b)?,
         "Get-Command" => {
             let name = b.str("Name").unwrap_or_default();
-            let spec = catalog::lookup(name).ok_or_else(|| err(cmd, catalog::not_recognized(name).0))?;
+            let spec = catalog::lookup(name).ok_or_else(|| err(cmd, crate::ps::binder::not_recognized(name).0))?;
             if b.switch("Syntax") {
                 Value::String(spec.syntax(ctx.product))
             } else {
@@ -111,7 +111,7 @@ fn patch_version(sim: &Simulator, ctx: &Ctx) -> Result<Value, CmdletError> {
     const CMD: &str = "Get-CsServerPatchVersion";
     let product = sim.pool_of(&ctx.server).map(|p| p.traits.product).unwrap_or(ctx.product);
     let (name, release, update) = match product {
-        Product::Lync2013 => return Err(err(CMD, catalog::not_recognized(CMD).0)),
+        Product::Lync2013 => return Err(err(CMD, crate::ps::binder::not_recognized(CMD).0)),
         Product::SfB2015 => ("Skype for Business Server 2015", "6.0.9319.0", "6.0.9319.606"),
         Product::SfB2019 => ("Skype for Business Server 2019", "7.0.2046.0", "7.0.2046.530"),
     };
