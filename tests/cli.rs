@@ -7,10 +7,7 @@
 //! `LYNCDR_BLESS=1 cargo test --release --test cli golden` and review the diff.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use lyncdr::backend::{HttpSim, Lync, LyncError};
@@ -19,7 +16,10 @@ use lyncdr::planner::{Plan, StepKind};
 use lyncdr::ps::Invocation;
 use serde_json::{Map, Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lyncdr");
+#[path = "support/processes.rs"]
+mod processes;
+
+use processes::{Output, SimServe, root};
 
 const DAL: &str = "pool01.dal.contoso.com";
 const SEA: &str = "pool01.sea.contoso.com";
@@ -41,61 +41,16 @@ const BLESS_HINT: &str = "LYNCDR_BLESS=1 cargo test --release --test cli golden"
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// One finished run of the binary.
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!("`{}` exited with {:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.what, self.code, self.stdout, self.stderr)
-    }
-
-    /// Asserts the exit code.
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, Some(code), "unexpected exit code of {}", self.describe());
-        self
-    }
-
-    /// Standard output as JSON.
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
-    }
-}
+/// A hung command fails its test instead of stalling CI.
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `lyncdr` with arguments from the crate root, with empty standard input.
-fn lyncdr(args: &[&str]) -> Run {
-    lyncdr_with_input(args, "")
+fn lyncdr(args: &[&str]) -> Output {
+    processes::run(args, TIMEOUT)
 }
 
-fn lyncdr_with_input(args: &[&str], input: &str) -> Run {
-    let what = format!("lyncdr {}", args.join(" "));
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(input.as_bytes()).unwrap_or_else(|e| panic!("{what}: writing stdin: {e}"));
-    }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    Run {
-        what,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn lyncdr_with_input(args: &[&str], input: &str) -> Output {
+    processes::run_with_input(args, input, TIMEOUT)
 }
 
 /// A copy of a file of the crate with one edit, in `dir`; panics if `from` does not occur (the
@@ -821,7 +776,7 @@ fn plan_dot_has_one_node_per_step_and_one_edge_per_dependency() {
 
 /// A rejected input: exit code 2, nothing on standard output, and every expected fragment in
 /// the message on standard error.
-fn expect_rejected(run: &Run, fragments: &[&str]) {
+fn expect_rejected(run: &Output, fragments: &[&str]) {
     run.expect_code(2);
     assert!(run.stdout.trim().is_empty(), "nothing is printed as a plan or report: {}", run.describe());
     for f in fragments {
@@ -1011,54 +966,9 @@ fn sim_run_pool_failover_before_the_cms_fails_with_the_documented_error() {
 // ---------------------------------------------------------------------------------------------
 // 6. sim serve
 
-/// A `lyncdr sim serve` child process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the simulator on an ephemeral port and reads the bound address from standard error.
-fn serve(scenario: &str, speed: &str) -> Server {
-    let child = Command::new(BIN)
-        .args(["sim", "serve", "--scenario", scenario, "--listen", "127.0.0.1:0", "--speed", speed])
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lyncdr sim serve");
-    let mut server = Server { child, url: String::new() };
-    let stderr = server.child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let line = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains("http://") => break line,
-            Ok(line) => seen.push(line),
-            Err(e) => panic!("sim serve printed no address on stderr within 30 s ({e}); it printed: {seen:?}"),
-        }
-    };
-    let start = line.find("http://").expect("address");
-    let url: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
-    assert!(!url.ends_with(":0"), "the bound port, not the requested one: {line}");
-    server.url = url;
-    server
+/// `lyncdr sim serve` on an ephemeral port (the shared harness), killed when dropped.
+fn serve(scenario: &str, speed: &str) -> SimServe {
+    SimServe::start(&root().join(scenario), speed)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -48,13 +48,20 @@ impl SimServe {
         let stderr = s.child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // Read to the end, also once nobody listens: a full pipe would block the server.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("sim serve printed its address");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let line = loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("http://") => break line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("sim serve printed no address on stderr within 30 s ({e}); it printed: {seen:?}"),
+            }
+        };
         let start = line.find("http://").unwrap_or_else(|| panic!("no address in {line:?}"));
         s.url = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
         s.port = s.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
@@ -129,6 +136,8 @@ fn unchunk(mut s: &str) -> String {
 
 /// A finished command.
 pub struct Output {
+    /// The command line, for messages.
+    pub what: String,
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub stdout: String,
@@ -137,7 +146,10 @@ pub struct Output {
 
 impl Output {
     pub fn describe(&self) -> String {
-        format!("exit {:?} signal {:?}\n--- stdout:\n{}\n--- stderr:\n{}", self.code, self.signal, self.stdout, self.stderr)
+        format!(
+            "`{}` exited with {:?} (signal {:?})\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.what, self.code, self.signal, self.stdout, self.stderr
+        )
     }
     /// No panic and no backtrace anywhere in the output.
     pub fn assert_no_panic(&self) {
@@ -145,18 +157,41 @@ impl Output {
             assert!(!t.contains("panicked") && !t.contains("stack backtrace"), "{}", self.describe());
         }
     }
+    /// Asserts the exit code.
+    pub fn expect_code(&self, code: i32) -> &Output {
+        assert_eq!(self.code, Some(code), "unexpected exit code of {}", self.describe());
+        self
+    }
+    /// Standard output as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
+    }
 }
 
-/// Runs `lyncdr ARGS` to completion, killing it after `timeout`.
+/// Runs `lyncdr ARGS` from the crate root to completion with empty standard input, killing it
+/// after `timeout`.
 pub fn run(args: &[&str], timeout: Duration) -> Output {
+    run_with_input(args, "", timeout)
+}
+
+/// Runs `lyncdr ARGS` from the crate root with `input` on standard input, killing it after
+/// `timeout`.
+pub fn run_with_input(args: &[&str], input: &str, timeout: Duration) -> Output {
+    let what = format!("lyncdr {}", args.join(" "));
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(root())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn lyncdr");
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    // Written from a thread: a child that does not read its input must not block the test.
+    let i = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let o = std::thread::spawn(move || {
@@ -171,16 +206,23 @@ pub fn run(args: &[&str], timeout: Duration) -> Output {
     });
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
+        if let Some(st) = child.try_wait().unwrap_or_else(|e| panic!("{what}: {e}")) {
             break st;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("lyncdr {args:?} did not finish within {timeout:?}");
+            panic!("{what} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let _ = i.join();
     use std::os::unix::process::ExitStatusExt;
-    Output { code: status.code(), signal: status.signal(), stdout: o.join().unwrap_or_default(), stderr: e.join().unwrap_or_default() }
+    Output {
+        what,
+        code: status.code(),
+        signal: status.signal(),
+        stdout: o.join().unwrap_or_default(),
+        stderr: e.join().unwrap_or_default(),
+    }
 }
