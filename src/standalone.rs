@@ -352,8 +352,8 @@ async fn act(
                     ..RoundOutcome::only(Phase::Converged)
                 };
             }
-            Err(Unready::Unobservable(e)) => out = RoundOutcome::only(Phase::Unobservable(e)),
-            Err(Unready::Conflict(e)) => out = RoundOutcome::only(Phase::Conflict(e)),
+            Err(Unready::Unobservable(e)) => out = RoundOutcome::only(Phase::Unobservable(e.to_string())),
+            Err(Unready::Conflict(e)) => out = RoundOutcome::only(Phase::Conflict(e.to_string())),
             Ok((o, p)) => {
                 let phase = gate.decide(&p);
                 if phase == Phase::Executing {

@@ -18,7 +18,7 @@ use kube::client::Body;
 use kube::core::DeserializeGuard;
 use lyncdr::api::{Connection, LyncDeployment};
 use lyncdr::backend::Lync;
-use lyncdr::controller::{Connector, Ctx, Metrics, Stores, Writers, reconcile};
+use lyncdr::controller::{ConnectError, Connector, Ctx, Metrics, Stores, Writers, reconcile};
 use lyncdr::sim::LocalSim;
 use lyncdr::sim::Simulator;
 use serde_json::{Value, json};
@@ -181,7 +181,7 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
 struct SimConnector(Arc<LocalSim>);
 
 impl Connector for SimConnector {
-    fn connect<'a>(&'a self, _key: &'a str, _conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, String>> {
+    fn connect<'a>(&'a self, _key: &'a str, _conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, ConnectError>> {
         let l: Arc<dyn Lync> = self.0.clone();
         futures::future::ready(Ok(l)).boxed()
     }

@@ -123,14 +123,13 @@ impl StatusJournal {
             s.compact(KEEP);
             (s.entries.clone(), s.memory.clone())
         });
-        let journal = serde_json::to_value(crate::status::journal_status(&entries)).map_err(|e| JournalError(e.to_string()))?;
-        let fail =
-            |e: &dyn std::fmt::Display| JournalError(format!("cannot write the journal to LyncDeployment/{} status: {e}", self.name));
+        let journal = serde_json::to_value(crate::status::journal_status(&entries)).map_err(JournalError::Encode)?;
+        let fail = |e: kube::Error| JournalError::Api { name: self.name.clone(), source: Box::new(e) };
         for _ in 0..5 {
             // A merge patch merges objects key by key: a key the memory dropped (a pending
             // Edge setup done) must be sent as null, or it stays in status for good.
-            let before = serde_json::to_value(&stored.memory).map_err(|e| JournalError(e.to_string()))?;
-            let after = serde_json::to_value(&memory).map_err(|e| JournalError(e.to_string()))?;
+            let before = serde_json::to_value(&stored.memory).map_err(JournalError::Encode)?;
+            let after = serde_json::to_value(&memory).map_err(JournalError::Encode)?;
             let history = if stored.memory_is_object { super::report::merge_diff(&before, &after) } else { after.clone() };
             let mut body = json!({ "status": { "journal": journal, "history": history } });
             if let Some(rv) = &stored.resource_version {
@@ -142,10 +141,10 @@ impl StatusJournal {
                     return Ok(());
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let now = self.api.get(&self.name).await.map_err(|e| fail(&e))?;
+                    let now = self.api.get(&self.name).await.map_err(fail)?;
                     let same = stored_records(now.status.as_ref()).is_ok_and(|(e, m)| e == stored.entries && m == stored.memory);
                     if !same {
-                        return Err(JournalError(format!(
+                        return Err(JournalError::Refused(format!(
                             "status.journal of LyncDeployment/{} was changed by another writer since this operator read it (another lyncdr instance, or a person); it is not overwritten and nothing more runs until the next round reads it",
                             self.name
                         )));
@@ -153,10 +152,13 @@ impl StatusJournal {
                     stored.resource_version = now.metadata.resource_version;
                     stored.memory_is_object = is_object(now.status.as_ref());
                 }
-                Err(e) => return Err(fail(&e)),
+                Err(e) => return Err(fail(e)),
             }
         }
-        Err(fail(&"the object kept changing (five conflicts in a row)"))
+        Err(JournalError::Refused(format!(
+            "cannot write the journal to LyncDeployment/{} status: the object kept changing (five conflicts in a row)",
+            self.name
+        )))
     }
 }
 

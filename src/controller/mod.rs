@@ -39,9 +39,21 @@ use crate::backend::{HttpSim, Lync};
 /// (metric series, cached connections); deleting a resource never changes Lync.
 pub const FINALIZER: &str = "lyncdr.io/cleanup";
 
+/// Why a LyncDeployment's connection gives no backend; the cause is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("spec.connection.simulatorUrl is required for transport Simulator")]
+    NoSimulatorUrl,
+    #[error("spec.connection.transport WinRM is not implemented in this version of lyncdr; use transport: Simulator")]
+    WinRmUnsupported,
+    /// The backend refused or could not be reached (its message never carries a secret).
+    #[error(transparent)]
+    Backend(#[from] crate::backend::LyncError),
+}
+
 /// Creates the backend for a LyncDeployment's connection.
 pub trait Connector: Send + Sync {
-    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, String>>;
+    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, ConnectError>>;
     fn forget(&self, _key: &str) {}
 }
 
@@ -55,26 +67,23 @@ pub struct DefaultConnector {
 }
 
 impl Connector for DefaultConnector {
-    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, String>> {
+    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, ConnectError>> {
         Box::pin(async move {
             match conn.transport {
                 Transport::Simulator => {
-                    let url = conn.simulator_url.clone().ok_or("spec.connection.simulatorUrl is required for transport Simulator")?;
+                    let url = conn.simulator_url.clone().ok_or(ConnectError::NoSimulatorUrl)?;
                     if let Some((u, l)) = self.cache.lock().ok().and_then(|c| c.get(key).cloned())
                         && u == url
                     {
                         return Ok(l);
                     }
-                    let l: Arc<dyn Lync> = Arc::new(HttpSim::connect(&url).await.map_err(|e| e.to_string())?);
+                    let l: Arc<dyn Lync> = Arc::new(HttpSim::connect(&url).await?);
                     if let Ok(mut c) = self.cache.lock() {
                         c.insert(key.to_string(), (url, l.clone()));
                     }
                     Ok(l)
                 }
-                Transport::WinRM => {
-                    Err("spec.connection.transport WinRM is not implemented in this version of lyncdr; use transport: Simulator"
-                        .to_string())
-                }
+                Transport::WinRM => Err(ConnectError::WinRmUnsupported),
             }
         })
     }

@@ -122,23 +122,16 @@ enum Stop {
     #[error("spec.connection is required: set transport and simulatorUrl (or the WinRM endpoints)")]
     NoConnection,
     /// dereference: the backend cannot be reached.
-    #[error("{0}")]
-    Connect(String),
+    #[error(transparent)]
+    Connect(super::ConnectError),
     /// dereference: the memory or the journal in status cannot be read.
     #[error(
         "{0}; lyncdr will not act on a deployment whose memory or journal it lost. Check the deployment (which failovers were automatic, which steps ran), then remove the field"
     )]
     Memory(#[source] RecordError),
     /// prepare: a pending journal entry, no observation, or a topology conflict.
-    #[error("{}", unready_text(.0))]
+    #[error(transparent)]
     Unready(Unready),
-}
-
-fn unready_text(u: &Unready) -> &str {
-    match u {
-        Unready::Stalled { stall, .. } => &stall.reason,
-        Unready::Unobservable(e) | Unready::Conflict(e) => e,
-    }
 }
 
 impl Stop {

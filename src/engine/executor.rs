@@ -13,10 +13,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
-use super::DesiredSource;
 use super::journal::{Entry, Journal, Outcome, new_request_id};
-use super::observe::{Scope, observe};
+use super::observe::{ObserveError, Scope, observe};
 use super::scope_for;
+use super::{DesiredSource, ObservationError};
 use crate::backend::{Lync, LyncError};
 use crate::desired::Desired;
 use crate::model::{FailoverState, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
@@ -92,29 +92,28 @@ impl Executor<'_> {
     /// Observes, folding what the observation teaches (health and sync flips, host facts) into
     /// the operator memory, durably. Steps run concurrently: the journal applies the lesson to
     /// the memory as stored, so what a finished step remembered meanwhile is kept.
-    pub async fn observe(&self) -> Result<Observed, String> {
-        let mut last = String::new();
+    pub async fn observe(&self) -> Result<Observed, ObservationError> {
+        let mut last = None;
         for attempt in 0..3 {
             match observe(self.lync, self.scope, &self.journal.memory()).await {
                 Ok(mut o) => {
                     let lesson = Lesson::of(&o);
-                    o.history = self
-                        .journal
-                        .remember(Box::new(move |h| lesson.apply(h)))
-                        .await
-                        .map_err(|e| format!("cannot record the operator memory: {e}"))?;
+                    o.history = self.journal.remember(Box::new(move |h| lesson.apply(h))).await.map_err(ObservationError::Memory)?;
                     (self.events)(Event::Observed { at: o.at });
                     return Ok(o);
                 }
                 Err(e) => {
-                    last = e.to_string();
+                    last = Some(e);
                     if attempt < 2 {
                         self.lync.sleep(self.poll).await;
                     }
                 }
             }
         }
-        Err(format!("observation failed: {last}"))
+        Err(match last {
+            Some(e) => ObservationError::Observe(e),
+            None => ObservationError::Observe(ObserveError::NoVantage("no attempt was made".into())),
+        })
     }
 
     /// Remembers what a step that leaves no journal entry (a wait, a skipped change) teaches.
@@ -200,7 +199,7 @@ impl Executor<'_> {
         }
         let obs = match self.observe().await {
             Ok(o) => o,
-            Err(e) => return StepResult::Stale(e),
+            Err(e) => return StepResult::Stale(e.to_string()),
         };
         if step.expect.observable() && step.expect.holds(&obs) {
             return match self.remember(step).await {

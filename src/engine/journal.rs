@@ -51,9 +51,47 @@ pub enum Outcome {
     Failed(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("journal: {0}")]
-pub struct JournalError(pub String);
+/// Why the journal cannot be read or written; the cause is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file of the journal (the journal, its lock, a legacy memory file) cannot be used.
+    #[error("journal: cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not what lyncdr wrote; `hint` says what to do.
+    #[error("journal: {} is not a lyncdr {what} ({source}); {hint}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        hint: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The journal cannot be encoded (a bug, not the environment).
+    #[error("journal: cannot encode it: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The status of the LyncDeployment cannot be written or read back.
+    #[error("journal: cannot write the journal to LyncDeployment/{name} status: {source}")]
+    Api {
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Refused for a reason of lyncdr's own (too large, not a regular file, another writer).
+    #[error("journal: {0}")]
+    Refused(String),
+}
+
+impl JournalError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> JournalError {
+        let path = path.to_path_buf();
+        move |source| JournalError::Io { action, path, source }
+    }
+}
 
 /// Finished entries kept besides the pending ones (older ones are dropped).
 pub const KEEP_FINISHED: usize = 200;
@@ -206,15 +244,15 @@ impl FileJournal {
         if let Some(legacy) = legacy_memory.filter(|p| p.exists()) {
             if state.memory == History::default() {
                 let bytes = read_capped(legacy)?;
-                state.memory = serde_json::from_slice(&bytes).map_err(|e| {
-                    JournalError(format!(
-                        "{} is not a lyncdr memory file ({e}); move it away only if you know what lyncdr remembered (automatic failovers, pending Edge setup)",
-                        legacy.display()
-                    ))
+                state.memory = serde_json::from_slice(&bytes).map_err(|source| JournalError::Corrupt {
+                    path: legacy.to_path_buf(),
+                    what: "memory file",
+                    hint: "move it away only if you know what lyncdr remembered (automatic failovers, pending Edge setup)",
+                    source,
                 })?;
                 j.write(&state)?;
             }
-            std::fs::remove_file(legacy).map_err(|e| JournalError(format!("cannot remove {}: {e}", legacy.display())))?;
+            std::fs::remove_file(legacy).map_err(JournalError::io("remove", legacy))?;
         }
         *j.cache.lock().unwrap_or_else(|p| p.into_inner()) = state;
         Ok(j)
@@ -232,30 +270,25 @@ impl FileJournal {
 
     fn file_lock(&self) -> Result<std::fs::File, JournalError> {
         let p = self.lock_path();
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| JournalError(format!("cannot open {}: {e}", p.display())))?;
-        f.lock().map_err(|e| JournalError(format!("cannot lock {}: {e}", p.display())))?;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(JournalError::io("open", &p))?;
+        f.lock().map_err(JournalError::io("lock", &p))?;
         Ok(f)
     }
 
     fn read(&self) -> Result<JournalState, JournalError> {
         let bytes = match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(JournalState::default()),
-            Err(e) => return Err(JournalError(format!("cannot read {}: {e}", self.path.display()))),
+            Err(e) => return Err(JournalError::io("read", &self.path)(e)),
             Ok(_) => read_capped(&self.path)?,
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JournalState::default());
         }
-        let corrupt = |e: serde_json::Error| {
-            JournalError(format!(
-                "{} is not a lyncdr journal ({e}); it records steps whose outcome may be unknown, so lyncdr will not act until it is repaired or moved away after checking the deployment",
-                self.path.display()
-            ))
+        let corrupt = |source: serde_json::Error| JournalError::Corrupt {
+            path: self.path.clone(),
+            what: "journal",
+            hint: "it records steps whose outcome may be unknown, so lyncdr will not act until it is repaired or moved away after checking the deployment",
+            source,
         };
         // Earlier versions kept only the list of entries.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
@@ -266,11 +299,11 @@ impl FileJournal {
     }
 
     fn write(&self, state: &JournalState) -> Result<(), JournalError> {
-        let io = |e: std::io::Error| JournalError(format!("cannot write {}: {e}", self.path.display()));
+        let io = |e: std::io::Error| JournalError::io("write", &self.path)(e);
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".tmp");
         let tmp = PathBuf::from(tmp_name);
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| JournalError(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(state).map_err(JournalError::Encode)?;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
@@ -299,15 +332,15 @@ impl FileJournal {
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>, JournalError> {
-    let err = |e: std::io::Error| JournalError(format!("cannot read {}: {e}", path.display()));
+    let err = |e: std::io::Error| JournalError::io("read", path)(e);
     let f = std::fs::File::open(path).map_err(err)?;
     if !f.metadata().map_err(err)?.is_file() {
-        return Err(JournalError(format!("{} is not a regular file", path.display())));
+        return Err(JournalError::Refused(format!("{} is not a regular file", path.display())));
     }
     let mut bytes = Vec::new();
     f.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(err)?;
     if bytes.len() as u64 > MAX_FILE {
-        return Err(JournalError(format!("{} is larger than {} MiB", path.display(), MAX_FILE >> 20)));
+        return Err(JournalError::Refused(format!("{} is larger than {} MiB", path.display(), MAX_FILE >> 20)));
     }
     Ok(bytes)
 }

@@ -17,7 +17,7 @@ use crate::model::{History, Observed, Span};
 use crate::planner::{Plan, Policy, plan};
 use executor::{EventSink, Executor, Resolution, RunOutcome};
 use journal::{Journal, Outcome};
-use observe::Scope;
+use observe::{ObserveError, Scope};
 
 /// What to observe for a desired state.
 pub fn scope_for(d: &Desired) -> Scope {
@@ -119,7 +119,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Observes and plans, without acting.
-    pub async fn preview(&self, desired: &Desired, events: EventSink<'_>) -> Result<(Observed, Plan), String> {
+    pub async fn preview(&self, desired: &Desired, events: EventSink<'_>) -> Result<(Observed, Plan), ObservationError> {
         let scope = scope_for(desired);
         let ex = self.executor(desired, &scope, events);
         let o = ex.observe().await?;
@@ -189,7 +189,7 @@ impl<'a> Engine<'a> {
             }
             (None, Err(e)) => Err(Unready::Unobservable(e)),
             (None, Ok((o, p))) => {
-                desired.check_against(&o.topology).map_err(|e| Unready::Conflict(e.to_string()))?;
+                desired.check_against(&o.topology).map_err(Unready::Conflict)?;
                 Ok((o, p))
             }
         }
@@ -212,7 +212,7 @@ impl<'a> Engine<'a> {
         for _ in 0..self.settings.max_rounds {
             let o = match ex.observe().await {
                 Ok(o) => o,
-                Err(reason) => return Converged::Unobservable { reason },
+                Err(e) => return Converged::Unobservable { reason: e.to_string() },
             };
             let p = plan(desired, &o, &self.policy);
             if p.is_empty() {
@@ -260,19 +260,28 @@ impl Stall {
     }
 }
 
+/// Why a round could not observe the deployment; the cause is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum ObservationError {
+    #[error("observation failed: {0}")]
+    Observe(#[source] ObserveError),
+    /// What the observation teaches could not be made durable, so it is not acted on.
+    #[error("cannot record the operator memory: {0}")]
+    Memory(#[source] journal::JournalError),
+}
+
 /// Why a round cannot go as far as a plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum Unready {
     /// A journal entry has no known outcome and its effect is not observed. The observation and
     /// the plan of this round, if they could be had, are shown but not executed.
-    Stalled {
-        stall: Stall,
-        observed: Option<Box<Observed>>,
-        plan: Option<Plan>,
-    },
-    Unobservable(String),
+    #[error("{}", stall.reason)]
+    Stalled { stall: Stall, observed: Option<Box<Observed>>, plan: Option<Plan> },
+    #[error(transparent)]
+    Unobservable(ObservationError),
     /// The desired state names pools or Edge pools the deployment does not have.
-    Conflict(String),
+    #[error(transparent)]
+    Conflict(crate::desired::DesiredError),
 }
 
 fn empty_plan() -> Plan {
