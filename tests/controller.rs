@@ -517,3 +517,28 @@ async fn what_the_memory_forgets_is_removed_from_status() {
     let dep = h.object("LyncDeployment", "contoso");
     assert!(dep["status"]["history"]["pendingEdgeSetup"].get(server).is_none(), "{:#}", dep["status"]["history"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_memory_left_half_changed_by_a_panic_is_never_written_to_status() {
+    use futures::FutureExt;
+    use lyncdr::engine::journal::Journal;
+    let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: []", "approval: Automatic"));
+    h.reconcile().await;
+    let before = h.object("LyncDeployment", "contoso")["status"]["history"].clone();
+    let dep: LyncDeployment = serde_json::from_value(h.object("LyncDeployment", "contoso")).expect("deployment");
+    let journal = lyncdr::controller::StatusJournal::new(kube::Api::namespaced(h.ctx.client.clone(), "lync"), &dep).expect("journal");
+    // A change that panics half-way: it has already changed the memory.
+    let panicked = std::panic::AssertUnwindSafe(journal.remember(Box::new(|m| {
+        m.completed_restores.insert("half-done".into(), 1);
+        panic!("a bug while changing the memory");
+    })))
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err());
+    let err = journal.remember(Box::new(|m| m.completed_restores.clear())).await.expect_err("a poisoned memory is refused");
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert!(journal.finish("any-step", &lyncdr::engine::journal::Outcome::Succeeded, lyncdr::model::Stamp(0)).await.is_err());
+    let after = h.object("LyncDeployment", "contoso")["status"]["history"].clone();
+    assert_eq!(before, after, "nothing was written to status");
+    assert!(!after.to_string().contains("half-done"));
+}

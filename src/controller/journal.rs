@@ -102,13 +102,26 @@ impl StatusJournal {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut JournalState) -> T) -> T {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
+    /// Changes the state in memory. A lock poisoned by a task that panicked while changing it
+    /// holds a state that may be half changed: it is refused, never written to status (the
+    /// next round reads the journal and the memory from status again).
+    fn with<T>(&self, f: impl FnOnce(&mut JournalState) -> T) -> Result<T, JournalError> {
+        let mut g = self.state.lock().map_err(|_| {
+            JournalError::Refused(format!(
+                "the journal of LyncDeployment/{} was being changed when a task panicked; it is not written to status, and this round stops (the next one reads status again)",
+                self.name
+            ))
+        })?;
+        Ok(f(&mut g))
+    }
+
+    /// Reads the state in memory (also a poisoned one: reading writes nothing).
+    fn read<T>(&self, f: impl FnOnce(&JournalState) -> T) -> T {
+        f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn snapshot(&self) -> Vec<Entry> {
-        self.with(|s| s.entries.clone())
+        self.read(|s| s.entries.clone())
     }
 
     /// The journal as status shows it.
@@ -122,7 +135,7 @@ impl StatusJournal {
         let (entries, memory) = self.with(|s| {
             s.compact(KEEP);
             (s.entries.clone(), s.memory.clone())
-        });
+        })?;
         let journal = serde_json::to_value(crate::status::journal_status(&entries)).map_err(JournalError::Encode)?;
         let fail = |e: kube::Error| JournalError::Api { name: self.name.clone(), source: Box::new(e) };
         for _ in 0..5 {
@@ -165,14 +178,14 @@ impl StatusJournal {
 impl Journal for StatusJournal {
     fn begin<'a>(&'a self, e: &'a Entry) -> BoxFuture<'a, Result<(), JournalError>> {
         async move {
-            self.with(|s| s.begin(e));
+            self.with(|s| s.begin(e))?;
             self.persist().await
         }
         .boxed()
     }
     fn finish<'a>(&'a self, step_id: &'a str, outcome: &'a Outcome, at: Stamp) -> BoxFuture<'a, Result<(), JournalError>> {
         async move {
-            if self.with(|s| s.finish(step_id, outcome, at)) {
+            if self.with(|s| s.finish(step_id, outcome, at))? {
                 self.persist().await?;
             }
             Ok(())
@@ -185,7 +198,7 @@ impl Journal for StatusJournal {
                 let before = s.memory.clone();
                 change(&mut s.memory);
                 (s.memory != before, s.memory.clone())
-            });
+            })?;
             if changed {
                 self.persist().await?;
             }
@@ -194,10 +207,10 @@ impl Journal for StatusJournal {
         .boxed()
     }
     fn memory(&self) -> History {
-        self.with(|s| s.memory.clone())
+        self.read(|s| s.memory.clone())
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
-        futures::future::ready(Ok(self.with(|s| s.pending()))).boxed()
+        futures::future::ready(Ok(self.read(|s| s.pending()))).boxed()
     }
     fn entries(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         futures::future::ready(Ok(self.snapshot())).boxed()
