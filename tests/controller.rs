@@ -32,6 +32,8 @@ struct Store {
     /// Plays another writer: just before the next status patch that writes a journal, it
     /// replaces the stored journal with its own entry.
     foreign_journal_write: bool,
+    /// Field managers of the server-side applies received, in order.
+    applied_by: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -75,7 +77,10 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
     while let Some((req, send)) = handle.next_request().await {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let json_patch = req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json-patch"));
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let content_type = req.headers().get("content-type").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        let json_patch = content_type.starts_with(b"application/json-patch");
+        let apply = content_type.starts_with(b"application/apply-patch");
         let body = req.into_body().collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -143,6 +148,24 @@ async fn serve(store: Shared, mut handle: tower_test::mock::Handle<Request<Body>
                         409,
                         json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified; please apply your changes to the latest version and try again" }),
                     ),
+                    Some(_) if apply => {
+                        // Server-side apply of a status by the report's field manager: what it
+                        // applied before and omits now goes; the journal's fields (another
+                        // manager's) stay.
+                        assert_eq!(rest, ["status"], "only status is applied");
+                        let manager = query.split('&').find_map(|kv| kv.strip_prefix("fieldManager=")).unwrap_or_default().to_string();
+                        st.applied_by.push(manager);
+                        let Some(o) = st.objects.get_mut(&key) else { unreachable!("matched above") };
+                        let mut status = body["status"].clone();
+                        for f in ["journal", "history"] {
+                            if let Some(v) = o["status"].get(f) {
+                                status[f] = v.clone();
+                            }
+                        }
+                        o["status"] = status;
+                        o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                        respond(200, o.clone())
+                    }
                     Some(o) => {
                         let mut patch = body.clone();
                         if rest.is_empty() {
@@ -306,6 +329,11 @@ async fn first_reconcile_adds_the_finalizer_and_reports_ready() {
     assert_eq!(h.condition("LyncDeployment", "contoso", "Stalled").0, "False");
     assert_eq!(dep["status"]["observed"]["cmsPool"], "pool01.dal.contoso.com");
     assert_eq!(dep["status"]["appliedGeneration"], 1);
+    let managers = h.store.lock().expect("store").applied_by.clone();
+    assert!(
+        !managers.is_empty() && managers.iter().all(|m| m == "lyncdr-status"),
+        "status is applied by its own field manager: {managers:?}"
+    );
     assert!(dep["status"]["history"].is_object(), "the memory is an object in status: {:#}", dep["status"]["history"]);
     let pair = h.object("PoolPair", "dal-sea");
     assert_eq!(pair["status"]["observedGeneration"], 1);

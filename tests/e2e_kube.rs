@@ -441,6 +441,19 @@ async fn operator_converges_and_recovers_from_a_site_failure() {
     if is_true(&dep, "Stalled") || is_true(&dep, "Reconciling") || dep["status"]["observedGeneration"] != dep["metadata"]["generation"] {
         failures.push(format!("not settled: {}", conditions_line(&dep)));
     }
+    // Status is server-side applied by its own field manager; the journal writes its fields
+    // (journal, history) with resourceVersion-guarded patches.
+    let managed = k.json(&["get", "lyncdeployment", "contoso", "-n", ns, "--show-managed-fields"]);
+    let status_managers: Vec<(String, String)> = managed["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["subresource"] == "status")
+        .map(|m| (m["manager"].as_str().unwrap_or_default().to_string(), m["operation"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    if !status_managers.contains(&("lyncdr-status".to_string(), "Apply".to_string())) {
+        failures.push(format!("status is not applied by the field manager lyncdr-status: {status_managers:?}"));
+    }
 
     // Every plan was published in status while it ran (the watch saw every version).
     let versions = dep_watch.versions();

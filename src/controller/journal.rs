@@ -143,7 +143,7 @@ impl StatusJournal {
             // Edge setup done) must be sent as null, or it stays in status for good.
             let before = serde_json::to_value(&stored.memory).map_err(JournalError::Encode)?;
             let after = serde_json::to_value(&memory).map_err(JournalError::Encode)?;
-            let history = if stored.memory_is_object { super::report::merge_diff(&before, &after) } else { after.clone() };
+            let history = if stored.memory_is_object { merge_diff(&before, &after) } else { after.clone() };
             let mut body = json!({ "status": { "journal": journal, "history": history } });
             if let Some(rv) = &stored.resource_version {
                 body["metadata"] = json!({ "resourceVersion": rv });
@@ -214,5 +214,49 @@ impl Journal for StatusJournal {
     }
     fn entries(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         futures::future::ready(Ok(self.snapshot())).boxed()
+    }
+}
+
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`. A merge patch leaves keys it
+/// does not mention as they are: a key the memory dropped (a pending Edge setup done) is sent
+/// as `null`, or it stays in status for good.
+fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut out = serde_json::Map::new();
+            for (k, nv) in n {
+                match o.get(k) {
+                    Some(ov) if ov == nv => {}
+                    Some(ov) => {
+                        out.insert(k.clone(), merge_diff(ov, nv));
+                    }
+                    None => {
+                        out.insert(k.clone(), nv.clone());
+                    }
+                }
+            }
+            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => new.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_diff;
+
+    #[test]
+    fn merge_diff_clears_what_the_new_status_omits() {
+        let old = json!({"plan": {"hash": "a", "steps": [{"id": "x"}], "blockers": [{"reason": "r"}]}, "journal": [1], "observed": {"cmsPool": "p"}});
+        let new = json!({"plan": {"hash": "b", "progress": "0/0"}, "journal": [1], "observed": {"cmsPool": "p"}});
+        assert_eq!(merge_diff(&old, &new), json!({"plan": {"hash": "b", "progress": "0/0", "steps": null, "blockers": null}}));
+        assert_eq!(merge_diff(&new, &new), json!({}));
+        assert_eq!(merge_diff(&json!({"a": 1}), &json!({"a": {"b": 2}})), json!({"a": {"b": 2}}));
     }
 }

@@ -119,52 +119,64 @@ fn round_metrics(metrics: &Metrics, name: &str, o: &Outcome) {
     }
 }
 
-/// Merge-patches a status only when it changed.
+/// The field manager of the status lyncdr reports with server-side apply. The journal and the
+/// memory (`status.journal`, `status.history`) have their own writer, the status journal, which
+/// guards them with the resourceVersion.
+pub const STATUS_MANAGER: &str = "lyncdr-status";
+
+/// Status fields written by the status journal, never by the report.
+const JOURNAL_FIELDS: [&str; 2] = ["journal", "history"];
+
+/// Applies a status (server-side apply, field manager [`STATUS_MANAGER`]) when it changed.
+/// What this manager applied before and omits now is removed by the apiserver; a field it does
+/// not own (the plan's progress, merge-patched while a plan runs, or a field an earlier lyncdr
+/// version wrote) is not, so what the new status omits is first cleared with a merge patch.
 async fn write_status<K, S>(api: &Api<K>, name: &str, prev: Option<&S>, new: &S) -> Result<(), kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let a = prev.map(|p| serde_json::to_value(p).unwrap_or_default());
-    let b = serde_json::to_value(new).unwrap_or_default();
+    let reported = |v: serde_json::Value| match v {
+        serde_json::Value::Object(mut m) => {
+            for f in JOURNAL_FIELDS {
+                m.remove(f);
+            }
+            serde_json::Value::Object(m)
+        }
+        other => other,
+    };
+    let a = prev.map(|p| reported(serde_json::to_value(p).unwrap_or_default()));
+    let b = reported(serde_json::to_value(new).unwrap_or_default());
     if a.as_ref() == Some(&b) {
         return Ok(());
     }
-    let patch = match &a {
-        Some(a) => merge_diff(a, &b),
-        None => b,
-    };
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": patch }))).await?;
+    if let Some(gone) = a.as_ref().and_then(|a| removals(a, &b)) {
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": gone }))).await?;
+    }
+    let body = json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": b });
+    api.patch_status(name, &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&body)).await?;
     Ok(())
 }
 
-/// The JSON merge patch (RFC 7386) that turns `old` into `new`. A merge patch leaves keys it
-/// does not mention as they are, and status fields are omitted when empty (`steps`, `blockers`,
-/// `notices`, ...): without an explicit `null` the steps of a finished plan or a resolved blocker
-/// stayed in status for good.
-pub(crate) fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+/// A merge patch of `null`s for the fields of `old` that `new` omits (objects present in both
+/// are compared field by field), or `None` when nothing is removed.
+fn removals(old: &serde_json::Value, new: &serde_json::Value) -> Option<serde_json::Value> {
     use serde_json::Value;
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            let mut out = serde_json::Map::new();
-            for (k, nv) in n {
-                match o.get(k) {
-                    Some(ov) if ov == nv => {}
-                    Some(ov) => {
-                        out.insert(k.clone(), merge_diff(ov, nv));
-                    }
-                    None => {
-                        out.insert(k.clone(), nv.clone());
-                    }
-                }
-            }
-            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+    let (Value::Object(o), Value::Object(n)) = (old, new) else { return None };
+    let mut out = serde_json::Map::new();
+    for (k, ov) in o {
+        match n.get(k) {
+            None => {
                 out.insert(k.clone(), Value::Null);
             }
-            Value::Object(out)
+            Some(nv) => {
+                if let Some(r) = removals(ov, nv) {
+                    out.insert(k.clone(), r);
+                }
+            }
         }
-        _ => new.clone(),
     }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// The `action` of an Event. kube's Recorder folds Events with the same type, reason, action and
@@ -258,14 +270,14 @@ impl Progress {
 mod tests {
     use serde_json::json;
 
-    use super::merge_diff;
+    use super::removals;
 
     #[test]
-    fn merge_diff_clears_what_the_new_status_omits() {
-        let old = json!({"plan": {"hash": "a", "steps": [{"id": "x"}], "blockers": [{"reason": "r"}]}, "journal": [1], "observed": {"cmsPool": "p"}});
-        let new = json!({"plan": {"hash": "b", "progress": "0/0"}, "journal": [1], "observed": {"cmsPool": "p"}});
-        assert_eq!(merge_diff(&old, &new), json!({"plan": {"hash": "b", "progress": "0/0", "steps": null, "blockers": null}}));
-        assert_eq!(merge_diff(&new, &new), json!({}));
-        assert_eq!(merge_diff(&json!({"a": 1}), &json!({"a": {"b": 2}})), json!({"a": {"b": 2}}));
+    fn removals_null_exactly_what_the_new_status_omits() {
+        let old = json!({"plan": {"hash": "a", "progress": "1/2", "steps": [{"id": "x"}]}, "stalled": {"step": "s"}, "observed": {"cmsPool": "p"}});
+        let new = json!({"plan": {"hash": "b", "progress": "2/2"}, "observed": {"cmsPool": "q"}});
+        assert_eq!(removals(&old, &new), Some(json!({"plan": {"steps": null}, "stalled": null})));
+        assert_eq!(removals(&new, &new), None);
+        assert_eq!(removals(&json!({"a": {"b": 1}}), &json!({"a": 2})), None, "a replaced value is applied, not removed");
     }
 }
