@@ -1,9 +1,11 @@
 //! The Lync backend the engine drives: run one cmdlet somewhere in the deployment, tell the
 //! time, wait. Implemented by the in-process simulator (`sim::LocalSim`), by the HTTP client of
 //! `lyncdr sim serve` ([`HttpSim`], speaking [`wire`]), and later by the WinRM driver. Everything above this trait
-//! (observer, executor, controller) is the same whichever backend runs underneath.
+//! (observer, executor, controller) is the same whichever backend runs underneath. What the
+//! read-only cmdlets return is typed in [`records`], shared by the simulator and the observer.
 
 pub mod http;
+pub mod records;
 pub mod wire;
 
 use futures::future::BoxFuture;

@@ -9,11 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::join_all;
 use serde_json::Value;
 
+use crate::backend::records::{
+    self, BackupServiceConfiguration, BackupServiceStatus, CentralManagementService, CmsReplicaStatus, CmsStoreStatus, ComputerSystem,
+    DatabaseMirrorState, DnsRecord, EdgeServerService, MeasureObject, MediaService, OperatingSystem, PoolBackupRelationship, PoolRecord,
+    Record, RgsWorkflow, ServerPatchVersion, ServerVersion, SipDomain, SiteRecord, UserDatabaseService, UserPoolInfo, WindowsService,
+};
 use crate::backend::{Lync, LyncError};
 use crate::model::{
-    BackEnd, BackEndObs, BackupModule, CmsObs, DbType, EdgeObs, EdgePool, Edition, ExportStatus, FailoverState, FederationObs, Fqdn,
-    FrontEndPool, History, ImportStatus, ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord,
-    Topology, Virtualization,
+    BackEnd, BackEndObs, CmsObs, DbType, EdgeObs, EdgePool, Edition, FailoverState, FederationObs, Fqdn, FrontEndPool, History,
+    ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord, Topology, Virtualization,
 };
 use crate::ps::{Input, Invocation, script_block};
 
@@ -58,51 +62,32 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     // Topology.
     let mut fe_pools: BTreeMap<Fqdn, (String, Vec<Fqdn>)> = BTreeMap::new();
     let mut edge_pools: BTreeMap<Fqdn, (String, Vec<Fqdn>)> = BTreeMap::new();
-    for p in list(&pools_v) {
-        let fqdn = fqdn_of(&p["Fqdn"]).ok_or_else(|| unexpected("Get-CsPool", "pool without Fqdn"))?;
-        let site = str_of(&p["Site"]).trim_start_matches("Site:").to_string();
-        let computers: Vec<Fqdn> = list(&p["Computers"]).iter().filter_map(fqdn_of).collect();
-        let services: Vec<String> = list(&p["Services"]).iter().map(str_of).collect();
-        if services.iter().any(|s| s.starts_with("Registrar:")) {
-            fe_pools.insert(fqdn, (site, computers));
-        } else if services.iter().any(|s| s.starts_with("EdgeServer:")) {
-            edge_pools.insert(fqdn, (site, computers));
+    for p in rows::<PoolRecord>("Get-CsPool", &pools_v)? {
+        let entry = (p.site_name().to_string(), p.computer_fqdns());
+        if p.has_service("Registrar") {
+            fe_pools.insert(p.fqdn, entry);
+        } else if p.has_service("EdgeServer") {
+            edge_pools.insert(p.fqdn, entry);
         }
     }
-    let sites: Vec<String> = list(&sites_v).iter().map(|s| str_of(&s["DisplayName"])).collect();
-    let mut federation = list(&sites_v)
+    let site_records = rows::<SiteRecord>("Get-CsSite", &sites_v)?;
+    let sites: Vec<String> = site_records.iter().map(|s| s.display_name.clone()).collect();
+    let mut federation = site_records
         .first()
-        .map(|s| FederationObs {
-            sip_edge: route_of(&s["FederationRoute"]),
-            xmpp_edge: route_of(&s["XmppFederationRoute"]),
-            ..Default::default()
-        })
+        .map(|s| FederationObs { sip_edge: s.federation_edge(), xmpp_edge: s.xmpp_federation_edge(), ..Default::default() })
         .unwrap_or_default();
-    let domains = domain_v.map(|v| list(&v)).unwrap_or_default();
-    federation.sip_domain = domains
-        .iter()
-        .find(|d| d["IsDefault"].as_bool() == Some(true))
-        .or(domains.first())
-        .map(|d| str_of(&d["Name"]))
-        .filter(|d| !d.is_empty());
+    let domains: Vec<SipDomain> = domain_v.map(|v| records::parsed(&v)).unwrap_or_default();
+    federation.sip_domain = domains.iter().find(|d| d.is_default).or(domains.first()).map(|d| d.name.clone()).filter(|d| !d.is_empty());
     if federation.xmpp_edge.is_some() {
         federation.xmpp_srv = xmpp_srv(lync, federation.sip_domain.as_deref()).await;
     }
     let mut back_ends: BTreeMap<Fqdn, BackEnd> = BTreeMap::new();
-    for d in list(&db_v) {
-        let Some(primary) = fqdn_of(&d["PoolFqdn"]) else { continue };
-        for dep in list(&d["DependentServiceList"]) {
-            if let Some(pool) = str_of(&dep).strip_prefix("UserServer:").and_then(|p| Fqdn::parse(p).ok()) {
-                back_ends.insert(
-                    pool,
-                    BackEnd {
-                        primary: primary.clone(),
-                        mirror: fqdn_of(&d["MirrorSqlServer"]),
-                        witness: d["HasWitness"].as_bool().unwrap_or(false),
-                        clustered: d["IsClustered"].as_bool().unwrap_or(false),
-                    },
-                );
-            }
+    for d in rows::<UserDatabaseService>("Get-CsService -UserDatabase", &db_v)? {
+        for pool in d.user_pools() {
+            back_ends.insert(
+                pool,
+                BackEnd { primary: d.pool_fqdn.clone(), mirror: d.mirror(), witness: d.has_witness, clustered: d.is_clustered },
+            );
         }
     }
 
@@ -113,11 +98,14 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let mut backup: BTreeMap<Fqdn, Fqdn> = BTreeMap::new();
     let mut failover: BTreeMap<Fqdn, FailoverState> = BTreeMap::new();
     for (p, r) in pool_names.iter().zip(relations) {
-        let v = need("Get-CsPoolBackupRelationship", r)?;
-        if let Some(b) = fqdn_of(&v["BackupPoolFqdn"]) {
+        const QUERY: &str = "Get-CsPoolBackupRelationship";
+        let v = need(QUERY, r)?;
+        // No relationship at all reads as none, in the Normal state.
+        let relation = rows::<PoolBackupRelationship>(QUERY, &v)?.into_iter().next().unwrap_or_default();
+        if let Some(b) = relation.backup_pool() {
             backup.insert(p.clone(), b);
         }
-        failover.insert(p.clone(), parse_failover(&v["FailoverState"]));
+        failover.insert(p.clone(), relation.failover_state);
     }
 
     let mut history_traits = history.pool_traits.clone();
@@ -178,13 +166,10 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     }
 
     // Edge pools.
-    let edge_services = need("Get-CsService -EdgeServer", edge_v)?;
-    let next_hops: BTreeMap<Fqdn, Option<Fqdn>> = list(&edge_services)
-        .iter()
-        .filter_map(|e| {
-            fqdn_of(&e["PoolFqdn"]).map(|f| (f, e["Registrar"].as_str().and_then(|r| Fqdn::parse(r.trim_start_matches("Registrar:")).ok())))
-        })
-        .collect();
+    const EDGE_QUERY: &str = "Get-CsService -EdgeServer";
+    let edge_services = need(EDGE_QUERY, edge_v)?;
+    let next_hops: BTreeMap<Fqdn, Option<Fqdn>> =
+        rows::<EdgeServerService>(EDGE_QUERY, &edge_services)?.into_iter().map(|e| (e.pool_fqdn.clone(), e.next_hop())).collect();
     let edge_names: Vec<Fqdn> = edge_pools.keys().cloned().collect();
     // Another site's view of an Edge pool comes from a Front End pool there that answers.
     let vantage = |site: &str| -> Option<Fqdn> {
@@ -204,11 +189,9 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     // Media associations.
     for (v, mediation) in [(conf_v, false), (med_v, true)] {
         let v = need("Get-CsService", v)?;
-        for s in list(&v) {
-            if let Some(pool) = fqdn_of(&s["PoolFqdn"])
-                && let Some(o) = pools.get_mut(&pool)
-            {
-                let edge = route_of(&s["EdgeServer"]);
+        for s in records::parsed::<MediaService>(&v) {
+            if let Some(o) = pools.get_mut(&s.pool_fqdn) {
+                let edge = s.edge();
                 if mediation {
                     o.mediation_edge = edge;
                 } else {
@@ -220,37 +203,39 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
 
     // CMS.
     let mut cms = CmsObs::default();
-    for s in list(&need("Get-CsService -CentralManagement", cms_svc_v)?) {
-        let pool = str_of(&s["Identity"]).trim_start_matches("CentralManagement:").to_string();
-        if let Ok(f) = Fqdn::parse(&pool) {
-            if s["Active"].as_bool().unwrap_or(false) {
+    const CMS_QUERY: &str = "Get-CsService -CentralManagement";
+    for s in rows::<CentralManagementService>(CMS_QUERY, &need(CMS_QUERY, cms_svc_v)?)? {
+        if let Some(f) = s.pool() {
+            if s.active {
                 cms.home_pool = Some(f);
             } else {
                 cms.standby_pool = Some(f);
             }
         }
     }
-    let status = need("Get-CsManagementStoreReplicationStatus", cms_v)?;
-    if let Some(master) = fqdn_of(&status["ActiveMasterFqdn"]) {
+    const STORE_QUERY: &str = "Get-CsManagementStoreReplicationStatus";
+    let status = rows::<CmsStoreStatus>(STORE_QUERY, &need(STORE_QUERY, cms_v)?)?;
+    if let Some(master) = status.first().and_then(CmsStoreStatus::active_master) {
         cms.master_pool = topo_pools.values().find(|p| p.front_ends.contains(&master)).map(|p| p.fqdn.clone());
     }
     if cms.available() {
         let replicas = lync.invoke(&RunOn::Any, &Invocation::new("Get-CsManagementStoreReplicationStatus")).await;
         if let Ok(v) = replicas {
-            for r in list(&v) {
-                if let Some(f) = fqdn_of(&r["ReplicaFqdn"]) {
-                    cms.replicas.insert(f.clone(), r["UpToDate"].as_bool().unwrap_or(false));
-                    // A replica that has not reported for five minutes is cut off from the CMS.
-                    let now = lync.now();
-                    if r["LastStatusReport"].as_u64().is_some_and(|t| now.0.saturating_sub(t) < Span::mins(5).0) {
-                        cms.in_contact.insert(f);
-                    }
+            for r in records::parsed::<CmsReplicaStatus>(&v) {
+                cms.replicas.insert(r.replica_fqdn.clone(), r.up_to_date);
+                // A replica that has not reported for five minutes is cut off from the CMS.
+                let now = lync.now();
+                if r.last_status_report.is_some_and(|t| now.0.saturating_sub(t) < Span::mins(5).0) {
+                    cms.in_contact.insert(r.replica_fqdn);
                 }
             }
         }
     }
 
-    let sync_interval = cfg_v.ok().and_then(|v| v["SyncInterval"].as_str().and_then(|s| Span::parse(s).ok()));
+    let sync_interval = cfg_v
+        .ok()
+        .and_then(|v| records::one::<BackupServiceConfiguration>(&v).ok())
+        .and_then(|c| c.sync_interval.and_then(|s| Span::parse(&s).ok()));
 
     // Users.
     let mut users = BTreeMap::new();
@@ -258,7 +243,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let infos = join_all(user_list.iter().map(|u| q(Invocation::new("Get-CsUserPoolInfo").arg("Identity", u.as_str())))).await;
     for (u, r) in user_list.iter().zip(infos) {
         let home = match r {
-            Ok(v) => fqdn_of(&v["PrimaryPoolFqdn"]),
+            Ok(v) => records::one::<UserPoolInfo>(&v).ok().and_then(|i| i.primary_pool()),
             Err(LyncError::Cmdlet { .. }) => None,
             Err(e) => return Err(ObserveError::NoVantage(e.to_string())),
         };
@@ -272,7 +257,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     .await;
     for (p, r) in counted.iter().zip(counts) {
         if let (Ok(v), Some(o)) = (r, pools.get_mut(p)) {
-            o.homed_users = v["Count"].as_u64();
+            o.homed_users = records::one::<MeasureObject>(&v).ok().map(|m| m.count);
         }
     }
 
@@ -288,9 +273,9 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         for (host, r) in reachable.iter().zip(found) {
             if let Ok(v) = r {
                 let entry = rgs.hosted.entry(host.clone()).or_default();
-                for w in list(&v) {
-                    if let Some(owner) = fqdn_of(&w["OwnerPool"]) {
-                        entry.entry(owner).or_default().push(str_of(&w["Name"]));
+                for w in records::parsed::<RgsWorkflow>(&v) {
+                    if let Some(owner) = w.owner() {
+                        entry.entry(owner).or_default().push(w.name);
                     }
                 }
             }
@@ -321,19 +306,7 @@ async fn xmpp_srv(lync: &dyn Lync, domain: Option<&str>) -> Option<Vec<SrvRecord
     let name = format!("_xmpp-server._tcp.{}", domain?);
     let inv = Invocation::new("Resolve-DnsName").arg("Name", name).arg("Type", "SRV");
     match lync.invoke(&RunOn::Any, &inv).await {
-        Ok(v) => Some(
-            list(&v)
-                .iter()
-                .filter(|r| str_of(&r["Type"]).eq_ignore_ascii_case("SRV"))
-                .filter_map(|r| {
-                    Some(SrvRecord {
-                        priority: r["Priority"].as_u64()? as u32,
-                        port: r["Port"].as_u64()? as u32,
-                        target: fqdn_of(&r["NameTarget"])?,
-                    })
-                })
-                .collect(),
-        ),
+        Ok(v) => Some(records::parsed::<DnsRecord>(&v).iter().filter_map(DnsRecord::srv).collect()),
         Err(LyncError::Cmdlet { .. }) => Some(vec![]),
         Err(_) => None,
     }
@@ -368,14 +341,13 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
     };
     if let Ok(rows) = &mirror {
         let mut be = BackEndObs { primary_up: false, mirror_up: None, principal: BTreeMap::new() };
-        for row in list(rows) {
-            let db = match str_of(&row["DatabaseType"]).as_str() {
+        for row in records::parsed::<DatabaseMirrorState>(rows) {
+            let db = match row.database_type.as_str() {
                 "CentralMgmt" => DbType::CentralMgmt,
                 "Application" => DbType::Application,
                 _ => DbType::User,
             };
-            let on_primary = str_of(&row["StateOnPrimary"]);
-            let on_mirror = str_of(&row["StateOnMirror"]);
+            let (on_primary, on_mirror) = (row.state_on_primary, row.state_on_mirror);
             let role = if on_mirror == "Principal" { Role::Mirror } else { Role::Primary };
             be.principal.insert(db, role);
             be.primary_up = on_primary == "Principal" || on_primary == "Mirror";
@@ -387,11 +359,9 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         obs.back_end = be;
     }
     if let Ok(v) = &backup {
-        for m in list(&v["BackupModules"]) {
-            let Some(module) = BackupModule::parse(&str_of(&m["Identity"])) else { continue };
-            let export: ExportStatus = serde_json::from_value(m["ExportStatus"].clone()).unwrap_or(ExportStatus::ErrorState);
-            let import: ImportStatus = serde_json::from_value(m["ImportStatus"].clone()).unwrap_or(ImportStatus::ErrorState);
-            obs.backup_modules.insert(module, ModuleStatus { export, import });
+        for m in records::parsed::<BackupServiceStatus>(v).iter().flat_map(|s| &s.backup_modules) {
+            let Some(module) = m.module() else { continue };
+            obs.backup_modules.insert(module, ModuleStatus { export: m.export_status, import: m.import_status });
         }
     }
     if obs.direct.is_ok() {
@@ -406,7 +376,7 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         for (fe, r) in front_ends.iter().zip(results) {
             match r {
                 Ok(v) => {
-                    obs.backup_service.insert(fe.clone(), Some(list(&v).iter().any(|x| str_of(&x["Status"]) == "Running")));
+                    obs.backup_service.insert(fe.clone(), Some(records::parsed::<WindowsService>(&v).iter().any(WindowsService::running)));
                 }
                 Err(LyncError::Cmdlet { .. }) => {
                     obs.backup_service.insert(fe.clone(), None);
@@ -428,9 +398,6 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
 /// highest version any of them (or of its peers read here) reports. Servers that cannot say
 /// (Lync 2013 has no such cmdlet, or the call failed) are left out.
 async fn patch_levels(lync: &dyn Lync, servers: &[Fqdn]) -> BTreeMap<Fqdn, bool> {
-    fn version(v: &Value) -> Vec<u64> {
-        str_of(v).split('.').map(|x| x.trim().parse().unwrap_or(0)).collect()
-    }
     let inv = Invocation::new("Get-CsServerPatchVersion");
     let results = join_all(servers.iter().map(|s| {
         let on = RunOn::Server(s.clone());
@@ -441,7 +408,9 @@ async fn patch_levels(lync: &dyn Lync, servers: &[Fqdn]) -> BTreeMap<Fqdn, bool>
     let read: Vec<(Fqdn, Vec<Vec<u64>>)> = servers
         .iter()
         .zip(results)
-        .filter_map(|(s, r)| r.ok().map(|v| (s.clone(), list(&v).iter().map(|c| version(&c["Version"])).collect::<Vec<_>>())))
+        .filter_map(|(s, r)| {
+            r.ok().map(|v| (s.clone(), records::parsed::<ServerPatchVersion>(&v).iter().map(|c| c.version_parts()).collect::<Vec<_>>()))
+        })
         .filter(|(_, vs)| !vs.is_empty())
         .collect();
     let Some(top) = read.iter().flat_map(|(_, vs)| vs.iter()).max().cloned() else { return BTreeMap::new() };
@@ -455,8 +424,7 @@ async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
         Invocation::new("Get-CimInstance").arg("ClassName", "Win32_ComputerSystem"),
     );
     let (ver, os, cs) = futures::join!(lync.invoke(on, &v), lync.invoke(on, &o), lync.invoke(on, &c));
-    let ver = ver.ok()?;
-    let text = str_of(&ver);
+    let text = records::one::<ServerVersion>(&ver.ok()?).map(|v| v.0).unwrap_or_default();
     let product = if text.contains("2019") {
         Product::SfB2019
     } else if text.contains("2015") {
@@ -464,9 +432,9 @@ async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
     } else {
         Product::Lync2013
     };
-    let os = os.ok().map(|v| str_of(&v["Caption"])).unwrap_or_default();
+    let os = os.ok().and_then(|v| records::one::<OperatingSystem>(&v).ok()).map(|o| o.caption).unwrap_or_default();
     let os = os.trim_start_matches("Microsoft ").trim_end_matches(" Datacenter").trim_end_matches(" Standard").to_string();
-    let model = cs.ok().map(|v| str_of(&v["Model"])).unwrap_or_default();
+    let model = cs.ok().and_then(|v| records::one::<ComputerSystem>(&v).ok()).map(|c| c.model).unwrap_or_default();
     let virtualization = if model.contains("Virtual") { Virtualization::Virtual } else { Virtualization::Physical };
     Some(PoolTraits { edition: Edition::Enterprise, product, virtualization, os, back_end_ha: crate::model::BackEndHa::None })
 }
@@ -483,7 +451,7 @@ async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, vantage: 
     for (s, r) in servers.iter().zip(results) {
         match r {
             Ok(v) => {
-                let running = list(&v).iter().any(|x| str_of(&x["Status"]) == "Running");
+                let running = records::parsed::<WindowsService>(&v).iter().any(WindowsService::running);
                 obs.services_running.insert(s.clone(), running);
                 any_ok = Some(Probe::Ok);
             }
@@ -537,15 +505,6 @@ fn probe<T>(r: &Result<T, LyncError>) -> Probe {
     }
 }
 
-fn parse_failover(v: &Value) -> FailoverState {
-    match v.as_str() {
-        Some("FailedOver") => FailoverState::FailedOver,
-        Some("FailingOver") => FailoverState::FailingOver,
-        Some("FailingBack") => FailoverState::FailingBack,
-        _ => FailoverState::Normal,
-    }
-}
-
 fn need(query: &str, r: Result<Value, LyncError>) -> Result<Value, ObserveError> {
     r.map_err(|e| match e {
         LyncError::Unreachable { .. } => ObserveError::NoVantage(e.to_string()),
@@ -557,23 +516,8 @@ fn unexpected(query: &str, detail: &str) -> ObserveError {
     ObserveError::Unexpected { query: query.to_string(), detail: detail.to_string() }
 }
 
-/// PowerShell's `ConvertTo-Json` renders a single object without an array.
-fn list(v: &Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) => a.clone(),
-        Value::Null => vec![],
-        other => vec![other.clone()],
-    }
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_default()
-}
-
-fn fqdn_of(v: &Value) -> Option<Fqdn> {
-    v.as_str().and_then(|s| Fqdn::parse(s).ok())
-}
-
-fn route_of(v: &Value) -> Option<Fqdn> {
-    v.as_str().and_then(|s| Fqdn::parse(s.trim_start_matches("EdgeServer:")).ok())
+/// The rows of a query the observer cannot do without: one that does not parse makes the whole
+/// observation fail, naming the query.
+fn rows<T: Record>(query: &str, v: &Value) -> Result<Vec<T>, ObserveError> {
+    records::rows(v).map_err(|e| unexpected(query, &e.to_string()))
 }

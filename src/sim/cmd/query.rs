@@ -4,12 +4,19 @@
 //! (`Get-CsBackupServiceStatus`, `Get-CsBackupServiceConfiguration`), the CMS
 //! (`Get-CsManagementStoreReplicationStatus`), Back End mirroring (`Get-CsDatabaseMirrorState`),
 //! pool health and failover state (`Get-CsPoolFabricState`), users (`Get-CsUserPoolInfo`) and
-//! host facts (`Get-CsServerVersion`, `Get-CimInstance`, `Get-Command`).
+//! host facts (`Get-CsServerVersion`, `Get-CimInstance`, `Get-Command`). What the observer reads
+//! is built from the types of `backend::records`, the ones it reads the output back through.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, Started};
-use crate::model::{BackupModule, DbType, ExportStatus, FailoverState, Fqdn, Product, Role, Virtualization};
+use crate::backend::records::{
+    BackupModuleStatus, BackupServiceConfiguration, BackupServiceStatus, CentralManagementService, CmsReplicaStatus, CmsStoreStatus,
+    ComputerSystem, DatabaseMirrorState, DnsRecord, EdgeServerService, MediaService, OperatingSystem, PoolBackupRelationship, PoolRecord,
+    ServerPatchVersion, ServerVersion, SipDomain, SiteRecord, UserDatabaseService, UserPoolInfo, WindowsService, service_id,
+};
+use crate::model::{BackupModule, DbType, ExportStatus, Fqdn, ImportStatus, Product, Role, Virtualization};
 use crate::ps::{Bound, catalog};
 use crate::sim::errors::{self, CmdletError, err};
 use crate::sim::{Simulator, replication};
@@ -17,38 +24,42 @@ use crate::sim::{Simulator, replication};
 pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
     let cmd = b.spec.name;
     let out = match cmd {
-        "Get-CsPool" => pools(sim, b),
-        "Get-CsSite" => sites(sim, b),
-        "Get-CsService" => services(sim, b),
+        "Get-CsPool" => render(cmd, &pools(sim, b))?,
+        "Get-CsSite" => render(cmd, &sites(sim, b))?,
+        "Get-CsService" => services(sim, b)?,
         "Get-CsPoolBackupRelationship" => {
             let pool = sim.pool_fqdn(cmd, b, "PoolFqdn")?;
-            json!({
-                "PoolFqdn": pool.to_string(),
-                "BackupPoolFqdn": sim.topo.partner(&pool).map(ToString::to_string),
+            let relationship = PoolBackupRelationship {
+                pool_fqdn: pool.to_string(),
+                backup_pool_fqdn: sim.topo.partner(&pool).map(ToString::to_string),
                 // [INFERRED] Lync keeps the pool failover state in the CMS; the real driver reads it
                 // there (docs/architecture.md, "Observation"). The simulator reports it with the pairing.
-                "FailoverState": failover_state(sim.w.pools[&pool].state),
-            })
+                failover_state: sim.w.pools[&pool].state,
+            };
+            render(cmd, &relationship)?
         }
-        "Get-CsBackupServiceConfiguration" => json!({
-            "Identity": "Global",
-            "SyncInterval": sim.w.sync_interval.to_timespan(),
-            "MaxBatchesPerCmsSync": 500,
-            "MaxBatchesPerUserStoreSync": 500,
-            "MaxConcurrentCalls": 10,
-            "MaxDataConfPackageSizeKB": 102400,
-        }),
+        "Get-CsBackupServiceConfiguration" => {
+            let config = BackupServiceConfiguration {
+                identity: "Global".into(),
+                sync_interval: Some(sim.w.sync_interval.to_timespan()),
+                max_batches_per_cms_sync: 500,
+                max_batches_per_user_store_sync: 500,
+                max_concurrent_calls: 10,
+                max_data_conf_package_size_kb: 102400,
+            };
+            render(cmd, &config)?
+        }
         "Get-CsBackupServiceStatus" => backup_status(sim, ctx, b)?,
         "Get-CsManagementStoreReplicationStatus" => cms_status(sim, b)?,
         "Get-CsDatabaseMirrorState" => mirror_state(sim, ctx, b)?,
         "Get-CsPoolFabricState" => fabric_state(sim, ctx, b)?,
         "Get-CsUserPoolInfo" => user_pool_info(sim, b)?,
-        "Get-CsSipDomain" => json!([{ "Identity": sip_domain(sim), "Name": sip_domain(sim), "IsDefault": true }]),
+        "Get-CsSipDomain" => render(cmd, &[SipDomain { identity: sip_domain(sim), name: sip_domain(sim), is_default: true }])?,
         "Resolve-DnsName" => resolve_dns(sim, b)?,
         "Get-CsServerPatchVersion" => patch_version(sim, ctx)?,
         "Get-CsServerVersion" => {
             let product = sim.pool_of(&ctx.server).map(|p| p.traits.product).unwrap_or(ctx.product);
-            Value::String(server_version(product))
+            render(cmd, &ServerVersion(server_version(product)))?
         }
         "Get-CimInstance" => cim(sim, ctx, b)?,
         "Get-CsWindowsService" => windows_services(sim, ctx, b)?,
@@ -65,6 +76,11 @@ pub(crate) fn run(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, 
         other => return Err(err(other, format!("lyncdr simulator does not implement {other}."))),
     };
     Ok(Started::output(sim.timings.query, out))
+}
+
+/// A query's output: the records (`backend::records`) serialized as `ConvertTo-Json` renders them.
+pub(crate) fn render<T: Serialize + ?Sized>(cmd: &str, records: &T) -> Result<Value, CmdletError> {
+    serde_json::to_value(records).map_err(|e| err(cmd, format!("lyncdr simulator cannot render its output: {e}")))
 }
 
 /// The deployment's SIP domain: the longest domain (of at least two labels) every Front End pool
@@ -91,16 +107,20 @@ fn resolve_dns(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
     if !name.trim_end_matches('.').eq_ignore_ascii_case(&srv) || !ty.eq_ignore_ascii_case("SRV") || sim.w.xmpp_dns.is_empty() {
         return Err(err(CMD, format!("{name} : DNS name does not exist")));
     }
-    Ok(Value::Array(
-        sim.w
-            .xmpp_dns
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                json!({ "Name": srv, "Type": "SRV", "TTL": 3600, "Section": "Answer", "NameTarget": e.to_string(), "Priority": 10 * (i + 1), "Weight": 0, "Port": 5269 })
-            })
-            .collect(),
-    ))
+    let records: Vec<DnsRecord> = (1..)
+        .zip(&sim.w.xmpp_dns)
+        .map(|(i, e)| DnsRecord {
+            name: srv.clone(),
+            record_type: "SRV".into(),
+            ttl: 3600,
+            section: "Answer".into(),
+            name_target: Some(e.to_string()),
+            priority: Some(10 * i),
+            weight: Some(0),
+            port: Some(5269),
+        })
+        .collect();
+    render(CMD, &records)
 }
 
 /// `Get-CsServerPatchVersion` (SfB 2015 November 2015 CU and later) on the local server: each
@@ -115,15 +135,13 @@ fn patch_version(sim: &Simulator, ctx: &Ctx) -> Result<Value, CmdletError> {
         Product::SfB2015 => ("Skype for Business Server 2015", "6.0.9319.0", "6.0.9319.606"),
         Product::SfB2019 => ("Skype for Business Server 2019", "7.0.2046.0", "7.0.2046.530"),
     };
-    let mut rows = vec![
-        json!({ "ComponentName": format!("{name}, Core Components"), "Version": update }),
-        json!({ "ComponentName": format!("{name}, Front End Server"), "Version": update }),
-    ];
+    let component = |part: &str, version: &str| ServerPatchVersion { component_name: format!("{name}, {part}"), version: version.into() };
+    let mut rows = vec![component("Core Components", update), component("Front End Server", update)];
     if sim.w.fe_backup.get(&ctx.server).is_some_and(|b| b.installed) {
         let v = if sim.w.behind_on_updates.contains(&ctx.server) { release } else { update };
-        rows.push(json!({ "ComponentName": format!("{name}, Backup Service"), "Version": v }));
+        rows.push(component("Backup Service", v));
     }
-    Ok(Value::Array(rows))
+    render(CMD, &rows)
 }
 
 fn server_version(product: Product) -> String {
@@ -134,56 +152,53 @@ fn server_version(product: Product) -> String {
     }
 }
 
-fn pools(sim: &Simulator, b: &Bound) -> Value {
+fn pools(sim: &Simulator, b: &Bound) -> Vec<PoolRecord> {
     let id = b.str("Identity").and_then(|i| Fqdn::parse(i).ok());
     let mut out = Vec::new();
     for p in sim.topo.pools.values() {
         if id.as_ref().is_some_and(|i| i != &p.fqdn) {
             continue;
         }
-        let mut services = vec![
-            format!("Registrar:{}", p.fqdn),
-            format!("UserServer:{}", p.fqdn),
-            format!("WebServer:{}", p.fqdn),
-            format!("ConferencingServer:{}", p.fqdn),
-            format!("MediationServer:{}", p.fqdn),
-            format!("ApplicationServer:{}", p.fqdn),
-            format!("UserDatabase:{}", p.back_end.primary),
-        ];
+        let mut services: Vec<String> =
+            ["Registrar", "UserServer", "WebServer", "ConferencingServer", "MediationServer", "ApplicationServer"]
+                .iter()
+                .map(|role| service_id(role, &p.fqdn))
+                .collect();
+        services.push(service_id("UserDatabase", &p.back_end.primary));
         if p.back_end.primary == p.front_ends[0] && p.front_ends.len() == 1 {
-            services.push(format!("UserStore:{}", p.fqdn));
+            services.push(service_id("UserStore", &p.fqdn));
         }
-        out.push(json!({
-            "Identity": p.fqdn.to_string(),
-            "Fqdn": p.fqdn.to_string(),
-            "Site": format!("Site:{}", p.site),
-            "Computers": p.front_ends.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "Services": services,
-        }));
+        out.push(PoolRecord {
+            identity: p.fqdn.to_string(),
+            fqdn: p.fqdn.clone(),
+            site: format!("Site:{}", p.site),
+            computers: p.front_ends.iter().map(ToString::to_string).collect(),
+            services,
+        });
     }
     for e in sim.topo.edges.values() {
         if id.as_ref().is_some_and(|i| i != &e.fqdn) {
             continue;
         }
-        out.push(json!({
-            "Identity": e.fqdn.to_string(),
-            "Fqdn": e.fqdn.to_string(),
-            "Site": format!("Site:{}", e.site),
-            "Computers": e.servers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "Services": [format!("EdgeServer:{}", e.fqdn)],
-        }));
+        out.push(PoolRecord {
+            identity: e.fqdn.to_string(),
+            fqdn: e.fqdn.clone(),
+            site: format!("Site:{}", e.site),
+            computers: e.servers.iter().map(ToString::to_string).collect(),
+            services: vec![service_id("EdgeServer", &e.fqdn)],
+        });
     }
-    Value::Array(out)
+    out
 }
 
-fn route(edge: &Option<Fqdn>) -> Value {
-    edge.as_ref().map(|e| Value::String(format!("EdgeServer:{e}"))).unwrap_or(Value::Null)
+/// `EdgeServer:<pool>`: how a federation route or a media association names its Edge pool.
+fn route(edge: &Option<Fqdn>) -> Option<String> {
+    edge.as_ref().map(|e| service_id("EdgeServer", e))
 }
 
-fn sites(sim: &Simulator, b: &Bound) -> Value {
+fn sites(sim: &Simulator, b: &Bound) -> Vec<SiteRecord> {
     let id = b.str("Identity").map(|i| super::strip_identity(i, &["site"]));
-    let out: Vec<Value> = sim
-        .topo
+    sim.topo
         .sites
         .iter()
         .enumerate()
@@ -197,27 +212,32 @@ fn sites(sim: &Simulator, b: &Bound) -> Value {
                 .map(|p| p.fqdn.to_string())
                 .chain(sim.topo.edges.values().filter(|e| &e.site == s).map(|e| e.fqdn.to_string()))
                 .collect();
-            json!({
-                "Identity": format!("Site:{s}"),
-                "SiteId": i + 1,
-                "DisplayName": s,
-                "FederationRoute": route(&sim.w.sip_federation),
-                "XmppFederationRoute": route(&sim.w.xmpp_federation),
-                "Pools": pools,
-            })
+            SiteRecord {
+                identity: format!("Site:{s}"),
+                site_id: i as u64 + 1,
+                display_name: s.clone(),
+                federation_route: route(&sim.w.sip_federation),
+                xmpp_federation_route: route(&sim.w.xmpp_federation),
+                pools,
+            }
         })
-        .collect();
-    Value::Array(out)
+        .collect()
 }
 
-fn services(sim: &Simulator, b: &Bound) -> Value {
+fn services(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
+    const CMD: &str = "Get-CsService";
     let pool_filter = b.str("PoolFqdn").and_then(|p| Fqdn::parse(p).ok());
     let keep = |f: &Fqdn| pool_filter.as_ref().is_none_or(|p| p == f);
     let mut out = Vec::new();
     if b.switch("EdgeServer") {
         for (e, rt) in &sim.w.edges {
             if keep(e) {
-                out.push(json!({ "Identity": format!("EdgeServer:{e}"), "PoolFqdn": e.to_string(), "Registrar": rt.next_hop.as_ref().map(|n| format!("Registrar:{n}")) }));
+                let service = EdgeServerService {
+                    identity: service_id("EdgeServer", e),
+                    pool_fqdn: e.clone(),
+                    registrar: rt.next_hop.as_ref().map(|n| service_id("Registrar", n)),
+                };
+                out.push(render(CMD, &service)?);
             }
         }
     }
@@ -231,7 +251,10 @@ fn services(sim: &Simulator, b: &Bound) -> Value {
             for (p, rt) in &sim.w.pools {
                 if keep(p) {
                     let edge = if switch == "MediationServer" { &rt.mediation_edge } else { &rt.conferencing_edge };
-                    out.push(json!({ "Identity": format!("{prefix}:{p}"), "PoolFqdn": p.to_string(), "EdgeServer": route(edge) }));
+                    out.push(render(
+                        CMD,
+                        &MediaService { identity: service_id(prefix, p), pool_fqdn: p.clone(), edge_server: route(edge) },
+                    )?);
                 }
             }
         }
@@ -239,7 +262,8 @@ fn services(sim: &Simulator, b: &Bound) -> Value {
     if b.switch("CentralManagement") {
         for (pool, active) in [(&sim.w.cms.master, true), (&sim.w.cms.standby, false)] {
             if let Some(p) = pool.as_ref().filter(|p| keep(p)) {
-                out.push(json!({ "Identity": format!("CentralManagement:{p}"), "PoolFqdn": p.to_string(), "Active": active }));
+                let service = CentralManagementService { identity: service_id("CentralManagement", p), pool_fqdn: p.to_string(), active };
+                out.push(render(CMD, &service)?);
             }
         }
     }
@@ -253,15 +277,16 @@ fn services(sim: &Simulator, b: &Bound) -> Value {
     }
     if b.switch("UserDatabase") {
         for p in sim.topo.pools.values().filter(|p| keep(&p.fqdn)) {
-            out.push(json!({
-                "Identity": format!("UserDatabase:{}", p.back_end.primary),
-                "PoolFqdn": p.back_end.primary.to_string(),
-                "SqlInstanceName": "rtc",
-                "MirrorSqlServer": p.back_end.mirror.as_ref().map(ToString::to_string),
-                "HasWitness": p.back_end.witness,
-                "IsClustered": p.back_end.clustered,
-                "DependentServiceList": [format!("UserServer:{}", p.fqdn)],
-            }));
+            let service = UserDatabaseService {
+                identity: service_id("UserDatabase", &p.back_end.primary),
+                pool_fqdn: p.back_end.primary.clone(),
+                sql_instance_name: Some("rtc".into()),
+                mirror_sql_server: p.back_end.mirror.as_ref().map(ToString::to_string),
+                has_witness: p.back_end.witness,
+                is_clustered: p.back_end.clustered,
+                dependent_service_list: vec![service_id("UserServer", &p.fqdn)],
+            };
+            out.push(render(CMD, &service)?);
         }
     }
     if b.switch("UserServer") || b.switch("BackupServer") {
@@ -270,7 +295,7 @@ fn services(sim: &Simulator, b: &Bound) -> Value {
             out.push(json!({ "Identity": format!("{prefix}:{p}"), "PoolFqdn": p.to_string() }));
         }
     }
-    Value::Array(out)
+    Ok(Value::Array(out))
 }
 
 fn backup_status(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
@@ -301,13 +326,17 @@ fn backup_status(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletE
         .filter(|e| *e != ExportStatus::NotInitialized)
         .max_by_key(|e| rank(*e))
         .unwrap_or(ExportStatus::NotInitialized);
-    let import_error = statuses.iter().any(|(_, s)| s.import == crate::model::ImportStatus::ErrorState);
-    Ok(json!({
-        "PoolFqdn": pool.to_string(),
-        "OverallExportStatus": overall,
-        "OverallImportStatus": if import_error { "ErrorState" } else { "NormalState" },
-        "BackupModules": statuses.iter().map(|(m, s)| json!({ "Identity": m.as_str(), "ExportStatus": s.export, "ImportStatus": s.import })).collect::<Vec<_>>(),
-    }))
+    let import_error = statuses.iter().any(|(_, s)| s.import == ImportStatus::ErrorState);
+    let status = BackupServiceStatus {
+        pool_fqdn: pool.to_string(),
+        overall_export_status: overall,
+        overall_import_status: if import_error { ImportStatus::ErrorState } else { ImportStatus::NormalState },
+        backup_modules: statuses
+            .iter()
+            .map(|(m, s)| BackupModuleStatus { identity: m.as_str().into(), export_status: s.export, import_status: s.import })
+            .collect(),
+    };
+    render(CMD, &status)
 }
 
 fn cms_status(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
@@ -320,18 +349,19 @@ fn cms_status(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
             _ => vec![],
         };
         let replicas: Vec<String> = sim.w.cms.replica_epoch.keys().filter(|s| net.host_up(s)).map(ToString::to_string).collect();
-        return Ok(json!({
-            "ActiveMasterFqdn": fes.first(),
-            "ActiveFileTransferAgents": fes,
-            "ActiveReplicas": if available { replicas } else { vec![] },
-            "DeletedReplicas": [],
-        }));
+        let status = CmsStoreStatus {
+            active_master_fqdn: fes.first().cloned(),
+            active_file_transfer_agents: fes,
+            active_replicas: if available { replicas } else { vec![] },
+            deleted_replicas: vec![],
+        };
+        return render(CMD, &status);
     }
     if !available {
         return Err(err(CMD, "Cannot connect to the Central Management store. The active master is not available."));
     }
     let filter = b.str("ReplicaFqdn").and_then(|r| Fqdn::parse(r).ok());
-    let rows: Vec<Value> = sim
+    let rows: Vec<CmsReplicaStatus> = sim
         .w
         .cms
         .replica_epoch
@@ -341,10 +371,14 @@ fn cms_status(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
             // Replicas report to the master; one it cannot reach keeps its last report time
             // (milliseconds on the simulator's clock; the real driver converts LastStatusReport).
             let last = if sim.master_reaches(s) { Some(sim.now) } else { sim.w.cms.last_contact.get(s).copied() };
-            json!({ "ReplicaFqdn": s.to_string(), "UpToDate": *e >= sim.w.cms.epoch && net.host_up(s), "LastStatusReport": last.map(|t| t.0) })
+            CmsReplicaStatus {
+                replica_fqdn: s.clone(),
+                up_to_date: *e >= sim.w.cms.epoch && net.host_up(s),
+                last_status_report: last.map(|t| t.0),
+            }
         })
         .collect();
-    Ok(Value::Array(rows))
+    render(CMD, &rows)
 }
 
 fn mirror_state(sim: &Simulator, _ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
@@ -386,16 +420,16 @@ fn mirror_state(sim: &Simulator, _ctx: &Ctx, b: &Bound) -> Result<Value, CmdletE
             DbType::CentralMgmt => "xds",
             DbType::Application => "rgsconfig",
         };
-        rows.push(json!({
-            "DatabaseName": name,
-            "DatabaseType": db.as_str(),
-            "StateOnPrimary": state(Role::Primary),
-            "StateOnMirror": state(Role::Mirror),
-            "MirroringStatusOnPrimary": status(Role::Primary),
-            "MirroringStatusOnMirror": status(Role::Mirror),
-        }));
+        rows.push(DatabaseMirrorState {
+            database_name: name.into(),
+            database_type: db.as_str().into(),
+            state_on_primary: state(Role::Primary).into(),
+            state_on_mirror: state(Role::Mirror).into(),
+            mirroring_status_on_primary: status(Role::Primary).into(),
+            mirroring_status_on_mirror: status(Role::Mirror).into(),
+        });
     }
-    Ok(Value::Array(rows))
+    render(CMD, &rows)
 }
 
 fn fabric_state(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
@@ -411,80 +445,79 @@ fn fabric_state(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletEr
     let be_ok = replication::back_end_available(&sim.w, &sim.topo, &net, &pool);
     Ok(json!({
         "PoolFqdn": pool.to_string(),
-        "PoolFailoverState": failover_state(state),
+        "PoolFailoverState": state,
         "FrontEnds": running,
         "BackEndAvailable": be_ok,
         "HealthState": if be_ok { "Healthy" } else { "Degraded" },
     }))
 }
 
-fn failover_state(state: FailoverState) -> &'static str {
-    match state {
-        FailoverState::Normal => "Normal",
-        FailoverState::FailedOver => "FailedOver",
-        FailoverState::FailingOver => "FailingOver",
-        FailoverState::FailingBack => "FailingBack",
-    }
-}
-
 fn windows_services(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
+    const CMD: &str = "Get-CsWindowsService";
     let server = match b.str("ComputerName") {
-        Some(c) => Fqdn::parse(c).map_err(|_| err("Get-CsWindowsService", format!("Cannot find computer \"{c}\".")))?,
+        Some(c) => Fqdn::parse(c).map_err(|_| err(CMD, format!("Cannot find computer \"{c}\".")))?,
         None => ctx.server.clone(),
     };
     let net = sim.net_ref();
     // Another computer's services are read over the network from the server running the cmdlet.
     if !net.reaches(Some(&ctx.server), &server) {
-        return Err(err("Get-CsWindowsService", format!("Cannot open Service Control Manager on computer '{server}'.")));
+        return Err(err(CMD, format!("Cannot open Service Control Manager on computer '{server}'.")));
     }
-    let status = |running: bool| if running { "Running" } else { "Stopped" };
+    let service = |name: &str, running: bool| WindowsService {
+        name: name.into(),
+        status: if running { "Running" } else { "Stopped" }.into(),
+        computer_name: server.to_string(),
+    };
     let mut rows = Vec::new();
     if let Some(e) = sim.edge_of(&server) {
         let running = sim.w.edges[&e.fqdn].services.get(&server).copied().unwrap_or(false);
         for name in ["RTCSRV", "RTCMRAUTH", "RTCMEDIARELAY", "RTCDATAPROXY", "REPLICA"] {
-            rows.push(json!({ "Name": name, "Status": status(running), "ComputerName": server.to_string() }));
+            rows.push(service(name, running));
         }
     } else if sim.pool_of(&server).is_some() {
-        rows.push(json!({ "Name": "RTCSRV", "Status": "Running", "ComputerName": server.to_string() }));
+        rows.push(service("RTCSRV", true));
         // LYNCBACKUP exists only once local setup installed the pairing components.
         if let Some(b) = sim.w.fe_backup.get(&server).filter(|b| b.installed) {
-            rows.push(json!({ "Name": "LYNCBACKUP", "Status": status(b.running), "ComputerName": server.to_string() }));
+            rows.push(service("LYNCBACKUP", b.running));
         }
     }
     if let Some(n) = b.str("Name") {
-        rows.retain(|r| r["Name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n)));
+        rows.retain(|r| r.name.eq_ignore_ascii_case(n));
         if rows.is_empty() {
-            return Err(err("Get-CsWindowsService", format!("Cannot find any service with service name '{n}'.")));
+            return Err(err(CMD, format!("Cannot find any service with service name '{n}'.")));
         }
     }
-    Ok(Value::Array(rows))
+    render(CMD, &rows)
 }
 
 fn user_pool_info(sim: &Simulator, b: &Bound) -> Result<Value, CmdletError> {
+    const CMD: &str = "Get-CsUserPoolInfo";
     let id = b.str("Identity").unwrap_or_default();
     let Some(home) = super::users::home_of(sim, id) else {
-        return Err(err("Get-CsUserPoolInfo", errors::unknown_identity(id)));
+        return Err(err(CMD, errors::unknown_identity(id)));
     };
     let backup = sim.topo.partner(&home).cloned();
     let first = |p: &Fqdn| sim.topo.pools.get(p).and_then(|x| x.front_ends.first()).map(ToString::to_string);
-    Ok(json!({
-        "Identity": crate::model::sip::normalize_sip(id),
-        "PrimaryPoolFqdn": home.to_string(),
-        "BackupPoolFqdn": backup.as_ref().map(ToString::to_string),
-        "UserServicesPoolFqdn": home.to_string(),
-        "PrimaryPoolPrimaryRegistrar": first(&home),
-        "BackupPoolPrimaryRegistrar": backup.as_ref().and_then(first),
-        "PrimaryPoolMachinesInPreferredOrder": sim.topo.pools[&home].front_ends.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    }))
+    let info = UserPoolInfo {
+        identity: crate::model::sip::normalize_sip(id),
+        primary_pool_fqdn: Some(home.to_string()),
+        backup_pool_fqdn: backup.as_ref().map(ToString::to_string),
+        user_services_pool_fqdn: Some(home.to_string()),
+        primary_pool_primary_registrar: first(&home),
+        backup_pool_primary_registrar: backup.as_ref().and_then(first),
+        primary_pool_machines_in_preferred_order: sim.topo.pools[&home].front_ends.iter().map(ToString::to_string).collect(),
+    };
+    render(CMD, &info)
 }
 
 fn cim(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
+    const CMD: &str = "Get-CimInstance";
     let class = b.str("ClassName").unwrap_or_default();
     let pool = sim.pool_of(&ctx.server);
     match class.to_ascii_lowercase().as_str() {
         "win32_operatingsystem" => {
             let os = pool.map(|p| p.traits.os.clone()).unwrap_or_else(|| "Windows Server 2012 R2".into());
-            Ok(json!({ "Caption": format!("Microsoft {os} Datacenter"), "CSName": ctx.server.host().to_ascii_uppercase() }))
+            render(CMD, &OperatingSystem { caption: format!("Microsoft {os} Datacenter"), cs_name: ctx.server.host().to_ascii_uppercase() })
         }
         "win32_computersystem" => {
             let virt = pool.map(|p| p.traits.virtualization).unwrap_or_default();
@@ -492,8 +525,8 @@ fn cim(sim: &Simulator, ctx: &Ctx, b: &Bound) -> Result<Value, CmdletError> {
                 Virtualization::Virtual => ("Microsoft Corporation", "Virtual Machine"),
                 Virtualization::Physical => ("HP", "ProLiant DL380 Gen9"),
             };
-            Ok(json!({ "Manufacturer": maker, "Model": model, "Name": ctx.server.host().to_ascii_uppercase() }))
+            render(CMD, &ComputerSystem { manufacturer: maker.into(), model: model.into(), name: ctx.server.host().to_ascii_uppercase() })
         }
-        other => Err(err("Get-CimInstance", format!("Invalid class \"{other}\"."))),
+        other => Err(err(CMD, format!("Invalid class \"{other}\"."))),
     }
 }

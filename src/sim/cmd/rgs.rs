@@ -1,9 +1,10 @@
 //! Response Group disaster recovery (domain document 4.16, rules 25-26): Response Group
 //! configuration is not replicated by the Backup Service, so it is exported and imported.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Ctx, Effect, Started, strip_identity};
+use crate::backend::records::{RgsWorkflow, service_id};
 use crate::model::Fqdn;
 use crate::ps::Bound;
 use crate::sim::errors::{CmdletError, err, rule_err, unknown_identity};
@@ -104,11 +105,16 @@ pub(crate) fn get(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Started,
                 continue;
             }
             for n in names {
-                out.push(json!({ "Name": n, "OwnerPool": o.to_string(), "Identity": format!("service:ApplicationServer:{h}"), "HostPool": h.to_string() }));
+                out.push(RgsWorkflow {
+                    name: n.clone(),
+                    owner_pool: o.to_string(),
+                    identity: format!("service:{}", service_id("ApplicationServer", h)),
+                    host_pool: h.to_string(),
+                });
             }
         }
     }
-    Ok(Started::output(sim.timings.query, Value::Array(out)))
+    Ok(Started::output(sim.timings.query, super::query::render(CMD, &out)?))
 }
 
 pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletError> {

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{Ctx, Effect, Started};
+use crate::backend::records::MeasureObject;
 use crate::model::sip::{generated_user, normalize_sip};
 use crate::model::{FailoverState, Fqdn};
 use crate::ps::{Bound, Input, Invocation};
@@ -103,7 +104,8 @@ pub(crate) fn query(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started
             Some(Input::Command(inv)) => get_users(sim, inv, ctx.product)?.len(),
             None => 0,
         };
-        return Ok(Started::output(sim.timings.query, json!({ "Count": count })));
+        let measured = super::query::render(b.spec.name, &MeasureObject { count: count as u64 })?;
+        return Ok(Started::output(sim.timings.query, measured));
     }
     let inv = rebuild(b);
     let users = get_users(sim, &inv, ctx.product)?;
