@@ -11,6 +11,8 @@
 //! - [`backend`]: the trait the engine drives a Lync deployment through, the HTTP client of
 //!   `lyncdr sim serve` and its wire types (the in-process simulator is `sim::LocalSim`);
 //! - [`winrm`]: the WS-Management (WinRM/WinRS) client and server, NTLM message encryption;
+//! - [`driver`]: the PowerShell driver: the scripts lyncdr runs on Lync servers, and the
+//!   backend that runs them over WinRM;
 //! - [`planner`]: the pure planner, `plan(desired, observed, policy) -> Plan`;
 //! - [`engine`]: observe, plan and execute with a journal, shared by every front end;
 //! - [`status`]: status, conditions, the policy gate and plan progress, shared by the front ends;
@@ -23,6 +25,7 @@ pub mod backend;
 pub mod cli;
 pub mod controller;
 pub mod desired;
+pub mod driver;
 pub mod engine;
 pub mod model;
 pub mod planner;

@@ -1,0 +1,280 @@
+//! The PowerShell scripts the driver runs on Lync servers, and the framed lines they answer
+//! with. One script per call, for Windows PowerShell 3.0 (Lync Server 2013's) and later:
+//!
+//! * a header the simulator's WS-Man endpoint reads (`# lyncdr driver <kind> v1`), and where the
+//!   call runs (`# run-on: any | pool <fqdn> | server <fqdn>`) and, for a state-changing call,
+//!   its request (`# request: <id> <not-after ms>`); PowerShell ignores these comment lines;
+//! * `$ErrorActionPreference = 'Stop'`, the Skype for Business Server module (or Lync's)
+//!   imported once per session;
+//! * the cmdlet line exactly as [`Invocation::to_powershell`] renders it (quoting that no
+//!   argument can escape), its output converted to compressed JSON;
+//! * one framed line on stdout: `#LYNCDR-RESULT <base64 of UTF-8 JSON>` or `#LYNCDR-ERROR
+//!   <base64 JSON {message, category, errorId}>`. Base64 keeps the frame on one line whatever
+//!   the output holds, and away from anything else the session prints.
+//!
+//! A real server never prints `#LYNCDR-UNREACHABLE`: it does not answer at all. The simulator's
+//! single endpoint stands in for every server, so it says with that frame that the server a
+//! script names is down or cut off; the driver treats both the same way.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Request, RunOn};
+use crate::ps::Invocation;
+
+/// The first line of a script that runs one cmdlet.
+pub const INVOKE_HEADER: &str = "# lyncdr driver invoke v1";
+/// The first line of a script that reads the server's clock.
+pub const CLOCK_HEADER: &str = "# lyncdr driver clock v1";
+/// The comment line naming where a call runs.
+pub const RUN_ON_PREFIX: &str = "# run-on: ";
+/// The comment line naming a state-changing call's request.
+pub const REQUEST_PREFIX: &str = "# request: ";
+/// The line holding the cmdlet.
+pub const COMMAND_PREFIX: &str = "    $lyncdrOut = ";
+
+/// Frame prefixes on stdout.
+pub const RESULT_FRAME: &str = "#LYNCDR-RESULT ";
+pub const ERROR_FRAME: &str = "#LYNCDR-ERROR ";
+pub const UNREACHABLE_FRAME: &str = "#LYNCDR-UNREACHABLE ";
+
+/// Writes one frame: the value as compressed JSON, base64 of its UTF-8 bytes. `-Depth 8`: the
+/// default depth (2) would flatten nested objects to type names.
+const FRAME_FUNCTION: &str = "function Write-LyncdrFrame([string]$Kind, $Value) {\n    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress\n    if ($json -eq $null) { $json = 'null' }\n    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))\n}";
+
+/// Imports the management module once per session: Skype for Business Server's where it is
+/// installed, otherwise Lync Server 2013's.
+const IMPORT_MODULE: &str = "if (-not (Get-Module -Name SkypeForBusiness, Lync)) {\n    if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }\n}";
+
+/// `# run-on:` text for a target.
+pub fn run_on_text(run_on: &RunOn) -> String {
+    match run_on {
+        RunOn::Any => "any".into(),
+        RunOn::Pool(p) => format!("pool {p}"),
+        RunOn::Server(s) => format!("server {s}"),
+    }
+}
+
+/// Reads a `# run-on:` value back.
+pub fn parse_run_on(text: &str) -> Option<RunOn> {
+    let text = text.trim();
+    if text == "any" {
+        return Some(RunOn::Any);
+    }
+    let (kind, name) = text.split_once(' ')?;
+    let f = crate::model::Fqdn::parse(name.trim()).ok()?;
+    match kind {
+        "pool" => Some(RunOn::Pool(f)),
+        "server" => Some(RunOn::Server(f)),
+        _ => None,
+    }
+}
+
+/// The script that runs `inv` where `run_on` says, under `request` for a state-changing call.
+pub fn invoke(run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> String {
+    let mut s = String::new();
+    s.push_str(INVOKE_HEADER);
+    s.push('\n');
+    s.push_str(RUN_ON_PREFIX);
+    s.push_str(&run_on_text(run_on));
+    s.push('\n');
+    if let Some(r) = request {
+        s.push_str(&format!("{REQUEST_PREFIX}{} {}\n", r.id, r.not_after.0));
+    }
+    s.push_str("$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n");
+    s.push_str(FRAME_FUNCTION);
+    s.push_str("\ntry {\n");
+    for line in IMPORT_MODULE.lines() {
+        s.push_str("    ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push_str(COMMAND_PREFIX);
+    s.push_str(&inv.to_powershell());
+    s.push('\n');
+    s.push_str("    Write-LyncdrFrame 'RESULT' $lyncdrOut\n} catch {\n    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }\n}\n");
+    s
+}
+
+/// The script that reads the server's clock: milliseconds since 1970 (UTC), at speed 1 (the
+/// simulator's endpoint answers with its simulated clock and its speed).
+pub fn clock() -> String {
+    format!(
+        "{CLOCK_HEADER}\n$ErrorActionPreference = 'Stop'\n{FRAME_FUNCTION}\n$epoch = New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc)\nWrite-LyncdrFrame 'RESULT' @{{ nowMs = [long]([DateTime]::UtcNow - $epoch).TotalMilliseconds; speed = 1 }}\n"
+    )
+}
+
+/// The error a script reports (a terminating PowerShell error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptError {
+    pub message: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub error_id: String,
+    /// The simulator's strict-mode rule, when it refused a call Lync would let through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<u8>,
+}
+
+/// What the simulator's endpoint says of a server it stands in for that is down or cut off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unreachable {
+    pub target: String,
+    pub detail: String,
+}
+
+/// The clock script's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockFrame {
+    pub now_ms: u64,
+    pub speed: f64,
+}
+
+/// What one script answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Result(Value),
+    Error(ScriptError),
+    Unreachable(Unreachable),
+}
+
+/// Why a script's output holds no usable frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("the script printed no lyncdr frame")]
+    Missing,
+    #[error("the script printed {0} lyncdr frames; one was expected")]
+    Several(usize),
+    #[error("a lyncdr frame is not base64 of UTF-8 JSON of the expected shape: {0}")]
+    Malformed(String),
+}
+
+/// Writes a frame (what the simulator's endpoint prints; PowerShell's function does the same).
+pub fn frame(prefix: &str, value: &Value) -> String {
+    format!("{prefix}{}", B64.encode(value.to_string().as_bytes()))
+}
+
+/// Reads the one frame of a script's stdout; other lines (warnings, banners) are ignored.
+pub fn parse_frame(stdout: &str) -> Result<Frame, FrameError> {
+    let frames: Vec<&str> = stdout.lines().map(|l| l.trim_end_matches('\r')).filter(|l| l.starts_with("#LYNCDR-")).collect();
+    let line = match frames.as_slice() {
+        [] => return Err(FrameError::Missing),
+        [one] => *one,
+        many => return Err(FrameError::Several(many.len())),
+    };
+    let decode = |payload: &str| -> Result<Value, FrameError> {
+        let bytes = B64.decode(payload.trim()).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| FrameError::Malformed(e.to_string()))
+    };
+    if let Some(p) = line.strip_prefix(RESULT_FRAME) {
+        Ok(Frame::Result(decode(p)?))
+    } else if let Some(p) = line.strip_prefix(ERROR_FRAME) {
+        Ok(Frame::Error(typed(decode(p)?)?))
+    } else if let Some(p) = line.strip_prefix(UNREACHABLE_FRAME) {
+        Ok(Frame::Unreachable(typed(decode(p)?)?))
+    } else {
+        Err(FrameError::Malformed(format!("unknown frame {}", crate::model::text::shown(line.split(' ').next().unwrap_or_default()))))
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, FrameError> {
+    serde_json::from_value(v).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// A script's parts as the simulator's endpoint reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Invoke { run_on: RunOn, request: Option<Request>, command: String },
+    Clock,
+}
+
+/// Reads a driver script back: its header, where it runs, its request and its cmdlet line.
+/// `None` if it is not a lyncdr driver script.
+pub fn parse_script(script: &str) -> Option<Parsed> {
+    let mut lines = script.lines().map(|l| l.trim_end_matches('\r'));
+    match lines.next()? {
+        CLOCK_HEADER => Some(Parsed::Clock),
+        INVOKE_HEADER => {
+            let mut run_on = None;
+            let mut request = None;
+            let mut command = None;
+            for l in lines {
+                if let Some(r) = l.strip_prefix(RUN_ON_PREFIX) {
+                    run_on = parse_run_on(r);
+                } else if let Some(r) = l.strip_prefix(REQUEST_PREFIX) {
+                    let (id, at) = r.trim().split_once(' ')?;
+                    request = Some(Request { id: id.to_string(), not_after: crate::model::Stamp(at.trim().parse().ok()?) });
+                } else if let Some(c) = l.strip_prefix(COMMAND_PREFIX) {
+                    command = Some(c.to_string());
+                }
+            }
+            Some(Parsed::Invoke { run_on: run_on?, request, command: command? })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{Fqdn, Stamp};
+
+    fn fq(s: &str) -> Fqdn {
+        Fqdn::parse(s).expect("fqdn")
+    }
+
+    #[test]
+    fn a_script_reads_back_as_written() {
+        let inv = Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "pool01.dal.contoso.com").switch("DisasterMode");
+        let req = Request { id: "op-1/pool-failover/1".into(), not_after: Stamp(120_000) };
+        let s = invoke(&RunOn::Pool(fq("pool01.sea.contoso.com")), &inv, Some(&req));
+        assert_eq!(
+            parse_script(&s),
+            Some(Parsed::Invoke { run_on: RunOn::Pool(fq("pool01.sea.contoso.com")), request: Some(req), command: inv.to_powershell() })
+        );
+        assert_eq!(parse_script(&clock()), Some(Parsed::Clock));
+        assert_eq!(parse_script("Get-Process"), None);
+        for r in [RunOn::Any, RunOn::Server(fq("fe01.pool01.dal.contoso.com"))] {
+            assert_eq!(parse_run_on(&run_on_text(&r)), Some(r));
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_and_noise_is_ignored() {
+        let v = json!([{"Fqdn": "pool01.dal.contoso.com", "Note": "line\nbreak #LYNCDR-RESULT x"}]);
+        let out = format!("WARNING: something\r\n{}\r\n#LYNCDR-DONE-not-ours\n", frame(RESULT_FRAME, &v));
+        // `#LYNCDR-DONE` of the session is not a frame of this script: the session strips it.
+        let out = out.replace("#LYNCDR-DONE-not-ours\n", "");
+        assert_eq!(parse_frame(&out), Ok(Frame::Result(v)));
+        let e = json!({"message": "Cannot find pool.", "category": "InvalidOperation", "errorId": "X"});
+        assert_eq!(
+            parse_frame(&frame(ERROR_FRAME, &e)),
+            Ok(Frame::Error(ScriptError {
+                message: "Cannot find pool.".into(),
+                category: "InvalidOperation".into(),
+                error_id: "X".into(),
+                rule: None
+            }))
+        );
+        assert_eq!(parse_frame("nothing"), Err(FrameError::Missing));
+        assert!(matches!(parse_frame("#LYNCDR-RESULT !!!"), Err(FrameError::Malformed(_))));
+        assert_eq!(
+            parse_frame(&format!("{}\n{}", frame(RESULT_FRAME, &json!(1)), frame(RESULT_FRAME, &json!(2)))),
+            Err(FrameError::Several(2))
+        );
+        // PowerShell 3.0 prints nothing for ConvertTo-Json of $null; the function sends 'null'.
+        assert_eq!(parse_frame(&format!("{RESULT_FRAME}{}", B64.encode(""))), Ok(Frame::Result(Value::Null)));
+    }
+}
