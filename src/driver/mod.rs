@@ -6,3 +6,4 @@
 //! simulator exercises the code that drives a real deployment.
 
 pub mod script;
+pub mod winrm;

@@ -1,0 +1,201 @@
+//! The [`Lync`] backend over WinRM: each call becomes a [`script`] run in a warm PowerShell
+//! session on the server the call names (a few sessions per server, the management module
+//! imported once in each), and the script's frame becomes the call's result. Where a call may
+//! run anywhere, the configured management servers are tried in order.
+//!
+//! Outcomes map onto [`LyncError`] by what is known to have happened: a session that cannot be
+//! opened ran nothing (`Unreachable`); a session lost or timed out while a script ran may have
+//! run it (`Ambiguous`, and the session is dropped); an error frame is the cmdlet's error.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::script::{self, ClockFrame, Frame};
+use crate::backend::http::real_time;
+use crate::backend::{Lync, LyncError};
+use crate::model::{Fqdn, Request, RunOn, Span, Stamp};
+use crate::ps::Invocation;
+use crate::winrm::WinrmError;
+use crate::winrm::auth::credentials::Credentials;
+use crate::winrm::http::TransportConfig;
+use crate::winrm::session::PsSession;
+use crate::winrm::shell::Shell;
+use crate::winrm::soap::request::ShellOptions;
+
+/// Warm sessions kept per server: independent steps of a plan may run on one server at once.
+pub const SESSIONS_PER_SERVER: usize = 4;
+
+/// How to reach the servers.
+#[derive(Clone)]
+pub struct WinRmConfig {
+    /// The WS-Man endpoint of a server: `{server}` is replaced by its FQDN (for example
+    /// `https://{server}:5986/wsman`). Without `{server}`, every server is reached at the same
+    /// endpoint: the simulator's, which stands in for all of them.
+    pub endpoint: String,
+    pub credentials: Credentials,
+    /// Servers tried in order for a call that may run anywhere (a query of the topology, the
+    /// CMS): Front End servers with the management module, at least one per site.
+    pub management_servers: Vec<Fqdn>,
+    /// Longest a script may run (a failback of many users takes long).
+    pub script_timeout: Duration,
+}
+
+impl std::fmt::Debug for WinRmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WinRmConfig")
+            .field("endpoint", &self.endpoint)
+            .field("account", &self.credentials.account)
+            .field("management_servers", &self.management_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<PsSession>>>;
+
+/// The WinRM backend.
+pub struct WinRmLync {
+    cfg: WinRmConfig,
+    sessions: Mutex<HashMap<Fqdn, Vec<Slot>>>,
+    /// The deployment's clock: a reading, when it was taken, and its speed (1 on real servers).
+    clock: (Stamp, Instant, f64),
+}
+
+impl WinRmLync {
+    /// Connects: reads the clock of the first management server that answers.
+    pub async fn connect(cfg: WinRmConfig) -> Result<WinRmLync, LyncError> {
+        if cfg.management_servers.is_empty() {
+            return Err(LyncError::Protocol("no management server is configured: list at least one Front End server".into()));
+        }
+        let mut lync = WinRmLync { cfg, sessions: Mutex::new(HashMap::new()), clock: (Stamp(0), Instant::now(), 1.0) };
+        let mut last = None;
+        for server in lync.cfg.management_servers.clone() {
+            match lync.run_script(&server, &script::clock(), false).await {
+                Ok(Frame::Result(v)) => {
+                    let c: ClockFrame = serde_json::from_value(v)
+                        .map_err(|e| LyncError::Protocol(format!("{server} answered the clock script with something unreadable: {e}")))?;
+                    if !(c.speed.is_finite() && c.speed > 0.0) {
+                        return Err(LyncError::Protocol(format!("{server} reports an unusable clock speed {}", c.speed)));
+                    }
+                    lync.clock = (Stamp(c.now_ms), Instant::now(), c.speed);
+                    return Ok(lync);
+                }
+                Ok(Frame::Unreachable(u)) => last = Some(LyncError::Unreachable { target: u.target, detail: u.detail }),
+                Ok(Frame::Error(e)) => return Err(LyncError::Protocol(format!("{server} cannot read its clock: {}", e.message))),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| LyncError::Protocol("no management server answered".into())))
+    }
+
+    fn endpoint(&self, server: &Fqdn) -> String {
+        self.cfg.endpoint.replace("{server}", server.as_str())
+    }
+
+    fn slots(&self, server: &Fqdn) -> Vec<Slot> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(server.clone()).or_insert_with(|| (0..SESSIONS_PER_SERVER).map(|_| Slot::default()).collect()).clone()
+    }
+
+    /// Runs one script on `server` in a warm session (opened on first use). `changes` says
+    /// whether the script may change the deployment (then a lost session is ambiguous).
+    async fn run_script(&self, server: &Fqdn, text: &str, changes: bool) -> Result<Frame, LyncError> {
+        let slots = self.slots(server);
+        let slot = match slots.iter().find_map(|s| s.clone().try_lock_owned().ok()) {
+            Some(g) => g,
+            None => slots[0].clone().lock_owned().await,
+        };
+        let mut slot = slot;
+        if slot.is_none() {
+            *slot = Some(self.open(server).await?);
+        }
+        let Some(session) = slot.as_mut() else { return Err(LyncError::Protocol("no session".into())) };
+        match session.run(text, self.cfg.script_timeout).await {
+            Ok(out) => match script::parse_frame(&out.stdout) {
+                Ok(frame) => Ok(frame),
+                Err(e) => {
+                    let stderr = crate::model::text::shown_lines(out.stderr.trim());
+                    let detail = if stderr.is_empty() { e.to_string() } else { format!("{e}; PowerShell said: {stderr}") };
+                    Err(if changes {
+                        LyncError::Ambiguous { detail: format!("{server}: {detail}") }
+                    } else {
+                        LyncError::Protocol(format!("{server}: {detail}"))
+                    })
+                }
+            },
+            Err(e) => {
+                // The session is unusable (lost, or out of step after a timeout): the next call
+                // opens another.
+                *slot = None;
+                Err(match e {
+                    WinrmError::Connect { .. } | WinrmError::Auth(_) => {
+                        LyncError::Unreachable { target: server.to_string(), detail: e.to_string() }
+                    }
+                    other if changes => LyncError::Ambiguous { detail: format!("{server}: {other}") },
+                    other => LyncError::Protocol(format!("{server}: {other}")),
+                })
+            }
+        }
+    }
+
+    async fn open(&self, server: &Fqdn) -> Result<PsSession, LyncError> {
+        let unreachable = |e: WinrmError| LyncError::Unreachable { target: server.to_string(), detail: e.to_string() };
+        let cfg = TransportConfig::new(&self.endpoint(server), self.cfg.credentials.clone()).map_err(unreachable)?;
+        let shell = Shell::open(cfg, &ShellOptions::lyncdr()).await.map_err(unreachable)?;
+        PsSession::start(shell).await.map_err(unreachable)
+    }
+
+    async fn call(&self, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> Result<Value, LyncError> {
+        let targets: Vec<(Fqdn, RunOn)> = match run_on {
+            RunOn::Server(s) => vec![(s.clone(), run_on.clone())],
+            // The pool's FQDN resolves (DNS load balancing) to one of its Front End servers.
+            RunOn::Pool(p) => vec![(p.clone(), run_on.clone())],
+            RunOn::Any => self.cfg.management_servers.iter().map(|s| (s.clone(), RunOn::Server(s.clone()))).collect(),
+        };
+        let changes = req.is_some();
+        let mut last = None;
+        for (server, on) in targets {
+            let text = script::invoke(&on, inv, req);
+            match self.run_script(&server, &text, changes).await {
+                Ok(Frame::Result(v)) => return Ok(v),
+                Ok(Frame::Error(e)) => return Err(LyncError::Cmdlet { cmdlet: inv.cmdlet.clone(), message: e.message, rule: e.rule }),
+                Ok(Frame::Unreachable(u)) => last = Some(LyncError::Unreachable { target: u.target, detail: u.detail }),
+                Err(e @ LyncError::Unreachable { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| LyncError::Unreachable { target: run_on.to_string(), detail: "no server to run on".into() }))
+    }
+}
+
+impl Lync for WinRmLync {
+    fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
+        self.call(run_on, inv, None).boxed()
+    }
+
+    fn invoke_request<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation, req: &'a Request) -> BoxFuture<'a, Result<Value, LyncError>> {
+        self.call(run_on, inv, Some(req)).boxed()
+    }
+
+    /// A minute of wall-clock time, in the deployment's time.
+    fn request_window(&self) -> Span {
+        Span::from_secs_f64(60.0 * self.clock.2).max(Span::mins(1))
+    }
+
+    fn now(&self) -> Stamp {
+        let (base, at, speed) = self.clock;
+        base.plus(Span::from_secs_f64(at.elapsed().as_secs_f64() * speed))
+    }
+
+    fn sleep(&self, d: Span) -> BoxFuture<'static, ()> {
+        tokio::time::sleep(real_time(d, self.clock.2)).boxed()
+    }
+
+    fn describe(&self) -> String {
+        format!("WinRM {} as {}", self.cfg.endpoint, self.cfg.credentials.account)
+    }
+}
