@@ -1205,6 +1205,23 @@ fn golden(file: &str, actual: &str) -> Result<(), String> {
     }
 }
 
+/// The scripts the PowerShell driver sends for a plan's steps, in plan order (state-changing
+/// steps under a request named after the step), and the clock script.
+fn driver_scripts(scenario: &str, p: &Plan) -> String {
+    use lyncdr::driver::script;
+    let topo = lyncdr::scenario::Scenario::load(&root().join(scenario)).expect("scenario").topology;
+    // Where the executor runs a step: on the pool (any of its servers) or on the server.
+    let run_on =
+        |f: &Fqdn| if topo.pools.contains_key(f) || topo.edges.contains_key(f) { RunOn::Pool(f.clone()) } else { RunOn::Server(f.clone()) };
+    let mut out = format!("### clock\n{}", script::clock());
+    for st in &p.steps {
+        let req = (st.kind != StepKind::Wait)
+            .then(|| lyncdr::model::Request { id: format!("golden/{}", st.id), not_after: lyncdr::model::Stamp(120_000) });
+        out.push_str(&format!("\n### {}\n{}", st.id, script::invoke(&run_on(&st.run_on), &st.invocation(), req.as_ref())));
+    }
+    out
+}
+
 /// The plan of a situation of the two-site scenario against its golden runbook and JSON; then
 /// the runbook, step by step in plan order, is rehearsed on the simulator (strict mode, which
 /// refuses every safe-order violation it models) and every line must succeed.
@@ -1215,8 +1232,15 @@ fn golden_situation(name: &str, title: &str, scenario: &str, desired: &str, unre
     check_disaster_mode(&p, unreachable);
     let text = runbook(title, scenario, desired, &p);
     let json = format!("{}\n", serde_json::to_string_pretty(&v).expect("pretty JSON"));
-    let mismatches: Vec<String> =
-        [golden(&format!("{name}.ps1"), &text), golden(&format!("{name}.plan.json"), &json)].into_iter().filter_map(Result::err).collect();
+    let driver = driver_scripts(scenario, &p);
+    let mismatches: Vec<String> = [
+        golden(&format!("{name}.ps1"), &text),
+        golden(&format!("{name}.plan.json"), &json),
+        golden(&format!("driver/{name}.ps1"), &driver),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
 
     let mut rehearsal = String::new();

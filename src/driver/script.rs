@@ -4,10 +4,11 @@
 //! * a header the simulator's WS-Man endpoint reads (`# lyncdr driver <kind> v1`), and where the
 //!   call runs (`# run-on: any | pool <fqdn> | server <fqdn>`) and, for a state-changing call,
 //!   its request (`# request: <id> <not-after ms>`); PowerShell ignores these comment lines;
-//! * `$ErrorActionPreference = 'Stop'`, the Skype for Business Server module (or Lync's)
-//!   imported once per session;
-//! * the cmdlet line exactly as [`Invocation::to_powershell`] renders it (quoting that no
-//!   argument can escape), its output converted to compressed JSON;
+//! * `$ErrorActionPreference = 'Stop'`, no confirmation prompts, the Skype for Business Server
+//!   module (or Lync's) imported once per session;
+//! * the cmdlet line as [`Invocation::to_powershell`] renders it (quoting that no argument can
+//!   escape), with `-Confirm:$false` where the cmdlet would ask, its output converted to
+//!   compressed JSON;
 //! * one framed line on stdout: `#LYNCDR-RESULT <base64 of UTF-8 JSON>` or `#LYNCDR-ERROR
 //!   <base64 JSON {message, category, errorId}>`. Base64 keeps the frame on one line whatever
 //!   the output holds, and away from anything else the session prints.
@@ -83,7 +84,7 @@ pub fn invoke(run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> St
     if let Some(r) = request {
         s.push_str(&format!("{REQUEST_PREFIX}{} {}\n", r.id, r.not_after.0));
     }
-    s.push_str("$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n");
+    s.push_str("$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n$ConfirmPreference = 'None'\n");
     s.push_str(FRAME_FUNCTION);
     s.push_str("\ntry {\n");
     for line in IMPORT_MODULE.lines() {
@@ -92,10 +93,19 @@ pub fn invoke(run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> St
         s.push('\n');
     }
     s.push_str(COMMAND_PREFIX);
-    s.push_str(&inv.to_powershell());
+    s.push_str(&unattended(inv).to_powershell());
     s.push('\n');
     s.push_str("    Write-LyncdrFrame 'RESULT' $lyncdrOut\n} catch {\n    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }\n}\n");
     s
+}
+
+/// The call as run unattended: a cmdlet that asks for confirmation (`SupportsShouldProcess`)
+/// gets `-Confirm:$false`, nobody being there to answer.
+pub fn unattended(inv: &Invocation) -> Invocation {
+    match crate::ps::catalog::lookup(&inv.cmdlet) {
+        Some(spec) if spec.should_process && inv.get("Confirm").is_none() => inv.clone().arg("Confirm", false),
+        _ => inv.clone(),
+    }
 }
 
 /// The script that reads the server's clock: milliseconds since 1970 (UTC), at speed 1 (the
@@ -242,7 +252,11 @@ mod tests {
         let s = invoke(&RunOn::Pool(fq("pool01.sea.contoso.com")), &inv, Some(&req));
         assert_eq!(
             parse_script(&s),
-            Some(Parsed::Invoke { run_on: RunOn::Pool(fq("pool01.sea.contoso.com")), request: Some(req), command: inv.to_powershell() })
+            Some(Parsed::Invoke {
+                run_on: RunOn::Pool(fq("pool01.sea.contoso.com")),
+                request: Some(req),
+                command: format!("{} -Confirm:$false", inv.to_powershell())
+            })
         );
         assert_eq!(parse_script(&clock()), Some(Parsed::Clock));
         assert_eq!(parse_script("Get-Process"), None);

@@ -1,0 +1,358 @@
+### clock
+# lyncdr driver clock v1
+$ErrorActionPreference = 'Stop'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+$epoch = New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc)
+Write-LyncdrFrame 'RESULT' @{ nowMs = [long]([DateTime]::UtcNow - $epoch).TotalMilliseconds; speed = 1 }
+
+### cms-export-configuration/pool01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+# request: golden/cms-export-configuration/pool01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Export-CsConfiguration -FileName 'C:\lyncdr\backup\CsConfiguration-pool01.dal.contoso.com-to-pool01.sea.contoso.com.zip' -LocalStore
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### cms-failover/pool01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+# request: golden/cms-failover/pool01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -BackupMirrorSqlServerFqdn sql02.sea.contoso.com -BackupMirrorSqlInstanceName rtc -Force -Confirm:$false
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### wait-cms-replication/pool01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Get-CsManagementStoreReplicationStatus
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### wait-cms-replication/failover/pool01.dal.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Get-CsManagementStoreReplicationStatus
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### pool-failover/pool01.dal.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+# request: golden/pool-failover/pool01.dal.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode -Confirm:$false
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### sip-federation-route/edge01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+# request: golden/sip-federation-route/edge01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Set-CsSite -Identity Seattle -FederationRoute EdgeServer:edge01.sea.contoso.com -Confirm:$false
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### wait-cms-replication/edge/edge01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Get-CsManagementStoreReplicationStatus
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### edge-services-stop/edge01-es01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: server edge01-es01.sea.contoso.com
+# request: golden/edge-services-stop/edge01-es01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Stop-CsWindowsService
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### edge-services-stop/edge01-es02.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: server edge01-es02.sea.contoso.com
+# request: golden/edge-services-stop/edge01-es02.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Stop-CsWindowsService
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### xmpp-federation-route/edge01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+# request: golden/xmpp-federation-route/edge01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com -Confirm:$false
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### wait-xmpp-dns/edge01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### edge-services-start/edge01-es01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: server edge01-es01.sea.contoso.com
+# request: golden/edge-services-start/edge01-es01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Start-CsWindowsService
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### edge-setup/edge01-es01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: server edge01-es01.sea.contoso.com
+# request: golden/edge-setup/edge01-es01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### edge-services-start/edge01-es02.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: server edge01-es02.sea.contoso.com
+# request: golden/edge-services-start/edge01-es02.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Start-CsWindowsService
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### edge-setup/edge01-es02.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: server edge01-es02.sea.contoso.com
+# request: golden/edge-setup/edge01-es02.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
+
+### rgs-routine-export/pool01.sea.contoso.com
+# lyncdr driver invoke v1
+# run-on: pool pool01.sea.contoso.com
+# request: golden/rgs-routine-export/pool01.sea.contoso.com 120000
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+function Write-LyncdrFrame([string]$Kind, $Value) {
+    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress
+    if ($json -eq $null) { $json = 'null' }
+    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
+}
+try {
+    if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
+        if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
+    }
+    $lyncdrOut = Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip' -Confirm:$false
+    Write-LyncdrFrame 'RESULT' $lyncdrOut
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
+}
