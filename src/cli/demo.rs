@@ -5,12 +5,12 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CliError, Format, virtual_runtime};
+use super::{CliError, DemoTransport, Format, virtual_runtime};
 use crate::api::manifests;
 use crate::backend::Lync;
 use crate::desired::{self, Desired};
@@ -70,6 +70,7 @@ pub fn run(
     faults: &[String],
     format: Format,
     concurrency: usize,
+    transport: DemoTransport,
 ) -> Result<ExitCode, CliError> {
     let builtin = scenario.is_none() && desired.is_none() && faults.is_empty();
     let s = match scenario {
@@ -91,7 +92,14 @@ pub fn run(
         t.fault.check(&s.topology).map_err(|e| CliError(format!("--fault {f}: {e}")))?;
         timed.push(t);
     }
-    let report = virtual_runtime()?.block_on(demo(&s, &d, &timed, concurrency.max(1)))?;
+    let report = match transport {
+        DemoTransport::InProcess => virtual_runtime()?.block_on(demo(&s, &d, &timed, concurrency.max(1)))?,
+        DemoTransport::Winrm => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(demo_over_winrm(&s, &d, &timed, concurrency.max(1)))?,
+    };
     match format {
         Format::Json | Format::Dot => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_text(&report),
@@ -106,8 +114,61 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
         sim.schedule(Stamp(f.at.0), f.fault.clone());
     }
     let lync = LocalSim::new(sim);
+    let (converged, outcome, blockers, notices, timeline) = story(&lync, &|| lync.lock(), d, concurrency).await;
+    let sim = lync.lock();
+    Ok(report(s, &sim, converged, outcome, blockers, notices, timeline))
+}
+
+/// Simulated seconds per second of `demo --transport winrm`: the two-hour story in about ten
+/// seconds of wall-clock time.
+pub const WINRM_DEMO_SPEED: f64 = 720.0;
+
+/// The story through the PowerShell driver: the simulator behind its WS-Man endpoint on a
+/// loopback port (NTLM with message encryption, a password made for this run), the engine on
+/// [`crate::driver::winrm::WinRmLync`]. Public for the end-to-end tests.
+pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency: usize) -> Result<DemoReport, CliError> {
+    use crate::driver::winrm::{WinRmConfig, WinRmLync};
+    use crate::sim::server::SimServer;
+    use crate::winrm::auth::{Credentials, Users};
+    use crate::winrm::server::{Server, ServerConfig};
+
+    let mut sim = Simulator::new(s);
+    for f in faults {
+        sim.schedule(Stamp(f.at.0), f.fault.clone());
+    }
+    let server = SimServer::new(sim, WINRM_DEMO_SPEED);
+    let password = format!("demo-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    let users = Users::new().with("LYNCDR\\demo", &password).map_err(|e| CliError(e.to_string()))?;
+    let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(crate::sim::winrm_host::SimHost::new(server.clone()))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let serving = tokio::spawn(crate::winrm::server::serve(listener, wsman));
+    let credentials = Credentials::new("LYNCDR\\demo", password).map_err(|e| CliError(e.to_string()))?;
+    let management_servers = s.topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect();
+    let cfg = WinRmConfig {
+        endpoint: format!("http://{addr}/wsman"),
+        credentials,
+        management_servers,
+        script_timeout: std::time::Duration::from_secs(600),
+    };
+    let lync = WinRmLync::connect(cfg).await.map_err(|e| CliError(format!("cannot connect to the simulator's WS-Man endpoint: {e}")))?;
+    let (converged, outcome, blockers, notices, timeline) = story(&lync, &|| server.lock(), d, concurrency).await;
+    serving.abort();
+    let sim = server.lock();
+    Ok(report(s, &sim, converged, outcome, blockers, notices, timeline))
+}
+
+type Story = (bool, String, Vec<crate::planner::Blocker>, Vec<String>, Vec<Event>);
+
+/// Converges, waits for the next fault or recheck, and converges again, until the story ends.
+async fn story<'a>(
+    lync: &dyn Lync,
+    sim: &dyn Fn() -> std::sync::MutexGuard<'a, Simulator>,
+    d: &Desired,
+    concurrency: usize,
+) -> Story {
     let journal = MemoryJournal::default();
-    let mut engine = Engine::new(&lync, &journal);
+    let mut engine = Engine::new(lync, &journal);
     engine.settings = Settings { concurrency, by: "lyncdr demo".into(), ..Settings::default() };
     let timeline: Mutex<Vec<Event>> = Mutex::new(Vec::new());
     let sink = |e: Event| {
@@ -123,7 +184,7 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
     let mut converged;
     loop {
         let result = engine.converge(d, &sink).await;
-        let next_fault = lync.lock().next_scheduled();
+        let next_fault = sim().next_scheduled();
         let now = lync.now();
         blockers.clear();
         notices.clear();
@@ -158,7 +219,20 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
             _ => break,
         }
     }
-    let sim = lync.lock();
+    let timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    (converged, outcome, blockers, notices, timeline)
+}
+
+/// What the story did, from the simulator's log and statistics.
+fn report(
+    s: &Scenario,
+    sim: &Simulator,
+    converged: bool,
+    outcome: String,
+    blockers: Vec<crate::planner::Blocker>,
+    notices: Vec<String>,
+    timeline: Vec<Event>,
+) -> DemoReport {
     let stats = sim.stats().clone();
     let cmdlets = sim
         .log()
@@ -181,8 +255,7 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
         })
         .collect();
     let queries = sim.log().iter().filter(|r| !r.mutating).count();
-    let timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
-    Ok(DemoReport {
+    DemoReport {
         scenario: s.name.clone(),
         converged,
         outcome,
@@ -196,7 +269,7 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
         notices,
         timeline,
         final_state: sim.snapshot(),
-    })
+    }
 }
 
 fn print_text(r: &DemoReport) {

@@ -2,7 +2,7 @@
 //! drives the same engine; output is human-readable by default and `--format json` for tools.
 
 mod admin;
-mod demo;
+pub mod demo;
 mod output;
 mod plan;
 mod sim;
@@ -61,6 +61,11 @@ pub enum Command {
         /// Steps run at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// How the engine reaches the simulator: in process (virtual time), or through the
+        /// PowerShell driver over WinRM to the simulator's WS-Man endpoint (scaled real time,
+        /// the path a real deployment takes).
+        #[arg(long, value_enum, default_value_t)]
+        transport: DemoTransport,
     },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crdgen {
@@ -198,8 +203,8 @@ pub fn main() -> ExitCode {
         Command::Plan { scenario, desired, format } => plan::run(&scenario, &desired, format),
         Command::Sim { command: SimCommand::Run { scenario, script, format, lenient } } => sim::run(&scenario, &script, format, lenient),
         Command::Sim { command: SimCommand::Serve { scenario, listen, speed, lenient } } => sim::serve(&scenario, &listen, speed, lenient),
-        Command::Demo { scenario, desired, faults, format, concurrency } => {
-            demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency)
+        Command::Demo { scenario, desired, faults, format, concurrency, transport } => {
+            demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency, transport)
         }
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => admin::run(args),
@@ -253,6 +258,14 @@ fn crdgen(out: Option<PathBuf>) -> Result<ExitCode, CliError> {
 }
 
 /// A paused, single-threaded runtime: simulated time runs as fast as the work allows.
+/// How `lyncdr demo` reaches the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoTransport {
+    #[default]
+    InProcess,
+    Winrm,
+}
+
 pub(crate) fn virtual_runtime() -> Result<tokio::runtime::Runtime, CliError> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?)
 }

@@ -1,0 +1,67 @@
+//! The PowerShell driver end to end: the engine on `driver::winrm::WinRmLync`, through our
+//! WinRM client (NTLM with message encryption), to the simulator's WS-Man endpoint, which runs
+//! the driver's scripts against the simulated deployment. The built-in two-site story (Dallas
+//! lost, recovered automatically, back, failed back) must converge with the same state-changing
+//! cmdlets, each once, as through the in-process simulator.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use lyncdr::cli::demo::{DemoReport, demo, demo_over_winrm};
+use lyncdr::desired::{self, Desired};
+use lyncdr::scenario::{DEMO_SCENARIO, Scenario, TimedFault};
+
+fn story() -> (Scenario, Desired, Vec<TimedFault>) {
+    let s = Scenario::from_yaml(DEMO_SCENARIO).expect("demo scenario");
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-site/desired.yaml")).expect("desired");
+    let m = lyncdr::api::manifests::parse(&text, "desired.yaml").expect("manifests");
+    let d = desired::compile(&m).expect("desired state").into_iter().next().expect("a deployment");
+    let faults = ["5m:down:site/Dallas", "65m:up:site/Dallas"].iter().map(|f| TimedFault::parse(f).expect("fault")).collect();
+    (s, d, faults)
+}
+
+/// Each state-changing cmdlet with its arguments, and how often it ran.
+fn changes(r: &DemoReport) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in &r.cmdlets {
+        *out.entry(format!("{} {} on {}", c.cmdlet, serde_json::to_string(&c.args).unwrap_or_default(), c.run_on)).or_insert(0) += 1;
+    }
+    out
+}
+
+#[test]
+fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
+    let (s, d, faults) = story();
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+        .block_on(demo(&s, &d, &faults, 4))
+        .expect("in-process demo");
+    let started = std::time::Instant::now();
+    let remote = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(demo_over_winrm(&s, &d, &faults, 4))
+        .expect("demo over WinRM");
+    eprintln!(
+        "over WinRM: {} in {:.1} s wall, {} queries, {} changes; in process: {} queries",
+        remote.outcome,
+        started.elapsed().as_secs_f64(),
+        remote.queries,
+        remote.cmdlets.len(),
+        local.queries
+    );
+    assert!(local.converged, "in process: {}", local.outcome);
+    assert!(remote.converged, "over WinRM: {}\nblockers: {:?}", remote.outcome, remote.blockers);
+    assert!(remote.cmdlets.iter().all(|c| c.result == "ok"), "{:#?}", remote.cmdlets.iter().filter(|c| c.result != "ok").collect::<Vec<_>>());
+    let (a, b) = (changes(&local), changes(&remote));
+    assert_eq!(a, b, "the same state-changing cmdlets, each as often");
+    assert!(b.values().all(|n| *n == 1), "each change once: {b:#?}");
+    let serving = |r: &DemoReport| r.final_state.pools.iter().map(|(p, s)| (p.clone(), s.served_by.clone())).collect::<BTreeMap<_, _>>();
+    assert_eq!(serving(&remote), serving(&local), "every pool's users served where they were in process");
+}
