@@ -14,18 +14,28 @@ use lyncdr::scenario::{DEMO_SCENARIO, Scenario, TimedFault};
 
 fn story() -> (Scenario, Desired, Vec<TimedFault>) {
     let s = Scenario::from_yaml(DEMO_SCENARIO).expect("demo scenario");
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-site/desired.yaml")).expect("desired");
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-site/desired.yaml")).expect("desired");
     let m = lyncdr::api::manifests::parse(&text, "desired.yaml").expect("manifests");
     let d = desired::compile(&m).expect("desired state").into_iter().next().expect("a deployment");
     let faults = ["5m:down:site/Dallas", "65m:up:site/Dallas"].iter().map(|f| TimedFault::parse(f).expect("fault")).collect();
     (s, d, faults)
 }
 
-/// Each state-changing cmdlet with its arguments, and how often it ran.
-fn changes(r: &DemoReport) -> BTreeMap<String, usize> {
+/// Each state-changing cmdlet with its arguments, and how often it ran. The driver adds
+/// `-Confirm:$false` where a cmdlet would ask (nobody is there to answer); that is the only
+/// difference it may make.
+fn changes(r: &DemoReport, unattended: bool) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for c in &r.cmdlets {
-        *out.entry(format!("{} {} on {}", c.cmdlet, serde_json::to_string(&c.args).unwrap_or_default(), c.run_on)).or_insert(0) += 1;
+        let mut args = c.args.clone();
+        if unattended {
+            let spec = lyncdr::ps::catalog::lookup(&c.cmdlet);
+            if spec.is_some_and(|s| s.should_process) {
+                assert_eq!(args.shift_remove("Confirm"), Some(serde_json::Value::Bool(false)), "{} ran without -Confirm:$false", c.cmdlet);
+            }
+        }
+        *out.entry(format!("{} {} on {}", c.cmdlet, serde_json::to_string(&args).unwrap_or_default(), c.run_on)).or_insert(0) += 1;
     }
     out
 }
@@ -39,7 +49,7 @@ fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
         .build()
         .expect("runtime")
         .block_on(demo(&s, &d, &faults, 4))
-        .expect("in-process demo");
+        .unwrap_or_else(|e| panic!("in-process demo: {}", e.0));
     let started = std::time::Instant::now();
     let remote = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -47,7 +57,7 @@ fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
         .build()
         .expect("runtime")
         .block_on(demo_over_winrm(&s, &d, &faults, 4))
-        .expect("demo over WinRM");
+        .unwrap_or_else(|e| panic!("demo over WinRM: {}", e.0));
     eprintln!(
         "over WinRM: {} in {:.1} s wall, {} queries, {} changes; in process: {} queries",
         remote.outcome,
@@ -58,8 +68,12 @@ fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
     );
     assert!(local.converged, "in process: {}", local.outcome);
     assert!(remote.converged, "over WinRM: {}\nblockers: {:?}", remote.outcome, remote.blockers);
-    assert!(remote.cmdlets.iter().all(|c| c.result == "ok"), "{:#?}", remote.cmdlets.iter().filter(|c| c.result != "ok").collect::<Vec<_>>());
-    let (a, b) = (changes(&local), changes(&remote));
+    assert!(
+        remote.cmdlets.iter().all(|c| c.result == "ok"),
+        "{:#?}",
+        remote.cmdlets.iter().filter(|c| c.result != "ok").collect::<Vec<_>>()
+    );
+    let (a, b) = (changes(&local, false), changes(&remote, true));
     assert_eq!(a, b, "the same state-changing cmdlets, each as often");
     assert!(b.values().all(|n| *n == 1), "each change once: {b:#?}");
     let serving = |r: &DemoReport| r.final_state.pools.iter().map(|(p, s)| (p.clone(), s.served_by.clone())).collect::<BTreeMap<_, _>>();

@@ -137,9 +137,10 @@ pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], c
         sim.schedule(Stamp(f.at.0), f.fault.clone());
     }
     let server = SimServer::new(sim, WINRM_DEMO_SPEED);
-    let password = format!("demo-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    let password =
+        format!("demo-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     let users = Users::new().with("LYNCDR\\demo", &password).map_err(|e| CliError(e.to_string()))?;
-    let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(crate::sim::winrm_host::SimHost::new(server.clone()))));
+    let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(crate::sim::winrm_host::SimHost { server: server.clone() })));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let serving = tokio::spawn(crate::winrm::server::serve(listener, wsman));
@@ -161,12 +162,7 @@ pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], c
 type Story = (bool, String, Vec<crate::planner::Blocker>, Vec<String>, Vec<Event>);
 
 /// Converges, waits for the next fault or recheck, and converges again, until the story ends.
-async fn story<'a>(
-    lync: &dyn Lync,
-    sim: &dyn Fn() -> std::sync::MutexGuard<'a, Simulator>,
-    d: &Desired,
-    concurrency: usize,
-) -> Story {
+async fn story<'a>(lync: &dyn Lync, sim: &dyn Fn() -> std::sync::MutexGuard<'a, Simulator>, d: &Desired, concurrency: usize) -> Story {
     let journal = MemoryJournal::default();
     let mut engine = Engine::new(lync, &journal);
     engine.settings = Settings { concurrency, by: "lyncdr demo".into(), ..Settings::default() };

@@ -171,7 +171,7 @@ pub enum SimCommand {
         #[arg(long)]
         lenient: bool,
     },
-    /// Serve the simulator over HTTP (JSON API) in scaled real time.
+    /// Serve the simulator over HTTP (JSON API) in scaled real time, and with --winrm over WS-Man.
     Serve {
         #[arg(long)]
         scenario: PathBuf,
@@ -182,6 +182,13 @@ pub enum SimCommand {
         speed: f64,
         #[arg(long)]
         lenient: bool,
+        /// Also serve the simulator as WS-Man (WinRM) on this address, for the PowerShell
+        /// driver: NTLM with message encryption, the password in LYNCDR_WINRM_PASSWORD.
+        #[arg(long, value_name = "ADDR")]
+        winrm: Option<String>,
+        /// The account the WinRM endpoint accepts (`user`, `DOMAIN\user` or `user@REALM`).
+        #[arg(long, value_name = "USER", default_value = "lyncdr", requires = "winrm")]
+        winrm_user: String,
     },
 }
 
@@ -202,7 +209,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan { scenario, desired, format } => plan::run(&scenario, &desired, format),
         Command::Sim { command: SimCommand::Run { scenario, script, format, lenient } } => sim::run(&scenario, &script, format, lenient),
-        Command::Sim { command: SimCommand::Serve { scenario, listen, speed, lenient } } => sim::serve(&scenario, &listen, speed, lenient),
+        Command::Sim { command: SimCommand::Serve { scenario, listen, speed, lenient, winrm, winrm_user } } => {
+            let winrm = winrm.map(|addr| sim::WinrmListen { addr, user: winrm_user });
+            sim::serve(&scenario, &listen, speed, lenient, winrm)
+        }
         Command::Demo { scenario, desired, faults, format, concurrency, transport } => {
             demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency, transport)
         }

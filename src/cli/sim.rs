@@ -1,9 +1,12 @@
 //! `lyncdr sim run` (rehearse a runbook against the simulator, see [`crate::sim::script`]) and
-//! `lyncdr sim serve` (the simulator as an HTTP service for the operator's `transport: Simulator`).
+//! `lyncdr sim serve` (the simulator as an HTTP service for the operator's `transport: Simulator`,
+//! and with `--winrm` also as a WS-Man endpoint the PowerShell driver runs its scripts on, see
+//! [`crate::sim::winrm_host`]).
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::{CliError, Format};
 use crate::model::text::shown;
@@ -11,6 +14,33 @@ use crate::scenario::Scenario;
 use crate::sim::Simulator;
 use crate::sim::script::{MAX_SCRIPT_BYTES, run_script};
 use crate::sim::server::SimServer;
+use crate::sim::winrm_host::SimHost;
+use crate::winrm::auth::Users;
+use crate::winrm::server::{Server, ServerConfig};
+
+/// The environment variable holding the password of the WinRM endpoint's account.
+pub const WINRM_PASSWORD_ENV: &str = "LYNCDR_WINRM_PASSWORD";
+
+/// `--winrm` and `--winrm-user` of `sim serve`.
+#[derive(Debug, Clone)]
+pub struct WinrmListen {
+    pub addr: String,
+    pub user: String,
+}
+
+/// The WinRM endpoint's account, its password from [`WINRM_PASSWORD_ENV`] (never shown).
+fn winrm_users(user: &str) -> Result<Users, CliError> {
+    let password = match std::env::var(WINRM_PASSWORD_ENV) {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            return Err(CliError(format!("--winrm needs the password of --winrm-user in the environment variable {WINRM_PASSWORD_ENV}")));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(CliError(format!("the environment variable {WINRM_PASSWORD_ENV} is not valid Unicode")));
+        }
+    };
+    Users::new().with(user, &password).map_err(|e| CliError(format!("--winrm-user: {e}")))
+}
 
 pub fn run(scenario: &Path, script: &Path, format: Format, lenient: bool) -> Result<ExitCode, CliError> {
     let s = Scenario::load(scenario)?;
@@ -51,11 +81,15 @@ pub fn run(scenario: &Path, script: &Path, format: Format, lenient: bool) -> Res
     Ok(if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool) -> Result<ExitCode, CliError> {
+pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool, winrm: Option<WinrmListen>) -> Result<ExitCode, CliError> {
     let s = Scenario::load(scenario)?;
     if !(speed.is_finite() && speed > 0.0) {
         return Err(CliError("--speed must be a positive number of simulated seconds per second".into()));
     }
+    let winrm = match winrm {
+        Some(w) => Some((winrm_users(&w.user)?, w.addr)),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let mut sim = Simulator::new(&s);
@@ -63,12 +97,32 @@ pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool) -> Result
         let server = SimServer::new(sim, speed);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| CliError(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr()?;
+        let wsman = match winrm {
+            Some((users, waddr)) => {
+                let l =
+                    tokio::net::TcpListener::bind(&waddr).await.map_err(|e| CliError(format!("--winrm: cannot listen on {waddr}: {e}")))?;
+                let host = Arc::new(SimHost { server: server.clone() });
+                Some((l, Arc::new(Server::new(ServerConfig::new(users), host))))
+            }
+            None => None,
+        };
         eprintln!("lyncdr simulator '{}' listening on http://{addr} ({speed}x real time)", s.name);
-        axum::serve(listener, server.router())
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        if let Some((l, _)) = &wsman {
+            eprintln!("lyncdr simulator WinRM endpoint on http://{}/wsman", l.local_addr()?);
+        }
+        let http = axum::serve(listener, server.router()).with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        let winrm = async move {
+            match wsman {
+                Some((l, ws)) => crate::winrm::server::serve(l, ws).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = http => r?,
+            r = winrm => r.map_err(|e| CliError(format!("WinRM endpoint: {e}")))?,
+        }
         Ok::<_, CliError>(())
     })?;
     Ok(ExitCode::SUCCESS)

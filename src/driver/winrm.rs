@@ -27,6 +27,9 @@ use crate::winrm::session::PsSession;
 use crate::winrm::shell::Shell;
 use crate::winrm::soap::request::ShellOptions;
 
+/// The error id of an error frame whose call may or may not have taken effect.
+pub const OUTCOME_UNKNOWN: &str = "LyncdrOutcomeUnknown";
+
 /// Warm sessions kept per server: independent steps of a plan may run on one server at once.
 pub const SESSIONS_PER_SERVER: usize = 4;
 
@@ -162,6 +165,8 @@ impl WinRmLync {
             let text = script::invoke(&on, inv, req);
             match self.run_script(&server, &text, changes).await {
                 Ok(Frame::Result(v)) => return Ok(v),
+                // The simulator's endpoint says when it lost track of a call it started.
+                Ok(Frame::Error(e)) if e.error_id == OUTCOME_UNKNOWN => return Err(LyncError::Ambiguous { detail: e.message }),
                 Ok(Frame::Error(e)) => return Err(LyncError::Cmdlet { cmdlet: inv.cmdlet.clone(), message: e.message, rule: e.rule }),
                 Ok(Frame::Unreachable(u)) => last = Some(LyncError::Unreachable { target: u.target, detail: u.detail }),
                 Err(e @ LyncError::Unreachable { .. }) => last = Some(e),

@@ -2,7 +2,8 @@
 //! deployment that executes the DR cmdlets of the domain document with their real parameter
 //! binding, preconditions and error texts, in simulated time. It is the embedded default
 //! backend of lyncdr (`demo`, `plan`, tests) and, behind `lyncdr sim serve`, a process the
-//! operator talks to over HTTP.
+//! operator talks to over HTTP, and with `--winrm` over WS-Man as if it were the deployment's
+//! servers ([`winrm_host`]).
 //!
 //! Calls are split in two: [`Simulator::begin`] binds and checks a cmdlet at the current
 //! simulated time and returns a [`Ticket`] with its completion time; after
@@ -29,6 +30,7 @@ mod replication;
 pub mod script;
 pub mod server;
 mod snapshot;
+pub mod winrm_host;
 mod world;
 
 use std::collections::BTreeMap;

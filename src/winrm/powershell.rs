@@ -48,6 +48,52 @@ pub fn decode_command(encoded: &str) -> Result<String, WinrmError> {
     String::from_utf16(&units).map_err(|e| WinrmError::Protocol(format!("-EncodedCommand: {e}")))
 }
 
+/// What a WinRS command asks for, as a host standing in for Windows reads it (the test host and
+/// the simulator's endpoint share this reading).
+#[derive(Debug)]
+pub enum Launch {
+    /// Not PowerShell: the command's words joined by spaces, for `cmd.exe`.
+    Cmd(String),
+    /// PowerShell running this script (from `-EncodedCommand`, or the words that are not flags).
+    Script(String),
+    /// PowerShell with [`STDIN_BOOTSTRAP`]: one script on stdin.
+    StdinScript,
+    /// PowerShell with [`INTERACTIVE_BOOTSTRAP`]: scripts one after another on stdin.
+    Interactive,
+    /// PowerShell with an `-EncodedCommand` that does not decode.
+    BadEncoding(WinrmError),
+}
+
+/// Reads the WinRS `rsp:Command` (which may hold arguments itself) and its `rsp:Arguments`.
+pub fn classify_launch(command_line: &str, args: &[String]) -> Launch {
+    let words: Vec<&str> = command_line.split_whitespace().chain(args.iter().map(String::as_str)).collect();
+    let is_ps = words.first().is_some_and(|w| {
+        let w = w.to_ascii_lowercase();
+        w == "powershell" || w == "powershell.exe" || w.ends_with("\\powershell.exe")
+    });
+    if !is_ps {
+        return Launch::Cmd(words.join(" "));
+    }
+    let encoded = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("-EncodedCommand") || w.eq_ignore_ascii_case("-enc"))
+        .and_then(|i| words.get(i + 1));
+    let script = match encoded {
+        Some(e) => match decode_command(e) {
+            Ok(s) => s,
+            Err(e) => return Launch::BadEncoding(e),
+        },
+        None => words.iter().skip(1).filter(|w| !w.starts_with('-')).copied().collect::<Vec<_>>().join(" "),
+    };
+    if script == STDIN_BOOTSTRAP {
+        Launch::StdinScript
+    } else if script == INTERACTIVE_BOOTSTRAP {
+        Launch::Interactive
+    } else {
+        Launch::Script(script)
+    }
+}
+
 /// `powershell.exe -NoProfile -NonInteractive -EncodedCommand <bootstrap>`, as the command and
 /// arguments of a WinRS Command; refused if the command line would exceed [`MAX_COMMAND_LINE`].
 pub fn powershell_command(bootstrap: &str) -> Result<(String, Vec<String>), WinrmError> {
@@ -93,6 +139,21 @@ mod tests {
         }
         assert!(powershell_command(&"x".repeat(3100)).is_err());
         assert!(INTERACTIVE_BOOTSTRAP.contains(SCRIPT_END) && INTERACTIVE_BOOTSTRAP.contains(SCRIPT_DONE));
+    }
+
+    #[test]
+    fn launches_are_classified_like_windows_would_run_them() {
+        let enc = |s: &str| vec!["-NoProfile".to_string(), "-EncodedCommand".to_string(), encode_command(s)];
+        assert!(matches!(classify_launch("powershell.exe", &enc(STDIN_BOOTSTRAP)), Launch::StdinScript));
+        assert!(matches!(classify_launch("C:\\Windows\\powershell.exe", &enc(INTERACTIVE_BOOTSTRAP)), Launch::Interactive));
+        assert!(
+            matches!(classify_launch(&format!("PowerShell -enc {}", encode_command("echo x")), &[]), Launch::Script(s) if s == "echo x")
+        );
+        assert!(
+            matches!(classify_launch("powershell", &["-NoProfile".into(), "Get-CsPool".into()]), Launch::Script(s) if s == "Get-CsPool")
+        );
+        assert!(matches!(classify_launch("powershell", &["-EncodedCommand".into(), "AAAA".into()]), Launch::BadEncoding(_)));
+        assert!(matches!(classify_launch("echo", &["hi;".into(), "exit".into()]), Launch::Cmd(s) if s == "echo hi; exit"));
     }
 
     #[test]

@@ -2,15 +2,18 @@
 //! order (separated by `;` or newlines), directly or inside `powershell -EncodedCommand`:
 //! `echo TEXT` (stdout line), `err TEXT` (stderr line; CLIXML error record under PowerShell),
 //! `sleep MS`, `exit N`, `cat` (copy stdin to stdout until it ends). The lyncdr bootstraps are
-//! recognised: [`STDIN_BOOTSTRAP`] runs stdin as a script, [`INTERACTIVE_BOOTSTRAP`] runs script
-//! after script from stdin, printing [`SCRIPT_DONE`] after each. Anything else is "not recognized"
-//! on stderr with exit code 1, as `cmd.exe` says it.
+//! recognised ([`classify_launch`]): [`STDIN_BOOTSTRAP`] runs stdin as a script,
+//! [`INTERACTIVE_BOOTSTRAP`] runs script after script from stdin, printing [`SCRIPT_DONE`] after
+//! each. Anything else is "not recognized" on stderr with exit code 1, as `cmd.exe` says it.
+//!
+//! [`STDIN_BOOTSTRAP`]: crate::winrm::powershell::STDIN_BOOTSTRAP
+//! [`INTERACTIVE_BOOTSTRAP`]: crate::winrm::powershell::INTERACTIVE_BOOTSTRAP
 
 use std::time::Duration;
 
 use super::host::{Host, Input, Process, ProcessIo, channel_process};
 use crate::winrm::clixml::CLIXML_MARKER;
-use crate::winrm::powershell::{INTERACTIVE_BOOTSTRAP, SCRIPT_DONE, SCRIPT_END, STDIN_BOOTSTRAP, decode_command};
+use crate::winrm::powershell::{Launch, SCRIPT_DONE, SCRIPT_END, classify_launch};
 
 /// The scripted test host.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,28 +46,12 @@ fn escape_clixml(s: &str) -> String {
 }
 
 fn classify(command_line: &str, args: &[String]) -> Program {
-    let words: Vec<String> = command_line.split_whitespace().map(str::to_string).chain(args.iter().cloned()).collect();
-    let is_ps = words.first().is_some_and(|w| {
-        let w = w.to_ascii_lowercase();
-        w == "powershell" || w == "powershell.exe" || w.ends_with("\\powershell.exe")
-    });
-    if !is_ps {
-        return Program::Script(Mode::Cmd, words.join(" "));
-    }
-    let encoded = words
-        .iter()
-        .position(|w| w.eq_ignore_ascii_case("-EncodedCommand") || w.eq_ignore_ascii_case("-enc"))
-        .and_then(|i| words.get(i + 1));
-    let script = match encoded {
-        Some(e) => decode_command(e).unwrap_or_else(|_| "err The command is not valid base64 UTF-16LE.; exit 1".into()),
-        None => words.iter().skip(1).filter(|w| !w.starts_with('-')).cloned().collect::<Vec<_>>().join(" "),
-    };
-    if script == STDIN_BOOTSTRAP {
-        Program::StdinScript
-    } else if script == INTERACTIVE_BOOTSTRAP {
-        Program::Interactive
-    } else {
-        Program::Script(Mode::PowerShell, script)
+    match classify_launch(command_line, args) {
+        Launch::Cmd(words) => Program::Script(Mode::Cmd, words),
+        Launch::Script(script) => Program::Script(Mode::PowerShell, script),
+        Launch::BadEncoding(_) => Program::Script(Mode::PowerShell, "err The command is not valid base64 UTF-16LE.; exit 1".into()),
+        Launch::StdinScript => Program::StdinScript,
+        Launch::Interactive => Program::Interactive,
     }
 }
 
@@ -175,7 +162,7 @@ impl Host for TestHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::winrm::powershell::{encode_command, interactive_script};
+    use crate::winrm::powershell::{INTERACTIVE_BOOTSTRAP, STDIN_BOOTSTRAP, encode_command, interactive_script};
     use crate::winrm::server::host::Output;
 
     async fn collect(p: &mut Box<dyn Process>) -> (String, String, i64) {
