@@ -58,14 +58,18 @@ fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
         .expect("runtime")
         .block_on(demo_over_winrm(&s, &d, &faults, 4))
         .unwrap_or_else(|e| panic!("demo over WinRM: {}", e.0));
+    let trips = remote.round_trips.unwrap_or_default();
     eprintln!(
-        "over WinRM: {} in {:.1} s wall, {} queries, {} changes; in process: {} queries",
+        "over WinRM: {} in {:.1} s wall; {} round trips for {} observations ({:.1} per observation) and {} changes; in process: {} queries",
         remote.outcome,
         started.elapsed().as_secs_f64(),
-        remote.queries,
+        trips,
+        remote.observations,
+        trips as f64 / remote.observations.max(1) as f64,
         remote.cmdlets.len(),
         local.queries
     );
+    assert!(trips >= remote.queries as u64, "every query and change is a script: {trips} round trips for {} queries", remote.queries);
     assert!(local.converged, "in process: {}", local.outcome);
     assert!(remote.converged, "over WinRM: {}\nblockers: {:?}", remote.outcome, remote.blockers);
     assert!(

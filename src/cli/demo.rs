@@ -52,6 +52,11 @@ pub struct DemoReport {
     pub lost_cms_changes: u64,
     pub users_data_dropped: u64,
     pub queries: usize,
+    /// Observations the engine made.
+    pub observations: usize,
+    /// Scripts run over WinRM (`--transport winrm`): the round trips a real deployment pays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_trips: Option<u64>,
     pub cmdlets: Vec<CmdletRecord>,
     pub blockers: Vec<crate::planner::Blocker>,
     pub notices: Vec<String>,
@@ -114,9 +119,9 @@ pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency:
         sim.schedule(Stamp(f.at.0), f.fault.clone());
     }
     let lync = LocalSim::new(sim);
-    let (converged, outcome, blockers, notices, timeline) = story(&lync, &|| lync.lock(), d, concurrency).await;
+    let story = story(&lync, &|| lync.lock(), d, concurrency).await;
     let sim = lync.lock();
-    Ok(report(s, &sim, converged, outcome, blockers, notices, timeline))
+    Ok(report(s, &sim, story, None))
 }
 
 /// Simulated seconds per second of `demo --transport winrm`: the two-hour story in about ten
@@ -153,13 +158,13 @@ pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], c
         script_timeout: std::time::Duration::from_secs(600),
     };
     let lync = WinRmLync::connect(cfg).await.map_err(|e| CliError(format!("cannot connect to the simulator's WS-Man endpoint: {e}")))?;
-    let (converged, outcome, blockers, notices, timeline) = story(&lync, &|| server.lock(), d, concurrency).await;
+    let story = story(&lync, &|| server.lock(), d, concurrency).await;
     serving.abort();
     let sim = server.lock();
-    Ok(report(s, &sim, converged, outcome, blockers, notices, timeline))
+    Ok(report(s, &sim, story, Some(lync.round_trips())))
 }
 
-type Story = (bool, String, Vec<crate::planner::Blocker>, Vec<String>, Vec<Event>);
+type Story = (bool, String, Vec<crate::planner::Blocker>, Vec<String>, Vec<Event>, usize);
 
 /// Converges, waits for the next fault or recheck, and converges again, until the story ends.
 async fn story<'a>(lync: &dyn Lync, sim: &dyn Fn() -> std::sync::MutexGuard<'a, Simulator>, d: &Desired, concurrency: usize) -> Story {
@@ -167,10 +172,11 @@ async fn story<'a>(lync: &dyn Lync, sim: &dyn Fn() -> std::sync::MutexGuard<'a, 
     let mut engine = Engine::new(lync, &journal);
     engine.settings = Settings { concurrency, by: "lyncdr demo".into(), ..Settings::default() };
     let timeline: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    let observations = std::sync::atomic::AtomicUsize::new(0);
     let sink = |e: Event| {
-        if !matches!(e, Event::Observed { .. })
-            && let Ok(mut t) = timeline.lock()
-        {
+        if matches!(e, Event::Observed { .. }) {
+            observations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else if let Ok(mut t) = timeline.lock() {
             t.push(e);
         }
     };
@@ -216,19 +222,12 @@ async fn story<'a>(lync: &dyn Lync, sim: &dyn Fn() -> std::sync::MutexGuard<'a, 
         }
     }
     let timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
-    (converged, outcome, blockers, notices, timeline)
+    (converged, outcome, blockers, notices, timeline, observations.into_inner())
 }
 
 /// What the story did, from the simulator's log and statistics.
-fn report(
-    s: &Scenario,
-    sim: &Simulator,
-    converged: bool,
-    outcome: String,
-    blockers: Vec<crate::planner::Blocker>,
-    notices: Vec<String>,
-    timeline: Vec<Event>,
-) -> DemoReport {
+fn report(s: &Scenario, sim: &Simulator, story: Story, round_trips: Option<u64>) -> DemoReport {
+    let (converged, outcome, blockers, notices, timeline, observations) = story;
     let stats = sim.stats().clone();
     let cmdlets = sim
         .log()
@@ -260,6 +259,8 @@ fn report(
         lost_cms_changes: stats.lost_cms_changes.round() as u64,
         users_data_dropped: stats.users_data_dropped,
         queries,
+        observations,
+        round_trips,
         cmdlets,
         blockers,
         notices,
@@ -300,7 +301,10 @@ fn print_text(r: &DemoReport) {
         "data lost:    {} user/conference changes, {} CMS changes, {} users' contacts",
         r.lost_changes, r.lost_cms_changes, r.users_data_dropped
     );
-    println!("cmdlets:      {} changes, {} queries", r.cmdlets.len(), r.queries);
+    println!("cmdlets:      {} changes, {} queries, {} observations", r.cmdlets.len(), r.queries, r.observations);
+    if let Some(n) = r.round_trips {
+        println!("WinRM:        {n} round trips ({:.1} per observation)", n as f64 / r.observations.max(1) as f64);
+    }
     for b in &r.blockers {
         println!("BLOCKED {}: {}", b.resource, b.reason);
     }

@@ -66,6 +66,8 @@ pub struct WinRmLync {
     sessions: Mutex<HashMap<Fqdn, Vec<Slot>>>,
     /// The deployment's clock: a reading, when it was taken, and its speed (1 on real servers).
     clock: (Stamp, Instant, f64),
+    /// Scripts run so far.
+    round_trips: std::sync::atomic::AtomicU64,
 }
 
 impl WinRmLync {
@@ -74,7 +76,12 @@ impl WinRmLync {
         if cfg.management_servers.is_empty() {
             return Err(LyncError::Protocol("no management server is configured: list at least one Front End server".into()));
         }
-        let mut lync = WinRmLync { cfg, sessions: Mutex::new(HashMap::new()), clock: (Stamp(0), Instant::now(), 1.0) };
+        let mut lync = WinRmLync {
+            cfg,
+            sessions: Mutex::new(HashMap::new()),
+            clock: (Stamp(0), Instant::now(), 1.0),
+            round_trips: Default::default(),
+        };
         let mut last = None;
         for server in lync.cfg.management_servers.clone() {
             match lync.run_script(&server, &script::clock(), false).await {
@@ -93,6 +100,11 @@ impl WinRmLync {
             }
         }
         Err(last.unwrap_or_else(|| LyncError::Protocol("no management server answered".into())))
+    }
+
+    /// Scripts run so far (each one round trip to a server: what a real deployment pays).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn endpoint(&self, server: &Fqdn) -> String {
@@ -117,6 +129,7 @@ impl WinRmLync {
             *slot = Some(self.open(server).await?);
         }
         let Some(session) = slot.as_mut() else { return Err(LyncError::Protocol("no session".into())) };
+        self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match session.run(text, self.cfg.script_timeout).await {
             Ok(out) => match script::parse_frame(&out.stdout) {
                 Ok(frame) => Ok(frame),
