@@ -7,8 +7,9 @@
 //! * `$ErrorActionPreference = 'Stop'`, no confirmation prompts, the Skype for Business Server
 //!   module (or Lync's) imported once per session;
 //! * the cmdlet line as [`Invocation::to_powershell`] renders it (quoting that no argument can
-//!   escape), with `-Confirm:$false` where the cmdlet would ask, its output converted to
-//!   compressed JSON;
+//!   escape), with `-Confirm:$false` where the cmdlet would ask, its output turned into plain
+//!   data in the simulator's shapes (enum names, not PowerShell 3.0's integers; dates as
+//!   milliseconds; identities as their text) and converted to compressed JSON;
 //! * one framed line on stdout: `#LYNCDR-RESULT <base64 of UTF-8 JSON>` or `#LYNCDR-ERROR
 //!   <base64 JSON {message, category, errorId}>`. Base64 keeps the frame on one line whatever
 //!   the output holds, and away from anything else the session prints.
@@ -44,6 +45,41 @@ pub const UNREACHABLE_FRAME: &str = "#LYNCDR-UNREACHABLE ";
 /// Writes one frame: the value as compressed JSON, base64 of its UTF-8 bytes. `-Depth 8`: the
 /// default depth (2) would flatten nested objects to type names.
 const FRAME_FUNCTION: &str = "function Write-LyncdrFrame([string]$Kind, $Value) {\n    $json = ConvertTo-Json -InputObject $Value -Depth 8 -Compress\n    if ($json -eq $null) { $json = 'null' }\n    [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))\n}";
+
+/// Turns a cmdlet's output into plain data before `ConvertTo-Json`, the same shapes the
+/// simulator answers with: Windows PowerShell 3.0-5.1 write enums as integers, `DateTime` as
+/// `\/Date(ms)\/` and `TimeSpan` as objects, and expand every nested object. Here enums
+/// become their names, `DateTime` milliseconds since 1970 (UTC), `TimeSpan` its `hh:mm:ss`
+/// text, a nested object whose type has its own `ToString()` (Lync's identities, such as
+/// `Site:Dallas`) that text, collections lists, and other objects their properties.
+const DATA_FUNCTION: &str = r#"function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}"#;
 
 /// Imports the management module once per session: Skype for Business Server's where it is
 /// installed, otherwise Lync Server 2013's.
@@ -86,6 +122,8 @@ pub fn invoke(run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> St
     }
     s.push_str("$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n$ConfirmPreference = 'None'\n");
     s.push_str(FRAME_FUNCTION);
+    s.push('\n');
+    s.push_str(DATA_FUNCTION);
     s.push_str("\ntry {\n");
     for line in IMPORT_MODULE.lines() {
         s.push_str("    ");
@@ -95,7 +133,7 @@ pub fn invoke(run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> St
     s.push_str(COMMAND_PREFIX);
     s.push_str(&unattended(inv).to_powershell());
     s.push('\n');
-    s.push_str("    Write-LyncdrFrame 'RESULT' $lyncdrOut\n} catch {\n    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }\n}\n");
+    s.push_str("    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)\n} catch {\n    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }\n}\n");
     s
 }
 

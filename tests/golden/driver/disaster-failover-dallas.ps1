@@ -21,12 +21,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Export-CsConfiguration -FileName 'C:\lyncdr\backup\CsConfiguration-pool01.dal.contoso.com-to-pool01.sea.contoso.com.zip' -LocalStore
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -43,12 +71,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Invoke-CsManagementServerFailover -BackupSqlServerFqdn sql01.sea.contoso.com -BackupSqlInstanceName rtc -BackupMirrorSqlServerFqdn sql02.sea.contoso.com -BackupMirrorSqlInstanceName rtc -Force -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -64,12 +120,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Get-CsManagementStoreReplicationStatus
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -85,12 +169,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Get-CsManagementStoreReplicationStatus
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -107,12 +219,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com -DisasterMode -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -129,12 +269,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Set-CsSite -Identity Seattle -FederationRoute EdgeServer:edge01.sea.contoso.com -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -150,12 +318,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Get-CsManagementStoreReplicationStatus
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -172,12 +368,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Stop-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -194,12 +418,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Stop-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -216,12 +468,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Set-CsSite -Identity Seattle -XmppFederationRoute EdgeServer:edge01.sea.contoso.com -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -237,12 +517,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -259,12 +567,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Start-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -281,12 +617,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -303,12 +667,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Start-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -325,12 +717,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -347,12 +767,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip' -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }

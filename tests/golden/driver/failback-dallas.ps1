@@ -21,12 +21,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Set-CsSite -Identity Dallas -FederationRoute EdgeServer:edge01.dal.contoso.com -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -42,12 +70,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Get-CsManagementStoreReplicationStatus
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -64,12 +120,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Stop-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -86,12 +170,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Stop-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -108,12 +220,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Set-CsSite -Identity Dallas -XmppFederationRoute EdgeServer:edge01.dal.contoso.com -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -129,12 +269,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Resolve-DnsName -Name _xmpp-server._tcp.contoso.com -Type SRV
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -151,12 +319,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Start-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -173,12 +369,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -195,12 +419,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Start-CsWindowsService
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -217,12 +469,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = & 'C:\Program Files\Microsoft Lync Server 2013\Deployment\Bootstrapper.exe'
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -239,12 +519,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Invoke-CsPoolFailBack -PoolFqdn pool01.dal.contoso.com -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -261,12 +569,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Set-CsEdgeServer -Identity EdgeServer:edge01.dal.contoso.com -Registrar Registrar:pool01.dal.contoso.com -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -283,12 +619,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Export-CsRgsConfiguration -Source service:ApplicationServer:pool01.sea.contoso.com -FileName '\\fs01.contoso.com\lyncdr\rgs\pool01.sea.contoso.com-routine.zip' -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -305,12 +669,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Invoke-CsBackupServiceSync -PoolFqdn pool01.sea.contoso.com -BackupModule ConfServices.DataConf -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -326,12 +718,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Get-CsBackupServiceStatus -PoolFqdn pool01.sea.contoso.com
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -348,12 +768,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Export-CsConfiguration -FileName 'C:\lyncdr\backup\CsConfiguration-pool01.sea.contoso.com-to-pool01.dal.contoso.com.zip'
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -370,12 +818,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Export-CsLisConfiguration -FileName 'C:\lyncdr\backup\CsLisConfiguration-pool01.sea.contoso.com-to-pool01.dal.contoso.com.zip'
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -392,12 +868,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Invoke-CsManagementServerFailover -Confirm:$false
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
@@ -413,12 +917,40 @@ function Write-LyncdrFrame([string]$Kind, $Value) {
     if ($json -eq $null) { $json = 'null' }
     [Console]::Out.WriteLine('#LYNCDR-' + $Kind + ' ' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes([string]$json)))
 }
+function ConvertTo-LyncdrData($Value, [int]$Depth = 0) {
+    if ($Value -eq $null) { return $null }
+    # -and and -or bind equally in PowerShell, left to right: parenthesise.
+    if ($Value -is [string] -or $Value -is [decimal] -or ($Value -is [ValueType] -and $Value.GetType().IsPrimitive)) { return $Value }
+    if ($Value -is [Enum]) { return $Value.ToString() }
+    if ($Value -is [DateTime]) { return [long]($Value.ToUniversalTime() - (New-Object DateTime 1970, 1, 1, 0, 0, 0, ([DateTimeKind]::Utc))).TotalMilliseconds }
+    if ($Value -is [TimeSpan] -or $Value -is [Guid] -or $Value -is [Uri] -or $Value -is [Version]) { return $Value.ToString() }
+    if ($Depth -ge 8) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $h = @{}
+        foreach ($k in $Value.Keys) { $h[[string]$k] = ConvertTo-LyncdrData $Value[$k] ($Depth + 1) }
+        return $h
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-LyncdrData $item ($Depth + 1))) }
+        return ,$list.ToArray()
+    }
+    $type = $Value.GetType()
+    if ($Depth -gt 0 -and $type -ne [System.Management.Automation.PSCustomObject] -and $type.GetMethod('ToString', [Type[]]@()).DeclaringType -ne [object]) { return $Value.ToString() }
+    $h = [ordered]@{}
+    foreach ($p in $Value.PSObject.Properties) {
+        if ($p.MemberType -notmatch 'Property') { continue }
+        try { $v = $p.Value } catch { $v = $null }
+        $h[$p.Name] = ConvertTo-LyncdrData $v ($Depth + 1)
+    }
+    return $h
+}
 try {
     if (-not (Get-Module -Name SkypeForBusiness, Lync)) {
         if (Get-Module -ListAvailable -Name SkypeForBusiness) { Import-Module SkypeForBusiness } else { Import-Module Lync }
     }
     $lyncdrOut = Get-CsManagementStoreReplicationStatus
-    Write-LyncdrFrame 'RESULT' $lyncdrOut
+    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)
 } catch {
     Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }
 }
