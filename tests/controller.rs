@@ -570,3 +570,26 @@ async fn a_memory_left_half_changed_by_a_panic_is_never_written_to_status() {
     assert_eq!(before, after, "nothing was written to status");
     assert!(!after.to_string().contains("half-done"));
 }
+
+#[tokio::test]
+async fn a_winrm_connection_names_what_is_missing_and_never_a_secret_value() {
+    use lyncdr::api::{Connection, Transport};
+    use lyncdr::controller::DefaultConnector;
+    let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: []", "approval: Automatic"));
+    let connector = DefaultConnector::new(h.ctx.client.clone());
+    let mut conn: Connection = serde_json::from_value(json!({ "transport": "WinRM" })).expect("connection");
+    assert_eq!(conn.transport, Transport::WinRM);
+    let err = |c: &Connection| {
+        let c = c.clone();
+        let connector = &connector;
+        async move { connector.connect("lync/contoso", &c).await.err().map(|e| e.to_string()).unwrap_or_default() }
+    };
+    assert!(err(&conn).await.contains("spec.connection.endpoints is required for transport WinRM"));
+    conn.endpoints = Some(vec!["not a server".into()]);
+    assert!(err(&conn).await.starts_with("spec.connection.endpoints[0]: "));
+    conn.endpoints = Some(vec!["pool01-fe01.dal.contoso.com".into()]);
+    assert!(err(&conn).await.contains("spec.connection.credentialsSecret is required"));
+    conn.credentials_secret = Some("lync-winrm".into());
+    // The test apiserver has no Secrets: reading it fails, naming the Secret.
+    assert!(err(&conn).await.starts_with("credentials Secret lync/lync-winrm: "), "{}", err(&conn).await);
+}

@@ -1127,3 +1127,41 @@ async fn a_spec_changed_while_a_plan_runs_stops_the_steps_it_no_longer_wants() {
     assert!(ready(&dep), "{}", conditions_line(&dep));
     op.proc.kill();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. transport: WinRM, through the PowerShell driver, with credentials from a Secret
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_over_winrm_recovers_from_a_site_failure_with_a_secret() {
+    let Some(env) = setup("winrm").await else { return };
+    let k = &env.kubectl;
+    let ns = "lync-winrm";
+    k.create_namespace(ns);
+    let password = "e2e-Winrm-Pa55";
+    let sim = Sim::start_with(env.path(), 600, Some(("LAB\\lyncdr", password)));
+    let wsman = sim.wsman.clone().expect("the WS-Man endpoint");
+    k.must_apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: lync-winrm\n  namespace: {ns}\nstringData:\n  username: 'LAB\\lyncdr'\n  password: '{password}'\n"
+    ));
+    // The simulator's single endpoint stands in for every server (no {server} in the template).
+    let connection = format!(
+        "  connection:\n    transport: WinRM\n    endpointTemplate: {wsman}\n    endpoints: [pool01-fe01.dal.contoso.com, pool01-fe01.sea.contoso.com]\n    credentialsSecret: lync-winrm\n"
+    );
+    let manifests = example_desired(ns, &sim.url, 4);
+    let old = format!("  connection:\n    transport: Simulator\n    simulatorUrl: {}\n", sim.url);
+    assert!(manifests.contains(&old), "the example's connection block changed");
+    k.must_apply(&manifests.replace(&old, &connection));
+    let mut op = Operator::start(env.path(), env.plane.kubeconfig_path(), "op-winrm", &["--watch-namespace", ns]);
+    op.wait_ready().await;
+    let started = Instant::now();
+    site_failure_story(k, ns, &sim).await;
+    eprintln!("story over WinRM done in {:.1} s", started.elapsed().as_secs_f64());
+    let calls = check_story_calls(&sim).await;
+    // Every change went through the driver: unattended, with -Confirm:$false where it asks.
+    let failover = calls.iter().find(|r| r["cmdlet"] == "Invoke-CsPoolFailOver").expect("failover");
+    assert_eq!(failover["args"]["Confirm"], false, "{failover}");
+    // The password appears nowhere: not in status, Events or the operator's log.
+    let dep = get_dep(k, ns);
+    let text = format!("{dep}\n{}\n{}", event_lines(&events(k, ns)), op.proc.log_text());
+    assert!(!text.contains(password), "the password leaked");
+}

@@ -70,9 +70,14 @@ pub struct Connection {
     /// URL of `lyncdr sim serve`, e.g. `http://lyncdr-sim:8080`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulator_url: Option<String>,
-    /// WinRM endpoints (Front End servers), tried in order.
+    /// WinRM: the Front End servers (FQDNs) on which cmdlets that may run anywhere run, tried
+    /// in order; list at least one per site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Vec<String>>,
+    /// WinRM: the WS-Management URL of a server, `{server}` replaced by its FQDN. Default
+    /// `https://{server}:5986/wsman`; `http://{server}:5985/wsman` uses NTLM message encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_template: Option<String>,
     /// WinRM authentication: `Negotiate`, `Kerberos`, `Ntlm`, `CredSSP` or `Basic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<String>,

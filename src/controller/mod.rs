@@ -7,17 +7,16 @@
 //! Leader election (a Lease) makes one replica the only writer; `/metrics`, `/healthz` and
 //! `/readyz` are served for Prometheus and the kubelet.
 
+mod connect;
 pub mod inputs;
 mod journal;
 pub mod metrics;
 mod reconcile;
 mod report;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -27,72 +26,17 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use connect::{ConnectError, Connector, DefaultConnector};
 pub use inputs::{Stores, Writers};
 pub use journal::StatusJournal;
 pub use metrics::Metrics;
 pub use reconcile::{Error, error_policy, reconcile};
 
-use crate::api::{ConferenceContentRestore, Connection, LyncDeployment, PoolPair, Transport, UserPlacement};
-use crate::backend::{HttpSim, Lync};
+use crate::api::{ConferenceContentRestore, LyncDeployment, PoolPair, UserPlacement};
 
 /// The finalizer lyncdr puts on LyncDeployments. Its cleanup removes only operator state
 /// (metric series, cached connections); deleting a resource never changes Lync.
 pub const FINALIZER: &str = "lyncdr.io/cleanup";
-
-/// Why a LyncDeployment's connection gives no backend; the cause is kept.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("spec.connection.simulatorUrl is required for transport Simulator")]
-    NoSimulatorUrl,
-    #[error("spec.connection.transport WinRM is not implemented in this version of lyncdr; use transport: Simulator")]
-    WinRmUnsupported,
-    /// The backend refused or could not be reached (its message never carries a secret).
-    #[error(transparent)]
-    Backend(#[from] crate::backend::LyncError),
-}
-
-/// Creates the backend for a LyncDeployment's connection.
-pub trait Connector: Send + Sync {
-    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, ConnectError>>;
-    fn forget(&self, _key: &str) {}
-}
-
-/// Connects to `lyncdr sim serve` (transport Simulator); WinRM is not implemented yet.
-/// A connection per deployment, with the URL it was made for.
-type ConnectionCache = std::sync::Mutex<HashMap<String, (String, Arc<dyn Lync>)>>;
-
-#[derive(Default)]
-pub struct DefaultConnector {
-    cache: ConnectionCache,
-}
-
-impl Connector for DefaultConnector {
-    fn connect<'a>(&'a self, key: &'a str, conn: &'a Connection) -> BoxFuture<'a, Result<Arc<dyn Lync>, ConnectError>> {
-        Box::pin(async move {
-            match conn.transport {
-                Transport::Simulator => {
-                    let url = conn.simulator_url.clone().ok_or(ConnectError::NoSimulatorUrl)?;
-                    if let Some((u, l)) = self.cache.lock().ok().and_then(|c| c.get(key).cloned())
-                        && u == url
-                    {
-                        return Ok(l);
-                    }
-                    let l: Arc<dyn Lync> = Arc::new(HttpSim::connect(&url).await?);
-                    if let Ok(mut c) = self.cache.lock() {
-                        c.insert(key.to_string(), (url, l.clone()));
-                    }
-                    Ok(l)
-                }
-                Transport::WinRM => Err(ConnectError::WinRmUnsupported),
-            }
-        })
-    }
-    fn forget(&self, key: &str) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.remove(key);
-        }
-    }
-}
 
 /// Shared by every reconcile.
 pub struct Ctx {
@@ -255,7 +199,14 @@ pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> 
     let restore_stream = reflector::reflector(restore_writer, watcher(restores, watcher::Config::default())).touched_objects();
     let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
     let stores = Stores { deployments: controller.store(), pairs: pair_store, placements: placement_store, restores: restore_store };
-    let ctx = Arc::new(Ctx::new(client.clone(), &opts.instance, Arc::new(DefaultConnector::default()), leader_rx, metrics.clone(), stores));
+    let ctx = Arc::new(Ctx::new(
+        client.clone(),
+        &opts.instance,
+        Arc::new(DefaultConnector::new(client.clone())),
+        leader_rx,
+        metrics.clone(),
+        stores,
+    ));
     controller
         .watches_stream(pair_stream, |p: DeserializeGuard<PoolPair>| {
             p.0.ok().and_then(|p| deployment_refs(p.metadata.namespace.clone(), &p.spec.deployment))

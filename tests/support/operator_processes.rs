@@ -98,12 +98,22 @@ pub struct Sim {
     pub proc: Proc,
     pub url: String,
     pub http: reqwest::Client,
+    /// The WS-Man endpoint (`--winrm`), e.g. `http://127.0.0.1:PORT/wsman`.
+    pub wsman: Option<String>,
 }
 
 impl Sim {
     pub fn start(dir: &Path, speed: u32) -> Sim {
+        Sim::start_with(dir, speed, None)
+    }
+
+    /// With `winrm: Some((user, password))`, the simulator's WS-Man endpoint too.
+    pub fn start_with(dir: &Path, speed: u32, winrm: Option<(&str, &str)>) -> Sim {
         let mut cmd = Command::new(BIN);
         cmd.args(["sim", "serve", "--scenario", &scenario(), "--listen", "127.0.0.1:0", "--speed", &speed.to_string()]);
+        if let Some((user, password)) = winrm {
+            cmd.args(["--winrm", "127.0.0.1:0", "--winrm-user", user]).env("LYNCDR_WINRM_PASSWORD", password);
+        }
         let mut proc = Proc::spawn("lyncdr sim serve", cmd, dir.join("sim.log"), true);
         // The bound address is printed on stderr; the rest of stderr goes on into the log.
         let stderr = proc.child.stderr.take().expect("sim stderr");
@@ -127,7 +137,19 @@ impl Sim {
         let url: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
         assert!(!url.ends_with(":0"), "expected the bound port: {line}");
         eprintln!("simulator at {url} ({speed}x)");
-        Sim { proc, url, http: reqwest::Client::new() }
+        let wsman = winrm.map(|_| {
+            loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(line) if line.contains("WinRM endpoint on http://") => {
+                        let start = line.find("http://").expect("address");
+                        break line[start..].chars().take_while(|c| !c.is_whitespace()).collect::<String>();
+                    }
+                    Ok(_) => {}
+                    Err(e) => panic!("sim serve printed no WinRM endpoint within 30 s ({e}):\n{}", proc.tail(20)),
+                }
+            }
+        });
+        Sim { proc, url, http: reqwest::Client::new(), wsman }
     }
 
     pub async fn get(&self, path: &str) -> Value {
