@@ -28,6 +28,8 @@ use crate::ps::Invocation;
 
 /// The first line of a script that runs one cmdlet.
 pub const INVOKE_HEADER: &str = "# lyncdr driver invoke v1";
+/// The first line of a script that runs several read-only cmdlets, one frame each, in order.
+pub const BATCH_HEADER: &str = "# lyncdr driver batch v1";
 /// The first line of a script that reads the server's clock.
 pub const CLOCK_HEADER: &str = "# lyncdr driver clock v1";
 /// The comment line naming where a call runs.
@@ -111,20 +113,38 @@ pub fn parse_run_on(text: &str) -> Option<RunOn> {
 
 /// The script that runs `inv` where `run_on` says, under `request` for a state-changing call.
 pub fn invoke(run_on: &RunOn, inv: &Invocation, request: Option<&Request>) -> String {
-    let mut s = String::new();
-    s.push_str(INVOKE_HEADER);
-    s.push('\n');
-    s.push_str(RUN_ON_PREFIX);
-    s.push_str(&run_on_text(run_on));
-    s.push('\n');
+    let mut s = head(INVOKE_HEADER, run_on);
     if let Some(r) = request {
         s.push_str(&format!("{REQUEST_PREFIX}{} {}\n", r.id, r.not_after.0));
     }
-    s.push_str("$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n$ConfirmPreference = 'None'\n");
-    s.push_str(FRAME_FUNCTION);
-    s.push('\n');
-    s.push_str(DATA_FUNCTION);
-    s.push_str("\ntry {\n");
+    s.push_str(&preamble());
+    s.push_str(&call_block(inv));
+    s
+}
+
+/// One script for several read-only calls on the same server: one round trip instead of one
+/// per call. Each call has its own `try`, so each answers with its own frame, in order.
+pub fn batch(run_on: &RunOn, invs: &[Invocation]) -> String {
+    let mut s = head(BATCH_HEADER, run_on);
+    s.push_str(&preamble());
+    for inv in invs {
+        s.push_str(&call_block(inv));
+    }
+    s
+}
+
+fn head(header: &str, run_on: &RunOn) -> String {
+    format!("{header}\n{RUN_ON_PREFIX}{}\n", run_on_text(run_on))
+}
+
+fn preamble() -> String {
+    format!(
+        "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n$ConfirmPreference = 'None'\n{FRAME_FUNCTION}\n{DATA_FUNCTION}\n"
+    )
+}
+
+fn call_block(inv: &Invocation) -> String {
+    let mut s = String::from("try {\n");
     for line in IMPORT_MODULE.lines() {
         s.push_str("    ");
         s.push_str(line);
@@ -210,12 +230,16 @@ pub fn frame(prefix: &str, value: &Value) -> String {
 
 /// Reads the one frame of a script's stdout; other lines (warnings, banners) are ignored.
 pub fn parse_frame(stdout: &str) -> Result<Frame, FrameError> {
-    let frames: Vec<&str> = stdout.lines().map(|l| l.trim_end_matches('\r')).filter(|l| l.starts_with("#LYNCDR-")).collect();
-    let line = match frames.as_slice() {
-        [] => return Err(FrameError::Missing),
-        [one] => *one,
-        many => return Err(FrameError::Several(many.len())),
-    };
+    let mut frames = parse_frames(stdout)?;
+    match frames.len() {
+        0 => Err(FrameError::Missing),
+        1 => Ok(frames.remove(0)),
+        n => Err(FrameError::Several(n)),
+    }
+}
+
+/// Reads every frame of a script's stdout, in order (a batch answers one per call).
+pub fn parse_frames(stdout: &str) -> Result<Vec<Frame>, FrameError> {
     let decode = |payload: &str| -> Result<Value, FrameError> {
         let bytes = B64.decode(payload.trim()).map_err(|e| FrameError::Malformed(e.to_string()))?;
         let text = String::from_utf8(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
@@ -224,15 +248,25 @@ pub fn parse_frame(stdout: &str) -> Result<Frame, FrameError> {
         }
         serde_json::from_str(&text).map_err(|e| FrameError::Malformed(e.to_string()))
     };
-    if let Some(p) = line.strip_prefix(RESULT_FRAME) {
-        Ok(Frame::Result(decode(p)?))
-    } else if let Some(p) = line.strip_prefix(ERROR_FRAME) {
-        Ok(Frame::Error(typed(decode(p)?)?))
-    } else if let Some(p) = line.strip_prefix(UNREACHABLE_FRAME) {
-        Ok(Frame::Unreachable(typed(decode(p)?)?))
-    } else {
-        Err(FrameError::Malformed(format!("unknown frame {}", crate::model::text::shown(line.split(' ').next().unwrap_or_default()))))
-    }
+    stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("#LYNCDR-"))
+        .map(|line| {
+            if let Some(p) = line.strip_prefix(RESULT_FRAME) {
+                Ok(Frame::Result(decode(p)?))
+            } else if let Some(p) = line.strip_prefix(ERROR_FRAME) {
+                Ok(Frame::Error(typed(decode(p)?)?))
+            } else if let Some(p) = line.strip_prefix(UNREACHABLE_FRAME) {
+                Ok(Frame::Unreachable(typed(decode(p)?)?))
+            } else {
+                Err(FrameError::Malformed(format!(
+                    "unknown frame {}",
+                    crate::model::text::shown(line.split(' ').next().unwrap_or_default())
+                )))
+            }
+        })
+        .collect()
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, FrameError> {
@@ -243,6 +277,7 @@ fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, FrameError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     Invoke { run_on: RunOn, request: Option<Request>, command: String },
+    Batch { run_on: RunOn, commands: Vec<String> },
     Clock,
 }
 
@@ -252,6 +287,18 @@ pub fn parse_script(script: &str) -> Option<Parsed> {
     let mut lines = script.lines().map(|l| l.trim_end_matches('\r'));
     match lines.next()? {
         CLOCK_HEADER => Some(Parsed::Clock),
+        BATCH_HEADER => {
+            let mut run_on = None;
+            let mut commands = Vec::new();
+            for l in lines {
+                if let Some(r) = l.strip_prefix(RUN_ON_PREFIX) {
+                    run_on = parse_run_on(r);
+                } else if let Some(c) = l.strip_prefix(COMMAND_PREFIX) {
+                    commands.push(c.to_string());
+                }
+            }
+            Some(Parsed::Batch { run_on: run_on?, commands })
+        }
         INVOKE_HEADER => {
             let mut run_on = None;
             let mut request = None;
@@ -297,6 +344,11 @@ mod tests {
             })
         );
         assert_eq!(parse_script(&clock()), Some(Parsed::Clock));
+        let (a, b) = (Invocation::new("Get-CsPool"), Invocation::new("Get-CsSite"));
+        assert_eq!(
+            parse_script(&batch(&RunOn::Any, &[a.clone(), b.clone()])),
+            Some(Parsed::Batch { run_on: RunOn::Any, commands: vec![a.to_powershell(), b.to_powershell()] })
+        );
         assert_eq!(parse_script("Get-Process"), None);
         for r in [RunOn::Any, RunOn::Server(fq("fe01.pool01.dal.contoso.com"))] {
             assert_eq!(parse_run_on(&run_on_text(&r)), Some(r));

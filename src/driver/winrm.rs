@@ -60,12 +60,28 @@ impl std::fmt::Debug for WinRmConfig {
 
 type Slot = Arc<tokio::sync::Mutex<Option<PsSession>>>;
 
+/// How long the first read-only call for a server waits for others before its batch leaves:
+/// the engine issues an observation's queries together, and a real round trip costs seconds.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(2);
+
+/// A read-only call waiting for its batch.
+struct Queued {
+    inv: Invocation,
+    reply: tokio::sync::oneshot::Sender<Result<Value, LyncError>>,
+}
+
 /// The WinRM backend.
 pub struct WinRmLync {
-    cfg: WinRmConfig,
-    sessions: Mutex<HashMap<Fqdn, Vec<Slot>>>,
+    inner: Arc<Inner>,
     /// The deployment's clock: a reading, when it was taken, and its speed (1 on real servers).
     clock: (Stamp, Instant, f64),
+}
+
+struct Inner {
+    cfg: WinRmConfig,
+    sessions: Mutex<HashMap<Fqdn, Vec<Slot>>>,
+    /// Read-only calls waiting for their batch, per target.
+    queued: Mutex<HashMap<RunOn, Vec<Queued>>>,
     /// Scripts run so far.
     round_trips: std::sync::atomic::AtomicU64,
 }
@@ -76,15 +92,16 @@ impl WinRmLync {
         if cfg.management_servers.is_empty() {
             return Err(LyncError::Protocol("no management server is configured: list at least one Front End server".into()));
         }
-        let mut lync = WinRmLync {
+        let inner = Arc::new(Inner {
             cfg,
             sessions: Mutex::new(HashMap::new()),
-            clock: (Stamp(0), Instant::now(), 1.0),
+            queued: Mutex::new(HashMap::new()),
             round_trips: Default::default(),
-        };
+        });
+        let mut lync = WinRmLync { inner, clock: (Stamp(0), Instant::now(), 1.0) };
         let mut last = None;
-        for server in lync.cfg.management_servers.clone() {
-            match lync.run_script(&server, &script::clock(), false).await {
+        for server in lync.inner.cfg.management_servers.clone() {
+            match lync.inner.run_script(&server, &script::clock(), false).await {
                 Ok(Frame::Result(v)) => {
                     let c: ClockFrame = serde_json::from_value(v)
                         .map_err(|e| LyncError::Protocol(format!("{server} answered the clock script with something unreadable: {e}")))?;
@@ -104,9 +121,33 @@ impl WinRmLync {
 
     /// Scripts run so far (each one round trip to a server: what a real deployment pays).
     pub fn round_trips(&self) -> u64 {
-        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// A read-only call: queued with the others for the same target, sent as one batch.
+    async fn query(&self, run_on: &RunOn, inv: &Invocation) -> Result<Value, LyncError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let first = {
+            let mut queued = self.inner.queued.lock().unwrap_or_else(|p| p.into_inner());
+            let q = queued.entry(run_on.clone()).or_default();
+            q.push(Queued { inv: inv.clone(), reply });
+            q.len() == 1
+        };
+        if first {
+            // On a task of its own: a caller that gives up does not strand the others.
+            let inner = self.inner.clone();
+            let run_on = run_on.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(BATCH_WINDOW).await;
+                let calls = inner.queued.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_on).unwrap_or_default();
+                inner.run_batch(&run_on, calls).await;
+            });
+        }
+        answer.await.unwrap_or_else(|_| Err(LyncError::Protocol("the batch of this call was lost".into())))
+    }
+}
+
+impl Inner {
     fn endpoint(&self, server: &Fqdn) -> String {
         self.cfg.endpoint.replace("{server}", server.as_str())
     }
@@ -119,6 +160,16 @@ impl WinRmLync {
     /// Runs one script on `server` in a warm session (opened on first use). `changes` says
     /// whether the script may change the deployment (then a lost session is ambiguous).
     async fn run_script(&self, server: &Fqdn, text: &str, changes: bool) -> Result<Frame, LyncError> {
+        self.run_script_with(server, text, changes, script::parse_frame).await
+    }
+
+    async fn run_script_with<T>(
+        &self,
+        server: &Fqdn,
+        text: &str,
+        changes: bool,
+        parse: impl Fn(&str) -> Result<T, script::FrameError>,
+    ) -> Result<T, LyncError> {
         let slots = self.slots(server);
         let slot = match slots.iter().find_map(|s| s.clone().try_lock_owned().ok()) {
             Some(g) => g,
@@ -131,7 +182,7 @@ impl WinRmLync {
         let Some(session) = slot.as_mut() else { return Err(LyncError::Protocol("no session".into())) };
         self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match session.run(text, self.cfg.script_timeout).await {
-            Ok(out) => match script::parse_frame(&out.stdout) {
+            Ok(out) => match parse(&out.stdout) {
                 Ok(frame) => Ok(frame),
                 Err(e) => {
                     let stderr = crate::model::text::shown_lines(out.stderr.trim());
@@ -165,23 +216,66 @@ impl WinRmLync {
         PsSession::start(shell).await.map_err(unreachable)
     }
 
-    async fn call(&self, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> Result<Value, LyncError> {
-        let targets: Vec<(Fqdn, RunOn)> = match run_on {
+    /// Where a call connects, and where its script says it runs, in the order to try.
+    fn targets(&self, run_on: &RunOn) -> Vec<(Fqdn, RunOn)> {
+        match run_on {
             RunOn::Server(s) => vec![(s.clone(), run_on.clone())],
             // The pool's FQDN resolves (DNS load balancing) to one of its Front End servers.
             RunOn::Pool(p) => vec![(p.clone(), run_on.clone())],
             RunOn::Any => self.cfg.management_servers.iter().map(|s| (s.clone(), RunOn::Server(s.clone()))).collect(),
-        };
+        }
+    }
+
+    /// Runs queued read-only calls as one script per server tried, and answers each.
+    async fn run_batch(&self, run_on: &RunOn, calls: Vec<Queued>) {
+        if calls.is_empty() {
+            return;
+        }
+        let invs: Vec<Invocation> = calls.iter().map(|c| c.inv.clone()).collect();
+        let mut last = LyncError::Unreachable { target: run_on.to_string(), detail: "no server to run on".into() };
+        for (server, on) in self.targets(run_on) {
+            let text = if invs.len() == 1 { script::invoke(&on, &invs[0], None) } else { script::batch(&on, &invs) };
+            let frames = match self.run_frames(&server, &text).await {
+                Ok(f) if f.len() == calls.len() => f,
+                Ok(f) => {
+                    let e = LyncError::Protocol(format!("{server} answered {} frames for {} calls", f.len(), calls.len()));
+                    return answer_all(calls, e);
+                }
+                Err(e @ LyncError::Unreachable { .. }) => {
+                    last = e;
+                    continue;
+                }
+                Err(e) => return answer_all(calls, e),
+            };
+            // A server the simulator's endpoint says is unreachable answers every call so.
+            if frames.iter().all(|f| matches!(f, Frame::Unreachable(_))) {
+                if let Some(Frame::Unreachable(u)) = frames.first() {
+                    last = LyncError::Unreachable { target: u.target.clone(), detail: u.detail.clone() };
+                }
+                continue;
+            }
+            for (c, f) in calls.into_iter().zip(frames) {
+                let _ = c.reply.send(outcome(&c.inv, f));
+            }
+            return;
+        }
+        answer_all(calls, last);
+    }
+
+    /// Runs a read-only script and reads all its frames.
+    async fn run_frames(&self, server: &Fqdn, text: &str) -> Result<Vec<Frame>, LyncError> {
+        self.run_script_with(server, text, false, script::parse_frames).await
+    }
+
+    async fn call(&self, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> Result<Value, LyncError> {
+        let targets = self.targets(run_on);
         let changes = req.is_some();
         let mut last = None;
         for (server, on) in targets {
             let text = script::invoke(&on, inv, req);
             match self.run_script(&server, &text, changes).await {
-                Ok(Frame::Result(v)) => return Ok(v),
-                // The simulator's endpoint says when it lost track of a call it started.
-                Ok(Frame::Error(e)) if e.error_id == OUTCOME_UNKNOWN => return Err(LyncError::Ambiguous { detail: e.message }),
-                Ok(Frame::Error(e)) => return Err(LyncError::Cmdlet { cmdlet: inv.cmdlet.clone(), message: e.message, rule: e.rule }),
                 Ok(Frame::Unreachable(u)) => last = Some(LyncError::Unreachable { target: u.target, detail: u.detail }),
+                Ok(f) => return outcome(inv, f),
                 Err(e @ LyncError::Unreachable { .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
@@ -191,12 +285,14 @@ impl WinRmLync {
 }
 
 impl Lync for WinRmLync {
+    /// Read-only: batched with the other calls for the same target.
     fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {
-        self.call(run_on, inv, None).boxed()
+        self.query(run_on, inv).boxed()
     }
 
+    /// State-changing: a script of its own.
     fn invoke_request<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation, req: &'a Request) -> BoxFuture<'a, Result<Value, LyncError>> {
-        self.call(run_on, inv, Some(req)).boxed()
+        self.inner.call(run_on, inv, Some(req)).boxed()
     }
 
     /// A minute of wall-clock time, in the deployment's time.
@@ -214,6 +310,23 @@ impl Lync for WinRmLync {
     }
 
     fn describe(&self) -> String {
-        format!("WinRM {} as {}", self.cfg.endpoint, self.cfg.credentials.account)
+        format!("WinRM {} as {}", self.inner.cfg.endpoint, self.inner.cfg.credentials.account)
+    }
+}
+
+/// A call's result from its frame.
+fn outcome(inv: &Invocation, frame: Frame) -> Result<Value, LyncError> {
+    match frame {
+        Frame::Result(v) => Ok(v),
+        // The simulator's endpoint says when it lost track of a call it started.
+        Frame::Error(e) if e.error_id == OUTCOME_UNKNOWN => Err(LyncError::Ambiguous { detail: e.message }),
+        Frame::Error(e) => Err(LyncError::Cmdlet { cmdlet: inv.cmdlet.clone(), message: e.message, rule: e.rule }),
+        Frame::Unreachable(u) => Err(LyncError::Unreachable { target: u.target, detail: u.detail }),
+    }
+}
+
+fn answer_all(calls: Vec<Queued>, e: LyncError) {
+    for c in calls {
+        let _ = c.reply.send(Err(e.clone()));
     }
 }

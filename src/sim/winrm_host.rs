@@ -61,7 +61,7 @@ impl Host for SimHost {
 /// What one script makes the process print.
 #[derive(Debug, Clone, PartialEq)]
 enum Answer {
-    /// One frame line on stdout.
+    /// Frame lines on stdout (one per call; a batch has several, joined).
     Frame(String),
     /// Not a driver script: PowerShell's CommandNotFoundException for its first command.
     NotRecognized(String),
@@ -267,16 +267,33 @@ async fn answer(server: Arc<SimServer>, script: String) -> Answer {
             let clock = ClockFrame { now_ms: server.clock.now().0, speed: server.clock.speed() };
             Answer::Frame(frame(RESULT_FRAME, &serde_json::to_value(clock).unwrap_or_default()))
         }
-        Some(Parsed::Invoke { run_on, request, command }) => {
-            let inv = match parse_line(&command, &binder::is_switch) {
-                Ok(Some(inv)) => inv,
-                Ok(None) => return parser_error("You must provide a value expression following the '=' operator.".into()),
-                Err(e) => return parser_error(e.0),
-            };
-            let reply = server.invoke(&run_on, &inv, request.as_ref()).await;
-            reply_answer(&run_on, reply)
+        Some(Parsed::Invoke { run_on, request, command }) => call(&server, &run_on, request.as_ref(), &command).await,
+        Some(Parsed::Batch { run_on, commands }) => {
+            // One after another, as PowerShell runs a script's statements.
+            let mut lines = Vec::new();
+            for command in &commands {
+                match call(&server, &run_on, None, command).await {
+                    Answer::Frame(line) => lines.push(line),
+                    _ => lines.push(match parser_error("the call did not answer".into()) {
+                        Answer::Frame(line) => line,
+                        _ => String::new(),
+                    }),
+                }
+            }
+            Answer::Frame(lines.join("\r\n"))
         }
     }
+}
+
+/// Runs one cmdlet line of a driver script.
+async fn call(server: &Arc<SimServer>, run_on: &RunOn, request: Option<&crate::model::Request>, command: &str) -> Answer {
+    let inv = match parse_line(command, &binder::is_switch) {
+        Ok(Some(inv)) => inv,
+        Ok(None) => return parser_error("You must provide a value expression following the '=' operator.".into()),
+        Err(e) => return parser_error(e.0),
+    };
+    let reply = server.invoke(run_on, &inv, request).await;
+    reply_answer(run_on, reply)
 }
 
 fn parser_error(message: String) -> Answer {
