@@ -1,6 +1,7 @@
 //! Figures for the speed and memory targets of the core: how long planning, observing and a whole
 //! disaster recovery take as the deployment grows, what an observation costs in cmdlets, how long
-//! the built-in demo takes, and the process's peak memory. Printed as tables; no assertion on
+//! the built-in demo takes, what the PowerShell driver pays in WinRM round trips (through the
+//! simulator's WS-Man endpoint), and the process's peak memory. Printed as tables; no assertion on
 //! time (a slow machine is not a failure), only on correctness of what is measured.
 //!
 //! `cargo bench --bench engine` measures deployments of 1 to 50 pool pairs; under `cargo test`
@@ -151,6 +152,19 @@ fn main() {
         );
     }
 
+    // The PowerShell driver over WinRM: what a real deployment pays in round trips (each costs
+    // seconds on real servers), per observation and per site-loss recovery.
+    let winrm_sizes: &[usize] = if full { &[1, 10, 50] } else { &[1, 3] };
+    println!();
+    println!(
+        "| pairs | WinRM round trips per observation | queries per observation | WinRM round trips, site-loss recovery | recover wall ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for &n in winrm_sizes {
+        let (per_obs, queries, recovery, wall) = winrm_figures(n);
+        println!("| {n} | {per_obs} | {queries} | {recovery} | {} |", ms(wall));
+    }
+
     // The README's demo command, as a user runs it (the release binary, virtual time).
     let exe = env!("CARGO_BIN_EXE_lyncdr");
     let runs = if full { 5 } else { 1 };
@@ -168,6 +182,40 @@ fn main() {
     if let Some(mib) = peak_rss_mib() {
         println!("peak resident memory of the benchmark process: {mib:.1} MiB");
     }
+}
+
+/// Round trips of one observation (and the queries in it), and of a whole site-loss recovery,
+/// through the driver and the simulator's WS-Man endpoint (at 3,600x real time).
+fn winrm_figures(n: usize) -> (u64, usize, u64, Duration) {
+    use lyncdr::sim::server::SimServer;
+    use lyncdr::sim::winrm_host::driver_over_loopback;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let healthy = scenario(n, false);
+        let server = SimServer::new(Simulator::new(&healthy), 3600.0);
+        let (lync, serving) = driver_over_loopback(server.clone(), &healthy.topology).await.expect("driver");
+        let journal = MemoryJournal::default();
+        let engine = Engine::new(&lync, &journal);
+        let (before, logged) = (lync.round_trips(), server.lock().log().len());
+        engine.preview(&desired_state(n, false), &|_| {}).await.expect("observe over WinRM");
+        let per_obs = lync.round_trips() - before;
+        let queries = server.lock().log().len() - logged;
+        serving.abort();
+
+        let lost = scenario(n, true);
+        let server = SimServer::new(Simulator::new(&lost), 3600.0);
+        let (lync, serving) = driver_over_loopback(server.clone(), &lost.topology).await.expect("driver");
+        let journal = MemoryJournal::default();
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = Settings { concurrency: 4, ..Settings::default() };
+        let before = lync.round_trips();
+        let t = Instant::now();
+        let c = engine.converge(&desired_state(n, true), &|_| {}).await;
+        let wall = t.elapsed();
+        assert!(matches!(c, Converged::Done { .. }), "{n} pairs over WinRM: the disaster did not converge: {c:?}");
+        serving.abort();
+        (per_obs, queries, lync.round_trips() - before, wall)
+    })
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> Duration {

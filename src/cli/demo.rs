@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -132,32 +132,14 @@ pub const WINRM_DEMO_SPEED: f64 = 720.0;
 /// loopback port (NTLM with message encryption, a password made for this run), the engine on
 /// [`crate::driver::winrm::WinRmLync`]. Public for the end-to-end tests.
 pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency: usize) -> Result<DemoReport, CliError> {
-    use crate::driver::winrm::{WinRmConfig, WinRmLync};
     use crate::sim::server::SimServer;
-    use crate::winrm::auth::{Credentials, Users};
-    use crate::winrm::server::{Server, ServerConfig};
 
     let mut sim = Simulator::new(s);
     for f in faults {
         sim.schedule(Stamp(f.at.0), f.fault.clone());
     }
     let server = SimServer::new(sim, WINRM_DEMO_SPEED);
-    let password =
-        format!("demo-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    let users = Users::new().with("LYNCDR\\demo", &password).map_err(|e| CliError(e.to_string()))?;
-    let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(crate::sim::winrm_host::SimHost { server: server.clone() })));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let serving = tokio::spawn(crate::winrm::server::serve(listener, wsman));
-    let credentials = Credentials::new("LYNCDR\\demo", password).map_err(|e| CliError(e.to_string()))?;
-    let management_servers = s.topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect();
-    let cfg = WinRmConfig {
-        endpoint: format!("http://{addr}/wsman"),
-        credentials,
-        management_servers,
-        script_timeout: std::time::Duration::from_secs(600),
-    };
-    let lync = WinRmLync::connect(cfg).await.map_err(|e| CliError(format!("cannot connect to the simulator's WS-Man endpoint: {e}")))?;
+    let (lync, serving) = crate::sim::winrm_host::driver_over_loopback(server.clone(), &s.topology).await.map_err(CliError)?;
     let story = story(&lync, &|| server.lock(), d, concurrency).await;
     serving.abort();
     let sim = server.lock();

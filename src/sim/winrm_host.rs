@@ -49,6 +49,41 @@ impl std::fmt::Debug for SimHost {
     }
 }
 
+/// The simulator behind a WS-Man endpoint on a loopback port, and the PowerShell driver
+/// connected to it with a password made for this run: what `demo --transport winrm`, the
+/// benchmarks and the tests use to drive the simulator the way a real deployment is driven.
+/// The management servers are the first Front End server of each pool. Dropping the returned
+/// task handle does not stop the endpoint; abort it.
+pub async fn driver_over_loopback(
+    server: Arc<SimServer>,
+    topology: &crate::model::Topology,
+) -> Result<(crate::driver::winrm::WinRmLync, JoinHandle<std::io::Result<()>>), String> {
+    use crate::driver::winrm::{WinRmConfig, WinRmLync};
+    use crate::winrm::auth::{Credentials, Users};
+    use crate::winrm::server::{Server, ServerConfig};
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let password = format!("loopback-{nanos:x}-{}", std::process::id());
+    let users = Users::new().with("LYNCDR\\driver", &password).map_err(|e| e.to_string())?;
+    let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(SimHost { server })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen on a loopback port: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let serving = tokio::spawn(crate::winrm::server::serve(listener, wsman));
+    let credentials = Credentials::new("LYNCDR\\driver", password).map_err(|e| e.to_string())?;
+    let cfg = WinRmConfig {
+        endpoint: format!("http://{addr}/wsman"),
+        credentials,
+        management_servers: topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect(),
+        script_timeout: std::time::Duration::from_secs(3600),
+    };
+    match WinRmLync::connect(cfg).await {
+        Ok(l) => Ok((l, serving)),
+        Err(e) => {
+            serving.abort();
+            Err(format!("cannot connect to the simulator's WS-Man endpoint: {e}"))
+        }
+    }
+}
+
 impl Host for SimHost {
     fn start(&self, command_line: &str, args: &[String]) -> Box<dyn Process> {
         let launch = classify_launch(command_line, args);
