@@ -420,6 +420,19 @@ fn demo_builtin_story_text_tells_the_outcome_and_rto() {
     assert!(out.contains(&format!("CMS: {DAL}")), "{}", run.describe());
 }
 
+#[test]
+fn demo_over_winrm_tells_its_round_trips() {
+    let run = lyncdr(&["demo", "--transport", "winrm", "--format", "json"]);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(string(&v, "outcome", "demo"), "converged", "{}", run.describe());
+    let trips = number(&v, "roundTrips", "demo");
+    let observations = number(&v, "observations", "demo");
+    assert!(trips > 0.0 && observations > 0.0, "{}", run.describe());
+    // In process there is no WinRM, so no round trips are reported.
+    assert!(lyncdr(&["demo", "--format", "json"]).json().get("roundTrips").is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. demo: a disaster without and with consent
 
