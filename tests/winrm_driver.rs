@@ -2,7 +2,9 @@
 //! WinRM client (NTLM with message encryption), to the simulator's WS-Man endpoint, which runs
 //! the driver's scripts against the simulated deployment. The built-in two-site story (Dallas
 //! lost, recovered automatically, back, failed back) must converge with the same state-changing
-//! cmdlets, each once, as through the in-process simulator.
+//! cmdlets, each once, as through the in-process simulator. A reply lost while the failover's
+//! script ran (the connection closed after the script ran, before its answer) is settled by
+//! observation: the failover is not run again.
 
 mod common;
 
@@ -87,4 +89,99 @@ fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
     assert!(b.values().all(|n| *n == 1), "each change once: {b:#?}");
     let serving = |r: &DemoReport| r.final_state.pools.iter().map(|(p, s)| (p.clone(), s.served_by.clone())).collect::<BTreeMap<_, _>>();
     assert_eq!(serving(&remote), serving(&local), "every pool's users served where they were in process");
+}
+
+/// Loses the reply that carries the outcome of the pool failover: the script has run, the
+/// driver cannot know. Armed by the host when the failover's script arrives on stdin; fires on
+/// the next Receive.
+#[derive(Default)]
+struct LoseFailoverReply {
+    armed: std::sync::atomic::AtomicBool,
+    fired: std::sync::atomic::AtomicUsize,
+}
+
+impl lyncdr::winrm::server::FaultHook for LoseFailoverReply {
+    fn on_request(&self, info: &lyncdr::winrm::server::RequestInfo) -> lyncdr::winrm::server::FaultAction {
+        use std::sync::atomic::Ordering;
+        if info.action == Some(lyncdr::winrm::soap::Action::Receive) && self.armed.swap(false, Ordering::SeqCst) {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+            return lyncdr::winrm::server::FaultAction::LoseReply;
+        }
+        lyncdr::winrm::server::FaultAction::Proceed
+    }
+}
+
+/// The simulator's host, watching stdin for the failover's script.
+struct Watching {
+    inner: lyncdr::sim::winrm_host::SimHost,
+    hook: std::sync::Arc<LoseFailoverReply>,
+}
+
+struct WatchingProcess {
+    inner: Box<dyn lyncdr::winrm::server::Process>,
+    hook: std::sync::Arc<LoseFailoverReply>,
+}
+
+impl lyncdr::winrm::server::Host for Watching {
+    fn start(&self, command_line: &str, args: &[String]) -> Box<dyn lyncdr::winrm::server::Process> {
+        Box::new(WatchingProcess { inner: self.inner.start(command_line, args), hook: self.hook.clone() })
+    }
+}
+
+impl lyncdr::winrm::server::Process for WatchingProcess {
+    fn write_stdin(&mut self, data: &[u8], end: bool) {
+        if String::from_utf8_lossy(data).contains("Invoke-CsPoolFailOver") && self.hook.fired.load(std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            self.hook.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.write_stdin(data, end)
+    }
+    fn next_output(&mut self) -> futures::future::BoxFuture<'_, Option<lyncdr::winrm::server::Output>> {
+        self.inner.next_output()
+    }
+    fn terminate(&mut self) {
+        self.inner.terminate()
+    }
+}
+
+#[test]
+fn a_lost_reply_to_the_failover_is_settled_by_observation_not_by_running_it_again() {
+    use lyncdr::driver::winrm::{WinRmConfig, WinRmLync};
+    use lyncdr::engine::journal::MemoryJournal;
+    use lyncdr::engine::{Converged, Engine, Settings};
+    use lyncdr::sim::server::SimServer;
+    use lyncdr::winrm::auth::{Credentials, Users};
+    use lyncdr::winrm::server::{Server, ServerConfig};
+    use std::sync::Arc;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = Scenario::load(&root.join("tests/fixtures/two-site-dallas-down.scenario.yaml")).expect("scenario");
+    let text = std::fs::read_to_string(root.join("tests/fixtures/failover-dallas.desired.yaml")).expect("desired");
+    let d = desired::compile(&lyncdr::api::manifests::parse(&text, "desired").expect("manifests")).expect("desired").remove(0);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let server = SimServer::new(lyncdr::sim::Simulator::new(&s), 720.0);
+        let hook = Arc::new(LoseFailoverReply::default());
+        let users = Users::new().with("LAB\\alice", "Pa55-lost-reply").expect("users");
+        let host = Watching { inner: lyncdr::sim::winrm_host::SimHost { server: server.clone() }, hook: hook.clone() };
+        let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(host)).with_fault_hook(hook.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let addr = listener.local_addr().expect("address");
+        let serving = tokio::spawn(lyncdr::winrm::server::serve(listener, wsman));
+        let cfg = WinRmConfig {
+            endpoint: format!("http://{addr}/wsman"),
+            credentials: Credentials::new("LAB\\alice", "Pa55-lost-reply").expect("credentials"),
+            management_servers: s.topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect(),
+            script_timeout: std::time::Duration::from_secs(600),
+        };
+        let lync = WinRmLync::connect(cfg).await.expect("connect");
+        let journal = MemoryJournal::default();
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = Settings { concurrency: 4, ..Settings::default() };
+        let c = engine.converge(&d, &|_| {}).await;
+        serving.abort();
+        assert_eq!(hook.fired.load(std::sync::atomic::Ordering::SeqCst), 1, "the failover's reply was lost");
+        assert!(matches!(c, Converged::Done { .. }), "{c:?}");
+        let failovers = server.lock().log().iter().filter(|r| r.mutating && r.cmdlet == "Invoke-CsPoolFailOver").count();
+        assert_eq!(failovers, 1, "the failover ran once: its outcome was settled by observing Dallas served by Seattle");
+    });
 }
