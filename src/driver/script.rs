@@ -150,11 +150,32 @@ fn call_block(inv: &Invocation) -> String {
         s.push_str(line);
         s.push('\n');
     }
+    let newer = version_dependent(inv);
+    if !newer.is_empty() {
+        // The planner sends these only to product versions that have them; the server itself
+        // confirms it before anything runs.
+        let list = newer.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ");
+        s.push_str(&format!(
+            "    $lyncdrCommand = Get-Command -Name '{}'\n    foreach ($p in @({list})) {{ if (-not $lyncdrCommand.Parameters.ContainsKey($p)) {{ throw \"{} on this server has no parameter -$p; nothing was run\" }} }}\n",
+            inv.cmdlet, inv.cmdlet
+        ));
+    }
     s.push_str(COMMAND_PREFIX);
     s.push_str(&unattended(inv).to_powershell());
     s.push('\n');
     s.push_str("    Write-LyncdrFrame 'RESULT' (ConvertTo-LyncdrData $lyncdrOut)\n} catch {\n    Write-LyncdrFrame 'ERROR' @{ message = $_.Exception.Message; category = [string]$_.CategoryInfo.Category; errorId = [string]$_.FullyQualifiedErrorId }\n}\n");
     s
+}
+
+/// The parameters of the call that not every product version has (per the catalogue).
+pub fn version_dependent(inv: &Invocation) -> Vec<&'static str> {
+    let Some(spec) = crate::ps::catalog::lookup(&inv.cmdlet) else { return vec![] };
+    inv.args
+        .keys()
+        .filter_map(|name| spec.params.iter().find(|p| p.name.eq_ignore_ascii_case(name)))
+        .filter(|p| p.avail != crate::ps::catalog::Avail::All)
+        .map(|p| p.name)
+        .collect()
 }
 
 /// The call as run unattended: a cmdlet that asks for confirmation (`SupportsShouldProcess`)
@@ -353,6 +374,20 @@ mod tests {
         for r in [RunOn::Any, RunOn::Server(fq("fe01.pool01.dal.contoso.com"))] {
             assert_eq!(parse_run_on(&run_on_text(&r)), Some(r));
         }
+    }
+
+    #[test]
+    fn parameters_not_every_version_has_are_confirmed_with_get_command_first() {
+        let plain = Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "pool01.dal.contoso.com");
+        assert!(!invoke(&RunOn::Any, &plain, None).contains("Get-Command"));
+        let newer = plain.clone().arg("DatabaseCommandTimeoutInSeconds", 60);
+        assert_eq!(version_dependent(&newer), vec!["DatabaseCommandTimeoutInSeconds"]);
+        let text = invoke(&RunOn::Any, &newer, None);
+        let check = text.find("$lyncdrCommand = Get-Command -Name 'Invoke-CsPoolFailOver'").expect("the check");
+        assert!(check < text.find(COMMAND_PREFIX).expect("the call"), "checked before the call:\n{text}");
+        assert!(text.contains("@('DatabaseCommandTimeoutInSeconds')"), "{text}");
+        // The simulator's endpoint still reads the call.
+        assert!(matches!(parse_script(&text), Some(Parsed::Invoke { .. })));
     }
 
     #[test]
