@@ -92,20 +92,32 @@ fn the_story_converges_through_the_driver_with_the_same_cmdlets_each_once() {
 }
 
 /// Loses the reply that carries the outcome of the pool failover: the script has run, the
-/// driver cannot know. Armed by the host when the failover's script arrives on stdin; fires on
-/// the next Receive.
+/// driver cannot know. Each shell has a connection of its own: the host arms the hook with the
+/// connection of the Send that brought the failover's script, and the next Receive on that
+/// connection loses its reply.
 #[derive(Default)]
 struct LoseFailoverReply {
-    armed: std::sync::atomic::AtomicBool,
+    /// Connection of the Send being processed (set just before its stdin reaches the host).
+    sending: std::sync::atomic::AtomicU64,
+    /// Connection whose next Receive loses its reply (0: none).
+    armed: std::sync::atomic::AtomicU64,
     fired: std::sync::atomic::AtomicUsize,
 }
 
 impl lyncdr::winrm::server::FaultHook for LoseFailoverReply {
     fn on_request(&self, info: &lyncdr::winrm::server::RequestInfo) -> lyncdr::winrm::server::FaultAction {
+        use lyncdr::winrm::soap::Action;
         use std::sync::atomic::Ordering;
-        if info.action == Some(lyncdr::winrm::soap::Action::Receive) && self.armed.swap(false, Ordering::SeqCst) {
-            self.fired.fetch_add(1, Ordering::SeqCst);
-            return lyncdr::winrm::server::FaultAction::LoseReply;
+        match info.action {
+            Some(Action::Send) => self.sending.store(info.connection, Ordering::SeqCst),
+            Some(Action::Receive)
+                if info.connection == self.armed.load(Ordering::SeqCst)
+                    && self.armed.compare_exchange(info.connection, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() =>
+            {
+                self.fired.fetch_add(1, Ordering::SeqCst);
+                return lyncdr::winrm::server::FaultAction::LoseReply;
+            }
+            _ => {}
         }
         lyncdr::winrm::server::FaultAction::Proceed
     }
@@ -130,9 +142,9 @@ impl lyncdr::winrm::server::Host for Watching {
 
 impl lyncdr::winrm::server::Process for WatchingProcess {
     fn write_stdin(&mut self, data: &[u8], end: bool) {
-        if String::from_utf8_lossy(data).contains("Invoke-CsPoolFailOver") && self.hook.fired.load(std::sync::atomic::Ordering::SeqCst) == 0
-        {
-            self.hook.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        use std::sync::atomic::Ordering;
+        if String::from_utf8_lossy(data).contains("Invoke-CsPoolFailOver") && self.hook.fired.load(Ordering::SeqCst) == 0 {
+            self.hook.armed.store(self.hook.sending.load(Ordering::SeqCst), Ordering::SeqCst);
         }
         self.inner.write_stdin(data, end)
     }
