@@ -365,12 +365,14 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         }
     }
     if obs.direct.is_ok() {
-        // LYNCBACKUP on every Front End (installed by local setup once the pool is paired).
-        let inv = Invocation::new("Get-CsWindowsService").arg("Name", "LYNCBACKUP");
+        // LYNCBACKUP on every Front End (installed by local setup once the pool is paired),
+        // asked of the pool (`-ComputerName`): one round trip for the pool, not one per server.
+        // Only "no such service" means not installed; a server the pool cannot reach stays
+        // unknown.
         let results = join_all(front_ends.iter().map(|fe| {
-            let on = RunOn::Server(fe.clone());
-            let inv = &inv;
-            async move { lync.invoke(&on, inv).await }
+            let inv = Invocation::new("Get-CsWindowsService").arg("Name", "LYNCBACKUP").arg("ComputerName", fe.as_str());
+            let here = &here;
+            async move { lync.invoke(here, &inv).await }
         }))
         .await;
         for (fe, r) in front_ends.iter().zip(results) {
@@ -378,7 +380,7 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
                 Ok(v) => {
                     obs.backup_service.insert(fe.clone(), Some(records::parsed::<WindowsService>(&v).iter().any(WindowsService::running)));
                 }
-                Err(LyncError::Cmdlet { .. }) => {
+                Err(LyncError::Cmdlet { message, .. }) if message.contains(NO_SUCH_SERVICE) => {
                     obs.backup_service.insert(fe.clone(), None);
                 }
                 Err(_) => {}
@@ -392,6 +394,10 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
     let traits = if need_traits && obs.direct.is_ok() { read_traits(lync, &here).await } else { None };
     PoolResult { obs, traits }
 }
+
+/// How `Get-CsWindowsService -Name` says a service is not installed (Windows' `Get-Service`
+/// text, English locale).
+const NO_SUCH_SERVICE: &str = "Cannot find any service with service name";
 
 /// Reads the component versions of these servers (`Get-CsServerPatchVersion`, SfB 2015
 /// November 2015 CU and later): a server is current when none of its components is behind the
