@@ -158,12 +158,9 @@ impl lyncdr::winrm::server::Process for WatchingProcess {
 
 #[test]
 fn a_lost_reply_to_the_failover_is_settled_by_observation_not_by_running_it_again() {
-    use lyncdr::driver::winrm::{WinRmConfig, WinRmLync};
     use lyncdr::engine::journal::MemoryJournal;
     use lyncdr::engine::{Converged, Engine, Settings};
     use lyncdr::sim::server::SimServer;
-    use lyncdr::winrm::auth::{Credentials, Users};
-    use lyncdr::winrm::server::{Server, ServerConfig};
     use std::sync::Arc;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let s = Scenario::load(&root.join("tests/fixtures/two-site-dallas-down.scenario.yaml")).expect("scenario");
@@ -173,19 +170,9 @@ fn a_lost_reply_to_the_failover_is_settled_by_observation_not_by_running_it_agai
     rt.block_on(async {
         let server = SimServer::new(lyncdr::sim::Simulator::new(&s), 720.0);
         let hook = Arc::new(LoseFailoverReply::default());
-        let users = Users::new().with("LAB\\alice", "Pa55-lost-reply").expect("users");
         let host = Watching { inner: lyncdr::sim::winrm_host::SimHost { server: server.clone() }, hook: hook.clone() };
-        let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(host)).with_fault_hook(hook.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-        let addr = listener.local_addr().expect("address");
-        let serving = tokio::spawn(lyncdr::winrm::server::serve(listener, wsman));
-        let cfg = WinRmConfig {
-            endpoint: format!("http://{addr}/wsman"),
-            credentials: Credentials::new("LAB\\alice", "Pa55-lost-reply").expect("credentials"),
-            management_servers: s.topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect(),
-            script_timeout: std::time::Duration::from_secs(600),
-        };
-        let lync = WinRmLync::connect(cfg).await.expect("connect");
+        let (lync, serving) =
+            lyncdr::sim::winrm_host::driver_over_loopback_with(Arc::new(host), Some(hook.clone()), &s.topology).await.expect("driver");
         let journal = MemoryJournal::default();
         let mut engine = Engine::new(&lync, &journal);
         engine.settings = Settings { concurrency: 4, ..Settings::default() };

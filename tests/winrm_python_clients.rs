@@ -8,6 +8,8 @@
 //! Needs `LYNCDR_WINRM_PYTHON` (scripts/winrm-fixtures.sh); skips without it unless
 //! `LYNCDR_REQUIRE_WINRM=1`.
 
+#[path = "support/processes.rs"]
+mod processes;
 #[path = "winrm/support.rs"]
 mod support;
 
@@ -124,65 +126,18 @@ async fn both_clients_loop_over_timed_out_faults() {
     }
 }
 
-/// `lyncdr sim serve --winrm` as a process: its stderr lines until both addresses are printed.
-struct SimServeWinrm {
-    child: std::process::Child,
-    http: String,
-    wsman: SocketAddr,
-}
-
-impl Drop for SimServeWinrm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sim_serve_winrm() -> SimServeWinrm {
-    use std::io::{BufRead, BufReader};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lyncdr"))
-        .args(["sim", "serve", "--scenario", "examples/two-site/scenario.yaml", "--listen", "127.0.0.1:0", "--speed", "600"])
-        .args(["--winrm", "127.0.0.1:0", "--winrm-user", "LAB\\alice"])
-        .env("LYNCDR_WINRM_PASSWORD", PASSWORD)
-        .current_dir(root)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start lyncdr sim serve --winrm");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let url = |line: &str| line.find("http://").map(|i| line[i..].split_whitespace().next().unwrap_or_default().to_string());
-    let (mut http, mut wsman) = (None, None);
-    while http.is_none() || wsman.is_none() {
-        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("sim serve printed its addresses");
-        assert!(!line.contains(PASSWORD), "the password is never printed: {line}");
-        if line.contains("WinRM endpoint") {
-            let u = url(&line).expect("WinRM URL");
-            wsman = Some(u.trim_start_matches("http://").trim_end_matches("/wsman").parse::<SocketAddr>().expect("address"));
-        } else if line.contains("listening on") {
-            http = url(&line);
-        }
-    }
-    SimServeWinrm { child, http: http.unwrap_or_default(), wsman: wsman.expect("wsman") }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_clients_run_driver_scripts_against_sim_serve_winrm() {
     use lyncdr::driver::script::{self, Frame};
     use lyncdr::model::RunOn;
     use lyncdr::ps::Invocation;
     let Some(python) = support::python("both_clients_run_driver_scripts_against_sim_serve_winrm") else { return };
-    let sim = sim_serve_winrm();
+    let sim =
+        processes::SimServe::start_with(&processes::root().join("examples/two-site/scenario.yaml"), "600", Some(("LAB\\alice", PASSWORD)));
+    let wsman = sim.wsman.expect("the WS-Man endpoint");
     // What the HTTP API answers for the same call: the two endpoints share one simulator.
     let body = serde_json::json!({ "runOn": "any", "invocation": { "cmdlet": "Get-CsPool" } });
-    let want = reqwest::Client::new().post(format!("{}/v1/invoke", sim.http)).json(&body).send().await.expect("POST /v1/invoke");
+    let want = reqwest::Client::new().post(format!("{}/v1/invoke", sim.url)).json(&body).send().await.expect("POST /v1/invoke");
     let want: Value = serde_json::from_str(want.text().await.expect("body").trim()).expect("JSON");
     let get_pool = script::invoke(&RunOn::Any, &Invocation::new("Get-CsPool"), None);
     let bad = script::invoke(
@@ -201,12 +156,12 @@ async fn both_clients_run_driver_scripts_against_sim_serve_winrm() {
     };
     for client in ["pywinrm", "pypsrp"] {
         let (k, a) = kind(client, &get_pool);
-        let v = run(&python, client, sim.wsman, PASSWORD, k, &a).await;
+        let v = run(&python, client, wsman, PASSWORD, k, &a).await;
         let (rc, stdout, stderr) = ok(&v);
         assert_eq!((rc, stderr), (0, ""), "{client}: {v}");
         assert_eq!(script::parse_frame(stdout), Ok(Frame::Result(want["output"].clone())), "{client}");
         let (k, a) = kind(client, &bad);
-        let v = run(&python, client, sim.wsman, PASSWORD, k, &a).await;
+        let v = run(&python, client, wsman, PASSWORD, k, &a).await;
         match script::parse_frame(ok(&v).1) {
             Ok(Frame::Error(e)) => {
                 assert!(e.message.contains("A parameter cannot be found that matches parameter name 'NoSuchThing'"), "{client}: {e:?}")
@@ -214,6 +169,6 @@ async fn both_clients_run_driver_scripts_against_sim_serve_winrm() {
             other => panic!("{client}: expected an error frame, got {other:?}"),
         }
     }
-    let v = run(&python, "pywinrm", sim.wsman, "wrong", "ps", &get_pool).await;
+    let v = run(&python, "pywinrm", wsman, "wrong", "ps", &get_pool).await;
     assert_eq!(v["error"], "InvalidCredentialsError", "{v}");
 }

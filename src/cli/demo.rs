@@ -114,11 +114,7 @@ pub fn run(
 
 /// Runs the story. Public for the end-to-end tests.
 pub async fn demo(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency: usize) -> Result<DemoReport, CliError> {
-    let mut sim = Simulator::new(s);
-    for f in faults {
-        sim.schedule(Stamp(f.at.0), f.fault.clone());
-    }
-    let lync = LocalSim::new(sim);
+    let lync = LocalSim::new(simulator(s, faults));
     let story = story(&lync, &|| lync.lock(), d, concurrency).await;
     let sim = lync.lock();
     Ok(report(s, &sim, story, None))
@@ -134,11 +130,7 @@ pub const WINRM_DEMO_SPEED: f64 = 720.0;
 pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], concurrency: usize) -> Result<DemoReport, CliError> {
     use crate::sim::server::SimServer;
 
-    let mut sim = Simulator::new(s);
-    for f in faults {
-        sim.schedule(Stamp(f.at.0), f.fault.clone());
-    }
-    let server = SimServer::new(sim, WINRM_DEMO_SPEED);
+    let server = SimServer::new(simulator(s, faults), WINRM_DEMO_SPEED);
     let (lync, serving) = crate::sim::winrm_host::driver_over_loopback(server.clone(), &s.topology).await.map_err(CliError)?;
     let story = story(&lync, &|| server.lock(), d, concurrency).await;
     serving.abort();
@@ -146,7 +138,24 @@ pub async fn demo_over_winrm(s: &Scenario, d: &Desired, faults: &[TimedFault], c
     Ok(report(s, &sim, story, Some(lync.round_trips())))
 }
 
-type Story = (bool, String, Vec<crate::planner::Blocker>, Vec<String>, Vec<Event>, usize);
+/// The scenario's simulator with the story's faults scheduled.
+fn simulator(s: &Scenario, faults: &[TimedFault]) -> Simulator {
+    let mut sim = Simulator::new(s);
+    for f in faults {
+        sim.schedule(Stamp(f.at.0), f.fault.clone());
+    }
+    sim
+}
+
+/// How the story ended, as the engine saw it.
+struct Story {
+    converged: bool,
+    outcome: String,
+    blockers: Vec<crate::planner::Blocker>,
+    notices: Vec<String>,
+    timeline: Vec<Event>,
+    observations: usize,
+}
 
 /// Converges, waits for the next fault or recheck, and converges again, until the story ends.
 async fn story<'a>(lync: &dyn Lync, sim: &dyn Fn() -> std::sync::MutexGuard<'a, Simulator>, d: &Desired, concurrency: usize) -> Story {
@@ -204,12 +213,12 @@ async fn story<'a>(lync: &dyn Lync, sim: &dyn Fn() -> std::sync::MutexGuard<'a, 
         }
     }
     let timeline = timeline.lock().map(|t| t.clone()).unwrap_or_default();
-    (converged, outcome, blockers, notices, timeline, observations.into_inner())
+    Story { converged, outcome, blockers, notices, timeline, observations: observations.into_inner() }
 }
 
 /// What the story did, from the simulator's log and statistics.
 fn report(s: &Scenario, sim: &Simulator, story: Story, round_trips: Option<u64>) -> DemoReport {
-    let (converged, outcome, blockers, notices, timeline, observations) = story;
+    let Story { converged, outcome, blockers, notices, timeline, observations } = story;
     let stats = sim.stats().clone();
     let cmdlets = sim
         .log()

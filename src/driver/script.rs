@@ -306,37 +306,32 @@ pub enum Parsed {
 /// `None` if it is not a lyncdr driver script.
 pub fn parse_script(script: &str) -> Option<Parsed> {
     let mut lines = script.lines().map(|l| l.trim_end_matches('\r'));
-    match lines.next()? {
-        CLOCK_HEADER => Some(Parsed::Clock),
-        BATCH_HEADER => {
-            let mut run_on = None;
-            let mut commands = Vec::new();
-            for l in lines {
-                if let Some(r) = l.strip_prefix(RUN_ON_PREFIX) {
-                    run_on = parse_run_on(r);
-                } else if let Some(c) = l.strip_prefix(COMMAND_PREFIX) {
-                    commands.push(c.to_string());
-                }
-            }
-            Some(Parsed::Batch { run_on: run_on?, commands })
+    let header = lines.next()?;
+    if header == CLOCK_HEADER {
+        return Some(Parsed::Clock);
+    }
+    if header != INVOKE_HEADER && header != BATCH_HEADER {
+        return None;
+    }
+    let (mut run_on, mut request, mut commands) = (None, None, Vec::new());
+    for l in lines {
+        if let Some(r) = l.strip_prefix(RUN_ON_PREFIX) {
+            run_on = parse_run_on(r);
+        } else if let Some(r) = l.strip_prefix(REQUEST_PREFIX) {
+            let (id, at) = r.trim().split_once(' ')?;
+            request = Some(Request { id: id.to_string(), not_after: crate::model::Stamp(at.trim().parse().ok()?) });
+        } else if let Some(c) = l.strip_prefix(COMMAND_PREFIX) {
+            commands.push(c.to_string());
         }
-        INVOKE_HEADER => {
-            let mut run_on = None;
-            let mut request = None;
-            let mut command = None;
-            for l in lines {
-                if let Some(r) = l.strip_prefix(RUN_ON_PREFIX) {
-                    run_on = parse_run_on(r);
-                } else if let Some(r) = l.strip_prefix(REQUEST_PREFIX) {
-                    let (id, at) = r.trim().split_once(' ')?;
-                    request = Some(Request { id: id.to_string(), not_after: crate::model::Stamp(at.trim().parse().ok()?) });
-                } else if let Some(c) = l.strip_prefix(COMMAND_PREFIX) {
-                    command = Some(c.to_string());
-                }
-            }
-            Some(Parsed::Invoke { run_on: run_on?, request, command: command? })
-        }
-        _ => None,
+    }
+    let run_on = run_on?;
+    if header == BATCH_HEADER {
+        return Some(Parsed::Batch { run_on, commands });
+    }
+    // One call per invoke script.
+    match <[String; 1]>::try_from(commands) {
+        Ok([command]) => Some(Parsed::Invoke { run_on, request, command }),
+        Err(_) => None,
     }
 }
 

@@ -58,13 +58,27 @@ pub async fn driver_over_loopback(
     server: Arc<SimServer>,
     topology: &crate::model::Topology,
 ) -> Result<(crate::driver::winrm::WinRmLync, JoinHandle<std::io::Result<()>>), String> {
+    driver_over_loopback_with(Arc::new(SimHost { server }), None, topology).await
+}
+
+/// [`driver_over_loopback`] with the endpoint's host and a transport fault hook of the caller's
+/// (tests wrap [`SimHost`] to watch what arrives, and inject faults).
+pub async fn driver_over_loopback_with(
+    host: Arc<dyn Host>,
+    hook: Option<Arc<dyn crate::winrm::server::FaultHook>>,
+    topology: &crate::model::Topology,
+) -> Result<(crate::driver::winrm::WinRmLync, JoinHandle<std::io::Result<()>>), String> {
     use crate::driver::winrm::{WinRmConfig, WinRmLync};
     use crate::winrm::auth::{Credentials, Users};
     use crate::winrm::server::{Server, ServerConfig};
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let password = format!("loopback-{nanos:x}-{}", std::process::id());
     let users = Users::new().with("LYNCDR\\driver", &password).map_err(|e| e.to_string())?;
-    let wsman = Arc::new(Server::new(ServerConfig::new(users), Arc::new(SimHost { server })));
+    let mut wsman = Server::new(ServerConfig::new(users), host);
+    if let Some(hook) = hook {
+        wsman = wsman.with_fault_hook(hook);
+    }
+    let wsman = Arc::new(wsman);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen on a loopback port: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let serving = tokio::spawn(crate::winrm::server::serve(listener, wsman));
@@ -219,7 +233,12 @@ async fn wait_answer(io: &mut ProcessIo, mut task: JoinHandle<Answer>, buf: &mut
         tokio::select! {
             done = &mut task => {
                 return Some(done.unwrap_or_else(|e| {
-                    error_answer("The simulator failed while running the script.".into(), "NotSpecified", &format!("LyncdrSimulatorFailure: {e}"), None)
+                    Answer::Frame(error_frame(
+                        "The simulator failed while running the script.".into(),
+                        "NotSpecified",
+                        &format!("LyncdrSimulatorFailure: {e}"),
+                        None,
+                    ))
                 }));
             }
             input = io.input.recv() => match input {
@@ -302,42 +321,36 @@ async fn answer(server: Arc<SimServer>, script: String) -> Answer {
             let clock = ClockFrame { now_ms: server.clock.now().0, speed: server.clock.speed() };
             Answer::Frame(frame(RESULT_FRAME, &serde_json::to_value(clock).unwrap_or_default()))
         }
-        Some(Parsed::Invoke { run_on, request, command }) => call(&server, &run_on, request.as_ref(), &command).await,
+        Some(Parsed::Invoke { run_on, request, command }) => Answer::Frame(call(&server, &run_on, request.as_ref(), &command).await),
         Some(Parsed::Batch { run_on, commands }) => {
             // One after another, as PowerShell runs a script's statements.
             let mut lines = Vec::new();
             for command in &commands {
-                match call(&server, &run_on, None, command).await {
-                    Answer::Frame(line) => lines.push(line),
-                    _ => lines.push(match parser_error("the call did not answer".into()) {
-                        Answer::Frame(line) => line,
-                        _ => String::new(),
-                    }),
-                }
+                lines.push(call(&server, &run_on, None, command).await);
             }
             Answer::Frame(lines.join("\r\n"))
         }
     }
 }
 
-/// Runs one cmdlet line of a driver script.
-async fn call(server: &Arc<SimServer>, run_on: &RunOn, request: Option<&crate::model::Request>, command: &str) -> Answer {
+/// Runs one cmdlet line of a driver script; its frame.
+async fn call(server: &Arc<SimServer>, run_on: &RunOn, request: Option<&crate::model::Request>, command: &str) -> String {
     let inv = match parse_line(command, &binder::is_switch) {
         Ok(Some(inv)) => inv,
         Ok(None) => return parser_error("You must provide a value expression following the '=' operator.".into()),
         Err(e) => return parser_error(e.0),
     };
     let reply = server.invoke(run_on, &inv, request).await;
-    reply_answer(run_on, reply)
+    reply_frame(run_on, reply)
 }
 
-fn parser_error(message: String) -> Answer {
-    error_answer(message, "ParserError", "ParseException", None)
+fn parser_error(message: String) -> String {
+    error_frame(message, "ParserError", "ParseException", None)
 }
 
-fn error_answer(message: String, category: &str, error_id: &str, rule: Option<u8>) -> Answer {
+fn error_frame(message: String, category: &str, error_id: &str, rule: Option<u8>) -> String {
     let e = ScriptError { message, category: category.into(), error_id: error_id.into(), rule };
-    Answer::Frame(frame(ERROR_FRAME, &serde_json::to_value(e).unwrap_or_default()))
+    frame(ERROR_FRAME, &serde_json::to_value(e).unwrap_or_default())
 }
 
 /// Where a call was meant to run, for an unreachable answer that names no target.
@@ -350,28 +363,28 @@ fn target_of(run_on: &RunOn) -> String {
 }
 
 /// The frame of a call's outcome.
-fn reply_answer(run_on: &RunOn, reply: InvokeReply) -> Answer {
+fn reply_frame(run_on: &RunOn, reply: InvokeReply) -> String {
     if reply.ok {
-        return Answer::Frame(frame(RESULT_FRAME, &reply.output.unwrap_or(Value::Null)));
+        return frame(RESULT_FRAME, &reply.output.unwrap_or(Value::Null));
     }
     match reply.error {
-        Some(LyncError::Cmdlet { cmdlet, message, rule }) => error_answer(message, "InvalidOperation", &cmdlet, rule),
+        Some(LyncError::Cmdlet { cmdlet, message, rule }) => error_frame(message, "InvalidOperation", &cmdlet, rule),
         Some(LyncError::Unreachable { target, detail }) => {
             let target = if target.is_empty() { target_of(run_on) } else { target };
             let u = Unreachable { target, detail };
-            Answer::Frame(frame(UNREACHABLE_FRAME, &serde_json::to_value(u).unwrap_or_default()))
+            frame(UNREACHABLE_FRAME, &serde_json::to_value(u).unwrap_or_default())
         }
-        Some(LyncError::Ambiguous { detail }) => error_answer(
+        Some(LyncError::Ambiguous { detail }) => error_frame(
             format!("The simulator lost the connection while the cmdlet ran; its outcome is unknown: {detail}"),
             "OperationStopped",
             crate::driver::winrm::OUTCOME_UNKNOWN,
             None,
         ),
         Some(LyncError::Protocol(detail)) => {
-            error_answer(format!("Simulator protocol error: {detail}"), "ProtocolError", "LyncdrProtocolError", None)
+            error_frame(format!("Simulator protocol error: {detail}"), "ProtocolError", "LyncdrProtocolError", None)
         }
         None => {
-            error_answer("Simulator protocol error: the call failed without an error".into(), "ProtocolError", "LyncdrProtocolError", None)
+            error_frame("Simulator protocol error: the call failed without an error".into(), "ProtocolError", "LyncdrProtocolError", None)
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct SimServe {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     pub port: u16,
+    /// `--winrm`: the WS-Man endpoint's address.
+    pub wsman: Option<std::net::SocketAddr>,
 }
 
 impl Drop for SimServe {
@@ -34,17 +36,24 @@ impl Drop for SimServe {
 impl SimServe {
     /// Starts the simulator on an ephemeral port and reads the bound address from stderr.
     pub fn start(scenario: &Path, speed: &str) -> SimServe {
-        let child = Command::new(BIN)
-            .args(["sim", "serve", "--scenario"])
-            .arg(scenario)
-            .args(["--listen", "127.0.0.1:0", "--speed", speed])
+        SimServe::start_with(scenario, speed, None)
+    }
+
+    /// With `winrm: Some((user, password))`, also the WS-Man endpoint (`--winrm`) for that account.
+    pub fn start_with(scenario: &Path, speed: &str, winrm: Option<(&str, &str)>) -> SimServe {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["sim", "serve", "--scenario"]).arg(scenario).args(["--listen", "127.0.0.1:0", "--speed", speed]);
+        if let Some((user, password)) = winrm {
+            cmd.args(["--winrm", "127.0.0.1:0", "--winrm-user", user]).env("LYNCDR_WINRM_PASSWORD", password);
+        }
+        let child = cmd
             .current_dir(root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start lyncdr sim serve");
-        let mut s = SimServe { child, url: String::new(), port: 0 };
+        let mut s = SimServe { child, url: String::new(), port: 0, wsman: None };
         let stderr = s.child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -65,6 +74,18 @@ impl SimServe {
         let start = line.find("http://").unwrap_or_else(|| panic!("no address in {line:?}"));
         s.url = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
         s.port = s.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        if let Some((_, password)) = winrm {
+            let line = loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(line) if line.contains("WinRM endpoint on http://") => break line,
+                    Ok(line) => seen.push(line),
+                    Err(e) => panic!("sim serve printed no WinRM endpoint within 30 s ({e}); it printed: {seen:?}"),
+                }
+            };
+            assert!(seen.iter().chain([&line]).all(|l| !l.contains(password)), "the password is never printed");
+            let addr = line[line.find("http://").unwrap_or(0)..].trim_start_matches("http://").split('/').next().unwrap_or_default();
+            s.wsman = Some(addr.parse().unwrap_or_else(|e| panic!("WinRM endpoint address in {line:?}: {e}")));
+        }
         s
     }
 
