@@ -32,6 +32,7 @@ use lyncdr::backend::Lync;
 use lyncdr::desired::Desired;
 use lyncdr::engine::executor::{Event, EventSink, StepResult};
 use lyncdr::engine::journal::{Entry, FileJournal, Journal, JournalError, MemoryChange, MemoryJournal, Outcome};
+use lyncdr::engine::observe::{Scope, observe};
 use lyncdr::engine::{Converged, Engine, Settings};
 use lyncdr::model::{FailoverState, Fqdn, History, Product, RunOn, Span, Stamp};
 use lyncdr::planner::{Plan, StepKind};
@@ -1276,4 +1277,71 @@ fn federation_kept_away_from_the_returning_site_blocks_its_failback() {
         assert!(calls_of(&changes(&lync), "Invoke-CsPoolFailBack").is_empty());
         assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
     });
+}
+
+/// Two pairs: two Front End pools per site, so each site has an anchor and another pool.
+const TWO_POOLS_PER_SITE: &str = "name: anchors
+product: SfB2015
+sites:
+  - name: Dallas
+    frontEndPools:
+      - {fqdn: pool0.dal.contoso.com, edition: Enterprise, frontEnds: 2, users: 100, backEnd: {primary: sql0.dal.contoso.com}}
+      - {fqdn: pool1.dal.contoso.com, edition: Enterprise, frontEnds: 2, users: 100, backEnd: {primary: sql1.dal.contoso.com}}
+    edgePools:
+      - {fqdn: edge01.dal.contoso.com, nextHop: pool0.dal.contoso.com}
+  - name: Seattle
+    frontEndPools:
+      - {fqdn: pool0.sea.contoso.com, edition: Enterprise, frontEnds: 2, users: 100, backEnd: {primary: sql0.sea.contoso.com}}
+      - {fqdn: pool1.sea.contoso.com, edition: Enterprise, frontEnds: 2, users: 100, backEnd: {primary: sql1.sea.contoso.com}}
+    edgePools:
+      - {fqdn: edge01.sea.contoso.com, nextHop: pool0.sea.contoso.com}
+pairs:
+  - [pool0.dal.contoso.com, pool0.sea.contoso.com]
+  - [pool1.dal.contoso.com, pool1.sea.contoso.com]
+cms: {activePool: pool0.dal.contoso.com}
+federation: {sipEdgePool: edge01.dal.contoso.com}
+";
+
+fn fq(s: &str) -> Fqdn {
+    Fqdn::parse(s).expect("fqdn")
+}
+
+/// The per-pool and per-Edge queries of a site are asked of one pool of the site (its anchor),
+/// naming their pool or server, so a batching transport pays one round trip per site.
+#[test]
+fn a_sites_pools_and_edge_servers_are_asked_about_at_one_anchor() {
+    let s = scenario(TWO_POOLS_PER_SITE);
+    let lync = LocalSim::new(Simulator::new(&s));
+    let o = runtime().block_on(observe(&lync, &Scope::default(), &History::default())).expect("observe");
+    assert!(o.pools.values().all(|p| p.direct.is_ok() && p.from_partner.is_ok()), "{:#?}", o.pools);
+    assert!(o.edges.values().all(|e| e.direct.is_ok()), "{:#?}", o.edges);
+    let sim = lync.lock();
+    let at = |cmdlet: &str| -> std::collections::BTreeSet<String> {
+        sim.log().iter().filter(|r| r.cmdlet == cmdlet).map(|r| r.run_on.clone()).collect()
+    };
+    let anchors: std::collections::BTreeSet<String> = ["pool0.dal.contoso.com", "pool0.sea.contoso.com"].map(String::from).into();
+    for cmdlet in ["Get-CsPoolFabricState", "Get-CsBackupServiceStatus"] {
+        assert_eq!(at(cmdlet), anchors, "{cmdlet} runs at the anchors");
+    }
+    let rtcsrv: Vec<&Record> = sim.log().iter().filter(|r| r.args.get("Name").and_then(|v| v.as_str()) == Some("RTCSRV")).collect();
+    assert!(!rtcsrv.is_empty() && rtcsrv.iter().all(|r| anchors.contains(&r.run_on) && r.args.contains_key("ComputerName")), "{rtcsrv:#?}");
+}
+
+/// An anchor that cannot be reached does not hide the rest of its site: each pool is then asked
+/// itself, and a running pool next to a dead anchor is seen up.
+#[test]
+fn a_pool_next_to_a_dead_anchor_is_asked_itself_and_seen_up() {
+    let s = scenario(TWO_POOLS_PER_SITE);
+    let lync = LocalSim::new(Simulator::new(&s));
+    lync.lock().inject(&Fault::parse("down:pool/pool0.dal.contoso.com").expect("fault"));
+    // pool0.dal was last seen up: it is Dallas's anchor.
+    let mut history = History::default();
+    for p in ["pool0.dal.contoso.com", "pool1.dal.contoso.com", "pool0.sea.contoso.com", "pool1.sea.contoso.com"] {
+        history.pool_health.insert(fq(p), lyncdr::model::Since { value: lyncdr::model::Health::Up, since: Stamp(0) });
+    }
+    let o = runtime().block_on(observe(&lync, &Scope::default(), &history)).expect("observe");
+    let (dead, alive) = (&o.pools[&fq("pool0.dal.contoso.com")], &o.pools[&fq("pool1.dal.contoso.com")]);
+    assert!(dead.direct.is_negative() && dead.from_partner.is_negative(), "{dead:#?}");
+    assert!(alive.direct.is_ok(), "{alive:#?}");
+    assert!(!alive.backup_modules.is_empty(), "its Backup Service is read too: {alive:#?}");
 }

@@ -184,3 +184,45 @@ fn a_lost_reply_to_the_failover_is_settled_by_observation_not_by_running_it_agai
         assert_eq!(failovers, 1, "the failover ran once: its outcome was settled by observing Dallas served by Seattle");
     });
 }
+
+/// Once the driver has seen an observation, the next asks all its queries at once: one round
+/// trip per site (at its anchor pool) and one for the deployment-wide queries, whatever the
+/// phases of the observer; and it sees what the in-process simulator sees.
+#[test]
+fn an_observation_after_the_first_is_one_round_trip_per_site_and_one_for_the_deployment() {
+    use lyncdr::engine::observe::{Scope, observe};
+    use lyncdr::model::History;
+    use lyncdr::sim::server::SimServer;
+    use lyncdr::sim::winrm_host::driver_over_loopback;
+    use lyncdr::sim::{LocalSim, Simulator};
+    let (s, d, _) = story();
+    let scope = lyncdr::engine::scope_for(&d);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (first, next, over_winrm) = rt.block_on(async {
+        let server = SimServer::new(Simulator::new(&s), 1.0);
+        let (lync, serving) = driver_over_loopback(server, &s.topology).await.expect("driver");
+        let mut history = History::default();
+        let mut trips = vec![];
+        let mut last = None;
+        for _ in 0..3 {
+            let before = lync.round_trips();
+            let o = observe(&lync, &scope, &history).await.expect("observe over WinRM");
+            trips.push(lync.round_trips() - before);
+            history = o.history.clone();
+            last = Some(o);
+        }
+        serving.abort();
+        (trips[0], trips[1..].to_vec(), last.expect("observed"))
+    });
+    let sites = s.topology.sites.len() as u64;
+    assert!(first > sites + 1, "the first observation asks in phases: {first}");
+    assert_eq!(next, vec![sites + 1, sites + 1], "then one round trip per site and one more");
+    let local = LocalSim::new(Simulator::new(&s));
+    let in_process = common::runtime().block_on(observe(&local, &scope, &History::default())).expect("observe in process");
+    assert_eq!(over_winrm.topology, in_process.topology);
+    assert_eq!(over_winrm.pools, in_process.pools);
+    assert_eq!(over_winrm.edges, in_process.edges);
+    assert_eq!(over_winrm.federation, in_process.federation);
+    assert_eq!(over_winrm.cms.home_pool, in_process.cms.home_pool);
+    assert_eq!(over_winrm.cms.in_contact, in_process.cms.in_contact);
+}

@@ -73,4 +73,29 @@ pub trait Lync: Send + Sync {
     fn sleep(&self, d: Span) -> BoxFuture<'static, ()>;
     /// A short description for logs and status (never secrets).
     fn describe(&self) -> String;
+    /// Where the observer keeps the read-only calls of its last observation through this
+    /// backend, to ask them all at once at the start of the next. A backend that sends calls
+    /// together (WinRM: one script per target) then pays one round trip per target instead of
+    /// one per dependent phase. `None`: calls cost the same asked together or apart.
+    fn query_memo(&self) -> Option<&QueryMemo> {
+        None
+    }
+}
+
+/// The read-only calls an observation made, in the order asked (see [`Lync::query_memo`]).
+#[derive(Debug, Default)]
+pub struct QueryMemo(std::sync::Mutex<Vec<(RunOn, Invocation)>>);
+
+impl QueryMemo {
+    /// The calls of the last observation.
+    pub fn calls(&self) -> Vec<(RunOn, Invocation)> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the calls remembered.
+    pub fn keep(&self, calls: Vec<(RunOn, Invocation)>) {
+        if let Ok(mut c) = self.0.lock() {
+            *c = calls;
+        }
+    }
 }

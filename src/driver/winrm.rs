@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::script::{self, ClockFrame, Frame};
 use crate::backend::http::real_time;
-use crate::backend::{Lync, LyncError};
+use crate::backend::{Lync, LyncError, QueryMemo};
 use crate::model::{Fqdn, Request, RunOn, Span, Stamp};
 use crate::ps::Invocation;
 use crate::winrm::WinrmError;
@@ -84,6 +84,8 @@ struct Inner {
     queued: Mutex<HashMap<RunOn, Vec<Queued>>>,
     /// Scripts run so far.
     round_trips: std::sync::atomic::AtomicU64,
+    /// The observer's calls, asked together next time (one batch per target).
+    memo: QueryMemo,
 }
 
 impl WinRmLync {
@@ -97,12 +99,14 @@ impl WinRmLync {
             sessions: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
             round_trips: Default::default(),
+            memo: QueryMemo::default(),
         });
         let mut lync = WinRmLync { inner, clock: (Stamp(0), Instant::now(), 1.0) };
         let mut last = None;
         for server in lync.inner.cfg.management_servers.clone() {
             match lync.inner.run_script(&server, &script::clock(), false).await {
                 Ok(Frame::Result(v)) => {
+                    lync.inner.count_round_trip();
                     let c: ClockFrame = serde_json::from_value(v)
                         .map_err(|e| LyncError::Protocol(format!("{server} answered the clock script with something unreadable: {e}")))?;
                     if !(c.speed.is_finite() && c.speed > 0.0) {
@@ -119,7 +123,8 @@ impl WinRmLync {
         Err(last.unwrap_or_else(|| LyncError::Protocol("no management server answered".into())))
     }
 
-    /// Scripts run so far (each one round trip to a server: what a real deployment pays).
+    /// Scripts servers ran so far (each one round trip: what a real deployment pays). A server
+    /// that could not be reached ran nothing and is not counted.
     pub fn round_trips(&self) -> u64 {
         self.inner.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -148,6 +153,13 @@ impl WinRmLync {
 }
 
 impl Inner {
+    /// Counts a script a server ran. A server that answers only that it is unreachable (the
+    /// simulator's endpoint, which stands in for every server) counts as a failed connection,
+    /// as it is on a real network: nothing ran.
+    fn count_round_trip(&self) {
+        self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn endpoint(&self, server: &Fqdn) -> String {
         self.cfg.endpoint.replace("{server}", server.as_str())
     }
@@ -180,11 +192,11 @@ impl Inner {
             *slot = Some(self.open(server).await?);
         }
         let Some(session) = slot.as_mut() else { return Err(LyncError::Protocol("no session".into())) };
-        self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match session.run(text, self.cfg.script_timeout).await {
             Ok(out) => match parse(&out.stdout) {
                 Ok(frame) => Ok(frame),
                 Err(e) => {
+                    self.count_round_trip();
                     let stderr = crate::model::text::shown_lines(out.stderr.trim());
                     let detail = if stderr.is_empty() { e.to_string() } else { format!("{e}; PowerShell said: {stderr}") };
                     Err(if changes {
@@ -202,8 +214,15 @@ impl Inner {
                     WinrmError::Connect { .. } | WinrmError::Auth(_) => {
                         LyncError::Unreachable { target: server.to_string(), detail: e.to_string() }
                     }
-                    other if changes => LyncError::Ambiguous { detail: format!("{server}: {other}") },
-                    other => LyncError::Protocol(format!("{server}: {other}")),
+                    other => {
+                        // Sent, then lost: the server may have run it.
+                        self.count_round_trip();
+                        if changes {
+                            LyncError::Ambiguous { detail: format!("{server}: {other}") }
+                        } else {
+                            LyncError::Protocol(format!("{server}: {other}"))
+                        }
+                    }
                 })
             }
         }
@@ -254,6 +273,7 @@ impl Inner {
                 }
                 continue;
             }
+            self.count_round_trip();
             for (c, f) in calls.into_iter().zip(frames) {
                 let _ = c.reply.send(outcome(&c.inv, f));
             }
@@ -275,7 +295,10 @@ impl Inner {
             let text = script::invoke(&on, inv, req);
             match self.run_script(&server, &text, changes).await {
                 Ok(Frame::Unreachable(u)) => last = Some(LyncError::Unreachable { target: u.target, detail: u.detail }),
-                Ok(f) => return outcome(inv, f),
+                Ok(f) => {
+                    self.count_round_trip();
+                    return outcome(inv, f);
+                }
                 Err(e @ LyncError::Unreachable { .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
@@ -311,6 +334,10 @@ impl Lync for WinRmLync {
 
     fn describe(&self) -> String {
         format!("WinRM {} as {}", self.inner.cfg.endpoint, self.inner.cfg.credentials.account)
+    }
+
+    fn query_memo(&self) -> Option<&QueryMemo> {
+        Some(&self.inner.memo)
     }
 }
 

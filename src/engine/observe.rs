@@ -4,9 +4,11 @@
 //! an isolated but healthy pool from a dead one; an Edge pool the operator does not reach is
 //! probed from a Front End pool of another site for the same reason.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
-use futures::future::join_all;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, join_all};
 use serde_json::Value;
 
 use crate::backend::records::{
@@ -17,7 +19,7 @@ use crate::backend::records::{
 use crate::backend::{Lync, LyncError};
 use crate::model::{
     BackEnd, BackEndObs, CmsObs, DbType, EdgeObs, EdgePool, Edition, FailoverState, FederationObs, Fqdn, FrontEndPool, History,
-    ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord, Topology, Virtualization,
+    ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord, Stamp, Topology, Virtualization,
 };
 use crate::ps::{Input, Invocation, script_block};
 
@@ -40,8 +42,71 @@ pub enum ObserveError {
     Unexpected { query: String, detail: String },
 }
 
-/// Reads the whole deployment.
+/// Reads the whole deployment. Through a backend that keeps a [`QueryMemo`], the calls of the
+/// last observation are asked again at once, before the phases that depend on each other need
+/// them: with an unchanged topology the whole observation leaves in one batch per target.
 pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
+    let Some(memo) = lync.query_memo() else { return observe_through(lync, lync, scope, history).await };
+    let ahead = Prefetching::new(lync, memo.calls());
+    let (_, observed) = futures::join!(ahead.all(), observe_through(&ahead, lync, scope, history));
+    memo.keep(ahead.asked());
+    observed
+}
+
+type Key = (RunOn, String);
+
+/// A backend seen through the calls asked ahead: a call asked ahead is answered from there,
+/// any other goes to the backend; every call is recorded for the next observation.
+struct Prefetching<'a> {
+    lync: &'a dyn Lync,
+    ahead: HashMap<Key, Shared<BoxFuture<'a, Result<Value, LyncError>>>>,
+    asked: Mutex<Vec<(RunOn, Invocation)>>,
+}
+
+impl<'a> Prefetching<'a> {
+    fn new(lync: &'a dyn Lync, calls: Vec<(RunOn, Invocation)>) -> Prefetching<'a> {
+        let mut ahead = HashMap::new();
+        for (on, inv) in calls {
+            let key = (on.clone(), inv.to_powershell());
+            ahead.entry(key).or_insert_with(|| async move { lync.invoke(&on, &inv).await }.boxed().shared());
+        }
+        Prefetching { lync, ahead, asked: Mutex::new(Vec::new()) }
+    }
+
+    /// Drives every call asked ahead (together, so they leave in the same batches).
+    async fn all(&self) {
+        join_all(self.ahead.values().cloned()).await;
+    }
+
+    fn asked(&self) -> Vec<(RunOn, Invocation)> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+impl Lync for Prefetching<'_> {
+    fn invoke<'b>(&'b self, run_on: &'b RunOn, inv: &'b Invocation) -> BoxFuture<'b, Result<Value, LyncError>> {
+        if let Ok(mut a) = self.asked.lock() {
+            a.push((run_on.clone(), inv.clone()));
+        }
+        match self.ahead.get(&(run_on.clone(), inv.to_powershell())) {
+            Some(f) => f.clone().boxed(),
+            None => self.lync.invoke(run_on, inv),
+        }
+    }
+    fn now(&self) -> Stamp {
+        self.lync.now()
+    }
+    fn sleep(&self, d: Span) -> BoxFuture<'static, ()> {
+        self.lync.sleep(d)
+    }
+    fn describe(&self) -> String {
+        self.lync.describe()
+    }
+}
+
+/// One observation. `once` answers the questions asked once and then remembered (a pool's host
+/// facts): they are not asked ahead next time.
+async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
     let q = |inv: Invocation| async move { lync.invoke(&RunOn::Any, &inv).await };
     let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v, domain_v) = futures::join!(
         q(Invocation::new("Get-CsPool")),
@@ -93,6 +158,7 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
 
     // Per-pool queries, concurrently.
     let pool_names: Vec<Fqdn> = fe_pools.keys().cloned().collect();
+    let anchors = Anchors::new(&fe_pools, history);
     let relations =
         join_all(pool_names.iter().map(|p| q(Invocation::new("Get-CsPoolBackupRelationship").arg("PoolFqdn", p.as_str())))).await;
     let mut backup: BTreeMap<Fqdn, Fqdn> = BTreeMap::new();
@@ -112,7 +178,9 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let per_pool = join_all(pool_names.iter().map(|p| {
         let partner = backup.get(p).cloned();
         let need_traits = !history_traits.contains_key(p);
-        observe_pool(lync, p.clone(), partner, need_traits, fe_pools[p].1.clone())
+        let partner_at = partner.as_ref().map(|q| (anchors.of(q), RunOn::Pool(q.clone())));
+        let facts = need_traits.then_some(once);
+        observe_pool(lync, p.clone(), anchors.of(p), partner_at, facts, fe_pools[p].1.clone())
     }))
     .await;
 
@@ -175,8 +243,11 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     let vantage = |site: &str| -> Option<Fqdn> {
         fe_pools.iter().find(|(p, (s, _))| s != site && pools.get(*p).is_some_and(|o: &PoolObs| o.direct.is_ok())).map(|(p, _)| p.clone())
     };
-    let edge_obs =
-        join_all(edge_names.iter().map(|e| observe_edge(lync, e.clone(), edge_pools[e].1.clone(), vantage(&edge_pools[e].0)))).await;
+    let edge_obs = join_all(edge_names.iter().map(|e| {
+        let site = &edge_pools[e].0;
+        observe_edge(lync, e.clone(), edge_pools[e].1.clone(), anchors.in_site(site), vantage(site))
+    }))
+    .await;
     let mut edges = BTreeMap::new();
     let mut topo_edges = BTreeMap::new();
     for (e, mut obs) in edge_names.iter().zip(edge_obs) {
@@ -221,11 +292,16 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
     if cms.available() {
         let replicas = lync.invoke(&RunOn::Any, &Invocation::new("Get-CsManagementStoreReplicationStatus")).await;
         if let Ok(v) = replicas {
-            for r in records::parsed::<CmsReplicaStatus>(&v) {
+            let rows = records::parsed::<CmsReplicaStatus>(&v);
+            // A replica whose last report is five minutes older than the freshest one is cut
+            // off from the CMS. Measured against the freshest report, not this process's clock:
+            // the answer may have been read (asked ahead) a while before it is looked at here.
+            let freshest = rows.iter().filter_map(|r| r.last_status_report).max();
+            for r in rows {
                 cms.replicas.insert(r.replica_fqdn.clone(), r.up_to_date);
-                // A replica that has not reported for five minutes is cut off from the CMS.
-                let now = lync.now();
-                if r.last_status_report.is_some_and(|t| now.0.saturating_sub(t) < Span::mins(5).0) {
+                if let (Some(t), Some(f)) = (r.last_status_report, freshest)
+                    && f.saturating_sub(t) < Span::mins(5).0
+                {
                     cms.in_contact.insert(r.replica_fqdn);
                 }
             }
@@ -267,7 +343,8 @@ pub async fn observe(lync: &dyn Lync, scope: &Scope, history: &History) -> Resul
         let reachable: Vec<Fqdn> = pools.iter().filter(|(_, o)| o.direct.is_ok()).map(|(p, _)| p.clone()).collect();
         let found = join_all(reachable.iter().map(|p| {
             let inv = Invocation::new("Get-CsRgsWorkflow").arg("Identity", format!("service:ApplicationServer:{p}")).switch("ShowAll");
-            async move { lync.invoke(&RunOn::Pool(p.clone()), &inv).await }
+            let (anchor, own) = (anchors.of(p), RunOn::Pool(p.clone()));
+            async move { at(lync, &anchor, &own, &inv).await }
         }))
         .await;
         for (host, r) in reachable.iter().zip(found) {
@@ -317,20 +394,73 @@ struct PoolResult {
     traits: Option<PoolTraits>,
 }
 
-async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_traits: bool, front_ends: Vec<Fqdn>) -> PoolResult {
+/// Where the per-pool and per-Edge queries of a site are asked: one Front End pool of the site,
+/// its anchor, answers for all of them (the cmdlets name their pool or server: `-PoolFqdn`,
+/// `-ComputerName`), so a transport that sends a target's calls together pays one round trip
+/// per site. The anchor is the first pool of the site last seen up (else the first pool); when
+/// it cannot be reached, each pool is asked itself ([`at`]).
+struct Anchors {
+    /// The anchor of each site.
+    by_site: BTreeMap<String, Fqdn>,
+    /// The site of each Front End pool.
+    site_of: BTreeMap<Fqdn, String>,
+}
+
+impl Anchors {
+    fn new(fe_pools: &BTreeMap<Fqdn, (String, Vec<Fqdn>)>, history: &History) -> Anchors {
+        let mut anchors: BTreeMap<String, Fqdn> = BTreeMap::new();
+        let up = |p: &Fqdn| history.pool_health.get(p).is_some_and(|h| h.value == crate::model::Health::Up);
+        for (p, (site, _)) in fe_pools {
+            match anchors.get(site) {
+                Some(a) if up(a) || !up(p) => {}
+                _ => {
+                    anchors.insert(site.clone(), p.clone());
+                }
+            }
+        }
+        Anchors { by_site: anchors, site_of: fe_pools.iter().map(|(p, (site, _))| (p.clone(), site.clone())).collect() }
+    }
+
+    /// Where a Front End pool's queries are asked.
+    fn of(&self, pool: &Fqdn) -> RunOn {
+        self.site_of.get(pool).and_then(|site| self.in_site(site)).unwrap_or_else(|| RunOn::Pool(pool.clone()))
+    }
+
+    /// Where queries about a site's servers are asked, if the site has a Front End pool.
+    fn in_site(&self, site: &str) -> Option<RunOn> {
+        self.by_site.get(site).map(|a| RunOn::Pool(a.clone()))
+    }
+}
+
+/// Asks at the site's anchor or, when the anchor cannot be reached, at `own` itself.
+async fn at(lync: &dyn Lync, anchor: &RunOn, own: &RunOn, inv: &Invocation) -> Result<Value, LyncError> {
+    match lync.invoke(anchor, inv).await {
+        Err(LyncError::Unreachable { .. }) if anchor != own => lync.invoke(own, inv).await,
+        r => r,
+    }
+}
+
+async fn observe_pool(
+    lync: &dyn Lync,
+    pool: Fqdn,
+    anchor: RunOn,
+    partner: Option<(RunOn, RunOn)>,
+    facts: Option<&dyn Lync>,
+    front_ends: Vec<Fqdn>,
+) -> PoolResult {
     let fabric = Invocation::new("Get-CsPoolFabricState").arg("PoolFqdn", pool.as_str());
     let here = RunOn::Pool(pool.clone());
-    let direct_f = lync.invoke(&here, &fabric);
+    let direct_f = at(lync, &anchor, &here, &fabric);
     let partner_f = async {
         match &partner {
-            Some(q) => Some(lync.invoke(&RunOn::Pool(q.clone()), &fabric).await),
+            Some((anchor, own)) => Some(at(lync, anchor, own, &fabric).await),
             None => None,
         }
     };
     let mirror = Invocation::new("Get-CsDatabaseMirrorState").arg("PoolFqdn", pool.as_str());
     let mirror_f = lync.invoke(&RunOn::Any, &mirror);
     let backup = Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", pool.as_str());
-    let backup_f = lync.invoke(&here, &backup);
+    let backup_f = at(lync, &anchor, &here, &backup);
     let (direct, from_partner, mirror, backup) = futures::join!(direct_f, partner_f, mirror_f, backup_f);
 
     let mut obs = PoolObs { direct: probe(&direct), ..Default::default() };
@@ -371,8 +501,8 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         // unknown.
         let results = join_all(front_ends.iter().map(|fe| {
             let inv = Invocation::new("Get-CsWindowsService").arg("Name", "LYNCBACKUP").arg("ComputerName", fe.as_str());
-            let here = &here;
-            async move { lync.invoke(here, &inv).await }
+            let (anchor, here) = (&anchor, &here);
+            async move { at(lync, anchor, here, &inv).await }
         }))
         .await;
         for (fe, r) in front_ends.iter().zip(results) {
@@ -391,7 +521,11 @@ async fn observe_pool(lync: &dyn Lync, pool: Fqdn, partner: Option<Fqdn>, need_t
         let waiting: Vec<Fqdn> = obs.backup_service.iter().filter(|(_, s)| **s == Some(false)).map(|(fe, _)| fe.clone()).collect();
         obs.patch_current = patch_levels(lync, &waiting).await;
     }
-    let traits = if need_traits && obs.direct.is_ok() { read_traits(lync, &here).await } else { None };
+    // Host facts are the pool's own: asked of the pool itself.
+    let traits = match facts {
+        Some(once) if obs.direct.is_ok() => read_traits(once, &here).await,
+        _ => None,
+    };
     PoolResult { obs, traits }
 }
 
@@ -445,11 +579,25 @@ async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
     Some(PoolTraits { edition: Edition::Enterprise, product, virtualization, os, back_end_ha: crate::model::BackEndHa::None })
 }
 
-async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, vantage: Option<Fqdn>) -> EdgeObs {
+/// An Edge pool's servers, asked from the anchor of its site (`-ComputerName`) or, in a site
+/// without Front End pools or when the anchor cannot be reached, each server itself.
+async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, anchor: Option<RunOn>, vantage: Option<Fqdn>) -> EdgeObs {
     let results = join_all(servers.iter().map(|s| {
-        let inv = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV");
-        let on = RunOn::Server(s.clone());
-        async move { lync.invoke(&on, &inv).await }
+        let own = RunOn::Server(s.clone());
+        let anchor = anchor.clone();
+        async move {
+            let local = Invocation::new("Get-CsWindowsService").arg("Name", "RTCSRV");
+            match anchor {
+                Some(a) => {
+                    let remote = local.clone().arg("ComputerName", s.as_str());
+                    match lync.invoke(&a, &remote).await {
+                        Err(LyncError::Unreachable { .. }) => lync.invoke(&own, &local).await,
+                        r => r,
+                    }
+                }
+                None => lync.invoke(&own, &local).await,
+            }
+        }
     }))
     .await;
     let mut obs = EdgeObs::default();
