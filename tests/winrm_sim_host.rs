@@ -209,3 +209,25 @@ async fn other_scripts_are_not_recognized_and_the_session_goes_on() {
     assert!(out.stderr_text().starts_with("'ipconfig' is not recognized as an internal or external command"), "{}", out.stderr_text());
     sh.close().await.unwrap();
 }
+
+/// A WinRM round trip is not free on a real server, and the simulator's endpoint charges it in
+/// simulated time (scenario `timings`): a new session its start (`powershell.exe` and the Lync
+/// module), each script a round trip on top of its cmdlets' own time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_start_and_each_round_trip_cost_simulated_time() {
+    let (addr, sim, _server) = start().await;
+    let timings = sim.lock().timings().clone();
+    assert_eq!((timings.session_start, timings.round_trip), (lyncdr::model::Span::secs(10), lyncdr::model::Span::secs(1)));
+    let t0 = sim.clock.now();
+    let mut ps = session(addr).await;
+    let get = Invocation::new("Get-CsSite");
+    let _ = frame(&mut ps, &script::invoke(&RunOn::Any, &get, None)).await;
+    let t1 = sim.clock.now();
+    let first = t1.since(t0);
+    assert!(first >= timings.session_start + timings.round_trip + timings.query, "first script after {first}");
+    // A batch of three queries: one round trip, three queries.
+    let _ = script::parse_frames(&ps.run(&script::batch(&RunOn::Any, &[get.clone(), get.clone(), get]), TIMEOUT).await.unwrap().stdout);
+    let batch = sim.clock.now().since(t1);
+    assert!(batch >= timings.round_trip + timings.query.scale(3, 1), "batch after {batch}");
+    ps.close().await.unwrap();
+}

@@ -580,7 +580,7 @@ async fn read_traits(lync: &dyn Lync, on: &RunOn) -> Option<PoolTraits> {
 }
 
 /// An Edge pool's servers, asked from the anchor of its site (`-ComputerName`) or, in a site
-/// without Front End pools or when the anchor cannot be reached, each server itself.
+/// without Front End pools or when the anchor cannot tell, each server itself.
 async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, anchor: Option<RunOn>, vantage: Option<Fqdn>) -> EdgeObs {
     let results = join_all(servers.iter().map(|s| {
         let own = RunOn::Server(s.clone());
@@ -590,9 +590,11 @@ async fn observe_edge(lync: &dyn Lync, edge: Fqdn, servers: Vec<Fqdn>, anchor: O
             match anchor {
                 Some(a) => {
                     let remote = local.clone().arg("ComputerName", s.as_str());
+                    // The anchor may be unreachable, or refused by the perimeter firewall:
+                    // then the server itself, if it has a listener the operator reaches.
                     match lync.invoke(&a, &remote).await {
-                        Err(LyncError::Unreachable { .. }) => lync.invoke(&own, &local).await,
-                        r => r,
+                        Ok(v) => Ok(v),
+                        Err(_) => lync.invoke(&own, &local).await,
                     }
                 }
                 None => lync.invoke(&own, &local).await,

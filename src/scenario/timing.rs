@@ -10,6 +10,14 @@ use crate::model::{Product, Span};
 pub struct Timings {
     /// A read-only query (`Get-*`).
     pub query: Span,
+    /// One script over WinRM in a warm PowerShell session, on top of its cmdlets' own time
+    /// (the WS-Man Command, Send and Receive exchanges, the pipeline's start, the JSON).
+    /// Charged by the simulator's WS-Man endpoint (`sim serve --winrm`).
+    pub round_trip: Span,
+    /// A new PowerShell session over WinRM: the shell, `powershell.exe` and
+    /// `Import-Module Lync` (5 to 15 s on a Front End). Charged once per session by the
+    /// simulator's WS-Man endpoint.
+    pub session_start: Span,
     /// Pool failover time per 1,000 users; default from the RTO targets at 40,000 users:
     /// 30 min (Lync 2013, JJ205079) or 15 min (SfB, disaster-recovery topic).
     pub pool_failover_per_1000_users: Option<Span>,
@@ -58,6 +66,8 @@ impl Default for Timings {
     fn default() -> Self {
         Timings {
             query: Span::ms(500),
+            round_trip: Span::secs(1),
+            session_start: Span::secs(10),
             pool_failover_per_1000_users: None,
             pool_failback_per_1000_users: Span::mins(3),
             minimum_pool_operation: Span::mins(2),
@@ -116,6 +126,8 @@ impl Timings {
         // `demo` stepping for days of real time. A week is far beyond any Lync operation.
         let spans = [
             ("query", Some(self.query)),
+            ("roundTrip", Some(self.round_trip)),
+            ("sessionStart", Some(self.session_start)),
             ("poolFailoverPer1000Users", self.pool_failover_per_1000_users),
             ("poolFailbackPer1000Users", Some(self.pool_failback_per_1000_users)),
             ("minimumPoolOperation", Some(self.minimum_pool_operation)),

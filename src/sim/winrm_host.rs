@@ -158,6 +158,9 @@ async fn one_script(server: &Arc<SimServer>, script: String, io: &mut ProcessIo)
 async fn interactive(server: &Arc<SimServer>, io: &mut ProcessIo) -> i64 {
     let mut buf = Vec::new();
     let mut ended = false;
+    // powershell.exe starts and imports the Lync module.
+    let start = server.lock().timings().session_start;
+    server.clock.sleep_until(server.clock.now().plus(start)).await;
     loop {
         if buf.len() > MAX_SCRIPT_BYTES {
             return too_large(io);
@@ -321,8 +324,12 @@ async fn answer(server: Arc<SimServer>, script: String) -> Answer {
             let clock = ClockFrame { now_ms: server.clock.now().0, speed: server.clock.speed() };
             Answer::Frame(frame(RESULT_FRAME, &serde_json::to_value(clock).unwrap_or_default()))
         }
-        Some(Parsed::Invoke { run_on, request, command }) => Answer::Frame(call(&server, &run_on, request.as_ref(), &command).await),
+        Some(Parsed::Invoke { run_on, request, command }) => {
+            round_trip(&server).await;
+            Answer::Frame(call(&server, &run_on, request.as_ref(), &command).await)
+        }
         Some(Parsed::Batch { run_on, commands }) => {
+            round_trip(&server).await;
             // One after another, as PowerShell runs a script's statements.
             let mut lines = Vec::new();
             for command in &commands {
@@ -331,6 +338,15 @@ async fn answer(server: Arc<SimServer>, script: String) -> Answer {
             Answer::Frame(lines.join("\r\n"))
         }
     }
+}
+
+/// What a script costs over WinRM before its cmdlets run ([`Timings::round_trip`]), in
+/// simulated time.
+///
+/// [`Timings::round_trip`]: crate::scenario::timing::Timings::round_trip
+async fn round_trip(server: &SimServer) {
+    let cost = server.lock().timings().round_trip;
+    server.clock.sleep_until(server.clock.now().plus(cost)).await;
 }
 
 /// Runs one cmdlet line of a driver script; its frame.
