@@ -267,7 +267,7 @@ fn print_text(r: &DemoReport) {
             Event::StepStarted { id, command, run_on, at } => {
                 println!("{:>10}  start  {id}\n{:>10}         {command}   (on {run_on})", at.to_string(), "")
             }
-            Event::StepFinished { id, at, result } => {
+            Event::StepFinished { id, at, result, .. } => {
                 let what = match result {
                     StepResult::Succeeded => "done   ".to_string(),
                     StepResult::Skipped => "skip   ".to_string(),
