@@ -18,6 +18,10 @@
 //! - [`status`]: status, conditions, the policy gate and plan progress, shared by the front ends;
 //! - [`controller`]: the Kubernetes operator (reflector stores, the reconcile pipeline);
 //! - [`standalone`]: `lyncdr run --manifests`, the operator without Kubernetes;
+//! - [`timeline`]: the recovery timeline chart: a run's steps as an SVG, one lane per Front End
+//!   pool, Edge pool, the CMS, user placements and the deployment, each step a bar over
+//!   simulated time, the critical path after each fault and the moment every user is served
+//!   again marked (`lyncdr demo --timeline`, the bench);
 //! - [`cli`]: the `lyncdr` command line.
 
 pub mod api;
@@ -34,4 +38,5 @@ pub mod scenario;
 pub mod sim;
 pub mod standalone;
 pub mod status;
+pub mod timeline;
 pub mod winrm;

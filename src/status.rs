@@ -164,7 +164,7 @@ pub fn record_progress(progress: &mut BTreeMap<String, StepStatus>, plan: &Plan,
             );
             Some(Note { reason: "StepStarted", message: format!("{id}: {command} (on {run_on})"), warning: false })
         }
-        Event::StepFinished { id, at, result } => {
+        Event::StepFinished { id, at, result, .. } => {
             let (state, message) = match result {
                 StepResult::Succeeded => (StepState::Succeeded, None),
                 StepResult::Skipped => (StepState::Skipped, Some("its effect already held".to_string())),

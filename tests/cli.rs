@@ -1,7 +1,8 @@
 //! End-to-end tests of the `lyncdr` binary: the command-line contract other tools depend on
 //! (`plan`, `sim run`, `sim serve`, `demo`; issue text in the README's "The pieces"), run as a
 //! child process exactly as a user or a script runs it, and golden files of the PowerShell
-//! runbooks the planner generates for the two-site example (`tests/golden/`).
+//! runbooks the planner generates for the two-site example and of the built-in demo's timeline
+//! chart (`tests/golden/`).
 //!
 //! Golden files: after an intended change to the planner, rewrite them with
 //! `LYNCDR_BLESS=1 cargo test --release --test cli golden` and review the diff.
@@ -655,6 +656,21 @@ fn demo_rejects_faults_it_cannot_apply() {
     }
 }
 
+#[test]
+fn demo_timeline_to_a_bad_path_fails_naming_the_flag_before_anything_runs() {
+    let dir = tempdir();
+    let missing = dir.path().join("no-such-directory").join("timeline.svg");
+    let missing = missing.to_str().expect("utf-8 path");
+    let is_dir = dir.path().to_str().expect("utf-8 path");
+    for (path, says) in [(missing, "there is no directory"), (is_dir, "is a directory")] {
+        // Checked before the scenario is even read: its error is not the one reported.
+        let run = lyncdr(&["demo", "--scenario", "no-such-scenario.yaml", "--timeline", path, "--format", "json"]);
+        expect_rejected(&run, &[&format!("--timeline {path}"), says]);
+        assert!(!run.stderr.contains("no-such-scenario"), "{}", run.describe());
+    }
+    assert!(!Path::new(missing).exists());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. plan
 
@@ -1305,6 +1321,89 @@ fn golden_failback_of_dallas() {
         DESIRED,
         &[],
     );
+}
+
+/// The elements of an XML document, checked well-formed on the way: one root, every tag closed
+/// in order, only the predefined entities, no character XML forbids. Each element's name and
+/// attributes (unescaped), in document order.
+fn xml_elements(text: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    use quick_xml::events::Event as Xml;
+    if let Some(c) = text.chars().find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')) {
+        panic!("the document holds the character {c:?}, which XML does not allow");
+    }
+    let mut reader = quick_xml::Reader::from_str(text);
+    let (mut open, mut out, mut roots) = (Vec::<String>::new(), Vec::new(), 0);
+    loop {
+        let event = reader.read_event().unwrap_or_else(|e| panic!("not well-formed at byte {}: {e}", reader.buffer_position()));
+        match event {
+            Xml::Start(ref e) | Xml::Empty(ref e) => {
+                let name = e.name().as_ref().to_string();
+                if open.is_empty() {
+                    roots += 1;
+                }
+                let mut attrs = BTreeMap::new();
+                for a in e.attributes() {
+                    let a = a.unwrap_or_else(|err| panic!("<{name}>: bad attribute: {err}"));
+                    let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap_or_else(|err| panic!("<{name}>: {err}"));
+                    attrs.insert(a.key.as_ref().to_string(), value.into_owned());
+                }
+                if matches!(event, Xml::Start(_)) {
+                    open.push(name.clone());
+                }
+                out.push((name, attrs));
+            }
+            Xml::End(e) => {
+                let name = e.name().as_ref().to_string();
+                assert_eq!(open.pop().as_deref(), Some(name.as_str()), "</{name}> closes the wrong element");
+            }
+            Xml::GeneralRef(r) => {
+                assert!(r.is_char_ref() || ["lt", "gt", "amp", "apos", "quot"].contains(&r.as_ref()), "unknown entity");
+            }
+            Xml::DocType(_) => panic!("no DTD expected"),
+            Xml::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "unclosed elements: {open:?}");
+    assert_eq!(roots, 1, "one root element");
+    out
+}
+
+/// `lyncdr demo --timeline` of the built-in story: a well-formed SVG with a bar per step the
+/// run finished, a lane per pool, Edge pool and the CMS, the critical paths of the recovery
+/// and the failback marked, and the faults and RTO as lines; the same bytes as
+/// `tests/golden/demo-timeline.svg` (the demo runs in simulated time, so it is deterministic).
+#[test]
+fn golden_demo_timeline_svg() {
+    let dir = tempdir();
+    let path = dir.path().join("timeline.svg");
+    let run = lyncdr(&["demo", "--format", "json", "--timeline", path.to_str().expect("utf-8 path")]);
+    run.expect_code(0);
+    let report = run.json();
+    let svg = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), run.describe()));
+    let elements = xml_elements(&svg);
+    assert_eq!(elements.first().map(|(n, _)| n.as_str()), Some("svg"));
+    let groups = |class: &str| -> Vec<&BTreeMap<String, String>> {
+        elements
+            .iter()
+            .filter(|(n, a)| n == "g" && a.get("class").is_some_and(|c| c.split(' ').any(|w| w == class)))
+            .map(|(_, a)| a)
+            .collect()
+    };
+    let finished = array(&report, "timeline", "demo").iter().filter(|e| e["event"] == "stepFinished").count();
+    assert_eq!(groups("step").len(), finished, "one bar per step the run finished");
+    for lane in [DAL, SEA, EDGE_DAL, EDGE_SEA, "CMS"] {
+        assert!(svg.contains(&format!(">{lane}</text>")), "no lane {lane}");
+    }
+    let critical: Vec<&str> = groups("critical").iter().filter_map(|a| a.get("data-step").map(String::as_str)).collect();
+    for step in [format!("cms-failover/{SEA}"), format!("pool-failover/{DAL}"), format!("pool-failback/{DAL}")] {
+        assert!(critical.contains(&step.as_str()), "{step} should be on a critical path: {critical:?}");
+    }
+    assert!(!critical.iter().any(|s| s.starts_with("rgs-routine-export/")), "nothing before the fault is critical: {critical:?}");
+    assert_eq!((groups("fault").len(), groups("served").len()), (2, 1), "the loss of Dallas, its return, and the RTO");
+    if let Err(e) = golden("demo-timeline.svg", &svg) {
+        panic!("{e}");
+    }
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn finished(events: &[Event]) -> Vec<(String, Stamp, StepResult)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::StepFinished { id, at, result } => Some((id.clone(), *at, result.clone())),
+            Event::StepFinished { id, at, result, .. } => Some((id.clone(), *at, result.clone())),
             _ => None,
         })
         .collect()

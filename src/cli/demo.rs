@@ -17,10 +17,12 @@ use crate::desired::{self, Desired};
 use crate::engine::executor::{Event, StepResult};
 use crate::engine::journal::MemoryJournal;
 use crate::engine::{Converged, Engine, Settings};
+use crate::model::text::shown;
 use crate::model::{Span, Stamp};
 use crate::scenario::{DEMO_SCENARIO, Scenario};
 use crate::sim::LocalSim;
 use crate::sim::{Outcome, Simulator, Snapshot, TimedFault};
+use crate::timeline::{Mark, MarkKind, Timeline};
 
 const DEMO_DESIRED: &str = include_str!("../../examples/two-site/desired.yaml");
 /// The built-in story: Dallas is lost five minutes in and returns an hour later.
@@ -63,6 +65,66 @@ pub struct DemoReport {
     pub timeline: Vec<Event>,
     #[serde(rename = "final")]
     pub final_state: Snapshot,
+    /// When the first fault happened and when every user was served again after it (the RTO's
+    /// ends), for the timeline chart.
+    #[serde(skip)]
+    pub first_fault: Option<Stamp>,
+    #[serde(skip)]
+    pub served_at: Option<Stamp>,
+}
+
+/// Why the chart of `--timeline FILE` cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("--timeline {path}: {reason}")]
+pub struct ChartFileError {
+    /// The path as given, control characters escaped.
+    pub path: String,
+    pub reason: String,
+}
+
+impl ChartFileError {
+    fn new(path: &Path, reason: impl Into<String>) -> ChartFileError {
+        ChartFileError { path: shown(&path.display().to_string()), reason: reason.into() }
+    }
+}
+
+/// Checks, before anything runs, that the chart can be written where `--timeline` says: the
+/// directory exists and the file can be created there (a file that did not exist is removed
+/// again; an existing one is left as it is until the chart replaces it).
+pub fn check_chart_path(path: &Path) -> Result<(), ChartFileError> {
+    if path.is_dir() {
+        return Err(ChartFileError::new(path, "is a directory; give the chart a file name, e.g. timeline.svg"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(ChartFileError::new(path, format!("there is no directory {}", shown(&dir.display().to_string()))));
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| ChartFileError::new(path, format!("cannot be written ({e})")))?;
+    if !existed {
+        std::fs::remove_file(path).map_err(|e| ChartFileError::new(path, format!("cannot be written ({e})")))?;
+    }
+    Ok(())
+}
+
+/// The chart of a demo's run: its steps, the faults and the moment every user was served.
+pub fn chart(s: &Scenario, r: &DemoReport, faults: &[TimedFault]) -> String {
+    let mut t = Timeline::from_events(&r.timeline, &s.topology);
+    t.title = format!("lyncdr demo: scenario '{}'", s.name);
+    let rto = r.rto_seconds.map(|x| format!("RTO {:.1} min", x / 60.0)).unwrap_or_else(|| "no RTO: some users are not served".into());
+    t.subtitle = format!("outcome: {}; {rto}; {} changes; simulated time", r.outcome, r.cmdlets.len());
+    t.marks = faults.iter().map(|f| Mark { at: Stamp(f.at.0), label: f.fault.to_string(), kind: MarkKind::Fault }).collect();
+    if let Some(first) = r.first_fault.filter(|at| !t.marks.iter().any(|m| m.at == *at)) {
+        t.marks.push(Mark { at: first, label: "fault in the scenario".into(), kind: MarkKind::Fault });
+    }
+    if let (Some(at), Some(rto)) = (r.served_at, r.rto_seconds) {
+        t.marks.push(Mark { at, label: format!("every user served (RTO {:.1} min)", rto / 60.0), kind: MarkKind::Served });
+    }
+    crate::timeline::render(&t)
 }
 
 fn secs(t: Stamp) -> f64 {
@@ -76,7 +138,11 @@ pub fn run(
     format: Format,
     concurrency: usize,
     transport: DemoTransport,
+    timeline: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
+    if let Some(path) = timeline {
+        check_chart_path(path)?;
+    }
     let builtin = scenario.is_none() && desired.is_none() && faults.is_empty();
     let s = match scenario {
         Some(p) => Scenario::load(p)?,
@@ -105,9 +171,15 @@ pub fn run(
             .build()?
             .block_on(demo_over_winrm(&s, &d, &timed, concurrency.max(1)))?,
     };
+    if let Some(path) = timeline {
+        std::fs::write(path, chart(&s, &report, &timed)).map_err(|e| ChartFileError::new(path, format!("cannot be written ({e})")))?;
+    }
     match format {
         Format::Json | Format::Dot => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_text(&report),
+    }
+    if let (Some(path), Format::Text) = (timeline, format) {
+        println!("\ntimeline chart: {}", shown(&path.display().to_string()));
     }
     Ok(if report.converged { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -257,6 +329,8 @@ fn report(s: &Scenario, sim: &Simulator, story: Story, round_trips: Option<u64>)
         notices,
         timeline,
         final_state: sim.snapshot(),
+        first_fault: stats.first_fault,
+        served_at: stats.first_fault.zip(stats.rto()).map(|(at, rto)| at.plus(rto)),
     }
 }
 
@@ -267,7 +341,7 @@ fn print_text(r: &DemoReport) {
             Event::StepStarted { id, command, run_on, at } => {
                 println!("{:>10}  start  {id}\n{:>10}         {command}   (on {run_on})", at.to_string(), "")
             }
-            Event::StepFinished { id, at, result } => {
+            Event::StepFinished { id, at, result, .. } => {
                 let what = match result {
                     StepResult::Succeeded => "done   ".to_string(),
                     StepResult::Skipped => "skip   ".to_string(),

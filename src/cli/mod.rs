@@ -66,6 +66,10 @@ pub enum Command {
         /// the path a real deployment takes).
         #[arg(long, value_enum, default_value_t)]
         transport: DemoTransport,
+        /// Also write the run as a timeline chart (SVG): one lane per pool, Edge pool and the
+        /// CMS, each step a bar over simulated time, the critical path and the RTO marked.
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
     },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crdgen {
@@ -213,8 +217,8 @@ pub fn main() -> ExitCode {
             let winrm = winrm.map(|addr| sim::WinrmListen { addr, user: winrm_user });
             sim::serve(&scenario, &listen, speed, lenient, winrm)
         }
-        Command::Demo { scenario, desired, faults, format, concurrency, transport } => {
-            demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency, transport)
+        Command::Demo { scenario, desired, faults, format, concurrency, transport, timeline } => {
+            demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency, transport, timeline.as_deref())
         }
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => admin::run(args),

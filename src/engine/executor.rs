@@ -47,9 +47,25 @@ pub enum StepResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "event")]
 pub enum Event {
-    Observed { at: Stamp },
-    StepStarted { id: String, command: String, run_on: String, at: Stamp },
-    StepFinished { id: String, at: Stamp, result: StepResult },
+    Observed {
+        at: Stamp,
+    },
+    StepStarted {
+        id: String,
+        command: String,
+        run_on: String,
+        at: Stamp,
+    },
+    /// Every step a run picks up finishes once, skipped and stale ones too.
+    StepFinished {
+        id: String,
+        at: Stamp,
+        result: StepResult,
+        kind: StepKind,
+        /// The steps of its plan it ran after (the plan's dependency edges, for timelines).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        after: Vec<String>,
+    },
 }
 
 pub type EventSink<'a> = &'a (dyn Fn(Event) + Send + Sync);
@@ -154,7 +170,13 @@ impl Executor<'_> {
                 running.push(async move { (step, self.step(p, step).await) });
             }
             let Some((step, result)) = running.next().await else { break };
-            (self.events)(Event::StepFinished { id: step.id.clone(), at: self.lync.now(), result: result.clone() });
+            (self.events)(Event::StepFinished {
+                id: step.id.clone(),
+                at: self.lync.now(),
+                result: result.clone(),
+                kind: step.kind,
+                after: step.after.clone(),
+            });
             match result {
                 StepResult::Succeeded | StepResult::Skipped => {
                     done.insert(step.id.clone());
