@@ -1251,6 +1251,22 @@ fn driver_scripts(scenario: &str, p: &Plan) -> String {
     out
 }
 
+/// The run-as wrapper (the double hop through a scheduled task) around a failover's script, and
+/// the task's runner, as an administrator installs it.
+#[test]
+fn golden_run_as_scripts() {
+    use lyncdr::driver::script::{self, RunAsTask};
+    let inv = lyncdr::ps::Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "pool01.dal.contoso.com").switch("DisasterMode");
+    let req = lyncdr::model::Request { id: "golden/pool-failover/pool01.dal.contoso.com".into(), not_after: lyncdr::model::Stamp(120_000) };
+    let pool = RunOn::Pool(Fqdn::parse("pool01.sea.contoso.com").expect("fqdn"));
+    let task = RunAsTask::default();
+    let text =
+        format!("### wrapper\n{}\n### runner\n{}", script::run_as(&script::invoke(&pool, &inv, Some(&req)), &task), script::runner(&task));
+    if let Err(e) = golden("driver/run-as.ps1", &text) {
+        panic!("{e}");
+    }
+}
+
 /// The plan of a situation of the two-site scenario against its golden runbook and JSON; then
 /// the runbook, step by step in plan order, is rehearsed on the simulator (strict mode, which
 /// refuses every safe-order violation it models) and every line must succeed.

@@ -171,8 +171,9 @@ fn a_lost_reply_to_the_failover_is_settled_by_observation_not_by_running_it_agai
         let server = SimServer::new(lyncdr::sim::Simulator::new(&s), 720.0);
         let hook = Arc::new(LoseFailoverReply::default());
         let host = Watching { inner: lyncdr::sim::winrm_host::SimHost { server: server.clone() }, hook: hook.clone() };
-        let (lync, serving) =
-            lyncdr::sim::winrm_host::driver_over_loopback_with(Arc::new(host), Some(hook.clone()), &s.topology).await.expect("driver");
+        let (lync, serving) = lyncdr::sim::winrm_host::driver_over_loopback_with(Arc::new(host), Some(hook.clone()), None, &s.topology)
+            .await
+            .expect("driver");
         let journal = MemoryJournal::default();
         let mut engine = Engine::new(&lync, &journal);
         engine.settings = Settings { concurrency: 4, ..Settings::default() };
@@ -199,7 +200,7 @@ fn an_observation_after_the_first_is_one_round_trip_per_site_and_one_for_the_dep
     let scope = lyncdr::engine::scope_for(&d);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (first, next, over_winrm) = rt.block_on(async {
-        let server = SimServer::new(Simulator::new(&s), 1.0);
+        let server = SimServer::new(Simulator::new(&s), 60.0);
         let (lync, serving) = driver_over_loopback(server, &s.topology).await.expect("driver");
         let mut history = History::default();
         let mut trips = vec![];
@@ -225,4 +226,42 @@ fn an_observation_after_the_first_is_one_round_trip_per_site_and_one_for_the_dep
     assert_eq!(over_winrm.federation, in_process.federation);
     assert_eq!(over_winrm.cms.home_pool, in_process.cms.home_pool);
     assert_eq!(over_winrm.cms.in_contact, in_process.cms.in_contact);
+}
+
+/// The double hop through a scheduled task: each script travels inside the run-as wrapper (the
+/// simulator's endpoint runs what the task would run) and answers as it does directly; a
+/// state-changing call runs once.
+#[test]
+fn through_the_run_as_task_calls_answer_as_they_do_directly() {
+    use lyncdr::backend::Lync;
+    use lyncdr::driver::script::RunAsTask;
+    use lyncdr::engine::observe::{Scope, observe};
+    use lyncdr::model::{Fqdn, History, Request, RunOn, Stamp};
+    use lyncdr::ps::Invocation;
+    use lyncdr::sim::Simulator;
+    use lyncdr::sim::server::SimServer;
+    use lyncdr::sim::winrm_host::{SimHost, driver_over_loopback, driver_over_loopback_with};
+    use std::sync::Arc;
+    let (s, _, _) = story();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let server = SimServer::new(Simulator::new(&s), 60.0);
+        let host = Arc::new(SimHost { server: server.clone() });
+        let (wrapped, serving) =
+            driver_over_loopback_with(host, None, Some(RunAsTask::default()), &s.topology).await.expect("driver with run-as");
+        let (direct, serving_direct) = driver_over_loopback(server.clone(), &s.topology).await.expect("driver");
+        let a = observe(&wrapped, &Scope::default(), &History::default()).await.expect("observe through the task");
+        let b = observe(&direct, &Scope::default(), &History::default()).await.expect("observe directly");
+        assert_eq!((a.topology, a.pools, a.edges), (b.topology, b.pools, b.edges));
+
+        let pool = Fqdn::parse("pool01.dal.contoso.com").expect("fqdn");
+        let sync = Invocation::new("Invoke-CsBackupServiceSync").arg("PoolFqdn", pool.as_str());
+        let req = Request { id: "run-as/sync".into(), not_after: Stamp(wrapped.now().0 + 600_000) };
+        let out = wrapped.invoke_request(&RunOn::Pool(pool.clone()), &sync, &req).await;
+        assert!(out.is_ok(), "{out:?}");
+        let ran = server.lock().log().iter().filter(|r| r.cmdlet == "Invoke-CsBackupServiceSync").count();
+        assert_eq!(ran, 1, "the sync ran once");
+        serving.abort();
+        serving_direct.abort();
+    });
 }

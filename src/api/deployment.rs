@@ -84,6 +84,39 @@ pub struct Connection {
     /// Secret with keys `username` and `password` (a member of RTCUniversalServerAdmins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
+    /// WinRM: the double hop. Each script runs as the account of this scheduled task on the
+    /// server (docs/real-deployment.md, "The double hop"); absent, scripts run in the WinRM
+    /// session itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_task: Option<RunAsTaskSpec>,
+}
+
+/// A scheduled task on every Front End that runs lyncdr's scripts as its own account.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunAsTaskSpec {
+    /// The task's name (default `lyncdr-runas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_name: Option<String>,
+    /// The spool directory the task reads scripts from (default `C:\ProgramData\lyncdr\spool`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<String>,
+    /// How long to wait for the task's answer (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl RunAsTaskSpec {
+    /// The driver's settings, defaults filled in.
+    pub fn task(&self) -> crate::driver::script::RunAsTask {
+        let d = crate::driver::script::RunAsTask::default();
+        crate::driver::script::RunAsTask {
+            task_name: self.task_name.clone().unwrap_or(d.task_name),
+            spool: self.spool.clone().unwrap_or(d.spool),
+            timeout_secs: self.timeout_seconds.unwrap_or(d.timeout_secs),
+        }
+    }
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -71,6 +71,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE.svg")]
         timeline: Option<PathBuf>,
     },
+    /// Print the run-as runner: the PowerShell script a scheduled task on each Front End runs
+    /// lyncdr's scripts with, as its own account (the double hop; docs/real-deployment.md).
+    RunasRunner {
+        /// The scheduled task's name.
+        #[arg(long, default_value = "lyncdr-runas")]
+        task: String,
+        /// The spool directory the task reads scripts from.
+        #[arg(long, default_value = r"C:\ProgramData\lyncdr\spool")]
+        spool: String,
+    },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crdgen {
         #[arg(long)]
@@ -219,6 +229,11 @@ pub fn main() -> ExitCode {
         }
         Command::Demo { scenario, desired, faults, format, concurrency, transport, timeline } => {
             demo::run(scenario.as_deref(), desired.as_deref(), &faults, format, concurrency, transport, timeline.as_deref())
+        }
+        Command::RunasRunner { task, spool } => {
+            let task = crate::driver::script::RunAsTask { task_name: task, spool, ..Default::default() };
+            print!("{}", crate::driver::script::runner(&task));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => admin::run(args),

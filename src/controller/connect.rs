@@ -127,11 +127,12 @@ impl Connector for DefaultConnector {
                     let namespace = key.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
                     let (credentials, version) = self.credentials(namespace, &secret).await?;
                     let endpoint = conn.endpoint_template.clone().unwrap_or_else(|| DEFAULT_ENDPOINT_TEMPLATE.to_string());
-                    let made_from = format!("winrm|{endpoint}|{}|{secret}@{version}", servers.join(","));
+                    let run_as = conn.run_as_task.as_ref().map(|t| t.task());
+                    let made_from = format!("winrm|{endpoint}|{}|{secret}@{version}|{run_as:?}", servers.join(","));
                     if let Some(l) = self.cached(key, &made_from) {
                         return Ok(l);
                     }
-                    let cfg = WinRmConfig { endpoint, credentials, management_servers, script_timeout: SCRIPT_TIMEOUT };
+                    let cfg = WinRmConfig { endpoint, credentials, management_servers, script_timeout: SCRIPT_TIMEOUT, run_as };
                     let l: Arc<dyn Lync> = Arc::new(WinRmLync::connect(cfg).await?);
                     self.keep(key, made_from, l.clone());
                     Ok(l)

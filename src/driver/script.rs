@@ -30,6 +30,14 @@ use crate::ps::Invocation;
 pub const INVOKE_HEADER: &str = "# lyncdr driver invoke v1";
 /// The first line of a script that runs several read-only cmdlets, one frame each, in order.
 pub const BATCH_HEADER: &str = "# lyncdr driver batch v1";
+/// The first line of a wrapper that runs a driver script as another account through a
+/// scheduled task ([`run_as`]).
+pub const RUN_AS_HEADER: &str = "# lyncdr driver run-as v1";
+/// The wrapper's line holding the script it runs (base64 of UTF-8).
+pub const RUN_AS_INNER_PREFIX: &str = "$lyncdrInner = '";
+/// The error id of a wrapped script that certainly did not run (the task could not start, or
+/// the script was withdrawn unclaimed).
+pub const NOT_RUN: &str = "LyncdrRunAsNotRun";
 /// The first line of a script that reads the server's clock.
 pub const CLOCK_HEADER: &str = "# lyncdr driver clock v1";
 /// The comment line naming where a call runs.
@@ -187,6 +195,128 @@ pub fn unattended(inv: &Invocation) -> Invocation {
     }
 }
 
+/// Where the run-as wrapper leaves scripts for the scheduled task, and which task runs them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunAsTask {
+    /// The scheduled task (registered by an administrator, running as the Lync service
+    /// account, its action [`runner`]).
+    pub task_name: String,
+    /// The spool directory on every Front End: the WinRM account may write there, the task's
+    /// account reads there. Whoever can write to it runs scripts as the task's account.
+    pub spool: String,
+    /// How long the wrapper waits for the task's answer, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for RunAsTask {
+    fn default() -> Self {
+        RunAsTask { task_name: "lyncdr-runas".into(), spool: r"C:\ProgramData\lyncdr\spool".into(), timeout_secs: 3600 }
+    }
+}
+
+/// Wraps a driver script to run as the account of a scheduled task (the double hop: a WinRM
+/// session authenticated with NTLM has no network credentials, a task's account has). The
+/// wrapper writes the script into the spool under a fresh id (atomically: written aside, then
+/// renamed), starts the task, waits for its answer and prints it: the same frames as the script
+/// run directly. The task's [`runner`] claims a script by renaming it, so a script is run at
+/// most once. A script the wrapper can withdraw unclaimed (the task did not start, or did not
+/// come in time) certainly did not run ([`NOT_RUN`]); a claimed script that has not answered in
+/// time may still run ([`OUTCOME_UNKNOWN`](super::winrm::OUTCOME_UNKNOWN)).
+pub fn run_as(inner: &str, task: &RunAsTask) -> String {
+    let mut s = format!(
+        "{RUN_AS_HEADER}
+$ErrorActionPreference = 'Stop'
+{FRAME_FUNCTION}
+"
+    );
+    s.push_str(&format!(
+        "$lyncdrSpool = {}
+$lyncdrTask = {}
+$lyncdrTimeout = {}
+",
+        crate::ps::quote(&task.spool),
+        crate::ps::quote(&task.task_name),
+        task.timeout_secs
+    ));
+    s.push_str(RUN_AS_INNER_PREFIX);
+    s.push_str(&B64.encode(inner.as_bytes()));
+    s.push_str(
+        "'
+",
+    );
+    s.push_str(RUN_AS_BODY);
+    s
+}
+
+/// The wrapper's work, after its parameters.
+const RUN_AS_BODY: &str = r#"$id = [guid]::NewGuid().ToString('N')
+$script = Join-Path $lyncdrSpool ($id + '.ps1')
+$out = Join-Path $lyncdrSpool ($id + '.out')
+$done = Join-Path $lyncdrSpool ($id + '.done')
+function Withdraw-LyncdrScript([string]$Why) {
+    # Unclaimed, it never ran; claimed (renamed by the runner), it may be running.
+    try { Remove-Item -LiteralPath $script -ErrorAction Stop } catch { return $false }
+    Write-LyncdrFrame 'ERROR' @{ message = $Why + '; the script was withdrawn unrun'; category = 'ResourceUnavailable'; errorId = 'LyncdrRunAsNotRun' }
+    return $true
+}
+try {
+    [IO.File]::WriteAllBytes($script + '.tmp', [Convert]::FromBase64String($lyncdrInner))
+    Move-Item -LiteralPath ($script + '.tmp') -Destination $script
+} catch {
+    Write-LyncdrFrame 'ERROR' @{ message = 'cannot write to the run-as spool ' + $lyncdrSpool + ': ' + $_.Exception.Message; category = 'PermissionDenied'; errorId = 'LyncdrRunAsNotRun' }
+    return
+}
+try {
+    # Windows Server 2008 R2 (Lync 2013) has no ScheduledTasks module: schtasks.exe there.
+    if (Get-Command -Name Start-ScheduledTask -ErrorAction SilentlyContinue) { Start-ScheduledTask -TaskName $lyncdrTask }
+    else { schtasks.exe /Run /TN $lyncdrTask | Out-Null; if ($LASTEXITCODE -ne 0) { throw ('schtasks.exe /Run exited with ' + $LASTEXITCODE) } }
+} catch {
+    if (Withdraw-LyncdrScript ('the scheduled task ' + $lyncdrTask + ' could not be started: ' + $_.Exception.Message)) { return }
+}
+$deadline = [DateTime]::UtcNow.AddSeconds($lyncdrTimeout)
+while (-not (Test-Path -LiteralPath $done)) {
+    if ([DateTime]::UtcNow -gt $deadline) {
+        if (Withdraw-LyncdrScript ('the scheduled task ' + $lyncdrTask + ' did not take the script within ' + $lyncdrTimeout + ' s')) { return }
+        Write-LyncdrFrame 'ERROR' @{ message = 'the scheduled task ' + $lyncdrTask + ' took script ' + $id + ' and has not answered within ' + $lyncdrTimeout + ' s: it may still run'; category = 'OperationTimeout'; errorId = 'LyncdrOutcomeUnknown' }
+        return
+    }
+    Start-Sleep -Milliseconds 200
+}
+[Console]::Out.Write([IO.File]::ReadAllText($out, [Text.Encoding]::UTF8))
+Remove-Item -LiteralPath $out, $done -ErrorAction SilentlyContinue
+"#;
+
+/// The scheduled task's action, installed once per Front End by an administrator (see
+/// docs/real-deployment.md): runs every script waiting in the spool, each at most once (claimed
+/// by renaming it), each in a fresh `powershell.exe` whose standard output becomes the answer
+/// the wrapper prints. Register the task to run as the Lync service account whether or not it
+/// is logged on, with `MultipleInstances` set to `Parallel`.
+pub fn runner(task: &RunAsTask) -> String {
+    format!(
+        "# lyncdr run-as runner v1: the action of the scheduled task {}
+# powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File <this file>
+$ErrorActionPreference = 'Stop'
+$lyncdrSpool = {}
+{RUNNER_BODY}",
+        crate::ps::quote(&task.task_name),
+        crate::ps::quote(&task.spool)
+    )
+}
+
+const RUNNER_BODY: &str = r#"foreach ($f in @(Get-ChildItem -LiteralPath $lyncdrSpool -Filter '*.ps1' | Where-Object { $_.Name -notlike '*.running.ps1' })) {
+    $id = $f.BaseName
+    $claimed = Join-Path $lyncdrSpool ($id + '.running.ps1')
+    # Another instance may have claimed it first: then it is theirs.
+    try { Move-Item -LiteralPath $f.FullName -Destination $claimed -ErrorAction Stop } catch { continue }
+    $out = Join-Path $lyncdrSpool ($id + '.out')
+    $p = Start-Process -FilePath powershell.exe -ArgumentList @('-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', $claimed) -RedirectStandardOutput ($out + '.tmp') -RedirectStandardError ($out + '.err') -NoNewWindow -Wait -PassThru
+    Move-Item -LiteralPath ($out + '.tmp') -Destination $out -Force
+    Set-Content -LiteralPath (Join-Path $lyncdrSpool ($id + '.done')) -Value $p.ExitCode
+    Remove-Item -LiteralPath $claimed, ($out + '.err') -ErrorAction SilentlyContinue
+}
+"#;
+
 /// The script that reads the server's clock: milliseconds since 1970 (UTC), at speed 1 (the
 /// simulator's endpoint answers with its simulated clock and its speed).
 pub fn clock() -> String {
@@ -310,6 +440,15 @@ pub fn parse_script(script: &str) -> Option<Parsed> {
     if header == CLOCK_HEADER {
         return Some(Parsed::Clock);
     }
+    if header == RUN_AS_HEADER {
+        // What the scheduled task would run.
+        let inner = lines.find_map(|l| l.strip_prefix(RUN_AS_INNER_PREFIX))?.strip_suffix('\'')?;
+        let inner = String::from_utf8(B64.decode(inner).ok()?).ok()?;
+        return match parse_script(&inner)? {
+            Parsed::Clock => None,
+            parsed => Some(parsed),
+        };
+    }
     if header != INVOKE_HEADER && header != BATCH_HEADER {
         return None;
     }
@@ -344,6 +483,21 @@ mod tests {
 
     fn fq(s: &str) -> Fqdn {
         Fqdn::parse(s).expect("fqdn")
+    }
+
+    #[test]
+    fn a_wrapped_script_reads_back_as_the_script_it_wraps() {
+        let inv = Invocation::new("Invoke-CsPoolFailOver").arg("PoolFqdn", "pool01.dal.contoso.com").switch("DisasterMode");
+        let req = Request { id: "op-1/pool-failover/1".into(), not_after: Stamp(120_000) };
+        let inner = invoke(&RunOn::Pool(fq("pool01.sea.contoso.com")), &inv, Some(&req));
+        let task = RunAsTask { task_name: "it's ’ours’".into(), ..RunAsTask::default() };
+        let wrapped = run_as(&inner, &task);
+        assert!(wrapped.starts_with(RUN_AS_HEADER));
+        assert_eq!(parse_script(&wrapped), parse_script(&inner));
+        // Names are quoted as every other argument: no quote of any kind ends the string.
+        assert!(wrapped.contains("$lyncdrTask = 'it''s ’’ours’’'"), "{wrapped}");
+        // A wrapped clock script is not a driver call.
+        assert_eq!(parse_script(&run_as(&clock(), &task)), None);
     }
 
     #[test]

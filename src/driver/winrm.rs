@@ -46,6 +46,10 @@ pub struct WinRmConfig {
     pub management_servers: Vec<Fqdn>,
     /// Longest a script may run (a failback of many users takes long).
     pub script_timeout: Duration,
+    /// The double hop: `None` runs each script in the WinRM session itself (its account needs
+    /// no network credentials: Kerberos delegation, or a CredSSP listener); a task runs each
+    /// script as the task's account through [`script::run_as`].
+    pub run_as: Option<script::RunAsTask>,
 }
 
 impl std::fmt::Debug for WinRmConfig {
@@ -54,6 +58,7 @@ impl std::fmt::Debug for WinRmConfig {
             .field("endpoint", &self.endpoint)
             .field("account", &self.credentials.account)
             .field("management_servers", &self.management_servers)
+            .field("run_as", &self.run_as)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +180,14 @@ impl Inner {
         self.run_script_with(server, text, changes, script::parse_frame).await
     }
 
+    /// A call's script as sent: through the run-as task when one is configured.
+    fn wrapped(&self, text: String) -> String {
+        match &self.cfg.run_as {
+            Some(task) => script::run_as(&text, task),
+            None => text,
+        }
+    }
+
     async fn run_script_with<T>(
         &self,
         server: &Fqdn,
@@ -253,7 +266,7 @@ impl Inner {
         let invs: Vec<Invocation> = calls.iter().map(|c| c.inv.clone()).collect();
         let mut last = LyncError::Unreachable { target: run_on.to_string(), detail: "no server to run on".into() };
         for (server, on) in self.targets(run_on) {
-            let text = if invs.len() == 1 { script::invoke(&on, &invs[0], None) } else { script::batch(&on, &invs) };
+            let text = self.wrapped(if invs.len() == 1 { script::invoke(&on, &invs[0], None) } else { script::batch(&on, &invs) });
             let frames = match self.run_frames(&server, &text).await {
                 Ok(f) if f.len() == calls.len() => f,
                 Ok(f) => {
@@ -292,7 +305,7 @@ impl Inner {
         let changes = req.is_some();
         let mut last = None;
         for (server, on) in targets {
-            let text = script::invoke(&on, inv, req);
+            let text = self.wrapped(script::invoke(&on, inv, req));
             match self.run_script(&server, &text, changes).await {
                 Ok(Frame::Unreachable(u)) => last = Some(LyncError::Unreachable { target: u.target, detail: u.detail }),
                 Ok(f) => {
@@ -347,6 +360,10 @@ fn outcome(inv: &Invocation, frame: Frame) -> Result<Value, LyncError> {
         Frame::Result(v) => Ok(v),
         // The simulator's endpoint says when it lost track of a call it started.
         Frame::Error(e) if e.error_id == OUTCOME_UNKNOWN => Err(LyncError::Ambiguous { detail: e.message }),
+        // The run-as wrapper withdrew the script before the task took it.
+        Frame::Error(e) if e.error_id == script::NOT_RUN => {
+            Err(LyncError::Unreachable { target: "the run-as task".into(), detail: e.message })
+        }
         Frame::Error(e) => Err(LyncError::Cmdlet { cmdlet: inv.cmdlet.clone(), message: e.message, rule: e.rule }),
         Frame::Unreachable(u) => Err(LyncError::Unreachable { target: u.target, detail: u.detail }),
     }

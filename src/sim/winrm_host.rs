@@ -58,7 +58,7 @@ pub async fn driver_over_loopback(
     server: Arc<SimServer>,
     topology: &crate::model::Topology,
 ) -> Result<(crate::driver::winrm::WinRmLync, JoinHandle<std::io::Result<()>>), String> {
-    driver_over_loopback_with(Arc::new(SimHost { server }), None, topology).await
+    driver_over_loopback_with(Arc::new(SimHost { server }), None, None, topology).await
 }
 
 /// [`driver_over_loopback`] with the endpoint's host and a transport fault hook of the caller's
@@ -66,6 +66,7 @@ pub async fn driver_over_loopback(
 pub async fn driver_over_loopback_with(
     host: Arc<dyn Host>,
     hook: Option<Arc<dyn crate::winrm::server::FaultHook>>,
+    run_as: Option<crate::driver::script::RunAsTask>,
     topology: &crate::model::Topology,
 ) -> Result<(crate::driver::winrm::WinRmLync, JoinHandle<std::io::Result<()>>), String> {
     use crate::driver::winrm::{WinRmConfig, WinRmLync};
@@ -88,6 +89,7 @@ pub async fn driver_over_loopback_with(
         credentials,
         management_servers: topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect(),
         script_timeout: std::time::Duration::from_secs(3600),
+        run_as,
     };
     match WinRmLync::connect(cfg).await {
         Ok(l) => Ok((l, serving)),
