@@ -38,12 +38,33 @@ pub enum ConnectError {
         #[source]
         source: crate::model::FqdnError,
     },
+    #[error("spec.connection.authentication: {0}")]
+    Authentication(String),
     /// The credentials Secret cannot be read or lacks a key (never its values).
     #[error("credentials Secret {namespace}/{name}: {detail}")]
     Secret { namespace: String, name: String, detail: String },
     /// The backend refused or could not be reached (its message never carries a secret).
     #[error(transparent)]
     Backend(#[from] LyncError),
+}
+
+/// The client's scheme for `spec.connection.authentication`: Negotiate and NTLM are NTLM with
+/// message encryption (Negotiate falls back to it against Windows without Kerberos); Basic
+/// needs HTTPS. Kerberos and CredSSP are refused by name rather than silently replaced.
+pub fn auth_method(name: Option<&str>) -> Result<crate::winrm::auth::AuthMethod, ConnectError> {
+    use crate::winrm::auth::AuthMethod;
+    match name.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("negotiate") | Some("ntlm") => Ok(AuthMethod::Ntlm),
+        Some("basic") => Ok(AuthMethod::Basic),
+        Some("kerberos") | Some("credssp") => Err(ConnectError::Authentication(format!(
+            "{} is not supported by this version; use Negotiate (NTLM with message encryption) and, for the double hop, spec.connection.runAsTask",
+            name.unwrap_or_default()
+        ))),
+        Some(_) => Err(ConnectError::Authentication(format!(
+            "{} is not a WinRM authentication; use Negotiate, Ntlm or Basic",
+            crate::model::text::shown(name.unwrap_or_default())
+        ))),
+    }
 }
 
 /// Creates the backend for a LyncDeployment's connection (`key` is `namespace/name`).
@@ -127,12 +148,13 @@ impl Connector for DefaultConnector {
                     let namespace = key.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
                     let (credentials, version) = self.credentials(namespace, &secret).await?;
                     let endpoint = conn.endpoint_template.clone().unwrap_or_else(|| DEFAULT_ENDPOINT_TEMPLATE.to_string());
+                    let auth = auth_method(conn.authentication.as_deref())?;
                     let run_as = conn.run_as_task.as_ref().map(|t| t.task());
-                    let made_from = format!("winrm|{endpoint}|{}|{secret}@{version}|{run_as:?}", servers.join(","));
+                    let made_from = format!("winrm|{endpoint}|{}|{secret}@{version}|{auth:?}|{run_as:?}", servers.join(","));
                     if let Some(l) = self.cached(key, &made_from) {
                         return Ok(l);
                     }
-                    let cfg = WinRmConfig { endpoint, credentials, management_servers, script_timeout: SCRIPT_TIMEOUT, run_as };
+                    let cfg = WinRmConfig { endpoint, credentials, management_servers, script_timeout: SCRIPT_TIMEOUT, auth, run_as };
                     let l: Arc<dyn Lync> = Arc::new(WinRmLync::connect(cfg).await?);
                     self.keep(key, made_from, l.clone());
                     Ok(l)
@@ -143,5 +165,28 @@ impl Connector for DefaultConnector {
 
     fn forget(&self, key: &str) {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::winrm::auth::AuthMethod;
+
+    #[test]
+    fn authentication_names_map_to_a_scheme_or_a_message_naming_the_field() {
+        for (name, want) in [
+            (None, AuthMethod::Ntlm),
+            (Some("Negotiate"), AuthMethod::Ntlm),
+            (Some("NTLM"), AuthMethod::Ntlm),
+            (Some("Basic"), AuthMethod::Basic),
+        ] {
+            assert_eq!(auth_method(name).ok(), Some(want), "{name:?}");
+        }
+        for name in ["Kerberos", "CredSSP", "Digest\u{1b}[31m"] {
+            let e = auth_method(Some(name)).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.starts_with("spec.connection.authentication: "), "{e}");
+            assert!(!e.contains('\u{1b}'), "escaped: {e}");
+        }
     }
 }

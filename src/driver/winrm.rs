@@ -46,6 +46,8 @@ pub struct WinRmConfig {
     pub management_servers: Vec<Fqdn>,
     /// Longest a script may run (a failback of many users takes long).
     pub script_timeout: Duration,
+    /// How the client authenticates (NTLM with message encryption by default).
+    pub auth: crate::winrm::auth::AuthMethod,
     /// The double hop: `None` runs each script in the WinRM session itself (its account needs
     /// no network credentials: Kerberos delegation, or a CredSSP listener); a task runs each
     /// script as the task's account through [`script::run_as`].
@@ -243,7 +245,8 @@ impl Inner {
 
     async fn open(&self, server: &Fqdn) -> Result<PsSession, LyncError> {
         let unreachable = |e: WinrmError| LyncError::Unreachable { target: server.to_string(), detail: e.to_string() };
-        let cfg = TransportConfig::new(&self.endpoint(server), self.cfg.credentials.clone()).map_err(unreachable)?;
+        let mut cfg = TransportConfig::new(&self.endpoint(server), self.cfg.credentials.clone()).map_err(unreachable)?;
+        cfg.auth = self.cfg.auth;
         let shell = Shell::open(cfg, &ShellOptions::lyncdr()).await.map_err(unreachable)?;
         PsSession::start(shell).await.map_err(unreachable)
     }

@@ -89,6 +89,7 @@ pub async fn driver_over_loopback_with(
         credentials,
         management_servers: topology.pools.values().filter_map(|p| p.front_ends.first().cloned()).collect(),
         script_timeout: std::time::Duration::from_secs(3600),
+        auth: crate::winrm::auth::AuthMethod::Ntlm,
         run_as,
     };
     match WinRmLync::connect(cfg).await {
