@@ -284,7 +284,7 @@ impl Remember {
 }
 
 /// Why part of the desired state cannot be reached safely now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blocker {
     pub resource: String,
