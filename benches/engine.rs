@@ -6,8 +6,17 @@
 //!
 //! `cargo bench --bench engine` measures deployments of 1 to 50 pool pairs; under `cargo test`
 //! (no `--bench` argument) it runs the smallest sizes once, as a smoke test of the harness.
+//!
+//! The planner scale table (issue 13) plans deployments of 10 to 10,000 Front End pools with
+//! 10 users each (100,000 at the largest), converged and after losing a site, and shows how plan
+//! time and the planner's peak heap allocation grow from one size to the next (linear: about
+//! 10x). `cargo bench --bench engine -- planner` prints only that table; the smoke run plans 10
+//! and 100 pools. Heap allocation is counted by this benchmark's global allocator (a counter
+//! around the system allocator, which every figure here pays for alike).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lyncdr::api::manifests;
@@ -24,11 +33,16 @@ use lyncdr::sim::Simulator;
 /// A two-site deployment with `n` pairs (pool<i>.dal paired with pool<i>.sea), one Edge pool per
 /// site, the CMS in pool0.dal; `dallas_down` starts with the Dallas site lost.
 fn scenario(n: usize, dallas_down: bool) -> Scenario {
+    scenario_with(n, 1000, dallas_down)
+}
+
+/// [`scenario`] with `users` users homed in each of the `2 * n` Front End pools.
+fn scenario_with(n: usize, users: u32, dallas_down: bool) -> Scenario {
     let pools = |site: &str| {
         (0..n)
             .map(|i| {
                 format!(
-                    "      - {{fqdn: pool{i}.{site}.contoso.com, edition: Enterprise, frontEnds: 2, users: 1000, backEnd: {{primary: sql{i}.{site}.contoso.com}}}}\n"
+                    "      - {{fqdn: pool{i}.{site}.contoso.com, edition: Enterprise, frontEnds: 2, users: {users}, backEnd: {{primary: sql{i}.{site}.contoso.com}}}}\n"
                 )
             })
             .collect::<String>()
@@ -49,17 +63,22 @@ fn desired_state(n: usize, failed_over: bool) -> Desired {
     let (cms, edge) =
         if failed_over { ("pool0.sea.contoso.com", "edge01.sea.contoso.com") } else { ("pool0.dal.contoso.com", "edge01.dal.contoso.com") };
     let fo = |i: usize| if failed_over { format!("[pool{i}.dal.contoso.com]") } else { "[]".to_string() };
-    let mut yaml = format!(
+    let yaml = format!(
         "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {{name: bench}}\nspec:\n  centralManagementStore: {{activePool: {cms}, allowDataLoss: true}}\n  edge:\n    sipFederationPool: {edge}\n    xmppFederationPool: {edge}\n    edgePools:\n      - {{fqdn: edge01.dal.contoso.com, nextHop: {}}}\n      - {{fqdn: edge01.sea.contoso.com, nextHop: pool0.sea.contoso.com}}\n  policy: {{concurrency: 4}}\n",
         if failed_over { "pool0.sea.contoso.com" } else { "pool0.dal.contoso.com" }
     );
+    let mut docs = vec![yaml];
     for i in 0..n {
-        yaml.push_str(&format!(
+        docs.push(format!(
             "---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: pair{i}}}\nspec:\n  deployment: bench\n  pools: [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n  failedOver: {}\n  allowDataLoss: true\n",
             fo(i)
         ));
     }
-    let m = manifests::parse(&yaml, "bench").unwrap_or_else(|e| panic!("bench manifests: {e}"));
+    // The parser takes at most 1,024 documents from one text: larger deployments come as several.
+    let mut m = Vec::new();
+    for chunk in docs.chunks(1000) {
+        m.extend(manifests::parse(&chunk.concat(), "bench").unwrap_or_else(|e| panic!("bench manifests: {e}")));
+    }
     desired::compile(&m).unwrap_or_else(|e| panic!("bench desired: {e}")).remove(0)
 }
 
@@ -104,6 +123,11 @@ fn main() {
     let repeats = if full { 21 } else { 1 };
 
     println!("lyncdr core benchmarks ({})", if full { "full" } else { "smoke run; `cargo bench --bench engine` for figures" });
+    println!();
+    planner_scale(full);
+    if std::env::args().any(|a| a == "planner") {
+        return;
+    }
     println!();
     println!(
         "| pairs | observe ms | observe cmdlets | plan (converged) ms | plan (disaster) ms | disaster steps | recover wall ms | recover cmdlets | simulated RTO |"
@@ -240,4 +264,214 @@ fn timed<T>(f: impl FnOnce() -> T) -> Duration {
     let d = t.elapsed();
     std::hint::black_box(out);
     d
+}
+
+/// The benchmark's allocator: the system allocator, counting the bytes held and the most held
+/// since [`peak_during`] last started counting.
+struct Counting;
+
+/// Bytes held on the heap now.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+/// The most bytes held since the last reset.
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+impl Counting {
+    fn grew(by: usize) {
+        let now = HELD.fetch_add(by, Ordering::Relaxed) + by;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+    fn shrank(by: usize) {
+        HELD.fetch_sub(by, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator; the counters only observe.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees for `layout` are the system allocator's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            Counting::grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            Counting::grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout` (through this allocator).
+        unsafe { System.dealloc(ptr, layout) };
+        Counting::shrank(layout.size());
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`; `new_size` is the caller's to guarantee.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            Counting::shrank(layout.size());
+            Counting::grew(new_size);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the most heap bytes held above what was held before it
+/// started (what `f` returns is held at the end, so it counts).
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = HELD.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(before))
+}
+
+/// Users homed in each Front End pool of the planner scale table (100,000 at 10,000 pools).
+const USERS_PER_POOL: u32 = 10;
+
+/// Sizes up to which the planner scale table observes the simulator itself; beyond, it uses
+/// [`tiled`] observations (the simulator's observation of a healthy deployment grows with the
+/// square of its pools: 25 s at 1,000 pools).
+const OBSERVED_UP_TO: usize = 1_000;
+
+/// Plan time and the planner's peak heap allocation for `pools` Front End pools (`pools / 2`
+/// pairs) of [`USERS_PER_POOL`] users, converged (everything at home) and after losing Dallas
+/// (every pair fails over), with the growth from one size to the next.
+fn planner_scale(full: bool) {
+    let sizes: &[usize] = if full { &[10, 100, 1_000, 10_000] } else { &[10, 100] };
+    let repeats = if full { 5 } else { 1 };
+    let policy = Policy::default();
+    let template_home = observe(&scenario_with(2, USERS_PER_POOL, false), &desired_state(2, false)).0;
+    let template_away = observe(&scenario_with(2, USERS_PER_POOL, true), &desired_state(2, true)).0;
+    println!(
+        "Planner scale: plan time (median of {repeats}) and the planner's peak heap allocation (counted by the benchmark's allocator, the returned plan included), converged and with Dallas lost; growth is the ratio to the previous size (linear: about 10x)"
+    );
+    println!();
+    println!(
+        "| pools | users | steps (Dallas lost) | plan ms, converged | growth | plan ms, Dallas lost | growth | peak MiB, converged | peak MiB, Dallas lost | growth | plan JSON MiB, Dallas lost | observation |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut previous: Option<(f64, f64, f64)> = None;
+    for &pools in sizes {
+        let n = pools / 2;
+        let (home, away) = (desired_state(n, false), desired_state(n, true));
+        let (o_home, o_away, source) = if pools <= OBSERVED_UP_TO {
+            let o_home = observe(&scenario_with(n, USERS_PER_POOL, false), &home).0;
+            let o_away = observe(&scenario_with(n, USERS_PER_POOL, true), &away).0;
+            assert!(tiled(&template_home, n) == o_home, "{pools} pools: the tiled observation differs from the simulator's (at home)");
+            assert!(tiled(&template_away, n) == o_away, "{pools} pools: the tiled observation differs from the simulator's (Dallas lost)");
+            (o_home, o_away, "simulator (= tiled)")
+        } else {
+            (tiled(&template_home, n), tiled(&template_away, n), "tiled")
+        };
+
+        let (converged, peak_conv) = peak_during(|| plan(&home, &o_home, &policy));
+        assert!(converged.steps.is_empty(), "{pools} pools at home need no step: {}", converged.steps.len());
+        let (disaster, peak_dis) = peak_during(|| plan(&away, &o_away, &policy));
+        let failovers = disaster.steps.iter().filter(|s| s.cmdlet == "Invoke-CsPoolFailOver").count();
+        assert_eq!(failovers, n, "{pools} pools with Dallas lost: every pair fails over");
+        let t_conv = median((0..repeats).map(|_| timed(|| plan(&home, &o_home, &policy))).collect());
+        let t_dis = median((0..repeats).map(|_| timed(|| plan(&away, &o_away, &policy))).collect());
+        let mut json = ByteCount(0);
+        serde_json::to_writer(&mut json, &disaster).expect("plan to JSON");
+
+        let figures = (t_conv.as_secs_f64(), t_dis.as_secs_f64(), peak_dis as f64);
+        let growth = |now: f64, before: Option<f64>| before.map(|b| format!("{:.1}x", now / b)).unwrap_or_else(|| "".into());
+        println!(
+            "| {pools} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {source} |",
+            pools * USERS_PER_POOL as usize,
+            disaster.steps.len(),
+            ms(t_conv),
+            growth(figures.0, previous.map(|p| p.0)),
+            ms(t_dis),
+            growth(figures.1, previous.map(|p| p.1)),
+            mib(peak_conv),
+            mib(peak_dis),
+            growth(figures.2, previous.map(|p| p.2)),
+            mib(json.0),
+        );
+        previous = Some(figures);
+    }
+    println!();
+    println!(
+        "Each rule-4 wait of the plan with Dallas lost lists every reachable server, so its JSON grows with pools x failovers; in memory the waits share one list."
+    );
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.2}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The observation of [`scenario_with`]`(n, ..)` made from `template`, the simulator's
+/// observation of the same deployment with 2 pairs: every entry about pair 1 (its pools, Front
+/// Ends and SQL servers, wherever they appear) is repeated for pairs 1 to n - 1, renamed; pair 0,
+/// which holds the CMS and the Edge pools' next hops, stays as it is. The planner scale table
+/// checks it equal to the simulator's own observation at every size it observes.
+fn tiled(template: &Observed, n: usize) -> Observed {
+    let v = serde_json::to_value(template).expect("observation to JSON");
+    serde_json::from_value(tile(v, n)).expect("tiled observation")
+}
+
+/// Whether a name (or a JSON text) names something of pair 1 of [`scenario_with`].
+fn names_pair1(s: &str) -> bool {
+    s.contains("pool1.") || s.contains("pool1-") || s.contains("sql1.")
+}
+
+/// `s` with the names of pair 1 turned into those of pair `i`.
+fn rename(s: &str, i: usize) -> String {
+    s.replace("pool1.", &format!("pool{i}.")).replace("pool1-", &format!("pool{i}-")).replace("sql1.", &format!("sql{i}."))
+}
+
+/// `v` with every name of pair 1, in keys and values, turned into that of pair `i`.
+fn renamed(v: &serde_json::Value, i: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(rename(s, i)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| renamed(x, i)).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (rename(k, i), renamed(x, i))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `v` with each map entry keyed by, and each list item naming, something of pair 1 repeated
+/// for pairs 1 to n - 1.
+fn tile(v: serde_json::Value, n: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, x) in m {
+                if names_pair1(&k) {
+                    out.extend((1..n).map(|i| (rename(&k, i), renamed(&x, i))));
+                } else {
+                    out.insert(k, tile(x, n));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .flat_map(|x| if names_pair1(&x.to_string()) { (1..n).map(|i| renamed(&x, i)).collect() } else { vec![tile(x, n)] })
+                .collect(),
+        ),
+        other => other,
+    }
 }

@@ -3,6 +3,8 @@
 //! 25-26), conference content after failback and on request (rule 24, JJ688030), and the
 //! Backup Service sync interval (rule 32).
 
+use std::collections::{BTreeSet, HashMap};
+
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::{Expect, Remember};
@@ -19,25 +21,38 @@ pub(crate) fn rgs_routine_export_id(x: &Fqdn) -> String {
     format!("rgs-routine-export/{x}")
 }
 
+/// The owners of the Response Group workflows of each name, across every pool hosting some:
+/// what rule 26 checks a pool's workflow names against, read once per plan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RgsOwners(HashMap<String, BTreeSet<Fqdn>>);
+
+impl RgsOwners {
+    pub fn of(o: &Observed) -> RgsOwners {
+        let mut by_name: HashMap<String, BTreeSet<Fqdn>> = HashMap::new();
+        for (owner, list) in o.rgs.hosted.values().flat_map(|owners| owners.iter()) {
+            for n in list {
+                by_name.entry(n.clone()).or_default().insert(owner.clone());
+            }
+        }
+        RgsOwners(by_name)
+    }
+
+    /// Whether an owner other than `x` has a workflow named `name`.
+    fn elsewhere(&self, name: &str, x: &Fqdn) -> bool {
+        self.0.get(name).is_some_and(|owners| owners.iter().any(|o| o != x))
+    }
+}
+
 /// Names of `x`'s Response Group workflows (as hosted now, and as last exported) that exist
 /// elsewhere under another owner: importing them into the backup pool fails (rule 26) unless
 /// `-ResolveNameConflicts` renames them. Empty when lyncdr does not manage Response Groups.
-pub(crate) fn rgs_name_clashes(d: &Desired, o: &Observed, x: &Fqdn) -> Vec<String> {
+pub(crate) fn rgs_name_clashes(d: &Desired, o: &Observed, owners: &RgsOwners, x: &Fqdn) -> Vec<String> {
     let Some(path) = &d.rgs_export_path else { return vec![] };
     let mut names: Vec<String> = o.rgs.hosted.get(x).and_then(|h| h.get(x)).cloned().unwrap_or_default();
     if let Some(export) = o.history.rgs_exports.get(&routine_file(path, x)) {
         names.extend(export.workflows.iter().cloned());
     }
-    let mut clashes: Vec<String> = o
-        .rgs
-        .hosted
-        .values()
-        .flat_map(|owners| owners.iter())
-        .filter(|(owner, _)| *owner != x)
-        .flat_map(|(_, list)| list.iter())
-        .filter(|n| names.contains(n))
-        .cloned()
-        .collect();
+    let mut clashes: Vec<String> = names.into_iter().filter(|n| owners.elsewhere(n, x)).collect();
     clashes.sort();
     clashes.dedup();
     clashes
@@ -111,7 +126,7 @@ fn response_groups(c: &Ctx, b: &mut Builder) {
                     None => b.notice(format!("{res}: no Response Group export of {x} is known, so its Response Groups stay unavailable until {x} returns (rule 25)")),
                     Some(_) => {
                         // Rule 26 (checked before the failover too, in targets).
-                        let clashes = rgs_name_clashes(c.desired, c.observed, x);
+                        let clashes = rgs_name_clashes(c.desired, c.observed, &c.targets.rgs_owners, x);
                         if !clashes.is_empty() && !c.desired.rgs_resolve_name_conflicts {
                             b.block(&res, rgs_clash_message(c.desired, x, &y, &clashes));
                         } else {

@@ -1,7 +1,12 @@
 //! Assembles a plan: collects steps (ids unique), resolves dependencies (dropping those on
 //! steps not in the plan), orders the steps topologically and stably, and computes the hash.
+//!
+//! Every look-up goes through an index (steps by id, steps by the ids they come after, blockers
+//! and notices already given), so assembling a plan takes time in proportion to its steps and
+//! dependencies, not to their square.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -15,8 +20,17 @@ use crate::ps::{Input, Invocation};
 #[derive(Default)]
 pub(crate) struct Builder {
     steps: Vec<Step>,
+    /// Where each step is in `steps`, by id.
+    position: HashMap<String, usize>,
+    /// The steps (positions in `steps`) that name an id in their `after`: the reverse edges of
+    /// the DAG, kept as steps are added. The id need not be a step of the plan (yet).
+    named_by: HashMap<String, Vec<usize>>,
     blockers: Vec<Blocker>,
+    /// `blockers`, for the duplicate check.
+    blocked: HashSet<Blocker>,
     notices: Vec<String>,
+    /// `notices`, for the duplicate check.
+    noticed: HashSet<String>,
     recheck: Option<Span>,
 }
 
@@ -55,7 +69,7 @@ impl Builder {
 
     /// The dependencies of a step added so far (none if the plan does not have it).
     pub fn after_of(&self, id: &str) -> Vec<String> {
-        self.steps.iter().find(|s| s.id == id).map(|s| s.after.clone()).unwrap_or_default()
+        self.position.get(id).map(|&i| self.steps[i].after.clone()).unwrap_or_default()
     }
 
     /// Ids of the steps added so far.
@@ -64,61 +78,74 @@ impl Builder {
     }
 
     pub fn has(&self, id: &str) -> bool {
-        self.steps.iter().any(|s| s.id == id)
+        self.position.contains_key(id)
     }
 
     pub fn block(&mut self, resource: impl Into<String>, reason: impl Into<String>) {
         let b = Blocker { resource: resource.into(), reason: reason.into() };
-        if !self.blockers.contains(&b) {
+        if self.blocked.insert(b.clone()) {
             self.blockers.push(b);
         }
     }
 
     pub fn notice(&mut self, text: impl Into<String>) {
         let t = text.into();
-        if !self.notices.contains(&t) {
+        if self.noticed.insert(t.clone()) {
             self.notices.push(t);
         }
     }
 
-    /// The steps added so far that depend, directly or not, on one of `ids`.
-    fn dependents(&self, ids: &[String]) -> BTreeSet<String> {
-        let mut dependents: BTreeSet<String> = BTreeSet::new();
-        let mut frontier: Vec<String> = ids.to_vec();
+    /// The steps added so far that depend, directly or not, on one of `ids` (positions in
+    /// `steps`).
+    fn dependents(&self, ids: &[String]) -> HashSet<usize> {
+        let mut dependents: HashSet<usize> = HashSet::new();
+        let mut frontier: Vec<&str> = ids.iter().map(String::as_str).collect();
         while let Some(x) = frontier.pop() {
-            for s in &self.steps {
-                if s.after.contains(&x) && dependents.insert(s.id.clone()) {
-                    frontier.push(s.id.clone());
+            for &i in self.named_by.get(x).into_iter().flatten() {
+                if dependents.insert(i) {
+                    frontier.push(&self.steps[i].id);
                 }
             }
         }
         dependents
     }
 
+    /// The configuration changes among `writers` (positions in `steps`) that are not `ids` and
+    /// do not come after them.
+    fn independent(&self, writers: &[usize], ids: &[String]) -> Vec<String> {
+        let dependents = self.dependents(ids);
+        writers
+            .iter()
+            .filter(|i| !dependents.contains(i) && !ids.contains(&self.steps[**i].id))
+            .map(|&i| self.steps[i].id.clone())
+            .collect()
+    }
+
+    /// The positions of the configuration changes added so far, in the order they were added.
+    fn writers(&self) -> Vec<usize> {
+        (0..self.steps.len()).filter(|&i| writes_configuration(&self.steps[i])).collect()
+    }
+
     /// The configuration changes added so far that are not `ids` and do not come after them.
     pub fn writers_independent_of(&self, ids: &[String]) -> Vec<String> {
-        let dependents = self.dependents(ids);
-        self.steps
-            .iter()
-            .filter(|s| !ids.contains(&s.id) && !dependents.contains(&s.id) && writes_configuration(s))
-            .map(|s| s.id.clone())
-            .collect()
+        self.independent(&self.writers(), ids)
     }
 
     /// Rule 4 across the whole plan: every wait for CMS replication that guards a pool failover
     /// also waits for each configuration change of the plan that does not itself come after it,
-    /// so no change can slip in between the replication check and the failover.
+    /// so no change can slip in between the replication check and the failover. The waits are
+    /// taken in the order they were added, each seeing the dependencies given to those before.
     pub fn config_barriers(&mut self) {
-        let waits: Vec<String> =
-            self.steps.iter().filter(|s| s.id.starts_with("wait-cms-replication/failover/")).map(|s| s.id.clone()).collect();
+        let writers = self.writers();
+        let waits: Vec<usize> = (0..self.steps.len()).filter(|&i| self.steps[i].id.starts_with("wait-cms-replication/failover/")).collect();
         for w in waits {
-            let writers = self.writers_independent_of(std::slice::from_ref(&w));
-            if let Some(step) = self.steps.iter_mut().find(|s| s.id == w) {
-                for id in writers {
-                    if !step.after.contains(&id) {
-                        step.after.push(id);
-                    }
-                }
+            let id = self.steps[w].id.clone();
+            let writers = self.independent(&writers, std::slice::from_ref(&id));
+            let present: HashSet<&String> = self.steps[w].after.iter().collect();
+            let new: Vec<String> = writers.into_iter().filter(|x| !present.contains(x)).collect();
+            for x in new {
+                self.named_by.entry(x.clone()).or_default().push(w);
+                self.steps[w].after.push(x);
             }
         }
     }
@@ -142,31 +169,27 @@ impl Builder {
     }
 
     pub fn finish(self) -> Plan {
-        let ids: BTreeSet<String> = self.steps.iter().map(|s| s.id.clone()).collect();
-        let mut steps: Vec<Step> = self
-            .steps
+        let Builder { steps, position, blockers, notices, recheck, .. } = self;
+        let steps: Vec<Step> = steps
             .into_iter()
             .map(|mut s| {
-                s.after.retain(|a| ids.contains(a));
+                s.after.retain(|a| position.contains_key(a));
                 s.after.sort();
                 s.after.dedup();
                 s
             })
             .collect();
-        steps = topo_order(steps);
+        let steps = topo_order(steps);
         let hash = hash(&steps);
-        Plan { hash, steps, blockers: self.blockers, notices: self.notices, recheck_after: self.recheck }
+        Plan { hash, steps, blockers, notices, recheck_after: recheck }
     }
 }
 
 impl Draft<'_> {
+    /// Adds dependencies. A repeated one is kept until the plan is finished, which sorts each
+    /// step's dependencies and drops repeats.
     pub fn after(mut self, ids: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        for id in ids {
-            let id = id.into();
-            if !self.step.after.contains(&id) {
-                self.step.after.push(id);
-            }
-        }
+        self.step.after.extend(ids.into_iter().map(Into::into));
         self
     }
     pub fn reason(mut self, r: impl Into<String>) -> Self {
@@ -197,6 +220,11 @@ impl Draft<'_> {
     pub fn add(self) -> String {
         let id = self.step.id.clone();
         if !self.b.has(&id) {
+            let at = self.b.steps.len();
+            for a in &self.step.after {
+                self.b.named_by.entry(a.clone()).or_default().push(at);
+            }
+            self.b.position.insert(id.clone(), at);
             self.b.steps.push(self.step);
         }
         id
@@ -218,26 +246,36 @@ fn writes_configuration(s: &Step) -> bool {
     ) || (s.cmdlet == "Invoke-CsDatabaseFailover" && s.args.get("DatabaseType").and_then(Value::as_str) == Some("CentralMgmt"))
 }
 
-/// Kahn's algorithm, always taking the earliest-added ready step: deterministic, and close to
-/// the order the planner emitted. Cycles cannot occur (dependencies point to earlier
-/// concerns), but if one did, the remaining steps keep their order.
+/// Kahn's algorithm, always taking the earliest-added ready step (a min-heap of positions):
+/// deterministic, and close to the order the planner emitted. Cycles cannot occur (dependencies
+/// point to earlier concerns), but if one did, the remaining steps keep their order. A step
+/// whose dependency is not in the plan is never ready, like one in a cycle.
 fn topo_order(steps: Vec<Step>) -> Vec<Step> {
-    let mut placed: BTreeSet<String> = BTreeSet::new();
-    let mut out = Vec::with_capacity(steps.len());
-    let mut rest: Vec<Step> = steps;
-    while !rest.is_empty() {
-        let pos = rest.iter().position(|s| s.after.iter().all(|a| placed.contains(a)));
-        match pos {
-            Some(i) => {
-                let s = rest.remove(i);
-                placed.insert(s.id.clone());
-                out.push(s);
-            }
-            None => {
-                out.append(&mut rest);
+    let position: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    // Per step, how many of its dependencies are not placed yet; per step, the steps after it.
+    let mut unplaced: Vec<usize> = steps.iter().map(|s| s.after.len()).collect();
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        for a in &s.after {
+            if let Some(&j) = position.get(a.as_str()) {
+                next[j].push(i);
             }
         }
     }
+    drop(position);
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..steps.len()).filter(|&i| unplaced[i] == 0).map(Reverse).collect();
+    let mut rest: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(rest.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        out.extend(rest[i].take());
+        for &j in &next[i] {
+            unplaced[j] -= 1;
+            if unplaced[j] == 0 {
+                ready.push(Reverse(j));
+            }
+        }
+    }
+    out.extend(rest.into_iter().flatten());
     out
 }
 
@@ -270,4 +308,31 @@ fn canonical_args(a: &IndexMap<String, Value>) -> BTreeMap<String, Value> {
 /// Convenience for steps piping literal values.
 pub(crate) fn piped(inv: Invocation, values: Vec<String>) -> Invocation {
     inv.piped_from(Input::Values(values.into_iter().map(Value::String).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(b: &mut Builder, id: &str, after: &[&str]) {
+        let on = Fqdn::parse("pool01.contoso.com").expect("fqdn");
+        b.step(id, Invocation::new("Get-CsPool"), &on, "test").after(after.iter().copied()).add();
+    }
+
+    /// The earliest-added ready step goes first; steps caught in a cycle follow in the order
+    /// they were added; a dependency on a step not in the plan is dropped; repeats are dropped.
+    #[test]
+    fn order_takes_the_earliest_ready_step_and_keeps_a_cycle_in_order() {
+        let mut b = Builder::default();
+        add(&mut b, "a", &["b", "b", "not-in-the-plan"]);
+        add(&mut b, "b", &[]);
+        add(&mut b, "c", &["d"]);
+        add(&mut b, "d", &["c"]);
+        add(&mut b, "e", &[]);
+        add(&mut b, "a", &[]);
+        let p = b.finish();
+        let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "e", "c", "d"]);
+        assert_eq!(p.steps[1].after, ["b"]);
+    }
 }

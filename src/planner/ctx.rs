@@ -1,7 +1,13 @@
 //! What every emitter of the planner reads: the inputs, the effective targets, and the step
-//! ids the emitters use to depend on one another.
+//! ids the emitters use to depend on one another. What the emitters ask of every pool (its pair)
+//! is indexed, and what does not depend on the pool (where deployment-wide cmdlets run, the
+//! replicas a failover waits for, the failovers of the plan) is worked out once.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
 
 use super::Policy;
+use super::step::Servers;
 use super::targets::{PairState, PairTarget, Targets};
 use crate::desired::Desired;
 use crate::model::{DbType, Fqdn, Health, Observed};
@@ -11,6 +17,14 @@ pub(crate) struct Ctx<'a> {
     pub observed: &'a Observed,
     pub policy: &'a Policy,
     pub targets: Targets,
+    /// The first pair of `targets.pairs` holding each pool (its position there).
+    pair_index: HashMap<Fqdn, usize>,
+    /// [`Ctx::admin_pool`], once asked.
+    admin: OnceCell<Option<Fqdn>>,
+    /// [`Ctx::replica_servers`], once asked.
+    replicas: OnceCell<Servers>,
+    /// [`Ctx::after_failovers`], once asked.
+    failovers: OnceCell<Vec<String>>,
 }
 
 /// Step ids: stable, readable, unique per plan.
@@ -66,7 +80,22 @@ pub(crate) mod id {
 
 impl<'a> Ctx<'a> {
     pub fn new(d: &'a Desired, o: &'a Observed, policy: &'a Policy, t: Targets) -> Ctx<'a> {
-        Ctx { desired: d, observed: o, policy, targets: t }
+        let mut pair_index = HashMap::new();
+        for (i, pt) in t.pairs.iter().enumerate() {
+            for p in &pt.spec.pools {
+                pair_index.entry(p.clone()).or_insert(i);
+            }
+        }
+        Ctx {
+            desired: d,
+            observed: o,
+            policy,
+            targets: t,
+            pair_index,
+            admin: OnceCell::new(),
+            replicas: OnceCell::new(),
+            failovers: OnceCell::new(),
+        }
     }
 
     pub fn deployment(&self) -> String {
@@ -83,7 +112,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn pair_of(&self, p: &Fqdn) -> Option<&PairTarget> {
-        self.targets.pairs.iter().find(|pt| pt.spec.pools.contains(p))
+        self.pair_index.get(p).map(|&i| &self.targets.pairs[i])
     }
 
     /// The pool that will serve `p`'s users once the plan has run.
@@ -119,16 +148,24 @@ impl<'a> Ctx<'a> {
     /// fails a pool back: rule 23 puts Edge changes before a failback, and a cross-failover puts
     /// the failback before the failover (rule 1).
     pub fn after_failovers(&self) -> Vec<String> {
-        let transitions = || self.targets.pairs.iter().flat_map(|pt| pt.transitions.iter());
-        if transitions().any(|t| t.failback) {
-            return vec![];
-        }
-        transitions().map(|t| id::failover(&t.pool)).collect()
+        self.failovers
+            .get_or_init(|| {
+                let transitions = || self.targets.pairs.iter().flat_map(|pt| pt.transitions.iter());
+                if transitions().any(|t| t.failback) {
+                    return vec![];
+                }
+                transitions().map(|t| id::failover(&t.pool)).collect()
+            })
+            .clone()
     }
 
     /// Where deployment-wide configuration cmdlets run: the pool that will host the CMS if it
     /// is reachable, else the first reachable pool serving its own users.
     pub fn admin_pool(&self) -> Option<Fqdn> {
+        self.admin.get_or_init(|| self.find_admin_pool()).clone()
+    }
+
+    fn find_admin_pool(&self) -> Option<Fqdn> {
         let cms = self.targets.cms_move.as_ref().map(|m| m.to.clone()).or_else(|| self.observed.cms.master_pool.clone());
         if let Some(c) = cms.filter(|c| self.up(c)) {
             return Some(c);
@@ -169,9 +206,13 @@ impl<'a> Ctx<'a> {
         Ok(vec![])
     }
 
-    /// Servers whose CMS replicas must be current before a pool failover to `pool` (rule 4):
-    /// the reachable servers of the deployment.
-    pub fn replica_servers(&self) -> Vec<Fqdn> {
+    /// Servers whose CMS replicas must be current before a pool failover (rule 4): the reachable
+    /// servers of the deployment. One list, shared by every step that waits for them.
+    pub fn replica_servers(&self) -> Servers {
+        self.replicas.get_or_init(|| self.find_replica_servers().into()).clone()
+    }
+
+    fn find_replica_servers(&self) -> Vec<Fqdn> {
         let mut out: Vec<Fqdn> = Vec::new();
         for (p, pool) in &self.observed.topology.pools {
             if self.up(p) {

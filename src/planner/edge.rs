@@ -148,7 +148,7 @@ fn setup_steps(c: &Ctx, b: &mut Builder, edge: &Fqdn, after: Vec<String>, reason
         .reason(format!("the Edge servers of {edge} must hold the new topology before setup runs"))
         .rules(&[19])
         .after(after)
-        .expect(Expect::CmsReplicated { servers: list.clone() })
+        .expect(Expect::CmsReplicated { servers: list.clone().into() })
         .add();
     let mut out = Vec::new();
     for s in &list {

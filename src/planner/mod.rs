@@ -27,7 +27,7 @@ mod users;
 
 use serde::{Deserialize, Serialize};
 
-pub use step::{Blocker, Expect, Remember, Step, StepKind};
+pub use step::{Blocker, Expect, Remember, Servers, Step, StepKind};
 
 use crate::desired::Desired;
 use crate::model::{Observed, Span};

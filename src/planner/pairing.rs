@@ -162,7 +162,7 @@ fn setup(c: &Ctx, b: &mut Builder, pt: &PairTarget, install: &[Fqdn], start: &[F
             .reason(format!("the Front Ends of {a} and {bb} must hold the pairing before local setup runs"))
             .rules(&[13])
             .after([enable])
-            .expect(Expect::CmsReplicated { servers: install.to_vec() })
+            .expect(Expect::CmsReplicated { servers: install.to_vec().into() })
             .add();
         vec![wait]
     };

@@ -5,6 +5,8 @@
 //! a cross-failover fails the other pool back first (rule 1). A failback comes after the Edge
 //! failback of its site (rule 23) and the Response Group export (rule 25).
 
+use std::collections::BTreeMap;
+
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
 use super::step::{Expect, Remember};
@@ -14,6 +16,7 @@ use crate::ps::Invocation;
 
 pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
     lis_notices(c, b);
+    let mut edge_failbacks: Option<BTreeMap<String, Vec<String>>> = None;
     for pt in &c.targets.pairs {
         if let PairState::InProgress(x) = &pt.current {
             wait_in_progress(c, b, pt, x);
@@ -22,7 +25,12 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
         let mut prev: Option<String> = None;
         for tr in &pt.transitions {
             let after: Vec<String> = prev.iter().cloned().collect();
-            prev = if tr.failback { failback(c, b, pt, tr, after) } else { failover(c, b, pt, tr, after) };
+            prev = if tr.failback {
+                let sites = edge_failbacks.get_or_insert_with(|| edge_failback_steps(c, b));
+                failback(c, b, pt, tr, after, sites)
+            } else {
+                failover(c, b, pt, tr, after)
+            };
             if prev.is_none() {
                 break;
             }
@@ -137,7 +145,42 @@ fn lis_notices(c: &Ctx, b: &mut Builder) {
     }
 }
 
-fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut after: Vec<String>) -> Option<String> {
+/// Rule 23: the Edge failback of each site, which the failbacks of the site's Front End pools
+/// come after: the steps of this plan (all emitted by [`super::edge`], which runs before) that
+/// move federation to, set up or start the site's Edge pools, or give its Front End pools an
+/// Edge pool for media. Worked out once per plan, not once per failback.
+fn edge_failback_steps(c: &Ctx, b: &Builder) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in c.observed.topology.edges.values() {
+        let ids = out.entry(e.site.clone()).or_default();
+        ids.push(id::sip(&Some(e.fqdn.clone())));
+        ids.push(id::xmpp(&Some(e.fqdn.clone())));
+        ids.push(id::xmpp_dns(&e.fqdn));
+        for s in &e.servers {
+            ids.push(id::bootstrap(s));
+            ids.push(id::service(s, true));
+        }
+    }
+    for p in c.observed.topology.pools.values() {
+        let ids = out.entry(p.site.clone()).or_default();
+        ids.push(id::media(&p.fqdn, false));
+        ids.push(id::media(&p.fqdn, true));
+    }
+    // A dependency on a step not in the plan is dropped when the plan is finished.
+    for ids in out.values_mut() {
+        ids.retain(|x| b.has(x));
+    }
+    out
+}
+
+fn failback(
+    c: &Ctx,
+    b: &mut Builder,
+    pt: &PairTarget,
+    tr: &Transition,
+    mut after: Vec<String>,
+    edge_failbacks: &BTreeMap<String, Vec<String>>,
+) -> Option<String> {
     let res = pt.spec.resource();
     let x = &tr.pool;
     let y = pt.spec.partner(x).clone();
@@ -145,19 +188,7 @@ fn failback(c: &Ctx, b: &mut Builder, pt: &PairTarget, tr: &Transition, mut afte
     // Rule 23: the Edge pools of x's site are failed back first (federation, setup, services,
     // media of the site's Front End pools).
     let site = &c.observed.topology.pools[x].site;
-    for e in c.observed.topology.edges.values().filter(|e| &e.site == site) {
-        after.push(id::sip(&Some(e.fqdn.clone())));
-        after.push(id::xmpp(&Some(e.fqdn.clone())));
-        after.push(id::xmpp_dns(&e.fqdn));
-        for s in &e.servers {
-            after.push(id::bootstrap(s));
-            after.push(id::service(s, true));
-        }
-    }
-    for p in c.observed.topology.pools.values().filter(|p| &p.site == site) {
-        after.push(id::media(&p.fqdn, false));
-        after.push(id::media(&p.fqdn, true));
-    }
+    after.extend(edge_failbacks.get(site).into_iter().flatten().cloned());
     after.push(super::ancillary::rgs_export_before_failback_id(x));
     after.extend(db_deps(c, x));
     after.extend(db_deps(c, &y));

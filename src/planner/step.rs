@@ -1,8 +1,11 @@
 //! What a plan is made of: steps (one cmdlet each, with the condition that shows it took
 //! effect and what lyncdr must remember once it did), blockers and notices.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::model::{BackupModule, DbType, FailoverState, Fqdn, History, Observed, RgsExportObs, Role, Span, Stamp};
@@ -73,7 +76,7 @@ pub enum Expect {
     },
     /// The CMS replicas on these servers are up to date.
     CmsReplicated {
-        servers: Vec<Fqdn>,
+        servers: Servers,
     },
     Principal {
         pool: Fqdn,
@@ -199,6 +202,37 @@ impl Expect {
     }
 }
 
+/// A list of servers a condition names, shared by the steps that name the same list: every
+/// rule-4 wait of a plan names the deployment's reachable servers, and one copy serves them all.
+/// Serialized as the plain list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Servers(Arc<[Fqdn]>);
+
+impl Deref for Servers {
+    type Target = [Fqdn];
+    fn deref(&self) -> &[Fqdn] {
+        &self.0
+    }
+}
+
+impl From<Vec<Fqdn>> for Servers {
+    fn from(v: Vec<Fqdn>) -> Self {
+        Servers(v.into())
+    }
+}
+
+impl Serialize for Servers {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Servers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Fqdn>::deserialize(d).map(Servers::from)
+    }
+}
+
 /// Facts lyncdr records once a step has taken effect, because Lync does not report them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
@@ -284,7 +318,7 @@ impl Remember {
 }
 
 /// Why part of the desired state cannot be reached safely now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blocker {
     pub resource: String,

@@ -69,7 +69,7 @@ fn check_failover(d: &Desired, o: &Observed, t: &Targets, pt: &PairTarget, x: &F
     let res = pt.spec.resource();
     let y = pt.spec.partner(x);
     // Rule 26: names that would make the Response Group import fail block the failover itself.
-    let clashes = crate::planner::ancillary::rgs_name_clashes(d, o, x);
+    let clashes = crate::planner::ancillary::rgs_name_clashes(d, o, &t.rgs_owners, x);
     if !clashes.is_empty() && !d.rgs_resolve_name_conflicts {
         return Err(crate::planner::ancillary::rgs_clash_message(d, x, y, &clashes));
     }

@@ -17,6 +17,7 @@ mod pairs;
 use std::collections::BTreeMap;
 
 use super::Policy;
+use super::ancillary::RgsOwners;
 use super::builder::Builder;
 use crate::desired::{Desired, PairDesired};
 use crate::model::{FailoverState, Fqdn, Observed, Role, Span};
@@ -100,6 +101,9 @@ pub(crate) struct Targets {
     /// Mirrored Back Ends with a witness whose principal's server is down: the witness fails
     /// them over on its own, so lyncdr waits (for at most this long) before doing it itself.
     pub witness_pending: BTreeMap<Fqdn, Span>,
+    /// Who owns the Response Group workflows of each name (read when lyncdr manages Response
+    /// Groups), for rule 26.
+    pub rgs_owners: RgsOwners,
 }
 
 pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
@@ -118,7 +122,8 @@ pub(crate) fn pair_state(o: &Observed, a: &Fqdn, b: &Fqdn) -> PairState {
 
 pub(crate) fn compute(d: &Desired, o: &Observed, policy: &Policy, b: &mut Builder) -> Targets {
     let (principal, witness_pending) = principals(d, o, policy);
-    let mut t = Targets { principal, witness_pending, ..Default::default() };
+    let rgs_owners = if d.rgs_export_path.is_some() { RgsOwners::of(o) } else { RgsOwners::default() };
+    let mut t = Targets { principal, witness_pending, rgs_owners, ..Default::default() };
     for left in t.witness_pending.values() {
         b.recheck_after(*left);
     }
