@@ -191,7 +191,7 @@ fn a_lost_reply_to_the_failover_is_settled_by_observation_not_by_running_it_agai
 /// phases of the observer; and it sees what the in-process simulator sees.
 #[test]
 fn an_observation_after_the_first_is_one_round_trip_per_site_and_one_for_the_deployment() {
-    use lyncdr::engine::observe::{Scope, observe};
+    use lyncdr::engine::observe::observe;
     use lyncdr::model::History;
     use lyncdr::sim::server::SimServer;
     use lyncdr::sim::winrm_host::driver_over_loopback;
