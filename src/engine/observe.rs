@@ -107,7 +107,16 @@ impl Lync for Prefetching<'_> {
 /// One observation. `once` answers the questions asked once and then remembered (a pool's host
 /// facts): they are not asked ahead next time.
 async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
-    let q = |inv: Invocation| async move { lync.invoke(&RunOn::Any, &inv).await };
+    // The deployment-wide queries go to the first pool last seen up (the anchor of its site, so
+    // they travel in that site's batch), or anywhere.
+    let hub = history
+        .pool_health
+        .iter()
+        .find(|(_, h)| h.value == crate::model::Health::Up)
+        .map(|(p, _)| RunOn::Pool(p.clone()))
+        .unwrap_or(RunOn::Any);
+    let hub = &hub;
+    let q = |inv: Invocation| async move { at(lync, hub, &RunOn::Any, &inv).await };
     let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v, domain_v) = futures::join!(
         q(Invocation::new("Get-CsPool")),
         q(Invocation::new("Get-CsSite")),
@@ -144,7 +153,7 @@ async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, histor
     let domains: Vec<SipDomain> = domain_v.map(|v| records::parsed(&v)).unwrap_or_default();
     federation.sip_domain = domains.iter().find(|d| d.is_default).or(domains.first()).map(|d| d.name.clone()).filter(|d| !d.is_empty());
     if federation.xmpp_edge.is_some() {
-        federation.xmpp_srv = xmpp_srv(lync, federation.sip_domain.as_deref()).await;
+        federation.xmpp_srv = xmpp_srv(lync, hub, federation.sip_domain.as_deref()).await;
     }
     let mut back_ends: BTreeMap<Fqdn, BackEnd> = BTreeMap::new();
     for d in rows::<UserDatabaseService>("Get-CsService -UserDatabase", &db_v)? {
@@ -180,7 +189,7 @@ async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, histor
         let need_traits = !history_traits.contains_key(p);
         let partner_at = partner.as_ref().map(|q| (anchors.of(q), RunOn::Pool(q.clone())));
         let facts = need_traits.then_some(once);
-        observe_pool(lync, p.clone(), anchors.of(p), partner_at, facts, fe_pools[p].1.clone())
+        observe_pool(lync, p.clone(), (anchors.of(p), hub), partner_at, facts, fe_pools[p].1.clone())
     }))
     .await;
 
@@ -290,7 +299,7 @@ async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, histor
         cms.master_pool = topo_pools.values().find(|p| p.front_ends.contains(&master)).map(|p| p.fqdn.clone());
     }
     if cms.available() {
-        let replicas = lync.invoke(&RunOn::Any, &Invocation::new("Get-CsManagementStoreReplicationStatus")).await;
+        let replicas = q(Invocation::new("Get-CsManagementStoreReplicationStatus")).await;
         if let Ok(v) = replicas {
             let rows = records::parsed::<CmsReplicaStatus>(&v);
             // A replica whose last report is five minutes older than the freshest one is cut
@@ -379,10 +388,10 @@ async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, histor
 
 /// The external XMPP federation SRV records (JJ688065 step 5), as a server resolves them.
 /// `None` when they cannot be read; a name that does not exist has no records.
-async fn xmpp_srv(lync: &dyn Lync, domain: Option<&str>) -> Option<Vec<SrvRecord>> {
+async fn xmpp_srv(lync: &dyn Lync, hub: &RunOn, domain: Option<&str>) -> Option<Vec<SrvRecord>> {
     let name = format!("_xmpp-server._tcp.{}", domain?);
     let inv = Invocation::new("Resolve-DnsName").arg("Name", name).arg("Type", "SRV");
-    match lync.invoke(&RunOn::Any, &inv).await {
+    match at(lync, hub, &RunOn::Any, &inv).await {
         Ok(v) => Some(records::parsed::<DnsRecord>(&v).iter().filter_map(DnsRecord::srv).collect()),
         Err(LyncError::Cmdlet { .. }) => Some(vec![]),
         Err(_) => None,
@@ -440,10 +449,11 @@ async fn at(lync: &dyn Lync, anchor: &RunOn, own: &RunOn, inv: &Invocation) -> R
     }
 }
 
+/// `(anchor, hub)`: where the pool's site is asked, and where the deployment-wide queries go.
 async fn observe_pool(
     lync: &dyn Lync,
     pool: Fqdn,
-    anchor: RunOn,
+    (anchor, hub): (RunOn, &RunOn),
     partner: Option<(RunOn, RunOn)>,
     facts: Option<&dyn Lync>,
     front_ends: Vec<Fqdn>,
@@ -458,7 +468,7 @@ async fn observe_pool(
         }
     };
     let mirror = Invocation::new("Get-CsDatabaseMirrorState").arg("PoolFqdn", pool.as_str());
-    let mirror_f = lync.invoke(&RunOn::Any, &mirror);
+    let mirror_f = at(lync, hub, &RunOn::Any, &mirror);
     let backup = Invocation::new("Get-CsBackupServiceStatus").arg("PoolFqdn", pool.as_str());
     let backup_f = at(lync, &anchor, &here, &backup);
     let (direct, from_partner, mirror, backup) = futures::join!(direct_f, partner_f, mirror_f, backup_f);
