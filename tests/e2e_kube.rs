@@ -954,7 +954,16 @@ async fn operator_killed_after_an_automatic_failover_remembers_it_and_leaks_no_p
         condition(&pair, "AwaitingApproval").and_then(|c| c["message"].as_str()).is_some_and(|m| m.contains("approve-failback")),
         "{pair}"
     );
-    let calls = sim.mutating().await;
+    // Steps of the same plan that need no approval (the Response Group import of rule 25) may
+    // still be running while the failback waits: let them finish before counting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let calls = loop {
+        let calls = sim.mutating().await;
+        if calls.iter().all(|r| r["outcome"] != "running") || std::time::Instant::now() > deadline {
+            break calls;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(count_cmdlet(&calls, "Invoke-CsPoolFailOver"), 1);
     assert_eq!(count_cmdlet(&calls, "Invoke-CsPoolFailBack"), 0, "failed back without approval");
     assert_each_change_once(&calls);
