@@ -109,12 +109,7 @@ impl Lync for Prefetching<'_> {
 async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, history: &History) -> Result<Observed, ObserveError> {
     // The deployment-wide queries go to the first pool last seen up (the anchor of its site, so
     // they travel in that site's batch), or anywhere.
-    let hub = history
-        .pool_health
-        .iter()
-        .find(|(_, h)| h.value == crate::model::Health::Up)
-        .map(|(p, _)| RunOn::Pool(p.clone()))
-        .unwrap_or(RunOn::Any);
+    let hub = history.pool_health.keys().find(|p| seen_up(history, p)).map(|p| RunOn::Pool(p.clone())).unwrap_or(RunOn::Any);
     let hub = &hub;
     let q = |inv: Invocation| async move { at(lync, hub, &RunOn::Any, &inv).await };
     let (pools_v, sites_v, db_v, edge_v, conf_v, med_v, cms_svc_v, cms_v, cfg_v, domain_v) = futures::join!(
@@ -418,7 +413,7 @@ struct Anchors {
 impl Anchors {
     fn new(fe_pools: &BTreeMap<Fqdn, (String, Vec<Fqdn>)>, history: &History) -> Anchors {
         let mut anchors: BTreeMap<String, Fqdn> = BTreeMap::new();
-        let up = |p: &Fqdn| history.pool_health.get(p).is_some_and(|h| h.value == crate::model::Health::Up);
+        let up = |p: &Fqdn| seen_up(history, p);
         for (p, (site, _)) in fe_pools {
             match anchors.get(site) {
                 Some(a) if up(a) || !up(p) => {}
@@ -439,6 +434,11 @@ impl Anchors {
     fn in_site(&self, site: &str) -> Option<RunOn> {
         self.by_site.get(site).map(|a| RunOn::Pool(a.clone()))
     }
+}
+
+/// Whether the operator memory last saw this pool up (where anchors and the hub are chosen).
+fn seen_up(history: &History, pool: &Fqdn) -> bool {
+    history.pool_health.get(pool).is_some_and(|h| h.value == crate::model::Health::Up)
 }
 
 /// Asks at the site's anchor or, when the anchor cannot be reached, at `own` itself.
