@@ -1345,3 +1345,40 @@ fn a_pool_next_to_a_dead_anchor_is_asked_itself_and_seen_up() {
     assert!(alive.direct.is_ok(), "{alive:#?}");
     assert!(!alive.backup_modules.is_empty(), "its Backup Service is read too: {alive:#?}");
 }
+
+/// Found by `lyncdr bench` (issue 13): a placement's batches were numbered from 0 in every plan,
+/// so once the first batch had run, the next plan's first batch carried the finished batch's id
+/// and the running plan's second batch went stale ("its prerequisite ... is needed again"):
+/// every batch cost a replan, and `converge` gave up after `max_rounds` batches (10,000 users in
+/// batches of 100 stopped at 2,000). Batches are now named by what they move (the users homed
+/// on the source before the batch; the first user of a listed batch), so the ids of the rest of
+/// a running plan are the ids the next plan gives them.
+#[test]
+fn user_batches_of_a_placement_run_in_one_plan_without_going_stale() {
+    let s = scenario(
+        "name: placement\nproduct: SfB2015\nsites:\n  - name: Dallas\n    frontEndPools:\n      - {fqdn: pool01.dal.contoso.com, edition: Enterprise, frontEnds: 3, users: 1000, backEnd: {primary: sql01.dal.contoso.com}}\n      - {fqdn: pool02.dal.contoso.com, edition: Enterprise, frontEnds: 3, users: 0, backEnd: {primary: sql02.dal.contoso.com}}\n      - {fqdn: pool03.dal.contoso.com, edition: Enterprise, frontEnds: 3, users: 450, backEnd: {primary: sql03.dal.contoso.com}}\ncms: {activePool: pool01.dal.contoso.com}\n",
+    );
+    let listed: Vec<String> = (1..=450).map(|k| format!("'sip:u{k:05}.pool03@dal.contoso.com'")).collect();
+    let d = desired(&format!(
+        "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {{name: contoso, namespace: lync}}\nspec:\n  centralManagementStore: {{activePool: pool01.dal.contoso.com}}\n  policy: {{concurrency: 4}}\n---\napiVersion: lyncdr.io/v1alpha1\nkind: UserPlacement\nmetadata: {{name: rebalance, namespace: lync}}\nspec:\n  deployment: contoso\n  fromPool: pool01.dal.contoso.com\n  targetPool: pool02.dal.contoso.com\n  batchSize: 100\n---\napiVersion: lyncdr.io/v1alpha1\nkind: UserPlacement\nmetadata: {{name: listed, namespace: lync}}\nspec:\n  deployment: contoso\n  users: [{}]\n  targetPool: pool02.dal.contoso.com\n  batchSize: 50\n",
+        listed.join(", ")
+    ));
+    runtime().block_on(async {
+        let lync = LocalSim::new(Simulator::new(&s));
+        let journal = MemoryJournal::default();
+        let mut engine = Engine::new(&lync, &journal);
+        engine.settings = Settings { max_rounds: 3, ..settings(4) };
+        let events: Mutex<Vec<Event>> = Mutex::new(vec![]);
+        let sink = |e: Event| events.lock().unwrap().push(e);
+        let end = engine.converge(&d, &sink).await;
+        assert!(matches!(end, Converged::Done { .. }), "{}", brief(&end));
+        let events = events.into_inner().unwrap();
+        let stale: Vec<_> = finished(&events).into_iter().filter(|(_, _, r)| matches!(r, StepResult::Stale(_))).collect();
+        assert!(stale.is_empty(), "no batch goes stale: {stale:?}");
+        let moves = calls_of(&changes(&lync), "Move-CsUser");
+        assert_eq!(moves.len(), 10 + 9, "1,000 users in batches of 100 and 450 in batches of 50, each batch once");
+        let sim = lync.lock();
+        let homed = |p: &str| sim.snapshot().pools.get(&fqdn(p)).map(|x| x.users).unwrap_or_default();
+        assert_eq!([homed("pool01.dal.contoso.com"), homed("pool02.dal.contoso.com"), homed("pool03.dal.contoso.com")], [0, 1450, 0]);
+    });
+}

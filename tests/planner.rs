@@ -437,10 +437,10 @@ fn users_of_a_running_pool_are_rehomed_without_force() {
 
     let d = with_placement("  failedOver: []", users);
     let (_, p) = plan_for(&s, &d);
-    let mv = step(&p, "move-users/rehome/0");
+    let mv = step(&p, "move-users/rehome/u00001.pool01@dal.contoso.com");
     assert_eq!(mv.args.get("Force"), None, "{}", mv.command());
     assert!(!mv.data_loss);
-    before(&p, "pool-failback/pool01.dal.contoso.com", "move-users/rehome/0");
+    before(&p, "pool-failback/pool01.dal.contoso.com", "move-users/rehome/u00001.pool01@dal.contoso.com");
 
     let d = with_placement("  failedOver: [pool01.dal.contoso.com]", users);
     let (_, p) = plan_for(&s, &d);
@@ -451,7 +451,7 @@ fn users_of_a_running_pool_are_rehomed_without_force() {
     // Dallas lost for good: -Force, consented.
     let s = scenario(&with_state("  failedOver: [pool01.dal.contoso.com]\n  down: [site/Dallas]"));
     let (_, p) = plan_for(&s, &d);
-    let mv = step(&p, "move-users/rehome/0");
+    let mv = step(&p, "move-users/rehome/u00001.pool01@dal.contoso.com");
     assert_eq!(mv.args["Force"], true);
     assert!(mv.data_loss);
 }

@@ -72,7 +72,9 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
         if c.failing_back(target) {
             prev.push(id::failback(target));
         }
-        let mut batches: Vec<(Fqdn, Invocation, Expect, bool, usize)> = vec![];
+        // (source, invocation, expectation, -Force, users, name): a batch is named by what it moves,
+        // so the batches a running plan has not reached keep their ids in the next plan.
+        let mut batches: Vec<(Fqdn, Invocation, Expect, bool, usize, String)> = vec![];
         match &pl.selector {
             UserSelector::Users(users) => {
                 let mut by_source: std::collections::BTreeMap<Fqdn, Vec<String>> = Default::default();
@@ -102,7 +104,8 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                             inv = inv.switch("Force");
                         }
                         let expect = Expect::UsersHomed { users: chunk.to_vec(), pool: target.clone() };
-                        batches.push((source.clone(), piped(inv, chunk.to_vec()), expect, force, chunk.len()));
+                        let name = chunk.first().map(|u| u.trim_start_matches("sip:").to_string()).unwrap_or_default();
+                        batches.push((source.clone(), piped(inv, chunk.to_vec()), expect, force, chunk.len(), name));
                     }
                 }
             }
@@ -122,6 +125,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 let size = pl.batch_size.max(1) as u64;
                 let mut left = n;
                 while left > 0 {
+                    let name = format!("{source}/{left}");
                     let take = left.min(size);
                     left -= take;
                     let query = Invocation::new("Get-CsUser")
@@ -132,7 +136,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                         inv = inv.switch("Force");
                     }
                     let expect = Expect::HomedAtMost { pool: source.clone(), count: left };
-                    batches.push((source.clone(), inv.piped_from(Input::Command(Box::new(query))), expect, force, take as usize));
+                    batches.push((source.clone(), inv.piped_from(Input::Command(Box::new(query))), expect, force, take as usize, name));
                 }
             }
         }
@@ -144,7 +148,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
             continue;
         }
         let total = batches.len();
-        for (k, (source, inv, expect, force, count)) in batches.into_iter().enumerate() {
+        for (k, (source, inv, expect, force, count, name)) in batches.into_iter().enumerate() {
             if k >= c.policy.max_user_batches {
                 b.notice(format!("{res}: {} more batches follow in later plans", total - k));
                 break;
@@ -166,7 +170,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder) {
                 format!("home {count} users of {source} on {target}")
             };
             let step = b
-                .step(format!("move-users/{}/{k}", pl.name), inv, target, res.clone())
+                .step(format!("move-users/{}/{name}", pl.name), inv, target, res.clone())
                 .reason(reason)
                 .rules(&[30])
                 .data_loss(force)
