@@ -22,10 +22,13 @@
 //!   pool, Edge pool, the CMS, user placements and the deployment, each step a bar over
 //!   simulated time, the critical path after each fault and the moment every user is served
 //!   again marked (`lyncdr demo --timeline`, the bench);
+//! - [`bench`]: `lyncdr bench`, recovery measured against its limits (critical path, manual
+//!   runbook), user placement, planner scale, footprint and idle cost;
 //! - [`cli`]: the `lyncdr` command line.
 
 pub mod api;
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod desired;

@@ -1,7 +1,8 @@
-//! The `lyncdr` command line: `plan`, `sim run`, `sim serve`, `demo`, `crdgen`. Every command
+//! The `lyncdr` command line: `plan`, `sim run`, `sim serve`, `demo`, `bench`, `crdgen`. Every command
 //! drives the same engine; output is human-readable by default and `--format json` for tools.
 
 mod admin;
+mod bench;
 pub mod demo;
 mod output;
 mod plan;
@@ -80,6 +81,21 @@ pub enum Command {
         /// The spool directory the task reads scripts from.
         #[arg(long, default_value = r"C:\ProgramData\lyncdr\spool")]
         spool: String,
+    },
+    /// Measure recovery against its limits (RTO against the critical path and the manual
+    /// runbook, user placement, planner scale, the standalone process's footprint and idle cost)
+    /// and print every ratio (docs/benchmarks.md).
+    Bench {
+        /// text (tables) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Smallest sizes only: a smoke run of the harness.
+        #[arg(long)]
+        quick: bool,
+        /// Write the timeline charts (SVG) of the site-loss recovery and failback into this
+        /// directory.
+        #[arg(long)]
+        charts: Option<PathBuf>,
     },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crdgen {
@@ -235,6 +251,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::driver::script::runner(&task));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { format, quick, charts } => bench::run(format, quick, charts),
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => admin::run(args),
         Command::Approve { name, namespace, hash } => admin::approve(&name, &namespace, hash.as_deref()),
