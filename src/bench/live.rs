@@ -92,7 +92,8 @@ fn manifests(pairs: usize, users_per_pool: u32, url: &str) -> Result<String, Ben
     Ok(t)
 }
 
-fn proc_stat(pid: u32) -> Result<(f64, f64), BenchError> {
+/// CPU seconds (user + system) and peak RSS (MiB) of a process.
+pub(super) fn proc_stat(pid: u32) -> Result<(f64, f64), BenchError> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| io("reading /proc/<pid>/stat", e))?;
     // The fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();

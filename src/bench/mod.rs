@@ -10,6 +10,7 @@
 //! - [`live`]: the standalone process's footprint and idle cost with `sim serve` (and, given a
 //!   cluster, the operator's reaction latency and API traffic).
 
+pub mod kube;
 pub mod live;
 pub mod placement;
 pub mod recovery;
@@ -33,6 +34,8 @@ pub struct Options {
     pub quick: bool,
     /// Where to write the timeline charts (SVG) of the site-loss recovery and failback.
     pub charts: Option<PathBuf>,
+    /// A cluster to run the operator on (reaction latency, API traffic while idle).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Every figure of one run.
@@ -45,6 +48,8 @@ pub struct Report {
     pub planner: Vec<scale::ScaleRow>,
     /// The standalone process with `sim serve`: footprint and idle cost.
     pub process: Vec<live::LiveRow>,
+    /// The operator on a real apiserver (with `--kubeconfig`).
+    pub kube: Option<kube::KubeReport>,
     /// Goals missed, each with what limits it.
     pub misses: Vec<String>,
     /// Charts written.
@@ -91,6 +96,7 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
         placement: vec![],
         planner: vec![],
         process: vec![],
+        kube: None,
         misses: vec![],
         charts: vec![],
     };
@@ -128,6 +134,12 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
     report.misses.extend(scale::misses(&report.planner));
     report.process = live::run(opts.quick)?;
     report.misses.extend(live::misses(&report.process));
+    if let Some(k) = &opts.kubeconfig {
+        let (pairs, applies, window) = if opts.quick { (2, 10, 15) } else { (50, 40, 60) };
+        let r = kube::measure(k, pairs, applies, std::time::Duration::from_secs(window))?;
+        report.misses.extend(kube::misses(&r));
+        report.kube = Some(r);
+    }
     Ok(report)
 }
 
@@ -174,6 +186,10 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "{}", scale::render(&r.planner));
     let _ = writeln!(s, "The standalone process (`lyncdr run --manifests`) with `sim serve`, converged, polling every 5 s:\n");
     let _ = writeln!(s, "{}", live::render(&r.process));
+    if let Some(k) = &r.kube {
+        let _ = writeln!(s, "The operator on the apiserver: reaction latency from `kubectl apply` of a changed PoolPair:\n");
+        let _ = writeln!(s, "{}", kube::render(k));
+    }
     if r.misses.is_empty() {
         let _ = writeln!(s, "every goal met");
     } else {

@@ -96,6 +96,10 @@ pub enum Command {
         /// directory.
         #[arg(long)]
         charts: Option<PathBuf>,
+        /// Also run the operator on this cluster (a test or scratch cluster: the bench installs
+        /// the CRDs and makes, then deletes, a namespace): reaction latency and API traffic.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crdgen {
@@ -251,7 +255,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::driver::script::runner(&task));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { format, quick, charts } => bench::run(format, quick, charts),
+        Command::Bench { format, quick, charts, kubeconfig } => bench::run(format, quick, charts, kubeconfig),
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => admin::run(args),
         Command::Approve { name, namespace, hash } => admin::approve(&name, &namespace, hash.as_deref()),
