@@ -41,7 +41,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{DAL, SEA, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, scenario};
+use common::{DAL, SEA, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, said, scenario};
 use lyncdr::engine::Converged;
 use lyncdr::engine::journal::{FileJournal, Journal};
 use lyncdr::model::{Fqdn, Span, Stamp};
@@ -66,21 +66,6 @@ struct Case {
 
 fn fq(s: &str) -> Fqdn {
     Fqdn::parse(s).unwrap()
-}
-
-/// Everything the operator said in a round: notices, blockers, stalls.
-fn said(c: &Converged) -> String {
-    let mut out = vec![];
-    match c {
-        Converged::Done { notices, .. } => out.extend(notices.iter().cloned()),
-        Converged::Blocked { plan, .. } => {
-            out.extend(plan.notices.iter().cloned());
-            out.extend(plan.blockers.iter().map(|b| format!("blocked {}: {}", b.resource, b.reason)));
-        }
-        Converged::Stalled { step, reason, .. } => out.push(format!("stalled {step}: {reason}")),
-        Converged::Unobservable { reason } => out.push(format!("unobservable: {reason}")),
-    }
-    out.join("\n")
 }
 
 /// Runs the two-site deployment with `faults` (`TIME:ACTION:TARGET`) until `hours`, the

@@ -138,6 +138,9 @@ pub struct Seen {
     pub ops: Vec<PoolOp>,
     /// State-changing steps started (pool operations included).
     pub changes: usize,
+    /// Steps started that may lose data (`-DisasterMode`, a forced CMS failover): each is in a
+    /// plan only with the spec's consent.
+    pub data_loss_steps: usize,
     pub violations: Vec<String>,
 }
 
@@ -179,6 +182,9 @@ impl Watcher {
                 let mut seen = self.seen.lock().unwrap();
                 if !id.starts_with("wait-") {
                     seen.changes += 1;
+                }
+                if command.contains("-DisasterMode") || command.contains("-Force") {
+                    seen.data_loss_steps += 1;
                 }
                 if let Some((pool, failback)) = op {
                     let pool = Fqdn::parse(pool).unwrap();
@@ -309,3 +315,19 @@ pub async fn drive_continuously(
         out.restarts += 1;
     }
 }
+
+/// Everything the operator said in a round: notices, blockers, stalls.
+pub fn said(c: &Converged) -> String {
+    let mut out = vec![];
+    match c {
+        Converged::Done { notices, .. } => out.extend(notices.iter().cloned()),
+        Converged::Blocked { plan, .. } => {
+            out.extend(plan.notices.iter().cloned());
+            out.extend(plan.blockers.iter().map(|b| format!("blocked {}: {}", b.resource, b.reason)));
+        }
+        Converged::Stalled { step, reason, .. } => out.push(format!("stalled {step}: {reason}")),
+        Converged::Unobservable { reason } => out.push(format!("unobservable: {reason}")),
+    }
+    out.join("\n")
+}
+
