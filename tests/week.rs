@@ -149,10 +149,12 @@ fn sample(sim: &Simulator) -> Sample {
     };
     let usable = |p: &Fqdn| sim.pool_alive(p) && reach(p);
     let mut out = Sample { unserved: false, ideal_unserved: false, waiting: vec![] };
-    for (home, partner) in [(Fqdn::parse(DAL).unwrap(), Fqdn::parse(SEA).unwrap()), (Fqdn::parse(SEA).unwrap(), Fqdn::parse(DAL).unwrap())] {
+    for (home, partner) in [(Fqdn::parse(DAL).unwrap(), Fqdn::parse(SEA).unwrap()), (Fqdn::parse(SEA).unwrap(), Fqdn::parse(DAL).unwrap())]
+    {
         let served = sim.users_served(&home);
         let can = usable(&home) || usable(&partner);
-        let busy = [&home, &partner].iter().any(|p| matches!(snap.pools[*p].state, FailoverState::FailingOver | FailoverState::FailingBack));
+        let busy =
+            [&home, &partner].iter().any(|p| matches!(snap.pools[*p].state, FailoverState::FailingOver | FailoverState::FailingBack));
         out.unserved |= !served;
         out.ideal_unserved |= !can;
         if !served && can && !busy {
@@ -200,7 +202,8 @@ fn run_week(seed: u64) -> Figures {
             if !consented && (s.lost_changes > 0.0 || s.lost_cms_changes > 0.0 || s.users_data_dropped > 0) {
                 let mut f = fig.lock().unwrap();
                 if f.violations.iter().all(|v| !v.contains("without consent")) {
-                    f.violations.push(format!("{t}: data lost without consent: {} changes, {} CMS changes", s.lost_changes, s.lost_cms_changes));
+                    f.violations
+                        .push(format!("{t}: data lost without consent: {} changes, {} CMS changes", s.lost_changes, s.lost_cms_changes));
                 }
             }
         };
@@ -354,7 +357,8 @@ fn losing_the_mirror_that_holds_the_principal_fails_the_back_end_back_to_the_pri
     let sea = Fqdn::parse(SEA).unwrap();
     let (rounds, seen) = runtime().block_on(async {
         let mut sim = Simulator::new(&scenario(TWO_SITE));
-        for (at, f) in [(5, "down:sql/sql01.sea.contoso.com"), (30, "up:sql/sql01.sea.contoso.com"), (60, "down:sql/sql02.sea.contoso.com")] {
+        for (at, f) in [(5, "down:sql/sql01.sea.contoso.com"), (30, "up:sql/sql01.sea.contoso.com"), (60, "down:sql/sql02.sea.contoso.com")]
+        {
             sim.schedule(Stamp(0).plus(Span::mins(at)), Fault::parse(f).unwrap());
         }
         let lync = LocalSim::new(sim);

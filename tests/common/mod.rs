@@ -178,7 +178,8 @@ impl Watcher {
     pub fn event(&self, e: &Event) {
         match e {
             Event::StepStarted { id, command, run_on, at } => {
-                let op = id.strip_prefix("pool-failover/").map(|p| (p, false)).or_else(|| id.strip_prefix("pool-failback/").map(|p| (p, true)));
+                let op =
+                    id.strip_prefix("pool-failover/").map(|p| (p, false)).or_else(|| id.strip_prefix("pool-failback/").map(|p| (p, true)));
                 let mut seen = self.seen.lock().unwrap();
                 if !id.starts_with("wait-") {
                     seen.changes += 1;
@@ -330,4 +331,3 @@ pub fn said(c: &Converged) -> String {
     }
     out.join("\n")
 }
-
