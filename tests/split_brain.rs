@@ -41,7 +41,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{DAL, SEA, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, said, scenario};
+use common::{DAL, SEA, Schedule, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, said, scenario};
 use lyncdr::engine::Converged;
 use lyncdr::engine::journal::{FileJournal, Journal};
 use lyncdr::model::{Fqdn, Span, Stamp};
@@ -84,7 +84,15 @@ fn run(name: &'static str, yaml: &str, faults: &[String], hours: u64, restarts: 
         let watcher = Watcher::new(&lync);
         let said_rounds = Mutex::new(Vec::new());
         let mut round = |t: Stamp, c: &Converged| said_rounds.lock().unwrap().push((t, said(c)));
-        let drove = drive_continuously(&lync, &path, &d, &watcher, Stamp(0).plus(Span::hours(hours)), POLL, restarts, &mut round).await;
+        let drove = drive_continuously(
+            &lync,
+            &path,
+            &d,
+            &watcher,
+            Schedule { horizon: Stamp(0).plus(Span::hours(hours)), poll: POLL, restarts },
+            &mut round,
+        )
+        .await;
         let journal = FileJournal::open(path.clone(), None).unwrap();
         let entries = journal.entries().await.unwrap();
         let g = lync.lock();
@@ -331,10 +339,26 @@ fn a_leader_without_memory_restarts_the_grace_clock() {
         let watcher = Watcher::new(&lync);
         let mut nothing = |_: Stamp, _: &Converged| {};
         let first = dir.path().join("first.json");
-        drive_continuously(&lync, &first, &d, &watcher, Stamp(0).plus(Span::mins(9)), POLL, &[], &mut nothing).await;
+        drive_continuously(
+            &lync,
+            &first,
+            &d,
+            &watcher,
+            Schedule { horizon: Stamp(0).plus(Span::mins(9)), poll: POLL, restarts: &[] },
+            &mut nothing,
+        )
+        .await;
         assert!(watcher.seen.lock().unwrap().ops.is_empty());
         let second = dir.path().join("second.json");
-        drive_continuously(&lync, &second, &d, &watcher, Stamp(0).plus(Span::hours(2)), POLL, &[], &mut nothing).await;
+        drive_continuously(
+            &lync,
+            &second,
+            &d,
+            &watcher,
+            Schedule { horizon: Stamp(0).plus(Span::hours(2)), poll: POLL, restarts: &[] },
+            &mut nothing,
+        )
+        .await;
         watcher.seen.into_inner().unwrap()
     });
     assert!(seen.violations.is_empty(), "{:#?}", seen.violations);

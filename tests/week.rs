@@ -25,7 +25,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{DAL, SEA, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, scenario};
+use common::{DAL, SEA, Schedule, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, scenario};
 use lyncdr::backend::Lync;
 use lyncdr::engine::Converged;
 use lyncdr::model::{FailoverState, Fqdn, Span, Stamp};
@@ -215,27 +215,32 @@ fn run_week(seed: u64) -> Figures {
                     break;
                 }
                 let s = sample(&lync.lock());
-                let mut f = fig.lock().unwrap();
-                if s.unserved {
-                    f.unserved = Span(f.unserved.0 + POLL.0);
-                }
-                if s.ideal_unserved {
-                    f.ideal = Span(f.ideal.0 + POLL.0);
-                }
-                waits.retain(|p, _| s.waiting.contains(p));
-                for p in s.waiting {
-                    let since = *waits.entry(p.clone()).or_insert(now);
-                    let waited = now.since(since);
-                    f.longest_wait = f.longest_wait.max(waited);
-                    if waited > MAX_WAIT && f.violations.iter().all(|v| !v.contains(&format!("waited since {since}"))) {
-                        f.violations.push(format!("{now}: the users of {p} waited since {since} while a healthy pool could serve them"));
+                {
+                    let mut f = fig.lock().unwrap();
+                    if s.unserved {
+                        f.unserved = Span(f.unserved.0 + POLL.0);
+                    }
+                    if s.ideal_unserved {
+                        f.ideal = Span(f.ideal.0 + POLL.0);
+                    }
+                    waits.retain(|p, _| s.waiting.contains(p));
+                    for p in s.waiting {
+                        let since = *waits.entry(p.clone()).or_insert(now);
+                        let waited = now.since(since);
+                        f.longest_wait = f.longest_wait.max(waited);
+                        if waited > MAX_WAIT && f.violations.iter().all(|v| !v.contains(&format!("waited since {since}"))) {
+                            f.violations
+                                .push(format!("{now}: the users of {p} waited since {since} while a healthy pool could serve them"));
+                        }
                     }
                 }
-                drop(f);
                 lync.sleep(POLL).await;
             }
         };
-        let (drove, ()) = tokio::join!(drive_continuously(&lync, &path, &d, &watcher, horizon, POLL, &w.restarts, &mut round), sampler);
+        let (drove, ()) = tokio::join!(
+            drive_continuously(&lync, &path, &d, &watcher, Schedule { horizon, poll: POLL, restarts: &w.restarts }, &mut round),
+            sampler
+        );
         let seen = watcher.seen.into_inner().unwrap();
         let g = lync.lock();
         let mut f = fig.into_inner().unwrap();
@@ -365,7 +370,15 @@ fn losing_the_mirror_that_holds_the_principal_fails_the_back_end_back_to_the_pri
         let watcher = Watcher::new(&lync);
         let rounds = Mutex::new(vec![]);
         let mut round = |t: Stamp, c: &Converged| rounds.lock().unwrap().push((t, lync.lock().users_served(&sea), common::said(c)));
-        drive_continuously(&lync, &path, &d, &watcher, Stamp(0).plus(Span::hours(2)), POLL, &[], &mut round).await;
+        drive_continuously(
+            &lync,
+            &path,
+            &d,
+            &watcher,
+            Schedule { horizon: Stamp(0).plus(Span::hours(2)), poll: POLL, restarts: &[] },
+            &mut round,
+        )
+        .await;
         (rounds.into_inner().unwrap(), watcher.seen.into_inner().unwrap())
     });
     assert!(seen.violations.is_empty(), "{:#?}", seen.violations);

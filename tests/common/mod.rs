@@ -232,6 +232,15 @@ impl Watcher {
     }
 }
 
+/// When the operator runs: until `horizon`, looking again every `poll`, replaced at each of
+/// `restarts`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule<'a> {
+    pub horizon: Stamp,
+    pub poll: Span,
+    pub restarts: &'a [Stamp],
+}
+
 /// How a continuous drive went.
 #[derive(Debug, Default)]
 pub struct Drove {
@@ -253,11 +262,10 @@ pub async fn drive_continuously(
     journal_path: &std::path::Path,
     d: &Desired,
     watcher: &Watcher,
-    horizon: Stamp,
-    poll: Span,
-    restarts: &[Stamp],
+    when: Schedule<'_>,
     round: &mut dyn FnMut(Stamp, &Converged),
 ) -> Drove {
+    let Schedule { horizon, poll, restarts } = when;
     let mut restarts: std::collections::VecDeque<Stamp> = restarts.iter().copied().collect();
     let mut out = Drove::default();
     let mut stalled_since: Option<Stamp> = None;
