@@ -320,9 +320,18 @@ fn a_leader_change_keeps_the_grace_clock() {
         "{}: CMS at {first_cms}",
         c.name
     );
-    // The second leader's countdown goes on from where the first left it.
-    let after = said_between(&c, 9, 10);
-    assert!(after.iter().any(|(_, s)| s.contains("automatic failover to pool01.sea.contoso.com in 5")), "{after:#?}");
+    // The new leaders' countdowns go on from where the first left it: each round's "in ..."
+    // points at the same deadline (the first sighting plus the grace period), never later.
+    let deadline = seen_down.plus(GRACE).plus(POLL);
+    let marker = format!("automatic failover to {SEA} in ");
+    let mut countdowns = 0;
+    for (t, s) in said_between(&c, 7, 10) {
+        let Some(rest) = s.split(&marker).nth(1) else { continue };
+        let left = Span::parse(rest.split(' ').next().unwrap()).unwrap();
+        assert!(t.plus(left) <= deadline, "{}: at {t} the countdown says {left}: the grace clock restarted", c.name);
+        countdowns += 1;
+    }
+    assert!(countdowns >= 4, "{}: {countdowns} countdowns after the leader changes", c.name);
 }
 
 /// The same, but the new leader has lost the memory (its journal is a new file): it starts the
