@@ -386,3 +386,49 @@ fn losing_the_mirror_that_holds_the_principal_fails_the_back_end_back_to_the_pri
     let late: Vec<_> = rounds.iter().filter(|(t, served, _)| *t >= Stamp(0).plus(Span::mins(75)) && !served).collect();
     assert!(late.is_empty(), "Seattle's users are still not served 15 minutes after the mirror was lost: {late:#?}");
 }
+
+/// Seed 7, finding 5 (not fixed here: the executor and the simulator's request ledger belong to
+/// another engineer). Seattle's pool is lost and failed over; once back and stable, its
+/// failback starts, and the whole Seattle site is lost while the failback runs. The simulator
+/// aborts the failback (nothing changed: Seattle's users stay on Dallas) and its ledger says the
+/// request was interrupted on the server; when Seattle returns, the observation shows the
+/// failback neither done nor running, yet the engine stalls on the entry for good, and while it
+/// stalls it fails nothing over, for any pool (in seed 7, six days and Dallas's users waiting
+/// hours). Settling such an entry (interrupted on the server, nothing running, the state before
+/// the step observed) as failed, so the plan decides again, would end the ambiguity.
+#[test]
+#[ignore = "finding 5: a pool failback interrupted by the loss of its site stalls the journal for good (src/engine/executor.rs, src/sim/calls.rs)"]
+fn a_failback_interrupted_by_the_loss_of_its_site_is_settled_once_the_site_returns() {
+    let d = desired(TWO_SITE_DESIRED);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contoso.journal.json");
+    let sea = Fqdn::parse(SEA).unwrap();
+    let (drove, served_at_end, seen) = runtime().block_on(async {
+        let mut sim = Simulator::new(&scenario(TWO_SITE));
+        // Failover at about 15 minutes; Seattle back at 60, failback from about 71 (45 minutes
+        // for 15,000 users); the site lost at 90, back at 150.
+        for (at, f) in [
+            (5, "down:pool/pool01.sea.contoso.com"),
+            (60, "up:pool/pool01.sea.contoso.com"),
+            (90, "down:site/Seattle"),
+            (150, "up:site/Seattle"),
+        ] {
+            sim.schedule(Stamp(0).plus(Span::mins(at)), Fault::parse(f).unwrap());
+        }
+        let lync = LocalSim::new(sim);
+        let watcher = Watcher::new(&lync);
+        let mut nothing = |_: Stamp, _: &Converged| {};
+        let when = Schedule { horizon: Stamp(0).plus(Span::hours(6)), poll: POLL, restarts: &[] };
+        let drove = drive_continuously(&lync, &path, &d, &watcher, when, &mut nothing).await;
+        let served = lync.lock().snapshot().pools[&sea].served_by == sea;
+        (drove, served, watcher.seen.into_inner().unwrap())
+    });
+    assert!(seen.violations.is_empty(), "{:#?}", seen.violations);
+    assert!(
+        seen.failbacks().iter().any(|o| o.at < Stamp(0).plus(Span::mins(90))),
+        "the failback did not start before the site was lost: {:#?}",
+        seen.ops
+    );
+    assert!(drove.longest_ambiguity <= MAX_AMBIGUITY, "the journal stayed ambiguous for {}", drove.longest_ambiguity);
+    assert!(served_at_end, "Seattle's users never came home");
+}
