@@ -488,7 +488,10 @@ async fn observe_pool(
                 _ => DbType::User,
             };
             let (on_primary, on_mirror) = (row.state_on_primary, row.state_on_mirror);
-            let role = if on_mirror == "Principal" { Role::Mirror } else { Role::Primary };
+            // A primary that reports itself the mirror means the principal is on the mirror, even
+            // when the mirror cannot say so itself (issue 14 finding: a lost mirror holding the
+            // principal was taken for a principal on the running primary, so nothing was done).
+            let role = if on_mirror == "Principal" || on_primary == "Mirror" { Role::Mirror } else { Role::Primary };
             be.principal.insert(db, role);
             be.primary_up = on_primary == "Principal" || on_primary == "Mirror";
             be.mirror_up = match on_mirror.as_str() {

@@ -72,6 +72,11 @@ pub struct History {
     /// witness fails it over on its own within about 5 minutes, JJ205248).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub principal_down_since: BTreeMap<Fqdn, Stamp>,
+    /// The pool a forced CMS failover (disaster recovery) moved the CMS away from, until the CMS
+    /// is moved back to it: the way back waits until that pool has been up for a stability
+    /// period, so a flapping pool does not pull the CMS back and forth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cms_forced_from: Option<Fqdn>,
 }
 
 /// What one observation teaches the memory: the health of each pool and Edge pool, which

@@ -6,7 +6,7 @@
 
 use super::builder::Builder;
 use super::ctx::{Ctx, id};
-use super::step::Expect;
+use super::step::{Expect, Remember};
 use crate::model::DbType;
 use crate::ps::Invocation;
 
@@ -77,6 +77,7 @@ pub(crate) fn emit(c: &Ctx, b: &mut Builder, last: bool) {
         .data_loss(m.force)
         .after(backups)
         .expect(Expect::CmsActive { pool: to.clone() })
+        .remember(Remember::CmsMoved { from: m.from.clone(), to: to.clone(), forced: m.force })
         .add();
     b.step(id::cms_replication(to.as_str()), Invocation::new("Get-CsManagementStoreReplicationStatus"), to, dep)
         .wait()

@@ -275,6 +275,12 @@ pub enum Remember {
     BackupCleanupDone {
         pool: Fqdn,
     },
+    /// The CMS moved from one pool to another (`forced`: a disaster recovery failover).
+    CmsMoved {
+        from: Fqdn,
+        to: Fqdn,
+        forced: bool,
+    },
 }
 
 impl Remember {
@@ -290,6 +296,13 @@ impl Remember {
             }
             Remember::EdgeSetupDone { server } => {
                 h.pending_edge_setup.remove(server);
+            }
+            Remember::CmsMoved { from, to, forced } => {
+                if *forced {
+                    h.cms_forced_from = Some(from.clone());
+                } else if h.cms_forced_from.as_ref() == Some(to) {
+                    h.cms_forced_from = None;
+                }
             }
             Remember::RgsExported { file, owner, workflows } => {
                 h.rgs_exports.insert(file.clone(), RgsExportObs { owner: owner.clone(), workflows: workflows.clone(), taken_at: at });

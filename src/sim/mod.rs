@@ -273,3 +273,27 @@ impl Simulator {
         servers.into_iter().all(|s| self.w.cms.replica_epoch.get(s).copied().unwrap_or(0) >= self.w.cms.epoch)
     }
 }
+
+/// Ground truth for the split-brain and simulated-week tests: what is really alive and who
+/// really serves whom, whatever the operator can see.
+impl Simulator {
+    /// The pool runs and its user database is served by a running SQL server: it can serve
+    /// users (whether or not the operator or its partner can reach it).
+    pub fn pool_alive(&self, pool: &Fqdn) -> bool {
+        replication::pool_serving_ok(&self.w, &self.topo, &self.net(), pool)
+    }
+
+    /// Whether the users homed on `pool` are served right now (their data is written somewhere).
+    pub fn users_served(&self, pool: &Fqdn) -> bool {
+        replication::homed_users(&self.w, &self.topo, pool) == 0
+            || replication::writer(&self.w, &self.topo, &self.net(), pool) != replication::Writer::Nowhere
+    }
+
+    /// The CMS master is available and a Front End of `pool` reaches it (a pool failover run
+    /// on `pool` can write its state there).
+    pub fn cms_master_reachable_from(&self, pool: &Fqdn) -> bool {
+        let net = self.net();
+        let from = self.topo.pools.get(pool).and_then(|p| p.front_ends.iter().find(|s| net.host_up(s)));
+        self.cms_available() && from.is_some() && self.w.cms.master.as_ref().is_some_and(|m| net.reaches(from, m))
+    }
+}

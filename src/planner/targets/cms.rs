@@ -4,7 +4,7 @@
 use super::feasibility::cms_db_ok_after;
 use super::{CmsMove, PairState, Targets};
 use crate::desired::Desired;
-use crate::model::{FailoverState, Fqdn, Health, Observed, Role};
+use crate::model::{FailoverState, Fqdn, Health, Observed, Role, Span};
 use crate::planner::Policy;
 use crate::planner::builder::Builder;
 
@@ -55,6 +55,15 @@ pub(super) fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Tar
                 {
                     // The failover runs on a Front End of the receiving pool (rule 10): lyncdr must reach it.
                     b.block(&dep, format!("spec.centralManagementStore.activePool is {a}, which is not serving its own users or cannot be reached; the CMS stays on {m}"));
+                } else if let Some(left) = unstable_return(d, o, &a) {
+                    // Issue 14 finding: after a forced failover the CMS went back as soon as its
+                    // pool answered again, so a flapping pool pulled it back and forth (and a
+                    // move interrupted by the next drop left the journal ambiguous).
+                    b.recheck_after(left);
+                    b.notice(format!(
+                        "{dep}: the CMS returns to {a} (spec.centralManagementStore.activePool) once {a} has been up for {}, as it left {a} when {a} was lost: in {left}",
+                        return_stability(d, &a)
+                    ));
                 } else {
                     t.cms_move = Some(CmsMove {
                         from: m.clone(),
@@ -161,5 +170,25 @@ pub(super) fn cms_target(d: &Desired, o: &Observed, policy: &Policy, t: &mut Tar
                 elective: false,
             });
         }
+    }
+}
+
+/// How long a pool the CMS was forced away from must stay up before the CMS returns to it: the
+/// stability period of its pair's automatic failback, or ten minutes.
+fn return_stability(d: &Desired, pool: &Fqdn) -> Span {
+    d.pairs.iter().find(|p| p.pools.contains(pool)).and_then(|p| p.automatic_failback).unwrap_or(Span::mins(10))
+}
+
+/// Time left before the CMS may return to `pool`, if a forced failover moved it away from
+/// there and `pool` has not yet been up for [`return_stability`].
+fn unstable_return(d: &Desired, o: &Observed, pool: &Fqdn) -> Option<Span> {
+    if o.history.cms_forced_from.as_ref() != Some(pool) {
+        return None;
+    }
+    let stab = return_stability(d, pool);
+    match o.history.pool_health_for(pool, o.at) {
+        Some((Health::Up, up_for)) if up_for >= stab => None,
+        Some((Health::Up, up_for)) => Some(Span(stab.0 - up_for.0)),
+        _ => Some(stab),
     }
 }

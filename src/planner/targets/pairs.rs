@@ -133,6 +133,15 @@ pub(super) fn pair_target(p: &PairDesired, o: &Observed, b: &mut Builder) -> Opt
                     format!("both pools of the pair are down or unreachable ({a}: {ha}, {bb}: {hb}); there is no pool to fail over to"),
                 );
             } else {
+                // Issue 14 finding: a partition between the two sites changed nothing the
+                // operator said, so nobody could tell why a pool its partner cannot reach is
+                // left alone.
+                let cut = |x: &Fqdn| o.pool(x).is_some_and(|p| p.from_partner.is_negative());
+                if ha == Health::Up && hb == Health::Up && (cut(a) || cut(bb)) {
+                    b.notice(format!(
+                        "{res}: {a} and {bb} cannot reach each other (a network partition between their sites), but the operator reaches both: both are alive, so neither is failed over"
+                    ));
+                }
                 for x in [a, bb] {
                     let y = p.partner(x);
                     match o.health(x) {

@@ -41,7 +41,7 @@ pub(crate) fn set_edge_server(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Res
     Ok(Started::effect(sim.timings.topology_change, Effect::NextHop { edge, pool }))
 }
 
-pub(crate) fn set_site(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
+pub(crate) fn set_site(sim: &mut Simulator, ctx: &Ctx, b: &Bound) -> Result<Started, CmdletError> {
     const CMD: &str = "Set-CsSite";
     let id = strip_identity(b.str("Identity").unwrap_or_default(), &["site"]);
     if !sim.topo.sites.iter().any(|s| s.eq_ignore_ascii_case(&id)) {
@@ -85,9 +85,18 @@ pub(crate) fn set_site(sim: &mut Simulator, _ctx: &Ctx, b: &Bound) -> Result<Sta
     if b.what_if() {
         return Ok(Started::output(crate::model::Span::ZERO, Value::Null));
     }
+    // Issue 14 finding (fidelity): an Edge pool the deployment cannot reach is lost to it, as
+    // one that is down: the route that left it comes back by the failback procedure. Judged
+    // from the server running the cmdlet, not from the ground truth no server can see.
+    let lost = |old: Option<&Fqdn>| {
+        old.is_some_and(|o| {
+            let net = sim.net_ref();
+            !edge_running(sim, o) || !sim.topo.edges.get(o).is_some_and(|e| e.servers.iter().any(|s| net.reaches(Some(&ctx.server), s)))
+        })
+    };
     let effect = match (sip, xmpp) {
-        (Some(edge), _) => Effect::Federation { xmpp: false, edge },
-        (None, Some(edge)) => Effect::Federation { xmpp: true, edge },
+        (Some(edge), _) => Effect::Federation { xmpp: false, from_lost: lost(sim.w.sip_federation.as_ref()), edge },
+        (None, Some(edge)) => Effect::Federation { xmpp: true, from_lost: lost(sim.w.xmpp_federation.as_ref()), edge },
         (None, None) => unreachable!("checked above"),
     };
     Ok(Started::effect(sim.timings.topology_change, effect))
@@ -215,11 +224,11 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
             }
             sim.config_changed();
         }
-        Effect::Federation { xmpp, edge } => {
+        Effect::Federation { xmpp, edge, from_lost } => {
             if *xmpp {
                 if sim.w.xmpp_federation != *edge {
                     let old = sim.w.xmpp_federation.clone();
-                    let old_down = old.as_ref().is_some_and(|o| !edge_running(sim, o));
+                    let old_down = *from_lost || old.as_ref().is_some_and(|o| !edge_running(sim, o));
                     sim.w.xmpp_moved_from = if old_down { old } else { None };
                     // Moved to an Edge pool whose services are stopped (JJ688065): they wait for DNS.
                     let stopped = edge.as_ref().is_some_and(|e| sim.w.edges.get(e).is_some_and(|rt| rt.services.values().all(|r| !*r)));
@@ -229,7 +238,7 @@ pub(crate) fn apply(sim: &mut Simulator, e: &Effect) -> Result<Value, CmdletErro
             } else {
                 if sim.w.sip_federation != *edge {
                     let old = sim.w.sip_federation.clone();
-                    let old_down = old.as_ref().is_some_and(|o| !edge_running(sim, o));
+                    let old_down = *from_lost || old.as_ref().is_some_and(|o| !edge_running(sim, o));
                     sim.w.federation_moved_from = if old_down { old } else { None };
                 }
                 sim.w.sip_federation = edge.clone();

@@ -77,6 +77,9 @@ pub(crate) enum Effect {
     Federation {
         xmpp: bool,
         edge: Option<Fqdn>,
+        /// The Edge pool the route leaves could not be used by the server that ran the
+        /// cmdlet (down, or cut off from it): moving back to it later is a failback.
+        from_lost: bool,
     },
     MediaEdge {
         pool: Fqdn,
