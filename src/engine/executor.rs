@@ -28,8 +28,8 @@ const RECENT: Span = Span::mins(30);
 /// Longest wait for a call the backend's ledger reports as still running.
 const RUNNING_CAP: Span = Span::hours(12);
 
-/// How long an effect is watched for when neither the call's answer nor a ledger tells
-/// whether it ran (longer only while a pool operation is seen running).
+/// How long the effect of a call whose answer was just lost is watched for when no ledger
+/// tells whether it ran (longer only while a pool operation is seen running).
 const UNKNOWN_WATCH: Span = Span::mins(15);
 
 /// Attempts of a state-changing call that certainly did not run (the connection was refused,
@@ -335,7 +335,7 @@ impl Executor<'_> {
                 }
             }
         }
-        Ready::Change(obs)
+        Ready::Change(Box::new(obs))
     }
 
     /// A step without an observable effect (a backup, local setup, a sync) is planned again
@@ -444,7 +444,7 @@ impl Executor<'_> {
                 // effect; the journal entry stays pending until one of them tells. It is never
                 // sent again blindly.
                 self.note(step, format!("the outcome of attempt {attempt} is unknown ({e}); asking the deployment's request ledger"));
-                let resolution = self.resolve(step, Some(&request)).await;
+                let resolution = self.resolve_watching(step, Some(&request), UNKNOWN_WATCH).await;
                 let told = match &resolution {
                     Resolution::Done => "it took effect".to_string(),
                     Resolution::NeverRan(why) => format!("it never ran: {why}"),
@@ -488,9 +488,16 @@ impl Executor<'_> {
 
     /// Establishes what became of a step whose outcome is unknown: first from the backend's
     /// request ledger (it ran, failed, never ran, or still runs: then wait), then from the
-    /// deployment itself (watching a while for the effect, longer while a pool operation it
-    /// started is seen running).
+    /// deployment itself (waiting while a pool operation it started is seen running).
     pub async fn resolve(&self, step: &Step, request: Option<&Request>) -> Resolution {
+        self.resolve_watching(step, request, Span(0)).await
+    }
+
+    /// [`Executor::resolve`], watching the deployment up to `watch` for the effect when the
+    /// ledger cannot tell (up to the wait timeout while a pool operation is seen running). A
+    /// call this run just lost the answer of may still be taking effect (a CMS failover takes
+    /// minutes); after a restart the engine stalls at once instead, as before.
+    pub async fn resolve_watching(&self, step: &Step, request: Option<&Request>, watch: Span) -> Resolution {
         let start = self.lync.now();
         if let Some(req) = request {
             loop {
@@ -529,11 +536,10 @@ impl Executor<'_> {
             if step.expect.holds(&o) {
                 return Resolution::Done;
             }
-            // A pool operation seen running is waited for; any other effect for a while (a CMS
-            // failover whose answer was lost completes minutes later).
+            // A pool operation seen running is waited for; any other effect for `watch`.
             let running = matches!(&step.expect, Expect::ServedBy { pool, .. } if o.failover(pool).in_progress());
             let waited = self.lync.now().since(start);
-            if waited >= self.wait_timeout || (!running && waited >= self.wait_timeout.min(UNKNOWN_WATCH)) {
+            if waited >= self.wait_timeout || (!running && waited >= self.wait_timeout.min(watch)) {
                 return Resolution::NotDone;
             }
             self.lync.sleep(self.poll).await;
@@ -544,7 +550,7 @@ impl Executor<'_> {
 /// Where a step stands before (another attempt of) its call.
 enum Ready {
     /// Run it: the deployment as just observed.
-    Change(Observed),
+    Change(Box<Observed>),
     /// A wait still wanted.
     Wait,
     /// Do not run it: how the step ends.
