@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use lyncdr::backend::{HttpSim, Lync};
 use lyncdr::desired::Desired;
 use lyncdr::engine::executor::{Event, MAX_ATTEMPTS};
@@ -27,9 +28,9 @@ use lyncdr::sim::transport_faults::Listing;
 use lyncdr::sim::{Fault, Outcome as SimOutcome, Simulator, Snapshot};
 
 /// Simulated seconds per real second: the failovers take minutes, the story well under a second.
-const SPEED: f64 = 3000.0;
+const SPEED: f64 = 6000.0;
 /// How long a state-changing request may take to reach the simulator (wall clock): a request
-/// lost on the way is known never to run once it has passed (15 simulated minutes).
+/// lost on the way is known never to run once it has passed (30 simulated minutes).
 const WINDOW: Duration = Duration::from_millis(300);
 
 const CMS: &str = "Invoke-CsManagementServerFailover";
@@ -109,6 +110,11 @@ fn story_over(c: &Converged, s: &Snapshot) -> bool {
     plan.steps.is_empty() && plan.recheck_after.is_none() && dal.is_some_and(|p| p.served_by.as_str() == common::SEA)
 }
 
+/// Small answers leave at once (as `sim serve` does).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+}
+
 async fn story(via: Via, rules: &str) -> Run {
     let s = common::scenario(common::TWO_SITE);
     let mut sim = Simulator::new(&s);
@@ -121,7 +127,7 @@ async fn story(via: Via, rules: &str) -> Run {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let router = server.router();
-            let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+            let serving = tokio::spawn(async move { axum::serve(listener.tap_io(no_delay), router).await });
             let mut c = HttpSim::connect(&format!("http://{addr}")).await.unwrap();
             c.set_request_window(WINDOW);
             (Box::new(c), serving)

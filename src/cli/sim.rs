@@ -113,6 +113,11 @@ pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool, winrm: Op
         if let Some((l, _)) = &wsman {
             eprintln!("lyncdr simulator WinRM endpoint on http://{}/wsman", l.local_addr()?);
         }
+        // Replies stream (a heartbeat, then the answer): without TCP_NODELAY each small write
+        // waits for the client's delayed ACK, some 40 ms per call.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         let http = axum::serve(listener, server.router()).with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         });
