@@ -7,9 +7,13 @@
 //! nothing is skipped (the end state and the calls are those of the run without faults), a call
 //! that certainly did not run is tried again with backoff within a bound, an outcome that is
 //! unknown is resolved by the request ledger and observation, and the journal and the events
-//! say what happened. The figures go to docs/reliability.md (`transport-faults`).
+//! say what happened. The figures go to docs/reliability.md (`transport-faults`). The schedule
+//! itself is checked as a scenario section, through the HTTP API, and in a real `sim serve`
+//! process on both endpoints.
 
 mod common;
+#[path = "support/processes.rs"]
+mod processes;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -389,4 +393,44 @@ fn the_scenario_section_is_validated_with_the_field_named() {
     let e = with("transportFaults:\n  rules:\n  - {kind: refuse, bogus: 1}\n").unwrap_err().to_string();
     assert!(e.contains("transportFaults.rules[0]") && e.contains("bogus"), "{e}");
     assert!(with("").unwrap().transport_faults.rules.is_empty());
+}
+
+#[test]
+fn sim_serve_takes_the_schedule_from_the_scenario_on_both_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.yaml");
+    let section =
+        format!("transportFaults:\n  seed: 5\n  rules:\n  - {{kind: refuse, target: {}, cmdlet: Get-CsPool, count: 2}}\n", common::SEA);
+    std::fs::write(&path, format!("{}\n{section}", common::TWO_SITE)).unwrap();
+    let sim = processes::SimServe::start_with(&path, "60", Some(("LAB\\lyncdr", "Sch3dule-Pass")));
+    let (code, body) = sim.http("GET", "/v1/transport-faults", None);
+    assert_eq!(code, 200, "{body}");
+    let listing: Listing = serde_json::from_str(&body).unwrap();
+    assert_eq!((listing.seed, listing.rules.len(), listing.fired.len()), (5, 1, 0), "{body}");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let get = lyncdr::ps::Invocation::new("Get-CsPool");
+        let sea = lyncdr::model::RunOn::Pool(lyncdr::model::Fqdn::parse(common::SEA).unwrap());
+        // Over HTTP, then over WinRM: each refused once, with nothing run.
+        let http = HttpSim::connect(&sim.url).await.unwrap();
+        let e = http.invoke(&sea, &get).await.unwrap_err();
+        assert!(e.nothing_ran() && e.to_string().contains("connection refused"), "{e}");
+        let cfg = lyncdr::driver::winrm::WinRmConfig {
+            endpoint: format!("http://{}/wsman", sim.wsman.unwrap()),
+            credentials: lyncdr::winrm::auth::Credentials::new("LAB\\lyncdr", "Sch3dule-Pass").unwrap(),
+            management_servers: vec![lyncdr::model::Fqdn::parse("pool01-fe01.sea.contoso.com").unwrap()],
+            script_timeout: Duration::from_secs(60),
+            auth: lyncdr::winrm::auth::AuthMethod::Ntlm,
+            run_as: None,
+        };
+        let winrm = lyncdr::driver::winrm::WinRmLync::connect(cfg).await.unwrap();
+        let e = winrm.invoke(&sea, &get).await.unwrap_err();
+        assert!(e.nothing_ran() && e.to_string().contains("connection refused"), "{e}");
+        // The count is spent: the third call runs.
+        assert!(http.invoke(&sea, &get).await.is_ok());
+    });
+    let (_, body) = sim.http("GET", "/v1/transport-faults", None);
+    let listing: Listing = serde_json::from_str(&body).unwrap();
+    let via: Vec<String> = listing.fired.iter().map(|f| format!("{:?}", f.transport)).collect();
+    assert_eq!(via, ["Http", "Winrm"], "{body}");
 }
