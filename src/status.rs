@@ -189,6 +189,7 @@ pub fn record_progress(progress: &mut BTreeMap<String, StepStatus>, plan: &Plan,
                 warning: bad,
             })
         }
+        Event::StepNote { id, note, .. } => Some(Note { reason: "StepTransport", message: format!("{id}: {note}"), warning: true }),
         Event::Observed { .. } => None,
     }
 }

@@ -143,7 +143,7 @@ impl Timeline {
                     let b = &mut bars[i];
                     (b.end, b.kind, b.result, b.after) = (*at, *kind, Some(result.clone()), after.clone());
                 }
-                Event::Observed { .. } => {}
+                Event::Observed { .. } | Event::StepNote { .. } => {}
             }
         }
         for i in open.into_values() {

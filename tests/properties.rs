@@ -314,6 +314,7 @@ fn build(c: &Case) -> (ScenarioFile, Desired) {
         },
         media_edge: vec![],
         backup_service: Default::default(),
+        transport_faults: None,
         state: StateFile {
             failed_over,
             down,

@@ -1,7 +1,8 @@
 //! The operator's `transport: Simulator`: a client of `lyncdr sim serve`. Connection failures
-//! before a request is sent mean nothing ran ([`LyncError::Unreachable`]); a failure after it
-//! was sent leaves the outcome unknown ([`LyncError::Ambiguous`]), exactly the ambiguity a
-//! WinRM connection has.
+//! before a request is sent, and a 401 (authentication comes first), mean nothing ran
+//! ([`LyncError::Unreachable`]); a failure after it was sent (a lost connection, a 5xx, a reply
+//! cut off or unreadable) leaves the outcome unknown ([`LyncError::Ambiguous`]), exactly the
+//! ambiguity a WinRM connection has.
 //!
 //! Nothing waits forever: connecting has a timeout, and while a cmdlet runs the server sends a
 //! heartbeat (a space, which JSON ignores) every few seconds, so a server that accepts a call and
@@ -38,7 +39,12 @@ pub struct HttpSim {
     speed: f64,
     /// Last simulated time heard from the server, and when.
     sync: Mutex<(Stamp, std::time::Instant)>,
+    /// Wall-clock time a request may take to reach the server ([`Lync::request_window`]).
+    window: Duration,
 }
+
+/// Default of [`HttpSim::set_request_window`].
+pub const REQUEST_WINDOW: Duration = Duration::from_secs(30);
 
 /// A URL with its userinfo (user name and password) removed, for messages.
 pub fn redact_url(url: &str) -> String {
@@ -70,7 +76,8 @@ impl HttpSim {
             .read_timeout(READ_TIMEOUT)
             .build()
             .map_err(|e| LyncError::Protocol(e.without_url().to_string()))?;
-        let mut sim = HttpSim { base, shown, client, speed: 1.0, sync: Mutex::new((Stamp(0), std::time::Instant::now())) };
+        let mut sim =
+            HttpSim { base, shown, client, speed: 1.0, sync: Mutex::new((Stamp(0), std::time::Instant::now())), window: REQUEST_WINDOW };
         let bytes = sim.get("v1/clock").await?;
         let reply: ClockReply = serde_json::from_slice(&bytes)
             .map_err(|e| LyncError::Protocol(format!("{} did not answer as a lyncdr simulator: {e}", sim.shown)))?;
@@ -98,6 +105,13 @@ impl HttpSim {
             .await
             .map_err(|e| LyncError::Unreachable { target: self.shown.clone(), detail: e.without_url().to_string() })?;
         read_capped(resp).await.map_err(|e| LyncError::Unreachable { target: self.shown.clone(), detail: e })
+    }
+
+    /// How long (wall-clock) a state-changing request may take to reach the simulator: past it
+    /// the simulator refuses it, so a request lost on the way is known never to run. Loopback
+    /// tests shorten it, so that resolving a lost request takes less time.
+    pub fn set_request_window(&mut self, window: Duration) {
+        self.window = window;
     }
 
     fn resync(&self, now: Stamp) {
@@ -141,6 +155,13 @@ impl HttpSim {
                     LyncError::Ambiguous { detail: format!("connection to the simulator failed during the call: {}", e.without_url()) }
                 }
             })?;
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+                // Authentication comes before anything runs.
+                return Err(LyncError::Unreachable {
+                    target: self.shown.clone(),
+                    detail: "the simulator refused the credentials (HTTP 401); nothing ran".into(),
+                });
+            }
             let bytes =
                 read_capped(resp).await.map_err(|e| LyncError::Ambiguous { detail: format!("the simulator's answer was lost: {e}") })?;
             let reply: InvokeReply = serde_json::from_slice(&bytes)
@@ -183,9 +204,9 @@ impl Lync for HttpSim {
         .boxed()
     }
 
-    /// Thirty seconds of wall-clock time, in the simulator's (scaled) time.
+    /// Thirty seconds of wall-clock time (unless set otherwise), in the simulator's (scaled) time.
     fn request_window(&self) -> Span {
-        Span::from_secs_f64(30.0 * self.speed).max(Span::secs(30))
+        Span::from_secs_f64(self.window.as_secs_f64() * self.speed).max(Span::secs(1))
     }
 
     fn now(&self) -> Stamp {

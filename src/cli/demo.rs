@@ -351,6 +351,7 @@ fn print_text(r: &DemoReport) {
                 };
                 println!("{:>10}  {what} {id}", at.to_string());
             }
+            Event::StepNote { id, at, note } => println!("{:>10}  note   {id}: {note}", at.to_string()),
             Event::Observed { .. } => {}
         }
     }

@@ -14,6 +14,7 @@ use crate::scenario::Scenario;
 use crate::sim::Simulator;
 use crate::sim::script::{MAX_SCRIPT_BYTES, run_script};
 use crate::sim::server::SimServer;
+use crate::sim::transport_faults::TransportHook;
 use crate::sim::winrm_host::SimHost;
 use crate::winrm::auth::Users;
 use crate::winrm::server::{Server, ServerConfig};
@@ -95,6 +96,7 @@ pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool, winrm: Op
         let mut sim = Simulator::new(&s);
         sim.set_strict(!lenient);
         let server = SimServer::new(sim, speed);
+        server.transport.set(s.transport_faults.clone());
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| CliError(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr()?;
         let wsman = match winrm {
@@ -102,7 +104,8 @@ pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool, winrm: Op
                 let l =
                     tokio::net::TcpListener::bind(&waddr).await.map_err(|e| CliError(format!("--winrm: cannot listen on {waddr}: {e}")))?;
                 let host = Arc::new(SimHost { server: server.clone() });
-                Some((l, Arc::new(Server::new(ServerConfig::new(users), host))))
+                let hook = Arc::new(TransportHook { server: server.clone() });
+                Some((l, Arc::new(Server::new(ServerConfig::new(users), host).with_fault_hook(hook))))
             }
             None => None,
         };
@@ -110,6 +113,11 @@ pub fn serve(scenario: &Path, listen: &str, speed: f64, lenient: bool, winrm: Op
         if let Some((l, _)) = &wsman {
             eprintln!("lyncdr simulator WinRM endpoint on http://{}/wsman", l.local_addr()?);
         }
+        // Replies stream (a heartbeat, then the answer): without TCP_NODELAY each small write
+        // waits for the client's delayed ACK, some 40 ms per call.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         let http = axum::serve(listener, server.router()).with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         });

@@ -82,6 +82,8 @@ pub struct WinRmLync {
     inner: Arc<Inner>,
     /// The deployment's clock: a reading, when it was taken, and its speed (1 on real servers).
     clock: (Stamp, Instant, f64),
+    /// Wall-clock time a request may take to reach a server ([`Lync::request_window`]).
+    window: Duration,
 }
 
 struct Inner {
@@ -108,7 +110,7 @@ impl WinRmLync {
             round_trips: Default::default(),
             memo: QueryMemo::default(),
         });
-        let mut lync = WinRmLync { inner, clock: (Stamp(0), Instant::now(), 1.0) };
+        let mut lync = WinRmLync { inner, clock: (Stamp(0), Instant::now(), 1.0), window: Duration::from_secs(60) };
         let mut last = None;
         for server in lync.inner.cfg.management_servers.clone() {
             match lync.inner.run_script(&server, &script::clock(), false).await {
@@ -128,6 +130,12 @@ impl WinRmLync {
             }
         }
         Err(last.unwrap_or_else(|| LyncError::Protocol("no management server answered".into())))
+    }
+
+    /// How long (wall-clock) a state-changing request may take to reach a server (a minute by
+    /// default); the simulator's loopback tests shorten it.
+    pub fn set_request_window(&mut self, window: Duration) {
+        self.window = window;
     }
 
     /// Scripts servers ran so far (each one round trip: what a real deployment pays). A server
@@ -334,9 +342,9 @@ impl Lync for WinRmLync {
         self.inner.call(run_on, inv, Some(req)).boxed()
     }
 
-    /// A minute of wall-clock time, in the deployment's time.
+    /// A minute of wall-clock time (unless set otherwise), in the deployment's time.
     fn request_window(&self) -> Span {
-        Span::from_secs_f64(60.0 * self.clock.2).max(Span::mins(1))
+        Span::from_secs_f64(self.window.as_secs_f64() * self.clock.2).max(Span::secs(1))
     }
 
     fn now(&self) -> Stamp {

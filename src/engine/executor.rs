@@ -28,6 +28,17 @@ const RECENT: Span = Span::mins(30);
 /// Longest wait for a call the backend's ledger reports as still running.
 const RUNNING_CAP: Span = Span::hours(12);
 
+/// How long the effect of a call whose answer was just lost is watched for when no ledger
+/// tells whether it ran (longer only while a pool operation is seen running).
+const UNKNOWN_WATCH: Span = Span::mins(15);
+
+/// Attempts of a state-changing call that certainly did not run (the connection was refused,
+/// the credentials were refused before the request was taken), before its step fails. Between
+/// attempts the executor backs off (the poll interval, then twice as long, ...) and checks the
+/// step is still wanted as planned. A call whose fate is unknown is never sent again: the
+/// backend's ledger and observation tell what became of it.
+pub const MAX_ATTEMPTS: u32 = 3;
+
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "result", content = "detail")]
@@ -55,6 +66,13 @@ pub enum Event {
         command: String,
         run_on: String,
         at: Stamp,
+    },
+    /// What a running step met on the way to the deployment and what was done about it: a call
+    /// that did not run and is retried, an outcome that is unknown, how it was resolved.
+    StepNote {
+        id: String,
+        at: Stamp,
+        note: String,
     },
     /// Every step a run picks up finishes once, skipped and stale ones too.
     StepFinished {
@@ -203,6 +221,68 @@ impl Executor<'_> {
     }
 
     async fn step(&self, p: &Plan, step: &Step) -> StepResult {
+        let mut obs = match self.ready(p, step).await {
+            Ready::Change(o) => o,
+            Ready::Stop(r) => return r,
+            Ready::Wait => {
+                (self.events)(Event::StepStarted {
+                    id: step.id.clone(),
+                    command: step.command(),
+                    run_on: step.run_on.to_string(),
+                    at: self.lync.now(),
+                });
+                return match self.wait_for(&step.expect).await {
+                    Ok(()) => match self.remember(step).await {
+                        Ok(()) => StepResult::Succeeded,
+                        Err(e) => StepResult::Stalled(e),
+                    },
+                    Err(why) => StepResult::Stalled(why),
+                };
+            }
+        };
+        (self.events)(Event::StepStarted {
+            id: step.id.clone(),
+            command: step.command(),
+            run_on: step.run_on.to_string(),
+            at: self.lync.now(),
+        });
+        let mut attempt = 1;
+        loop {
+            let e = match self.change(p, step, &obs, attempt).await {
+                Attempt::Finished(r) => return r,
+                Attempt::NothingRan(e) => e,
+            };
+            if attempt >= MAX_ATTEMPTS {
+                return StepResult::Failed(format!(
+                    "step {}: `{}` on {} did not run in {attempt} attempts (backing off {}); last: {e}",
+                    step.id,
+                    step.command(),
+                    step.run_on,
+                    backoffs(self.poll, attempt - 1)
+                ));
+            }
+            let wait = backoff(self.poll, attempt);
+            self.note(step, format!("attempt {attempt} of {MAX_ATTEMPTS} did not run ({e}); trying again in {wait}"));
+            self.lync.sleep(wait).await;
+            attempt += 1;
+            // Meanwhile the deployment or the desired state may have changed.
+            obs = match self.ready(p, step).await {
+                Ready::Change(o) => o,
+                Ready::Stop(r) => return r,
+                Ready::Wait => return StepResult::Stale("the step became a wait".into()),
+            };
+        }
+    }
+
+    fn note(&self, step: &Step, note: String) {
+        tracing::warn!(step = %step.id, "{note}");
+        (self.events)(Event::StepNote { id: step.id.clone(), at: self.lync.now(), note });
+    }
+
+    /// Whether a step is still to run, as planned: the desired state read again, the
+    /// deployment observed again, its effect not already there, the current plan still
+    /// containing it unchanged with its prerequisites in effect.
+    async fn ready(&self, p: &Plan, step: &Step) -> Ready {
         // The desired state as it is now: a spec changed while the plan ran stops the steps it
         // no longer wants, before anything is observed or run.
         let current;
@@ -213,65 +293,49 @@ impl Executor<'_> {
                     current = d;
                     &current
                 }
-                Err(why) => return StepResult::Stale(why),
+                Err(why) => return Ready::Stop(StepResult::Stale(why)),
             },
         };
         if self.live.is_some() && scope_for(desired) != *self.scope {
-            return StepResult::Stale("the desired state now names other users or pools to observe".into());
+            return Ready::Stop(StepResult::Stale("the desired state now names other users or pools to observe".into()));
         }
         let obs = match self.observe().await {
             Ok(o) => o,
-            Err(e) => return StepResult::Stale(e.to_string()),
+            Err(e) => return Ready::Stop(StepResult::Stale(e.to_string())),
         };
         if step.expect.observable() && step.expect.holds(&obs) {
-            return match self.remember(step).await {
+            return Ready::Stop(match self.remember(step).await {
                 Ok(()) => StepResult::Skipped,
                 Err(e) => StepResult::Stalled(e),
-            };
+            });
         }
         // A wait changes nothing: it only needs its condition (and, when the spec changed
         // meanwhile, to be still wanted). A change must still be wanted, exactly as planned,
         // with its prerequisites still in effect.
         if step.kind == StepKind::Wait {
             if desired != self.desired && plan(desired, &obs, self.policy).step(&step.id).is_none() {
-                return StepResult::Stale("the desired state changed and no longer needs this wait".into());
+                return Ready::Stop(StepResult::Stale("the desired state changed and no longer needs this wait".into()));
             }
-            (self.events)(Event::StepStarted {
-                id: step.id.clone(),
-                command: step.command(),
-                run_on: step.run_on.to_string(),
-                at: self.lync.now(),
-            });
-            return match self.wait_for(&step.expect).await {
-                Ok(()) => match self.remember(step).await {
-                    Ok(()) => StepResult::Succeeded,
-                    Err(e) => StepResult::Stalled(e),
-                },
-                Err(why) => StepResult::Stalled(why),
-            };
+            return Ready::Wait;
         }
         if !step.expect.observable() && self.done_recently(step).await {
-            return StepResult::Skipped;
+            return Ready::Stop(StepResult::Skipped);
         }
         let fresh = plan(desired, &obs, self.policy);
         match fresh.step(&step.id) {
-            None => return StepResult::Stale("the current plan no longer contains it".into()),
-            Some(f) if !f.same_call(step) => return StepResult::Stale(format!("the current plan runs it differently: {}", f.command())),
+            None => return Ready::Stop(StepResult::Stale("the current plan no longer contains it".into())),
+            Some(f) if !f.same_call(step) => {
+                return Ready::Stop(StepResult::Stale(format!("the current plan runs it differently: {}", f.command())));
+            }
             Some(f) => {
                 // A prerequisite whose effect no longer holds is needed again (steps without an
                 // observable effect, such as backups, are planned again harmlessly).
                 if let Some(dep) = f.after.iter().find(|d| fresh.step(d).is_some_and(|s| s.expect.observable() && !s.expect.holds(&obs))) {
-                    return StepResult::Stale(format!("its prerequisite {dep} is needed again"));
+                    return Ready::Stop(StepResult::Stale(format!("its prerequisite {dep} is needed again")));
                 }
             }
         }
-        (self.events)(Event::StepStarted {
-            id: step.id.clone(),
-            command: step.command(),
-            run_on: step.run_on.to_string(),
-            at: self.lync.now(),
-        });
-        self.change(p, step, &obs).await
+        Ready::Change(Box::new(obs))
     }
 
     /// A step without an observable effect (a backup, local setup, a sync) is planned again
@@ -314,12 +378,22 @@ impl Executor<'_> {
         })
     }
 
-    async fn change(&self, p: &Plan, step: &Step, obs: &Observed) -> StepResult {
+    /// One attempt of a mutating step: journaled, run, verified. `NothingRan`: the call
+    /// certainly did not run (refused, or the ledger says it never arrived; its journal entry
+    /// says so); the caller may try again.
+    async fn change(&self, p: &Plan, step: &Step, obs: &Observed, attempt: u32) -> Attempt {
+        Attempt::Finished(match self.change_once(p, step, obs, attempt).await {
+            Ok(r) => r,
+            Err(e) => return Attempt::NothingRan(e),
+        })
+    }
+
+    async fn change_once(&self, p: &Plan, step: &Step, obs: &Observed, attempt: u32) -> Result<StepResult, String> {
         if self.fence.is_some_and(|may_write| !may_write()) {
-            return StepResult::Stale("this writer no longer holds the lease; nothing was run".into());
+            return Ok(StepResult::Stale("this writer no longer holds the lease; nothing was run".into()));
         }
         if let Err(why) = step.invocation().check() {
-            return StepResult::Failed(format!("{why}; nothing was run"));
+            return Ok(StepResult::Failed(format!("{why}; nothing was run")));
         }
         let now = self.lync.now();
         let request = Request { id: new_request_id(&self.by, &step.id, now), not_after: now.plus(self.lync.request_window()) };
@@ -332,10 +406,10 @@ impl Executor<'_> {
             request: Some(request.clone()),
         };
         if let Err(e) = self.journal.begin(&entry).await {
-            return StepResult::Stalled(format!("cannot journal the step, so it was not run: {e}"));
+            return Ok(StepResult::Stalled(format!("cannot journal the step, so it was not run: {e}")));
         }
         let result = self.lync.invoke_request(&self.run_on(step, obs), &step.invocation(), &request).await;
-        match result {
+        Ok(match result {
             Ok(_) => {
                 // The entry stays pending until the effect is observed, so that what must be
                 // remembered (e.g. that a failover was automatic) is never lost: if verification
@@ -343,35 +417,53 @@ impl Executor<'_> {
                 if step.expect.observable()
                     && let Err(why) = self.wait_for(&step.expect).await
                 {
-                    return StepResult::Stalled(format!("{} reported success, but its effect is not observed ({why})", step.cmdlet));
+                    return Ok(StepResult::Stalled(format!("{} reported success, but its effect is not observed ({why})", step.cmdlet)));
                 }
                 match self.finish(step, Outcome::Succeeded).await {
                     Ok(()) => StepResult::Succeeded,
                     Err(e) => StepResult::Stalled(e),
                 }
             }
-            Err(e @ LyncError::Cmdlet { .. }) | Err(e @ LyncError::Unreachable { .. }) => {
-                if let Err(j) = self.finish(step, Outcome::Failed(e.to_string())).await {
-                    return StepResult::Stalled(j);
+            Err(e @ LyncError::Unreachable { .. }) => {
+                // Nothing ran: the entry says so, and the caller backs off and tries again
+                // (with a new entry and request) or gives up.
+                let why = format!("attempt {attempt} of {MAX_ATTEMPTS}: {e}; nothing ran");
+                if let Err(j) = self.finish(step, Outcome::Failed(why)).await {
+                    return Ok(StepResult::Stalled(j));
                 }
-                if e.nothing_ran() {
-                    // Nothing ran: the deployment changed under us (a server went away). Plan again.
-                    return StepResult::Stale(e.to_string());
+                return Err(e.to_string());
+            }
+            Err(e @ LyncError::Cmdlet { .. }) => {
+                if let Err(j) = self.finish(step, Outcome::Failed(e.to_string())).await {
+                    return Ok(StepResult::Stalled(j));
                 }
                 StepResult::Failed(e.to_string())
             }
             Err(e) => {
                 // Ambiguous: ask the deployment what became of the request, then look at its
-                // effect; the journal entry stays pending until one of them tells.
-                match self.resolve(step, Some(&request)).await {
+                // effect; the journal entry stays pending until one of them tells. It is never
+                // sent again blindly.
+                self.note(step, format!("the outcome of attempt {attempt} is unknown ({e}); asking the deployment's request ledger"));
+                let resolution = self.resolve_watching(step, Some(&request), UNKNOWN_WATCH).await;
+                let told = match &resolution {
+                    Resolution::Done => "it took effect".to_string(),
+                    Resolution::NeverRan(why) => format!("it never ran: {why}"),
+                    Resolution::Failed(why) => format!("it ran and failed: {why}"),
+                    Resolution::NotDone => "neither the ledger nor an observation shows it took effect".to_string(),
+                };
+                self.note(step, format!("outcome of attempt {attempt} resolved: {told}"));
+                match resolution {
                     Resolution::Done => match self.finish(step, Outcome::Succeeded).await {
                         Ok(()) => StepResult::Succeeded,
                         Err(j) => StepResult::Stalled(j),
                     },
-                    Resolution::NeverRan(why) => match self.finish(step, Outcome::Failed(why.clone())).await {
-                        Ok(()) => StepResult::Stale(format!("{}: {why}; it will be planned again", step.id)),
-                        Err(j) => StepResult::Stalled(j),
-                    },
+                    // The ledger is sure nothing ran: like a refused call, tried again in place.
+                    Resolution::NeverRan(why) => {
+                        match self.finish(step, Outcome::Failed(format!("attempt {attempt} of {MAX_ATTEMPTS}: {why}"))).await {
+                            Ok(()) => return Err(why),
+                            Err(j) => StepResult::Stalled(j),
+                        }
+                    }
                     Resolution::Failed(why) => match self.finish(step, Outcome::Failed(why.clone())).await {
                         Ok(()) => StepResult::Failed(why),
                         Err(j) => StepResult::Stalled(j),
@@ -379,7 +471,7 @@ impl Executor<'_> {
                     Resolution::NotDone if !step.expect.observable() => {
                         // A step with no observable effect is safe to repeat (backups, setup).
                         if let Err(j) = self.finish(step, Outcome::Failed(format!("outcome unknown ({e}); the step is repeatable"))).await {
-                            return StepResult::Stalled(j);
+                            return Ok(StepResult::Stalled(j));
                         }
                         StepResult::Stale(format!("the outcome of {} is unknown; it will be planned again", step.id))
                     }
@@ -391,13 +483,21 @@ impl Executor<'_> {
                     )),
                 }
             }
-        }
+        })
     }
 
     /// Establishes what became of a step whose outcome is unknown: first from the backend's
     /// request ledger (it ran, failed, never ran, or still runs: then wait), then from the
-    /// deployment itself (waiting while a pool operation it started is still running).
+    /// deployment itself (waiting while a pool operation it started is seen running).
     pub async fn resolve(&self, step: &Step, request: Option<&Request>) -> Resolution {
+        self.resolve_watching(step, request, Span(0)).await
+    }
+
+    /// [`Executor::resolve`], watching the deployment up to `watch` for the effect when the
+    /// ledger cannot tell (up to the wait timeout while a pool operation is seen running). A
+    /// call this run just lost the answer of may still be taking effect (a CMS failover takes
+    /// minutes); after a restart the engine stalls at once instead, as before.
+    pub async fn resolve_watching(&self, step: &Step, request: Option<&Request>, watch: Span) -> Resolution {
         let start = self.lync.now();
         if let Some(req) = request {
             loop {
@@ -436,13 +536,42 @@ impl Executor<'_> {
             if step.expect.holds(&o) {
                 return Resolution::Done;
             }
+            // A pool operation seen running is waited for; any other effect for `watch`.
             let running = matches!(&step.expect, Expect::ServedBy { pool, .. } if o.failover(pool).in_progress());
-            if !running || self.lync.now().since(start) >= self.wait_timeout {
+            let waited = self.lync.now().since(start);
+            if waited >= self.wait_timeout || (!running && waited >= self.wait_timeout.min(watch)) {
                 return Resolution::NotDone;
             }
             self.lync.sleep(self.poll).await;
         }
     }
+}
+
+/// Where a step stands before (another attempt of) its call.
+enum Ready {
+    /// Run it: the deployment as just observed.
+    Change(Box<Observed>),
+    /// A wait still wanted.
+    Wait,
+    /// Do not run it: how the step ends.
+    Stop(StepResult),
+}
+
+/// How one attempt of a mutating step ended.
+enum Attempt {
+    Finished(StepResult),
+    /// The call certainly did not run.
+    NothingRan(String),
+}
+
+/// The wait after the n-th attempt (from 1): the poll interval, doubled each time.
+fn backoff(poll: Span, attempt: u32) -> Span {
+    Span(poll.0.max(1).saturating_mul(1 << (attempt - 1).min(16)))
+}
+
+/// The waits after the first `n` attempts, for messages (`15s, 30s`).
+fn backoffs(poll: Span, n: u32) -> String {
+    (1..=n).map(|a| backoff(poll, a).to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// What the ledger or an observation says about a step whose outcome was unknown.

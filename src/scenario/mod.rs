@@ -4,6 +4,7 @@
 
 mod fault;
 mod timing;
+pub mod transport;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,9 @@ pub struct ScenarioFile {
     pub state: StateFile,
     #[serde(default)]
     pub timings: Timings,
+    /// Transport faults the simulator's endpoints inject ([`transport`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_faults: Option<transport::TransportFaultsFile>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -192,6 +196,8 @@ pub struct Scenario {
     pub principal: BTreeMap<Fqdn, Role>,
     pub backup_stopped: BTreeSet<Fqdn>,
     pub timings: Timings,
+    /// The transport faults to inject (empty: none).
+    pub transport_faults: transport::TransportSchedule,
 }
 
 /// An invalid scenario, naming the field and the fix.

@@ -29,6 +29,10 @@ impl ScenarioFile {
         let sync_interval = sync_interval(&self.backup_service)?;
         let State { failed_over, down, principal, backup_stopped } = self.state(&topology, cms_pool.as_ref())?;
         self.timings.validate().map_err(|(field, msg)| invalid(format!("timings.{field}"), msg))?;
+        let transport_faults = match &self.transport_faults {
+            Some(t) => t.validate(&topology).map_err(|(field, msg)| invalid(format!("transportFaults.{field}"), msg))?,
+            None => Default::default(),
+        };
         Ok(Scenario {
             name: self.name.clone(),
             topology,
@@ -44,6 +48,7 @@ impl ScenarioFile {
             principal,
             backup_stopped,
             timings: self.timings.clone(),
+            transport_faults,
         })
     }
 

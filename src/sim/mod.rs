@@ -30,6 +30,7 @@ mod replication;
 pub mod script;
 pub mod server;
 mod snapshot;
+pub mod transport_faults;
 pub mod winrm_host;
 mod world;
 

@@ -9,10 +9,19 @@
 //! | `POST /v1/clock` | `{"advance": "10m"}` (at most [`MAX_ADVANCE`]) | the new clock |
 //! | `POST /v1/requests` | `{"id", "notAfter"}` | what the ledger says of that request ([`crate::model::RequestState`]) |
 //! | `POST /v1/faults` | `{"fault": "down:site/Dallas", "at": "40m"?}` | applied now, or scheduled at a simulated time |
+//! | `POST /v1/transport-faults` | `{"seed": n, "rules": [...]}` (a scenario's `transportFaults` section, [`crate::scenario::transport`]) | replaces the transport fault schedule; the listing |
+//! | `GET /v1/transport-faults` | | the rules, how often each matched and fired, and every fault applied ([`super::transport_faults::Listing`]) |
 //! | `GET /v1/state` | | ground truth ([`super::Snapshot`]) |
 //! | `GET /v1/log` | | every call ([`super::Record`]) |
 //! | `GET /v1/stats` | | losses and outages ([`super::Stats`]) |
 //! | `GET /healthz` | | `ok` |
+//!
+//! Transport faults on `/v1/invoke` ([`super::transport_faults`]): `refuse` answers that the
+//! target cannot be reached (nothing ran); `unauthorized` answers 401 and `status` a 5xx, both
+//! without running anything; `timeoutBeforeSend` (after its delay) and `dropAfterSend` close the
+//! connection without running anything; `loseReply` runs the cmdlet, then closes without the
+//! answer; `truncate` runs it and sends only the first bytes of the answer; `slow` holds the
+//! call back before running it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,18 +29,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use super::transport_faults::{Call, Transport, TransportFaults};
 use super::{Fault, Simulator};
 use crate::backend::LyncError;
 use crate::backend::http::real_time;
 pub use crate::backend::wire::{ClockReply, HEARTBEAT, InvokeReply, InvokeRequest};
 use crate::model::{Request, RunOn, Span, Stamp};
 use crate::ps::Invocation;
+use crate::scenario::transport::{TransportFaultKind, TransportFaultsFile};
 
 /// Longest jump of `POST /v1/clock` (the simulator processes every event on the way).
 pub const MAX_ADVANCE: Span = Span::hours(24 * 7);
@@ -78,11 +90,13 @@ impl ScaledClock {
 pub struct SimServer {
     sim: Mutex<Simulator>,
     pub clock: ScaledClock,
+    /// The transport faults the endpoints inject (none until a schedule is set).
+    pub transport: TransportFaults,
 }
 
 impl SimServer {
     pub fn new(sim: Simulator, speed: f64) -> Arc<SimServer> {
-        Arc::new(SimServer { sim: Mutex::new(sim), clock: ScaledClock::new(speed) })
+        Arc::new(SimServer { sim: Mutex::new(sim), clock: ScaledClock::new(speed), transport: TransportFaults::default() })
     }
 
     /// The simulator, brought up to the current simulated time.
@@ -93,7 +107,21 @@ impl SimServer {
     }
 
     pub async fn invoke(&self, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> InvokeReply {
+        self.invoke_via(Transport::Direct, run_on, inv, req).await
+    }
+
+    /// [`SimServer::invoke`] for a call that came through an endpoint: a `refuse` transport
+    /// fault answers that the target cannot be reached, and nothing runs.
+    pub async fn invoke_via(&self, transport: Transport, run_on: &RunOn, inv: &Invocation, req: Option<&Request>) -> InvokeReply {
         let started = self.clock.now();
+        let call = Call { run_on, cmdlet: &inv.cmdlet, mutating: req.is_some(), transport };
+        if self.transport.decide(started, &call, |k| *k == TransportFaultKind::Refuse).is_some() {
+            let error = LyncError::Unreachable {
+                target: run_on.to_string(),
+                detail: "connection refused (transport fault injected by the simulator); nothing ran".into(),
+            };
+            return InvokeReply { ok: false, output: None, error: Some(error), started, finished: started, now: started };
+        }
         let begun = match req {
             Some(r) => self.lock().begin_request(run_on, inv, r),
             None => self.lock().begin(run_on, inv),
@@ -123,6 +151,7 @@ impl SimServer {
             .route("/v1/invoke", post(invoke))
             .route("/v1/clock", get(clock).post(set_clock))
             .route("/v1/faults", post(fault))
+            .route("/v1/transport-faults", get(transport_faults).post(set_transport_faults))
             .route(
                 "/v1/requests",
                 post(|State(s): State<Arc<SimServer>>, Json(r): Json<Request>| async move { Json(s.lock().request_state(&r)) }),
@@ -134,11 +163,44 @@ impl SimServer {
     }
 }
 
-/// Runs the call; the reply streams a space every [`HEARTBEAT`] until the JSON answer.
+/// Runs the call; the reply streams a space every [`HEARTBEAT`] until the JSON answer. A
+/// transport fault of the schedule changes what the client gets (see the module table).
 async fn invoke(State(s): State<Arc<SimServer>>, Json(req): Json<InvokeRequest>) -> axum::response::Response {
+    let call = Call { run_on: &req.run_on, cmdlet: &req.invocation.cmdlet, mutating: req.request.is_some(), transport: Transport::Http };
+    let fault = s.transport.decide(s.clock.now(), &call, |k| *k != TransportFaultKind::Refuse);
+    let mut runs = true;
+    match &fault {
+        Some(TransportFaultKind::Unauthorized) => {
+            return axum::response::Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("www-authenticate", "Basic realm=\"lyncdr simulator\"")
+                .body(Body::empty())
+                .unwrap_or_else(|_| axum::response::Response::new(Body::empty()));
+        }
+        Some(TransportFaultKind::Status { status }) => {
+            let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (code, "transport fault injected by the simulator").into_response();
+        }
+        Some(TransportFaultKind::Slow { delay }) => {
+            let until = s.clock.now().plus(*delay);
+            s.clock.sleep_until(until).await;
+        }
+        Some(TransportFaultKind::TimeoutBeforeSend { delay }) => {
+            let until = s.clock.now().plus(*delay);
+            s.clock.sleep_until(until).await;
+            runs = false;
+        }
+        Some(TransportFaultKind::DropAfterSend) => runs = false,
+        _ => {}
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let cut = || std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "transport fault injected by the simulator");
     tokio::spawn(async move {
-        let call = s.invoke(&req.run_on, &req.invocation, req.request.as_ref());
+        if !runs {
+            let _ = tx.send(Err(cut())).await;
+            return;
+        }
+        let call = s.invoke_via(Transport::Http, &req.run_on, &req.invocation, req.request.as_ref());
         tokio::pin!(call);
         let reply = loop {
             tokio::select! {
@@ -152,13 +214,39 @@ async fn invoke(State(s): State<Arc<SimServer>>, Json(req): Json<InvokeRequest>)
             }
         };
         let body = serde_json::to_vec(&reply).unwrap_or_default();
-        let _ = tx.send(Ok(body)).await;
+        match fault {
+            Some(TransportFaultKind::LoseReply) => {
+                let _ = tx.send(Err(cut())).await;
+            }
+            Some(TransportFaultKind::Truncate { bytes }) => {
+                let _ = tx.send(Ok(body[..bytes.min(body.len())].to_vec())).await;
+                let _ = tx.send(Err(cut())).await;
+            }
+            _ => {
+                let _ = tx.send(Ok(body)).await;
+            }
+        }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     axum::response::Response::builder()
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| axum::response::Response::new(Body::empty()))
+}
+
+async fn transport_faults(State(s): State<Arc<SimServer>>) -> Json<super::transport_faults::Listing> {
+    Json(s.transport.listing())
+}
+
+async fn set_transport_faults(State(s): State<Arc<SimServer>>, Json(file): Json<TransportFaultsFile>) -> (StatusCode, Json<Value>) {
+    let topology = s.lock().topology().clone();
+    match file.validate(&topology) {
+        Ok(schedule) => {
+            s.transport.set(schedule);
+            (StatusCode::OK, Json(json!(s.transport.listing())))
+        }
+        Err((field, message)) => (StatusCode::BAD_REQUEST, Json(json!({ "error": format!("{field}: {message}") }))),
+    }
 }
 
 async fn clock(State(s): State<Arc<SimServer>>) -> Json<ClockReply> {

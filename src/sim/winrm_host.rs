@@ -52,13 +52,15 @@ impl std::fmt::Debug for SimHost {
 /// The simulator behind a WS-Man endpoint on a loopback port, and the PowerShell driver
 /// connected to it with a password made for this run: what `demo --transport winrm`, the
 /// benchmarks and the tests use to drive the simulator the way a real deployment is driven.
-/// The management servers are the first Front End server of each pool. Dropping the returned
+/// The management servers are the first Front End server of each pool. The server's transport
+/// fault schedule applies ([`super::transport_faults::TransportHook`]). Dropping the returned
 /// task handle does not stop the endpoint; abort it.
 pub async fn driver_over_loopback(
     server: Arc<SimServer>,
     topology: &crate::model::Topology,
 ) -> Result<(crate::driver::winrm::WinRmLync, JoinHandle<std::io::Result<()>>), String> {
-    driver_over_loopback_with(Arc::new(SimHost { server }), None, None, topology).await
+    let hook: Arc<dyn crate::winrm::server::FaultHook> = Arc::new(super::transport_faults::TransportHook { server: server.clone() });
+    driver_over_loopback_with(Arc::new(SimHost { server }), Some(hook), None, topology).await
 }
 
 /// [`driver_over_loopback`] with the endpoint's host and a transport fault hook of the caller's
@@ -359,7 +361,7 @@ async fn call(server: &Arc<SimServer>, run_on: &RunOn, request: Option<&crate::m
         Ok(None) => return parser_error("You must provide a value expression following the '=' operator.".into()),
         Err(e) => return parser_error(e.0),
     };
-    let reply = server.invoke(run_on, &inv, request).await;
+    let reply = server.invoke_via(super::transport_faults::Transport::Winrm, run_on, &inv, request).await;
     reply_frame(run_on, reply)
 }
 

@@ -70,9 +70,9 @@ impl Conn {
         r
     }
 
-    fn hook(&self, action: Option<Action>) -> FaultAction {
+    fn hook(&self, action: Option<Action>, input: Vec<u8>) -> FaultAction {
         let request = self.server.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        self.server.hook.on_request(&RequestInfo { connection: self.number, request, action })
+        self.server.hook.on_request(&RequestInfo { connection: self.number, request, action, input })
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
@@ -113,9 +113,13 @@ impl Conn {
 
     /// One NTLM leg: `Some(reply)` to answer now, `None` when authentication just completed.
     async fn handshake(&self, scheme: &str, token: &[u8]) -> Result<Option<Response<Full<Bytes>>>, Dropped> {
-        match self.hook(None) {
+        match self.hook(None, Vec::new()) {
             FaultAction::Proceed => {}
             FaultAction::Delay(d) => tokio::time::sleep(d).await,
+            FaultAction::StallThenDrop(d) => {
+                tokio::time::sleep(d).await;
+                return Err(Dropped("fault injection"));
+            }
             FaultAction::DropBeforeProcessing | FaultAction::LoseReply => return Err(Dropped("fault injection")),
             FaultAction::Unauthorized | FaultAction::WrongRelatesTo | FaultAction::Truncate(_) => return Ok(Some(self.unauthorized())),
             FaultAction::Status(s) => return Ok(Some(plain(StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)))),
@@ -188,9 +192,17 @@ impl Conn {
         let mut lose_reply = false;
         let mut wrong_relates_to = false;
         let mut truncate = None;
-        match self.hook(action) {
+        let input = match (&parsed, action) {
+            (Ok(env), Some(Action::Send)) => send_input(env),
+            _ => Vec::new(),
+        };
+        match self.hook(action, input) {
             FaultAction::Proceed => {}
             FaultAction::Delay(d) => tokio::time::sleep(d).await,
+            FaultAction::StallThenDrop(d) => {
+                tokio::time::sleep(d).await;
+                return Err(Dropped("fault injection"));
+            }
             FaultAction::DropBeforeProcessing => return Err(Dropped("fault injection")),
             FaultAction::LoseReply => lose_reply = true,
             FaultAction::WrongRelatesTo => wrong_relates_to = true,
@@ -245,6 +257,21 @@ impl Conn {
         r.headers_mut().insert(CONTENT_TYPE, content_type.parse().map_err(|_| Dropped("bad content type"))?);
         Ok(r)
     }
+}
+
+/// The stdin of a Send request, decoded (what the fault hook is shown; malformed streams are
+/// left to the dispatcher to refuse).
+fn send_input(env: &envelope::Envelope) -> Vec<u8> {
+    use crate::winrm::soap::ns;
+    let Some(send) = env.body.child(ns::SHELL, "Send") else { return Vec::new() };
+    let mut out = Vec::new();
+    for stream in send.children_named(ns::SHELL, "Stream") {
+        let text: String = stream.text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        if let Ok(data) = B64.decode(text.as_bytes()) {
+            out.extend(data);
+        }
+    }
+    out
 }
 
 /// Serves one accepted connection until the client closes it.

@@ -1,6 +1,7 @@
 //! The transport fault-injection hook of the WS-Man server: consulted once per HTTP request,
 //! it can delay, refuse, drop the connection before or after processing (a lost reply), answer
-//! 401 mid-session, answer a bare HTTP error status, a wrong `RelatesTo` or a truncated body. The default hook does nothing.
+//! 401 mid-session, answer a bare HTTP error status, a wrong `RelatesTo` or a truncated body. It
+//! sees the request's action and, for a Send, the input it carries. The default hook does nothing.
 
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ pub enum FaultAction {
     Delay(Duration),
     /// Close the connection without processing or answering it.
     DropBeforeProcessing,
+    /// Hold the request this long without taking it, then close the connection unanswered
+    /// (a server that times out before it takes the request).
+    StallThenDrop(Duration),
     /// Process it (side effects happen), then close the connection without answering.
     LoseReply,
     /// Answer 401 and forget the connection's authentication (401 mid-session).
@@ -37,6 +41,8 @@ pub struct RequestInfo {
     pub request: u64,
     /// The WinRS action, once the body could be read (`None` for handshake legs).
     pub action: Option<Action>,
+    /// The stdin a Send carries, decoded (empty for other requests).
+    pub input: Vec<u8>,
 }
 
 /// Decides per request (and per connection) whether to inject a transport fault.
