@@ -19,9 +19,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lyncdr::api::manifests;
 use lyncdr::backend::Lync;
-use lyncdr::desired::{self, Desired};
+use lyncdr::desired::Desired;
 use lyncdr::engine::journal::MemoryJournal;
 use lyncdr::engine::{Converged, Engine, Settings};
 use lyncdr::model::Observed;
@@ -30,57 +29,7 @@ use lyncdr::scenario::Scenario;
 use lyncdr::sim::LocalSim;
 use lyncdr::sim::Simulator;
 
-/// A two-site deployment with `n` pairs (pool<i>.dal paired with pool<i>.sea), one Edge pool per
-/// site, the CMS in pool0.dal; `dallas_down` starts with the Dallas site lost.
-fn scenario(n: usize, dallas_down: bool) -> Scenario {
-    scenario_with(n, 1000, dallas_down)
-}
-
-/// [`scenario`] with `users` users homed in each of the `2 * n` Front End pools.
-fn scenario_with(n: usize, users: u32, dallas_down: bool) -> Scenario {
-    let pools = |site: &str| {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "      - {{fqdn: pool{i}.{site}.contoso.com, edition: Enterprise, frontEnds: 2, users: {users}, backEnd: {{primary: sql{i}.{site}.contoso.com}}}}\n"
-                )
-            })
-            .collect::<String>()
-    };
-    let pairs: String = (0..n).map(|i| format!("  - [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n")).collect();
-    let state = if dallas_down { "state:\n  down: [site/Dallas]\n" } else { "" };
-    let yaml = format!(
-        "name: bench-{n}\nproduct: SfB2015\nsites:\n  - name: Dallas\n    frontEndPools:\n{}    edgePools:\n      - {{fqdn: edge01.dal.contoso.com, nextHop: pool0.dal.contoso.com}}\n  - name: Seattle\n    frontEndPools:\n{}    edgePools:\n      - {{fqdn: edge01.sea.contoso.com, nextHop: pool0.sea.contoso.com}}\npairs:\n{pairs}cms: {{activePool: pool0.dal.contoso.com}}\nfederation: {{sipEdgePool: edge01.dal.contoso.com, xmppEdgePool: edge01.dal.contoso.com, xmppDns: [edge01.dal.contoso.com, edge01.sea.contoso.com]}}\n{state}",
-        pools("dal"),
-        pools("sea")
-    );
-    Scenario::from_yaml(&yaml).unwrap_or_else(|e| panic!("bench scenario: {e}"))
-}
-
-/// Every Dallas pool's users served from Seattle (with consent to data loss), the CMS and
-/// federation following; or everything at home.
-fn desired_state(n: usize, failed_over: bool) -> Desired {
-    let (cms, edge) =
-        if failed_over { ("pool0.sea.contoso.com", "edge01.sea.contoso.com") } else { ("pool0.dal.contoso.com", "edge01.dal.contoso.com") };
-    let fo = |i: usize| if failed_over { format!("[pool{i}.dal.contoso.com]") } else { "[]".to_string() };
-    let yaml = format!(
-        "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {{name: bench}}\nspec:\n  centralManagementStore: {{activePool: {cms}, allowDataLoss: true}}\n  edge:\n    sipFederationPool: {edge}\n    xmppFederationPool: {edge}\n    edgePools:\n      - {{fqdn: edge01.dal.contoso.com, nextHop: {}}}\n      - {{fqdn: edge01.sea.contoso.com, nextHop: pool0.sea.contoso.com}}\n  policy: {{concurrency: 4}}\n",
-        if failed_over { "pool0.sea.contoso.com" } else { "pool0.dal.contoso.com" }
-    );
-    let mut docs = vec![yaml];
-    for i in 0..n {
-        docs.push(format!(
-            "---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: pair{i}}}\nspec:\n  deployment: bench\n  pools: [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n  failedOver: {}\n  allowDataLoss: true\n",
-            fo(i)
-        ));
-    }
-    // The parser takes at most 1,024 documents from one text: larger deployments come as several.
-    let mut m = Vec::new();
-    for chunk in docs.chunks(1000) {
-        m.extend(manifests::parse(&chunk.concat(), "bench").unwrap_or_else(|e| panic!("bench manifests: {e}")));
-    }
-    desired::compile(&m).unwrap_or_else(|e| panic!("bench desired: {e}")).remove(0)
-}
+use lyncdr::bench::scale::{OBSERVED_UP_TO, USERS_PER_POOL, desired_state, scenario, scenario_with, tiled};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime")
@@ -88,16 +37,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// One observation of the simulated deployment: the snapshot, its wall time and its cmdlet count.
 fn observe(s: &Scenario, d: &Desired) -> (Observed, Duration, usize) {
-    runtime().block_on(async {
-        let lync = LocalSim::new(Simulator::new(s));
-        let journal = MemoryJournal::default();
-        let engine = Engine::new(&lync, &journal);
-        let t = Instant::now();
-        let (o, _) = engine.preview(d, &|_| {}).await.expect("observe");
-        let wall = t.elapsed();
-        let calls = lync.lock().log().len();
-        (o, wall, calls)
-    })
+    lyncdr::bench::scale::observe(s, d).expect("observe")
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -335,14 +275,6 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Ordering::Relaxed).saturating_sub(before))
 }
 
-/// Users homed in each Front End pool of the planner scale table (100,000 at 10,000 pools).
-const USERS_PER_POOL: u32 = 10;
-
-/// Sizes up to which the planner scale table observes the simulator itself; beyond, it uses
-/// [`tiled`] observations (the simulator's observation of a healthy deployment grows with the
-/// square of its pools: 25 s at 1,000 pools).
-const OBSERVED_UP_TO: usize = 1_000;
-
 /// Plan time and the planner's peak heap allocation for `pools` Front End pools (`pools / 2`
 /// pairs) of [`USERS_PER_POOL`] users, converged (everything at home) and after losing Dallas
 /// (every pair fails over), with the growth from one size to the next.
@@ -421,61 +353,5 @@ impl std::io::Write for ByteCount {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// The observation of [`scenario_with`]`(n, ..)` made from `template`, the simulator's
-/// observation of the same deployment with 2 pairs: every entry about pair 1 (its pools, Front
-/// Ends and SQL servers, wherever they appear) is repeated for pairs 1 to n - 1, renamed; pair 0,
-/// which holds the CMS and the Edge pools' next hops, stays as it is. The planner scale table
-/// checks it equal to the simulator's own observation at every size it observes.
-fn tiled(template: &Observed, n: usize) -> Observed {
-    let v = serde_json::to_value(template).expect("observation to JSON");
-    serde_json::from_value(tile(v, n)).expect("tiled observation")
-}
-
-/// Whether a name (or a JSON text) names something of pair 1 of [`scenario_with`].
-fn names_pair1(s: &str) -> bool {
-    s.contains("pool1.") || s.contains("pool1-") || s.contains("sql1.")
-}
-
-/// `s` with the names of pair 1 turned into those of pair `i`.
-fn rename(s: &str, i: usize) -> String {
-    s.replace("pool1.", &format!("pool{i}.")).replace("pool1-", &format!("pool{i}-")).replace("sql1.", &format!("sql{i}."))
-}
-
-/// `v` with every name of pair 1, in keys and values, turned into that of pair `i`.
-fn renamed(v: &serde_json::Value, i: usize) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => Value::String(rename(s, i)),
-        Value::Array(a) => Value::Array(a.iter().map(|x| renamed(x, i)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (rename(k, i), renamed(x, i))).collect()),
-        other => other.clone(),
-    }
-}
-
-/// `v` with each map entry keyed by, and each list item naming, something of pair 1 repeated
-/// for pairs 1 to n - 1.
-fn tile(v: serde_json::Value, n: usize) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => {
-            let mut out = serde_json::Map::new();
-            for (k, x) in m {
-                if names_pair1(&k) {
-                    out.extend((1..n).map(|i| (rename(&k, i), renamed(&x, i))));
-                } else {
-                    out.insert(k, tile(x, n));
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(
-            a.into_iter()
-                .flat_map(|x| if names_pair1(&x.to_string()) { (1..n).map(|i| renamed(&x, i)).collect() } else { vec![tile(x, n)] })
-                .collect(),
-        ),
-        other => other,
     }
 }

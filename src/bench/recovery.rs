@@ -180,7 +180,7 @@ pub fn step_times(r: &DemoReport, timings: &Timings) -> Vec<StepTime> {
                 };
                 out.push(StepTime { id: id.clone(), kind: *kind, start, end: *at, after: after.clone(), own });
             }
-            Event::Observed { .. } => {}
+            _ => {}
         }
     }
     out

@@ -212,7 +212,7 @@ impl Watcher {
                 }
             }
             Event::StepFinished { at, .. } => self.check(*at),
-            Event::Observed { .. } => {}
+            Event::Observed { .. } | Event::StepNote { .. } => {}
         }
     }
 
