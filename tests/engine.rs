@@ -1382,3 +1382,32 @@ fn user_batches_of_a_placement_run_in_one_plan_without_going_stale() {
         assert_eq!([homed("pool01.dal.contoso.com"), homed("pool02.dal.contoso.com"), homed("pool03.dal.contoso.com")], [0, 1450, 0]);
     });
 }
+
+/// Found by `lyncdr bench` (issue 13): the observer asked every placed user's home pool at once
+/// (one `Get-CsUserPoolInfo` per user, all in flight together), so with 10,000 placed users the
+/// standalone process held 10,000 HTTP requests at a time and peaked at 374 MiB. User queries
+/// now run at most `USER_QUERIES_IN_FLIGHT` at a time, in order.
+#[test]
+fn user_queries_of_an_observation_are_bounded_in_flight() {
+    let s = scenario(
+        "name: placed\nproduct: SfB2015\nsites:\n  - name: Dallas\n    frontEndPools:\n      - {fqdn: pool01.dal.contoso.com, edition: Enterprise, frontEnds: 3, users: 1000, backEnd: {primary: sql01.dal.contoso.com}}\ncms: {activePool: pool01.dal.contoso.com}\n",
+    );
+    let listed: Vec<String> = (1..=1000).map(|k| format!("'sip:u{k:05}.pool01@dal.contoso.com'")).collect();
+    let d = desired(&format!(
+        "apiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {{name: contoso, namespace: lync}}\nspec:\n  centralManagementStore: {{activePool: pool01.dal.contoso.com}}\n---\napiVersion: lyncdr.io/v1alpha1\nkind: UserPlacement\nmetadata: {{name: home, namespace: lync}}\nspec:\n  deployment: contoso\n  users: [{}]\n  targetPool: pool01.dal.contoso.com\n",
+        listed.join(", ")
+    ));
+    runtime().block_on(async {
+        let lync = LocalSim::new(Simulator::new(&s));
+        let journal = MemoryJournal::default();
+        let engine = Engine::new(&lync, &journal);
+        let (o, p) = engine.preview(&d, &|_| {}).await.unwrap();
+        assert_eq!(o.users.len(), 1000, "every placed user observed");
+        assert!(p.steps.is_empty(), "every user is home already");
+        let log = lync.lock().log().to_vec();
+        let infos = calls_of(&log, "Get-CsUserPoolInfo");
+        assert_eq!(infos.len(), 1000);
+        let most = max_overlap(&infos);
+        assert!(most <= lyncdr::engine::observe::USER_QUERIES_IN_FLIGHT, "{most} user queries in flight at once");
+    });
+}

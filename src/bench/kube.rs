@@ -117,17 +117,18 @@ fn free_port() -> Result<u16, BenchError> {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| err("no free port", e))
 }
 
-fn manifests(ns: &str, pairs: usize, url: &str, grace_minutes: usize) -> String {
-    let mut t = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {{name: bench, namespace: {ns}}}\nspec:\n  connection: {{transport: Simulator, simulatorUrl: '{url}'}}\n  centralManagementStore: {{activePool: pool0.dal.contoso.com}}\n  policy: {{pollInterval: 5s, concurrency: 4}}\n"
-    );
-    for i in 0..pairs {
-        t.push_str(&format!(
-            "---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: pair{i}, namespace: {ns}}}\nspec:\n  deployment: bench\n  pools: [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n  failedOver: []\n  allowDataLoss: true\n  automaticFailover: {{enabled: true, gracePeriod: {}m}}\n",
-            if i == 0 { grace_minutes } else { 5 }
-        ));
-    }
-    t
+/// The namespace and the deployment, polling every `poll`.
+fn deployment(ns: &str, url: &str, poll: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: lyncdr.io/v1alpha1\nkind: LyncDeployment\nmetadata: {{name: bench, namespace: {ns}}}\nspec:\n  connection: {{transport: Simulator, simulatorUrl: '{url}'}}\n  centralManagementStore: {{activePool: pool0.dal.contoso.com}}\n  policy: {{pollInterval: {poll}, concurrency: 4}}\n"
+    )
+}
+
+/// PoolPair `i` (pair 0 with a grace period of `grace_minutes`, the one the applies change).
+fn pair(ns: &str, i: usize, grace_minutes: usize) -> String {
+    format!(
+        "---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: pair{i}, namespace: {ns}}}\nspec:\n  deployment: bench\n  pools: [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n  failedOver: []\n  allowDataLoss: true\n  automaticFailover: {{enabled: true, gracePeriod: {grace_minutes}m}}\n"
+    )
 }
 
 /// The kube API requests by verb of the lyncdr resources and Events, from the apiserver's metrics.
@@ -193,10 +194,15 @@ pub fn measure(kubeconfig: &Path, pairs: usize, applies: usize, window: Duration
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let relay_port = relay(sim_port, arrivals.clone())?;
     let url = format!("http://127.0.0.1:{relay_port}");
+    // First a quiet operator (one poll an hour), so that the first cmdlet after an apply is its
+    // reaction to it, not a poll; later every 5 s for the idle window.
     let desired = dir.join("desired.yaml");
-    std::fs::write(&desired, manifests(&ns, pairs, &url, 5)).map_err(|e| err("writing the manifests", e))?;
+    let all = |poll: &str| deployment(&ns, &url, poll) + &(0..pairs).map(|i| pair(&ns, i, 5)).collect::<String>();
+    std::fs::write(&desired, all("1h")).map_err(|e| err("writing the manifests", e))?;
     let desired_arg = desired.display().to_string();
     kubectl(kubeconfig, &["apply", "-f", &desired_arg])?;
+    let changed = dir.join("pair0.yaml");
+    let changed_arg = changed.display().to_string();
     let metrics_port = free_port()?;
     let op = Kid(Command::new(&exe)
         .args([
@@ -259,14 +265,23 @@ pub fn measure(kubeconfig: &Path, pairs: usize, applies: usize, window: Duration
     std::thread::sleep(Duration::from_secs(2));
     let (mut watch_ms, mut op_ms) = (vec![], vec![]);
     for k in 0..applies {
-        // Quiet first: no poll may land in the measurement.
-        std::thread::sleep(Duration::from_millis(700));
+        // Quiet first: the reaction to the previous apply has finished.
+        let settled = Instant::now();
+        let mut last = arrivals.lock().map(|a| a.len()).unwrap_or_default();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = arrivals.lock().map(|a| a.len()).unwrap_or_default();
+            if now == last || settled.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            last = now;
+        }
         let grace = if k % 2 == 0 { 6 } else { 5 };
-        std::fs::write(&desired, manifests(&ns, pairs, &url, grace)).map_err(|e| err("writing the manifests", e))?;
+        std::fs::write(&changed, pair(&ns, 0, grace)).map_err(|e| err("writing the manifests", e))?;
         let before_calls = arrivals.lock().map(|a| a.len()).unwrap_or_default();
         let before_seen = seen.lock().map(|s| s.len()).unwrap_or_default();
         let t0 = Instant::now();
-        kubectl(kubeconfig, &["apply", "-f", &desired_arg])?;
+        kubectl(kubeconfig, &["apply", "-f", &changed_arg])?;
         let deadline = t0 + Duration::from_secs(20);
         loop {
             let w = seen.lock().ok().and_then(|s| s.get(before_seen..).and_then(|x| x.first().map(|e| e.1)));
@@ -285,7 +300,10 @@ pub fn measure(kubeconfig: &Path, pairs: usize, applies: usize, window: Duration
     watch.abort();
     drop(rt);
 
-    // Idle: converged, a window of polls.
+    // Idle: converged, polling every 5 s, a window of polls.
+    std::fs::write(&desired, all("5s")).map_err(|e| err("writing the manifests", e))?;
+    kubectl(kubeconfig, &["apply", "-f", &desired_arg])?;
+    std::thread::sleep(Duration::from_secs(2));
     while !ready(kubeconfig, &ns) {
         std::thread::sleep(Duration::from_millis(250));
     }

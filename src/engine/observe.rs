@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use futures::FutureExt;
 use futures::future::{BoxFuture, Shared, join_all};
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 
 use crate::backend::records::{
@@ -22,6 +22,11 @@ use crate::model::{
     ModuleStatus, Observed, PoolObs, PoolTraits, Probe, Product, RgsObs, Role, RunOn, Span, SrvRecord, Stamp, Topology, Virtualization,
 };
 use crate::ps::{Input, Invocation, script_block};
+
+/// Most `Get-CsUserPoolInfo` queries (one per placed user) in flight at once: enough for the
+/// WinRM driver to gather them into large batches, few enough that 10,000 placed users do not
+/// hold 10,000 requests (and their buffers) at a time.
+pub const USER_QUERIES_IN_FLIGHT: usize = 256;
 
 /// What to observe beyond the deployment itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -320,7 +325,8 @@ async fn observe_through(lync: &dyn Lync, once: &dyn Lync, scope: &Scope, histor
     // Users.
     let mut users = BTreeMap::new();
     let user_list: Vec<String> = scope.users.iter().cloned().collect();
-    let infos = join_all(user_list.iter().map(|u| q(Invocation::new("Get-CsUserPoolInfo").arg("Identity", u.as_str())))).await;
+    let asks: Vec<_> = user_list.iter().map(|u| q(Invocation::new("Get-CsUserPoolInfo").arg("Identity", u.as_str()))).collect();
+    let infos: Vec<_> = futures::stream::iter(asks).buffered(USER_QUERIES_IN_FLIGHT).collect().await;
     for (u, r) in user_list.iter().zip(infos) {
         let home = match r {
             Ok(v) => records::one::<UserPoolInfo>(&v).ok().and_then(|i| i.primary_pool()),
