@@ -68,11 +68,14 @@ pub fn run(quick: bool) -> Result<Vec<PlacementRow>, BenchError> {
         let r = rt
             .block_on(demo::demo_over_winrm(&s, &d, &[], 4))
             .map_err(|e| BenchError(format!("placement in batches of {batch}: {}", e.0)))?;
+        let round_trips = r.round_trips.unwrap_or_default();
+        let r = super::runtime()?
+            .block_on(demo::demo(&s, &d, &[], 4))
+            .map_err(|e| BenchError(format!("placement in batches of {batch}: {}", e.0)))?;
         let moves: Vec<&demo::CmdletRecord> = r.cmdlets.iter().filter(|c| c.cmdlet == "Move-CsUser").collect();
         let first = moves.iter().map(|c| c.start).fold(f64::INFINITY, f64::min);
         let last = moves.iter().filter_map(|c| c.end).fold(0.0, f64::max);
         let moving_s = if moves.is_empty() { 0.0 } else { last - first };
-        let round_trips = r.round_trips.unwrap_or_default();
         let scale = 10_000.0 / users as f64;
         rows.push(PlacementRow {
             users,
