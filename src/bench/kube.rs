@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use kube::runtime::watcher;
 use serde::Serialize;
 
 use super::BenchError;
+use super::procs::{Kid, err, free_port, log, sim_serve};
 use super::scale::scenario_yaml;
 use crate::api::PoolPair;
 
@@ -51,19 +52,6 @@ pub struct KubeReport {
     pub idle_reads: u64,
     pub operator_cpu_s: f64,
     pub operator_peak_rss_mib: f64,
-}
-
-struct Kid(Child);
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn err(what: &str, e: impl std::fmt::Display) -> BenchError {
-    BenchError(format!("{what}: {e}"))
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String, BenchError> {
@@ -111,10 +99,6 @@ fn relay(upstream: u16, arrivals: Arc<Mutex<Vec<Instant>>>) -> Result<u16, Bench
         }
     });
     Ok(port)
-}
-
-fn free_port() -> Result<u16, BenchError> {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| err("no free port", e))
 }
 
 /// The namespace and the deployment, polling every `poll`.
@@ -180,17 +164,7 @@ pub fn measure(kubeconfig: &Path, pairs: usize, applies: usize, window: Duration
     let scenario = dir.join("scenario.yaml");
     std::fs::write(&scenario, scenario_yaml(pairs, 10, false)).map_err(|e| err("writing the scenario", e))?;
     let sim_port = free_port()?;
-    let log = |name: &str| -> Result<Stdio, BenchError> {
-        std::fs::File::create(dir.join(name)).map(Stdio::from).map_err(|e| err("log file", e))
-    };
-    let _sim = Kid(Command::new(&exe)
-        .args(["sim", "serve", "--listen", &format!("127.0.0.1:{sim_port}"), "--speed", "60", "--scenario"])
-        .arg(&scenario)
-        .stdin(Stdio::null())
-        .stdout(log("sim.log")?)
-        .stderr(log("sim.err")?)
-        .spawn()
-        .map_err(|e| err("starting lyncdr sim serve", e))?);
+    let _sim = sim_serve(&exe, &dir, &scenario, sim_port)?;
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let relay_port = relay(sim_port, arrivals.clone())?;
     let url = format!("http://127.0.0.1:{relay_port}");
@@ -221,8 +195,8 @@ pub fn measure(kubeconfig: &Path, pairs: usize, applies: usize, window: Duration
         .env_remove("POD_NAME")
         .env_remove("POD_NAMESPACE")
         .stdin(Stdio::null())
-        .stdout(log("operator.log")?)
-        .stderr(log("operator.err")?)
+        .stdout(log(&dir, "operator.log")?)
+        .stderr(log(&dir, "operator.err")?)
         .spawn()
         .map_err(|e| err("starting the operator", e))?);
     let start = Instant::now();

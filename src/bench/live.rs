@@ -8,14 +8,14 @@
 //! polls of an hour at the default interval (1 minute).
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::BenchError;
+use super::procs::{Kid, err, free_port, log, sim_serve};
 use super::scale::scenario_yaml;
 use crate::model::Fqdn;
 use crate::model::sip::generated_user;
@@ -52,24 +52,6 @@ struct Http {
     client: reqwest::Client,
 }
 
-/// A child process killed when dropped.
-struct Kid(Child);
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16, BenchError> {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| BenchError(format!("no free port: {e}")))
-}
-
-fn io(what: &str, e: impl std::fmt::Display) -> BenchError {
-    BenchError(format!("{what}: {e}"))
-}
-
 /// The manifests: the deployment (polling every 5 s), `pairs` PoolPairs at home, and one
 /// `UserPlacement` per Front End pool naming its users where they are.
 fn manifests(pairs: usize, users_per_pool: u32, url: &str) -> Result<String, BenchError> {
@@ -81,7 +63,7 @@ fn manifests(pairs: usize, users_per_pool: u32, url: &str) -> Result<String, Ben
             "---\napiVersion: lyncdr.io/v1alpha1\nkind: PoolPair\nmetadata: {{name: pair{i}, namespace: lync}}\nspec:\n  deployment: bench\n  pools: [pool{i}.dal.contoso.com, pool{i}.sea.contoso.com]\n  failedOver: []\n"
         ));
         for site in ["dal", "sea"] {
-            let pool = Fqdn::parse(&format!("pool{i}.{site}.contoso.com")).map_err(|e| io("bench pool name", e))?;
+            let pool = Fqdn::parse(&format!("pool{i}.{site}.contoso.com")).map_err(|e| err("bench pool name", e))?;
             let users: Vec<String> = (1..=users_per_pool).map(|k| format!("'{}'", generated_user(&pool, k))).collect();
             t.push_str(&format!(
                 "---\napiVersion: lyncdr.io/v1alpha1\nkind: UserPlacement\nmetadata: {{name: home-{i}-{site}, namespace: lync}}\nspec:\n  deployment: bench\n  targetPool: {pool}\n  users: [{}]\n",
@@ -94,14 +76,14 @@ fn manifests(pairs: usize, users_per_pool: u32, url: &str) -> Result<String, Ben
 
 /// CPU seconds (user + system) and peak RSS (MiB) of a process.
 pub(super) fn proc_stat(pid: u32) -> Result<(f64, f64), BenchError> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| io("reading /proc/<pid>/stat", e))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| err("reading /proc/<pid>/stat", e))?;
     // The fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the file, 12 and 13 after the name; 100 ticks/s.
     let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| io("reading /proc/<pid>/status", e))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| err("reading /proc/<pid>/status", e))?;
     let hwm = status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
@@ -117,7 +99,7 @@ fn sim_calls(http: &Http, url: &str) -> Result<(usize, usize, usize), BenchError
     let log: Vec<serde_json::Value> = http
         .rt
         .block_on(async { http.client.get(format!("{url}/v1/log")).send().await?.json().await })
-        .map_err(|e| io("reading the simulator's call log", e))?;
+        .map_err(|e| err("reading the simulator's call log", e))?;
     let observations = log.iter().filter(|r| r["cmdlet"] == "Get-CsSipDomain").count();
     let changes = log.iter().filter(|r| r["mutating"] == true && r["whatIf"] != true).count();
     Ok((observations, log.len(), changes))
@@ -137,31 +119,21 @@ fn converged(status: &Path) -> bool {
 /// Starts the simulator and the standalone process for `pairs` pairs, waits for convergence,
 /// then watches `window` of idle polls.
 pub fn measure(pairs: usize, users: usize, window: Duration) -> Result<LiveRow, BenchError> {
-    let exe = std::env::current_exe().map_err(|e| io("finding the lyncdr executable", e))?;
+    let exe = std::env::current_exe().map_err(|e| err("finding the lyncdr executable", e))?;
     let dir = std::env::temp_dir().join(format!("lyncdr-bench-{}-{pairs}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("manifests")).map_err(|e| io("creating the bench directory", e))?;
+    std::fs::create_dir_all(dir.join("manifests")).map_err(|e| err("creating the bench directory", e))?;
     let users_per_pool = (users / (2 * pairs)).max(1) as u32;
     let scenario = dir.join("scenario.yaml");
-    std::fs::write(&scenario, scenario_yaml(pairs, users_per_pool, false)).map_err(|e| io("writing the scenario", e))?;
+    std::fs::write(&scenario, scenario_yaml(pairs, users_per_pool, false)).map_err(|e| err("writing the scenario", e))?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     std::fs::write(dir.join("manifests/bench.yaml"), manifests(pairs, users_per_pool, &url)?)
-        .map_err(|e| io("writing the manifests", e))?;
-    let log = |name: &str| -> Result<Stdio, BenchError> {
-        std::fs::File::create(dir.join(name)).map(Stdio::from).map_err(|e| io("creating a log file", e))
-    };
-    let _sim = Kid(Command::new(&exe)
-        .args(["sim", "serve", "--listen", &format!("127.0.0.1:{port}"), "--speed", "60", "--scenario"])
-        .arg(&scenario)
-        .stdin(Stdio::null())
-        .stdout(log("sim.log")?)
-        .stderr(log("sim.err")?)
-        .spawn()
-        .map_err(|e| io("starting lyncdr sim serve", e))?);
+        .map_err(|e| err("writing the manifests", e))?;
+    let _sim = sim_serve(&exe, &dir, &scenario, port)?;
     let http = Http {
-        rt: tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| io("runtime", e))?,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| io("HTTP client", e))?,
+        rt: tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| err("runtime", e))?,
+        client: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| err("HTTP client", e))?,
     };
     let up = Instant::now();
     while http.rt.block_on(async { http.client.get(format!("{url}/healthz")).send().await }).is_err() {
@@ -180,10 +152,10 @@ pub fn measure(pairs: usize, users: usize, window: Duration) -> Result<LiveRow, 
         .arg("--status-file")
         .arg(&status)
         .stdin(Stdio::null())
-        .stdout(log("run.log")?)
-        .stderr(log("run.err")?)
+        .stdout(log(&dir, "run.log")?)
+        .stderr(log(&dir, "run.err")?)
         .spawn()
-        .map_err(|e| io("starting lyncdr run", e))?);
+        .map_err(|e| err("starting lyncdr run", e))?);
     let pid = op.0.id();
     while !converged(&status) {
         if start.elapsed() > Duration::from_secs(300) {

@@ -13,6 +13,7 @@
 pub mod kube;
 pub mod live;
 pub mod placement;
+mod procs;
 pub mod recovery;
 pub mod scale;
 
