@@ -23,6 +23,7 @@
 
 mod common;
 
+use lyncdr::sim::transport_faults::SplitMix64;
 use std::sync::Mutex;
 
 use common::{DAL, SEA, Schedule, TWO_SITE, TWO_SITE_DESIRED, Watcher, desired, drive_continuously, runtime, scenario};
@@ -39,23 +40,6 @@ const MAX_AMBIGUITY: Span = Span(30 * 60_000);
 const WEEK: Span = Span(7 * 24 * 3_600_000);
 /// The seeds every run plays (the regression seeds of `tests/week-seeds.txt` come on top).
 const SEEDS: [u64; 4] = [1, 2, 3, 4];
-
-/// SplitMix64: a small deterministic generator, so a seed means the same week everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[lo, hi)`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
 
 /// What can fail, as fault targets of the two-site deployment.
 const TARGETS: [&str; 12] = [
@@ -80,7 +64,7 @@ struct Week {
 }
 
 fn week(seed: u64) -> Week {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let mut faults: Vec<(Stamp, Stamp, &'static str)> = vec![];
     let mut restarts = vec![];
     let mut t = Stamp(0).plus(Span::mins(rng.range(10, 120)));

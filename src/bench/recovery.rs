@@ -221,7 +221,7 @@ fn required(steps: &[StepTime], fault: Stamp, served: Stamp) -> Vec<&StepTime> {
             todo.extend(s.after.iter().map(String::as_str).filter(|a| by_id.contains_key(a)));
         }
     }
-    steps.iter().filter(|s| need.contains(s.id.as_str()) && by_id.get(s.id.as_str()).is_some_and(|x| std::ptr::eq(*x, *s))).collect()
+    need.iter().filter_map(|id| by_id.get(id).copied()).collect()
 }
 
 /// The sequential runbook's time for the required steps: every change one after another; a
