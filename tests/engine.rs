@@ -658,21 +658,23 @@ fn failover_with_faults(faults: &[(Span, &str)]) -> (Converged, Vec<Event>, Vec<
 }
 
 #[test]
-fn interrupted_failover_without_effect_stalls_and_keeps_the_entry_pending() {
+fn interrupted_failover_without_effect_is_settled_once_its_server_is_confirmed_down() {
     // Seattle, where Invoke-CsPoolFailOver runs, is lost five minutes into it: the connection
-    // drops, the failover does not complete, and Dallas keeps serving its users.
+    // drops, the failover does not complete, and Dallas keeps serving its users. Seattle is
+    // confirmed down (by the operator and by Dallas), so the call no longer runs anywhere: the
+    // entry settles as failed, naming why, instead of waiting for a person, and the plan decides
+    // again from what is observed. Nothing is sent again blindly.
     let (end, events, entries, lync, _) = failover_with_faults(&[(Span::mins(5), "down:site/Seattle")]);
-    let Converged::Stalled { step, reason, .. } = &end else { panic!("expected a stall, got {}", brief(&end)) };
+    let Converged::Stalled { step, reason, .. } = &end else { panic!("expected the step to fail, got {}", brief(&end)) };
     assert_eq!(step, FAILOVER);
-    assert!(reason.contains(FAILOVER), "the message names the step: {reason}");
-    assert!(reason.contains("Invoke-CsPoolFailOver -PoolFqdn pool01.dal.contoso.com"), "and its command: {reason}");
-    assert!(reason.contains("unknown"), "and says the outcome is unknown: {reason}");
+    assert!(reason.contains("pool01.sea.contoso.com, which ran it, is confirmed down"), "the message says why: {reason}");
+    assert!(reason.contains("no longer runs"), "{reason}");
     assert!(reason.contains("not observed"), "{reason}");
-    assert!(matches!(results_of(&events, FAILOVER).as_slice(), [StepResult::Stalled(_)]));
+    assert!(matches!(results_of(&events, FAILOVER).as_slice(), [StepResult::Failed(_)]));
 
-    let pending: Vec<&Entry> = entries.iter().filter(|e| e.outcome == Outcome::Pending).collect();
-    assert_eq!(pending.len(), 1, "{}", show_entries(&entries));
-    assert_eq!(pending[0].step.id, FAILOVER);
+    assert!(entries.iter().all(|e| e.outcome != Outcome::Pending), "nothing left pending:\n{}", show_entries(&entries));
+    let fo_entry = entries.iter().find(|e| e.step.id == FAILOVER).expect("journaled");
+    assert!(matches!(&fo_entry.outcome, Outcome::Failed(m) if m.contains("confirmed down")), "{}", show_entries(&entries));
     let calls = changes(&lync);
     let fo = calls_of(&calls, "Invoke-CsPoolFailOver");
     assert_eq!(fo.len(), 1, "not retried:\n{}", show(&calls));
@@ -680,6 +682,21 @@ fn interrupted_failover_without_effect_stalls_and_keeps_the_entry_pending() {
     let last = calls.iter().map(|r| r.started).max().unwrap();
     assert_eq!(last, fo[0].started, "nothing ran after the interrupted failover:\n{}", show(&calls));
     assert_eq!(failover_state(&lync, DAL), FailoverState::Normal);
+}
+
+#[test]
+fn interrupted_failover_while_its_server_is_only_cut_off_from_the_operator_is_not_settled() {
+    // The operator loses Seattle for good five minutes into the failover, but Dallas still
+    // reaches it: Seattle is alive and the failover may still be running there, so the entry
+    // must not be settled as failed (a second failover would be planned over a running one).
+    // The simulator lets the failover finish, and observation (the CMS is in Dallas) tells.
+    let (end, _, entries, lync, _) = failover_with_faults(&[(Span::mins(5), "down:link/operator:Seattle")]);
+    let fo_entry = entries.iter().find(|e| e.step.id == FAILOVER).expect("journaled");
+    assert!(!matches!(fo_entry.outcome, Outcome::Failed(_)), "settled as failed while it could run: {}", show_entries(&entries));
+    assert_eq!(calls_of(&changes(&lync), "Invoke-CsPoolFailOver").len(), 1, "not retried");
+    assert_eq!(fo_entry.outcome, Outcome::Succeeded, "resolved by observation: {}", show_entries(&entries));
+    assert!(matches!(end, Converged::Done { .. }), "{}", brief(&end));
+    assert_eq!(failover_state(&lync, DAL), FailoverState::FailedOver);
 }
 
 #[test]

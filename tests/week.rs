@@ -371,17 +371,14 @@ fn losing_the_mirror_that_holds_the_principal_fails_the_back_end_back_to_the_pri
     assert!(late.is_empty(), "Seattle's users are still not served 15 minutes after the mirror was lost: {late:#?}");
 }
 
-/// Seed 7, finding 5 (not fixed here: the executor and the simulator's request ledger belong to
-/// another engineer). Seattle's pool is lost and failed over; once back and stable, its
+/// Seed 7, finding 5. Seattle's pool is lost and failed over; once back and stable, its
 /// failback starts, and the whole Seattle site is lost while the failback runs. The simulator
 /// aborts the failback (nothing changed: Seattle's users stay on Dallas) and its ledger says the
-/// request was interrupted on the server; when Seattle returns, the observation shows the
-/// failback neither done nor running, yet the engine stalls on the entry for good, and while it
-/// stalls it fails nothing over, for any pool (in seed 7, six days and Dallas's users waiting
-/// hours). Settling such an entry (interrupted on the server, nothing running, the state before
-/// the step observed) as failed, so the plan decides again, would end the ambiguity.
+/// request was interrupted on the server. The engine used to stall on that entry for good, and
+/// while it stalled it failed nothing over, for any pool (in seed 7, six days and Dallas's users
+/// waiting hours). Now, when Seattle returns and the observation shows the failback neither done
+/// nor running, the entry settles as failed, the plan decides again, and the failback runs again.
 #[test]
-#[ignore = "finding 5: a pool failback interrupted by the loss of its site stalls the journal for good (src/engine/executor.rs, src/sim/calls.rs)"]
 fn a_failback_interrupted_by_the_loss_of_its_site_is_settled_once_the_site_returns() {
     let d = desired(TWO_SITE_DESIRED);
     let dir = tempfile::tempdir().unwrap();
@@ -415,4 +412,52 @@ fn a_failback_interrupted_by_the_loss_of_its_site_is_settled_once_the_site_retur
     );
     assert!(drove.longest_ambiguity <= MAX_AMBIGUITY, "the journal stayed ambiguous for {}", drove.longest_ambiguity);
     assert!(served_at_end, "Seattle's users never came home");
+}
+
+/// Finding 5 with more than one pair: while the failback of one Seattle pool runs, the whole
+/// Seattle site is lost. The interrupted failback must not hold up the failover of Seattle's
+/// other pool: its server is confirmed down (by the operator and by Dallas), so the call no longer
+/// runs, the entry settles, and the second pool fails over after its grace period as it would
+/// without the failback.
+#[test]
+fn a_failback_interrupted_by_a_site_loss_does_not_hold_up_the_other_pools_failover() {
+    let d = lyncdr::bench::recovery::desired_state(2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contoso.journal.json");
+    let sea2 = Fqdn::parse("pool02.sea.contoso.com").unwrap();
+    let sea1 = Fqdn::parse("pool01.sea.contoso.com").unwrap();
+    let dal1 = Fqdn::parse("pool01.dal.contoso.com").unwrap();
+    let (drove, first_served_by_dallas, seen) = runtime().block_on(async {
+        let mut sim = Simulator::new(&lyncdr::bench::recovery::scenario(2).unwrap());
+        // pool02.sea is lost at 5 minutes and failed over; back at 60, its failback starts after
+        // 10 minutes of stability; the site is lost at 90, while the failback runs.
+        for (at, f) in [(5, "down:pool/pool02.sea.contoso.com"), (60, "up:pool/pool02.sea.contoso.com"), (90, "down:site/Seattle")] {
+            sim.schedule(Stamp(0).plus(Span::mins(at)), Fault::parse(f).unwrap());
+        }
+        let lync = LocalSim::new(sim);
+        let watcher = Watcher::new(&lync);
+        let first = Mutex::new(None);
+        let mut round = |at: Stamp, _: &Converged| {
+            let g = lync.lock();
+            if first.lock().unwrap().is_none() && g.snapshot().pools[&sea1].served_by == dal1 {
+                *first.lock().unwrap() = Some(at);
+            }
+        };
+        let when = Schedule { horizon: Stamp(0).plus(Span::hours(3)), poll: POLL, restarts: &[] };
+        let drove = drive_continuously(&lync, &path, &d, &watcher, when, &mut round).await;
+        (drove, first.into_inner().unwrap(), watcher.seen.into_inner().unwrap())
+    });
+    assert!(seen.violations.is_empty(), "{:#?}", seen.violations);
+    let failbacks = seen.failbacks();
+    assert!(
+        failbacks.iter().any(|o| o.pool == sea2 && o.at < Stamp(0).plus(Span::mins(90))),
+        "pool02.sea's failback did not start before the site was lost: {:#?}",
+        seen.ops
+    );
+    assert!(drove.longest_ambiguity <= MAX_AMBIGUITY, "the journal stayed ambiguous for {}", drove.longest_ambiguity);
+    // Lost at 90; confirmed and waited for the 5-minute grace period; a 15-minute failover of
+    // 15,000 users; a few polls between.
+    let by = Stamp(0).plus(Span::mins(90 + 5 + 15 + 10));
+    let at = first_served_by_dallas.expect("pool01.sea's users were never served by Dallas");
+    assert!(at <= by, "pool01.sea's users were served by Dallas only at {at} (expected by {by})");
 }

@@ -19,7 +19,7 @@ use super::scope_for;
 use super::{DesiredSource, ObservationError};
 use crate::backend::{Lync, LyncError};
 use crate::desired::Desired;
-use crate::model::{FailoverState, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
+use crate::model::{FailoverState, Health, Lesson, Observed, Request, RequestState, RunOn, Span, Stamp};
 use crate::planner::{Expect, Plan, Policy, Step, StepKind, plan};
 
 /// How long a repeatable step's success counts as still valid (see `done_recently`).
@@ -499,6 +499,9 @@ impl Executor<'_> {
     /// minutes); after a restart the engine stalls at once instead, as before.
     pub async fn resolve_watching(&self, step: &Step, request: Option<&Request>, watch: Span) -> Resolution {
         let start = self.lync.now();
+        // Set when the server says the call was cut off there: it no longer runs, so what is
+        // observed is final.
+        let mut interrupted = None;
         if let Some(req) = request {
             loop {
                 match self.lync.request_state(req).await {
@@ -524,20 +527,37 @@ impl Executor<'_> {
                         }
                         self.lync.sleep(self.poll).await;
                     }
+                    RequestState::Interrupted(why) => {
+                        interrupted = Some(why);
+                        break;
+                    }
                     RequestState::Unknown(_) => break,
                 }
             }
         }
-        if !step.expect.observable() {
-            return Resolution::NotDone;
-        }
         loop {
             let Ok(o) = self.observe().await else { return Resolution::NotDone };
-            if step.expect.holds(&o) {
+            if step.expect.observable() && step.expect.holds(&o) {
                 return Resolution::Done;
             }
             // A pool operation seen running is waited for; any other effect for `watch`.
             let running = matches!(&step.expect, Expect::ServedBy { pool, .. } if o.failover(pool).in_progress());
+            if !running && let Some(why) = no_longer_runs(step, &o, interrupted.as_deref()) {
+                // The call cannot be running any more and nothing is seen running: the
+                // deployment is as observed, and the plan decides again from it (a pool failover
+                // or failback is run again to finish, as Microsoft's procedure says).
+                return Resolution::Failed(if step.expect.observable() {
+                    format!(
+                        "{why}; its effect ({}) is not observed and no operation is running, so the plan decides again from what is observed",
+                        describe(&step.expect)
+                    )
+                } else {
+                    format!("{why}; the step is repeatable, so the plan decides again")
+                });
+            }
+            if !step.expect.observable() {
+                return Resolution::NotDone;
+            }
             let waited = self.lync.now().since(start);
             if waited >= self.wait_timeout || (!running && waited >= self.wait_timeout.min(watch)) {
                 return Resolution::NotDone;
@@ -545,6 +565,19 @@ impl Executor<'_> {
             self.lync.sleep(self.poll).await;
         }
     }
+}
+
+/// Why a started call whose outcome is unknown can no longer be running, if it cannot: the
+/// server's ledger says it was cut off there, or the pool it runs on is confirmed down (by the
+/// operator and by its partner, the evidence automatic failover acts on; a server that is down
+/// runs nothing). Whatever it changed before it stopped is in the observation.
+fn no_longer_runs(step: &Step, o: &Observed, interrupted: Option<&str>) -> Option<String> {
+    if let Some(why) = interrupted {
+        return Some(why.to_string());
+    }
+    let host = &step.run_on;
+    (o.pool(host).is_some_and(|p| p.health() == Health::Down))
+        .then(|| format!("{host}, which ran it, is confirmed down (by the operator and by its partner), so the call no longer runs"))
 }
 
 /// Where a step stands before (another attempt of) its call.

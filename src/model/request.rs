@@ -32,7 +32,10 @@ pub enum RequestState {
     Succeeded,
     /// Ran and failed (the cmdlet's error); nothing else is known to have changed.
     Failed(String),
-    /// The ledger cannot tell (the server is unreachable, the backend keeps no ledger, the call
-    /// was interrupted on the server).
+    /// Received and started, then cut off on the server before it finished (the server lost
+    /// power or its site): it no longer runs, and what it changed, if anything, is only known
+    /// by looking at the deployment.
+    Interrupted(String),
+    /// The ledger cannot tell (the server is unreachable, the backend keeps no ledger).
     Unknown(String),
 }

@@ -18,6 +18,11 @@ pub struct Timings {
     /// `Import-Module Lync` (5 to 15 s on a Front End). Charged once per session by the
     /// simulator's WS-Man endpoint.
     pub session_start: Span,
+    /// Time for a caller to notice that the server running its call went away (power, site or
+    /// network lost): its next WS-Man Receive poll finds no server, within the client's read
+    /// timeout (pywinrm: 30 s above a 20 s OperationTimeout). The call ends then, interrupted,
+    /// instead of at its planned completion.
+    pub session_loss: Span,
     /// Pool failover time per 1,000 users; default from the RTO targets at 40,000 users:
     /// 30 min (Lync 2013, JJ205079) or 15 min (SfB, disaster-recovery topic).
     pub pool_failover_per_1000_users: Option<Span>,
@@ -68,6 +73,7 @@ impl Default for Timings {
             query: Span::ms(500),
             round_trip: Span::secs(1),
             session_start: Span::secs(10),
+            session_loss: Span::secs(30),
             pool_failover_per_1000_users: None,
             pool_failback_per_1000_users: Span::mins(3),
             minimum_pool_operation: Span::mins(2),
@@ -128,6 +134,7 @@ impl Timings {
             ("query", Some(self.query)),
             ("roundTrip", Some(self.round_trip)),
             ("sessionStart", Some(self.session_start)),
+            ("sessionLoss", Some(self.session_loss)),
             ("poolFailoverPer1000Users", self.pool_failover_per_1000_users),
             ("poolFailbackPer1000Users", Some(self.pool_failback_per_1000_users)),
             ("minimumPoolOperation", Some(self.minimum_pool_operation)),

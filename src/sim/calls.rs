@@ -151,7 +151,7 @@ impl Simulator {
             entry.state = match &result {
                 Ok(_) => RequestState::Succeeded,
                 Err(Failure::Cmdlet(e)) => RequestState::Failed(e.to_string()),
-                Err(f) => RequestState::Unknown(format!("interrupted on the server: {f}")),
+                Err(f) => RequestState::Interrupted(format!("interrupted on the server: {f}")),
             };
         }
         // The caller hears the result only if it still reaches the server.
@@ -177,6 +177,12 @@ impl Simulator {
             op.result = Some(result);
         }
         self.track_service();
+    }
+
+    /// When a running call ends as things stand: its planned completion, or sooner once the
+    /// server running it went away (see `Timings::session_loss`). `None` once it has ended.
+    pub fn due(&self, id: u64) -> Option<crate::model::Stamp> {
+        self.ops.get(&id).filter(|o| o.result.is_none()).map(|o| o.done_at)
     }
 
     /// The result of a call whose completion time has passed; `None` while it still runs.

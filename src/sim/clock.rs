@@ -207,8 +207,12 @@ impl Simulator {
             self.ops.values().filter(|o| o.result.is_none() && o.aborted.is_none() && !net.host_up(&o.server)).map(|o| o.id).collect()
         };
         for id in down {
+            let notice = self.now.plus(self.timings.session_loss);
             let Some(op) = self.ops.get_mut(&id) else { continue };
             op.aborted = Some(errors::interrupted(&op.server));
+            // The caller's session notices the server is gone within the transport's timeout;
+            // the call ends then, not at its planned completion.
+            op.done_at = op.done_at.min(notice);
             let effect = match &op.completion {
                 Completion::Effect(e) => Some(e.clone()),
                 Completion::Output(_) => None,

@@ -129,12 +129,21 @@ impl SimServer {
         let result = match begun {
             Err(f) => Err(f.into()),
             Ok(ticket) => {
-                self.clock.sleep_until(ticket.done_at).await;
+                // The call can end before its planned completion (its server lost): look again
+                // at least every `CALL_POLL` of simulated time.
                 loop {
-                    if let Some(r) = self.lock().finish(ticket.id) {
-                        break r.map_err(LyncError::from);
+                    let due = {
+                        let mut g = self.lock();
+                        if let Some(r) = g.finish(ticket.id) {
+                            break r.map_err(LyncError::from);
+                        }
+                        g.due(ticket.id)
+                    };
+                    let now = self.clock.now();
+                    match due {
+                        Some(d) if d > now => self.clock.sleep_until(d.min(now.plus(super::local::CALL_POLL))).await,
+                        _ => tokio::time::sleep(std::time::Duration::from_millis(2)).await,
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 }
             }
         };
