@@ -13,6 +13,9 @@
 //! - [`winrm`]: the WS-Management (WinRM/WinRS) client and server, NTLM message encryption;
 //! - [`driver`]: the PowerShell driver: the scripts lyncdr runs on Lync servers, and the
 //!   backend that runs them over WinRM;
+//! - [`connection`]: from a LyncDeployment's `spec.connection` to a backend (the simulator over
+//!   HTTP or the driver over WinRM) with credentials from a Kubernetes Secret or a directory of
+//!   secret files, shared by the operator and the standalone front end;
 //! - [`planner`]: the pure planner, `plan(desired, observed, policy) -> Plan`;
 //! - [`engine`]: observe, plan and execute with a journal, shared by every front end;
 //! - [`status`]: status, conditions, the policy gate and plan progress, shared by the front ends;
@@ -30,6 +33,7 @@ pub mod api;
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod connection;
 pub mod controller;
 pub mod desired;
 pub mod driver;

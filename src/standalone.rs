@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::manifests::{self, Manifest};
 use crate::api::{
-    ConferenceContentRestoreStatus, LyncDeployment, LyncDeploymentStatus, PoolPairStatus, RESOLVE_ANNOTATION, StepStatus, Transport,
-    UserPlacementStatus, resolve_target,
+    ConferenceContentRestoreStatus, Connection, LyncDeployment, LyncDeploymentStatus, PoolPairStatus, RESOLVE_ANNOTATION, StepStatus,
+    Transport, UserPlacementStatus, resolve_target,
 };
-use crate::backend::HttpSim;
+use crate::connection::{ConnectError, Connector, DefaultConnector, SecretsDir};
 use crate::desired;
 use crate::engine::executor::{Event, RunOutcome};
 use crate::engine::journal::{FileJournal, Journal, resolve_by_person};
@@ -37,8 +37,12 @@ pub struct Options {
     pub status_file: Option<PathBuf>,
     /// One round, then exit.
     pub once: bool,
-    /// Overrides the deployments' `connection.simulatorUrl`.
+    /// Overrides the deployments' connection: `lyncdr sim serve` at this URL.
     pub simulator: Option<String>,
+    /// Where a WinRM connection's `credentialsSecret` is read from: the files of a Secret as
+    /// Kubernetes mounts it, `<dir>/<namespace>/<name>/` or `<dir>/<name>/`, with `username`
+    /// and `password` ([`SecretsDir`]).
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Everything the standalone front end knows, as written to the status file.
@@ -118,6 +122,21 @@ pub async fn run(opts: &Options) -> Result<StatusFile, StandaloneError> {
         }),
         Err(_) => StatusFile::default(),
     };
+    if let Some(dir) = &opts.secrets_dir
+        && !dir.is_dir()
+    {
+        return Err(state_err(
+            "--secrets-dir",
+            dir,
+            "is not a directory; it holds <name>/username and <name>/password of each credentialsSecret",
+        ));
+    }
+    // One connection per deployment, kept across rounds (warm WinRM sessions, the observer's
+    // memo) and made again when what it was made from changes (a rotated password included).
+    let connector = match &opts.secrets_dir {
+        Some(root) => DefaultConnector::new(std::sync::Arc::new(SecretsDir { root: root.clone() })),
+        None => DefaultConnector::default(),
+    };
     // One writer per deployment: held for the life of the process.
     let mut leases: BTreeMap<String, File> = BTreeMap::new();
     loop {
@@ -139,7 +158,7 @@ pub async fn run(opts: &Options) -> Result<StatusFile, StandaloneError> {
             }
             poll = poll.min(dep.spec.policy.poll_interval.max(Span::secs(5)));
             let prev = report.deployments.get(&key).cloned().unwrap_or_default();
-            let next = round(opts, &ms, dep, d, &key, prev).await;
+            let next = round(opts, &connector, &ms, dep, d, &key, prev).await;
             print_summary(&key, &next);
             report.deployments.insert(key, next);
         }
@@ -202,6 +221,7 @@ impl RoundOutcome {
 
 async fn round(
     opts: &Options,
+    connector: &DefaultConnector,
     ms: &[Manifest],
     dep: &LyncDeployment,
     d: &desired::Desired,
@@ -228,7 +248,7 @@ async fn round(
                     Err(e) => eprintln!("LyncDeployment/{key}: cannot resolve {}: {e}", resolve_target(v)),
                 }
             }
-            let mut out = act(opts, dep, d, key, &journal, generation, &prev, &progress, &sink).await;
+            let mut out = act(opts, connector, dep, d, key, &journal, generation, &prev, &progress, &sink).await;
             // The latest entries, pending ones first to see, as the operator shows them in status.
             if let Ok(entries) = journal.entries().await {
                 let skip = entries.len().saturating_sub(20);
@@ -298,6 +318,7 @@ async fn round(
 #[allow(clippy::too_many_arguments)]
 async fn act(
     opts: &Options,
+    connector: &DefaultConnector,
     dep: &LyncDeployment,
     d: &desired::Desired,
     key: &str,
@@ -307,33 +328,36 @@ async fn act(
     progress: &Progress,
     sink: &(dyn Fn(Event) + Send + Sync),
 ) -> RoundOutcome {
-    let url = match (&opts.simulator, &dep.spec.connection) {
-        (Some(u), _) => u.clone(),
-        (None, Some(c)) if c.transport == Transport::WinRM => {
+    let conn = match (&opts.simulator, &dep.spec.connection) {
+        (Some(u), _) => Connection { transport: Transport::Simulator, simulator_url: Some(u.clone()), ..Connection::default() },
+        (None, Some(c)) if c.transport == Transport::Simulator && c.simulator_url.is_none() => {
             return RoundOutcome::only(Phase::stalled(
-                "spec.connection.transport: WinRM is not supported by this version of lyncdr; use transport: Simulator with spec.connection.simulatorUrl (or --simulator)",
+                "spec.connection.simulatorUrl: required for transport Simulator (or pass --simulator)",
             ));
         }
-        (None, Some(c)) => match &c.simulator_url {
-            Some(u) => u.clone(),
-            None => {
-                return RoundOutcome::only(Phase::stalled(
-                    "spec.connection.simulatorUrl: required for transport Simulator (or pass --simulator)",
-                ));
-            }
-        },
+        (None, Some(c)) if c.transport == Transport::WinRM && c.credentials_secret.is_some() && opts.secrets_dir.is_none() => {
+            return RoundOutcome::only(Phase::stalled(format!(
+                "spec.connection.credentialsSecret: lyncdr run --manifests reads {} from files: pass --secrets-dir DIR, with DIR/{}/username and DIR/{}/password (a Secret mounted as a volume has this layout)",
+                c.credentials_secret.as_deref().unwrap_or_default(),
+                c.credentials_secret.as_deref().unwrap_or_default(),
+                c.credentials_secret.as_deref().unwrap_or_default(),
+            )));
+        }
+        (None, Some(c)) => c.clone(),
         (None, None) => {
             return RoundOutcome::only(Phase::stalled(
-                "spec.connection: required; set transport: Simulator and simulatorUrl (or pass --simulator)",
+                "spec.connection: required; set transport: Simulator and simulatorUrl (or pass --simulator), or transport: WinRM with endpoints and credentialsSecret (and --secrets-dir)",
             ));
         }
     };
     let live = &ManifestSource { manifests: opts.manifests.clone(), key: key.to_string(), applied: prev.status.applied_generation };
-    let lync = match HttpSim::connect(&url).await {
-        Err(e) => return RoundOutcome::only(Phase::Unobservable(e.to_string())),
+    // The connector finds the Secret's namespace in its key.
+    let lync = match connector.connect(&format!("{}/{}", d.namespace, d.deployment), &conn).await {
+        Err(ConnectError::Backend(e)) => return RoundOutcome::only(Phase::Unobservable(e.to_string())),
+        Err(e) => return RoundOutcome::only(Phase::stalled(e.to_string())),
         Ok(l) => l,
     };
-    let mut engine = Engine::new(&lync, journal);
+    let mut engine = Engine::new(&*lync, journal);
     engine.settings = Settings {
         concurrency: dep.spec.policy.concurrency.clamp(1, 16) as usize,
         by: "lyncdr run --manifests".into(),

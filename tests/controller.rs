@@ -574,9 +574,9 @@ async fn a_memory_left_half_changed_by_a_panic_is_never_written_to_status() {
 #[tokio::test]
 async fn a_winrm_connection_names_what_is_missing_and_never_a_secret_value() {
     use lyncdr::api::{Connection, Transport};
-    use lyncdr::controller::DefaultConnector;
+    use lyncdr::controller::KubeSecrets;
     let h = Harness::new(common::TWO_SITE, &manifests("  failedOver: []", "approval: Automatic"));
-    let connector = DefaultConnector::new(h.ctx.client.clone());
+    let connector = KubeSecrets::connector(h.ctx.client.clone());
     let mut conn: Connection = serde_json::from_value(json!({ "transport": "WinRM" })).expect("connection");
     assert_eq!(conn.transport, Transport::WinRM);
     let err = |c: &Connection| {

@@ -3,7 +3,8 @@
 //! the `lyncdr.io/resolve` annotation; a bad `--status-file` is found before anything runs; a
 //! corrupt journal stalls instead of being dropped; one writer per deployment; a password in the
 //! simulator URL appears nowhere; `sim serve` refuses absurd clock jumps and never panics; a
-//! printing command whose reader goes away ends quietly.
+//! printing command whose reader goes away ends quietly. And transport WinRM, with credentials
+//! from `--secrets-dir`, through the PowerShell driver to the simulator's WS-Man endpoint.
 
 #[path = "support/processes.rs"]
 mod processes;
@@ -265,6 +266,93 @@ fn a_password_in_the_simulator_url_appears_nowhere() {
         seen += &String::from_utf8_lossy(&std::fs::read(entry.expect("entry").path()).unwrap_or_default());
     }
     assert!(!seen.contains(SECRET), "the password leaked:\n{seen}");
+}
+
+/// `lyncdr run --manifests` over WinRM: the planned failover through the PowerShell driver to
+/// the simulator's WS-Man endpoint (NTLM, sealed), the account and password read from the files
+/// of a mounted Secret. Without `--secrets-dir` it stalls naming the field and the fix; with a
+/// wrong password it reaches nothing and changes nothing; the password appears nowhere.
+#[test]
+fn the_standalone_front_end_runs_over_winrm_with_credentials_from_a_secrets_directory() {
+    const PASSWORD: &str = "Standalone-W1nrm-Pa55";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let sim = SimServe::start_with(&scenario(), "600", Some(("LAB\\lyncdr", PASSWORD)));
+    let wsman = sim.wsman.expect("the WS-Man endpoint");
+    let manifests = planned_failover(dir.path(), &[]);
+    let text = std::fs::read_to_string(&manifests).expect("manifests");
+    let old = "  connection:\n    transport: Simulator\n    simulatorUrl: http://127.0.0.1:8080\n";
+    assert!(text.contains(old), "the example's connection block changed");
+    // The simulator's single endpoint stands in for every server (no {server} in the template).
+    let winrm = format!(
+        "  connection:\n    transport: WinRM\n    endpointTemplate: http://{wsman}/wsman\n    endpoints: [pool01-fe01.dal.contoso.com, pool01-fe01.sea.contoso.com]\n    credentialsSecret: lync-winrm\n"
+    );
+    std::fs::write(&manifests, text.replace(old, &winrm)).expect("write manifests");
+    let run_with = |secrets: Option<&Path>| {
+        let (m, st) = (manifests.to_string_lossy().into_owned(), state.to_string_lossy().into_owned());
+        let mut args = vec!["run", "--manifests", &m, "--state-dir", &st, "--once"];
+        let s = secrets.map(|p| p.to_string_lossy().into_owned());
+        if let Some(s) = &s {
+            args.extend(["--secrets-dir", s.as_str()]);
+        }
+        let out = run(&args, Duration::from_secs(120));
+        out.assert_no_panic();
+        out
+    };
+    let mut seen = String::new();
+
+    // No --secrets-dir: a stall naming the field and the fix; nothing ran.
+    let out = run_with(None);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    let st = status(&state);
+    let stalled = condition(&st["deployments"][KEY]["status"]["conditions"], "Stalled");
+    assert_eq!(stalled["status"], "True", "{st}");
+    let message = stalled["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.connection.credentialsSecret") && message.contains("--secrets-dir"), "{message}");
+    assert!(message.contains("lync-winrm/username"), "{message}");
+    assert!(sim.changes().is_empty(), "{:?}", sim.changes());
+    seen += &out.stdout;
+    seen += &out.stderr;
+
+    // A secrets directory without this Secret: the message names the files it looked for.
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("lync-winrm")).expect("mkdir");
+    let out = run_with(Some(&secrets));
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    let st = status(&state);
+    let message = condition(&st["deployments"][KEY]["status"]["conditions"], "Stalled")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.starts_with("credentials Secret lync/lync-winrm: no file"), "{message}");
+    assert!(message.contains("lync-winrm/password"), "{message}");
+
+    // A wrong password: nothing is reached, nothing changes.
+    std::fs::write(secrets.join("lync-winrm/username"), "LAB\\lyncdr\n").expect("write");
+    std::fs::write(secrets.join("lync-winrm/password"), "not-the-password\n").expect("write");
+    let out = run_with(Some(&secrets));
+    assert_ne!(out.code, Some(0), "{}", out.describe());
+    let st = status(&state);
+    let message = condition(&st["deployments"][KEY]["status"]["conditions"], "Stalled")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("refused the credentials of LAB\\lyncdr (HTTP 401)"), "names the account, never the password: {message}");
+    assert!(sim.changes().is_empty(), "{:?}", sim.changes());
+    seen += &out.stdout;
+    seen += &out.stderr;
+
+    // The right one (as `echo` writes it, with a newline): the planned failover runs over WinRM.
+    std::fs::write(secrets.join("lync-winrm/password"), format!("{PASSWORD}\n")).expect("write");
+    let out = run_with(Some(&secrets));
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let st = status(&state);
+    assert_eq!(condition(&st["deployments"][KEY]["status"]["conditions"], "Ready")["status"], "True", "{st}");
+    let changes = sim.changes();
+    assert!(changes.iter().any(|(line, _)| line.starts_with("Invoke-CsPoolFailOver")), "{changes:?}");
+    let log = sim.log();
+    let failover = log.iter().find(|r| r["cmdlet"] == "Invoke-CsPoolFailOver").expect("failover");
+    assert_eq!(failover["args"]["Confirm"], false, "through the driver, unattended: {failover}");
+    seen += &out.stdout;
+    seen += &out.stderr;
+    for entry in std::fs::read_dir(&state).expect("state") {
+        seen += &String::from_utf8_lossy(&std::fs::read(entry.expect("entry").path()).unwrap_or_default());
+    }
+    assert!(!seen.contains(PASSWORD), "the password leaked:\n{seen}");
 }
 
 #[test]

@@ -33,6 +33,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             status_file: args.status_file,
             once: args.once,
             simulator: args.simulator,
+            secrets_dir: args.secrets_dir,
         };
         let report = rt.block_on(standalone::run(&opts))?;
         let ready = report.deployments.values().all(|d| d.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));

@@ -163,6 +163,11 @@ pub struct RunArgs {
     /// Standalone: the simulator URL, overriding the manifests' connection.
     #[arg(long)]
     pub simulator: Option<String>,
+    /// Standalone: where WinRM credentials are read from: DIR/<credentialsSecret>/username and
+    /// .../password (also DIR/<namespace>/<credentialsSecret>/), the layout of a Secret mounted
+    /// as a volume.
+    #[arg(long)]
+    pub secrets_dir: Option<PathBuf>,
     /// Operator: address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,

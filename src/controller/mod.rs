@@ -26,7 +26,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use connect::{ConnectError, Connector, DefaultConnector};
+pub use connect::{ConnectError, Connector, DefaultConnector, KubeSecrets};
 pub use inputs::{Stores, Writers};
 pub use journal::StatusJournal;
 pub use metrics::Metrics;
@@ -202,7 +202,7 @@ pub async fn run(opts: Options, client: Option<Client>) -> Result<(), RunError> 
     let ctx = Arc::new(Ctx::new(
         client.clone(),
         &opts.instance,
-        Arc::new(DefaultConnector::new(client.clone())),
+        Arc::new(KubeSecrets::connector(client.clone())),
         leader_rx,
         metrics.clone(),
         stores,
