@@ -221,19 +221,18 @@ impl CredentialSource for SecretsDir {
                     self.root.join(name).join("password").display()
                 )));
             };
-            let mut version = String::new();
-            let mut values = vec![];
-            for key in ["username", "password"] {
+            // A value and its version: when the file changed and its size, never its content.
+            let read = |key: &str| -> Result<(Vec<u8>, String), ConnectError> {
                 let path = dir.join(key);
-                let value = read_value(&path).map_err(|e| fail(format!("cannot read {}: {}", path.display(), e.kind())))?;
-                // The version is when the files changed and their sizes, never their content.
-                let meta = std::fs::metadata(&path).map_err(|e| fail(format!("cannot read {}: {}", path.display(), e.kind())))?;
+                let unreadable = |e: std::io::Error| fail(format!("cannot read {}: {}", path.display(), e.kind()));
+                let value = read_value(&path).map_err(unreadable)?;
+                let meta = std::fs::metadata(&path).map_err(unreadable)?;
                 let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
-                version.push_str(&format!("{key}:{}.{}:{};", modified.as_secs(), modified.subsec_nanos(), meta.len()));
-                values.push(value);
-            }
-            let password = values.pop().unwrap_or_default();
-            let username = values.pop().unwrap_or_default();
+                Ok((value, format!("{key}:{}.{}:{};", modified.as_secs(), modified.subsec_nanos(), meta.len())))
+            };
+            let (username, user_version) = read("username")?;
+            let (password, password_version) = read("password")?;
+            let version = user_version + &password_version;
             Ok((credentials_from(username, password, fail)?, version))
         })
     }

@@ -330,19 +330,6 @@ async fn act(
 ) -> RoundOutcome {
     let conn = match (&opts.simulator, &dep.spec.connection) {
         (Some(u), _) => Connection { transport: Transport::Simulator, simulator_url: Some(u.clone()), ..Connection::default() },
-        (None, Some(c)) if c.transport == Transport::Simulator && c.simulator_url.is_none() => {
-            return RoundOutcome::only(Phase::stalled(
-                "spec.connection.simulatorUrl: required for transport Simulator (or pass --simulator)",
-            ));
-        }
-        (None, Some(c)) if c.transport == Transport::WinRM && c.credentials_secret.is_some() && opts.secrets_dir.is_none() => {
-            return RoundOutcome::only(Phase::stalled(format!(
-                "spec.connection.credentialsSecret: lyncdr run --manifests reads {} from files: pass --secrets-dir DIR, with DIR/{}/username and DIR/{}/password (a Secret mounted as a volume has this layout)",
-                c.credentials_secret.as_deref().unwrap_or_default(),
-                c.credentials_secret.as_deref().unwrap_or_default(),
-                c.credentials_secret.as_deref().unwrap_or_default(),
-            )));
-        }
         (None, Some(c)) => c.clone(),
         (None, None) => {
             return RoundOutcome::only(Phase::stalled(
@@ -351,11 +338,18 @@ async fn act(
         }
     };
     let live = &ManifestSource { manifests: opts.manifests.clone(), key: key.to_string(), applied: prev.status.applied_generation };
-    // The connector finds the Secret's namespace in its key.
+    // The connector finds the Secret's namespace in its key; its errors name the field, and
+    // this front end adds where else the value can come from.
     let lync = match connector.connect(&format!("{}/{}", d.namespace, d.deployment), &conn).await {
-        Err(ConnectError::Backend(e)) => return RoundOutcome::only(Phase::Unobservable(e.to_string())),
-        Err(e) => return RoundOutcome::only(Phase::stalled(e.to_string())),
         Ok(l) => l,
+        Err(ConnectError::Backend(e)) => return RoundOutcome::only(Phase::Unobservable(e.to_string())),
+        Err(e @ ConnectError::NoSimulatorUrl) => return RoundOutcome::only(Phase::stalled(format!("{e} (or pass --simulator)"))),
+        Err(ConnectError::Secret { name, .. }) if opts.secrets_dir.is_none() => {
+            return RoundOutcome::only(Phase::stalled(format!(
+                "spec.connection.credentialsSecret: lyncdr run --manifests reads {name} from files: pass --secrets-dir DIR, with DIR/{name}/username and DIR/{name}/password (a Secret mounted as a volume has this layout)"
+            )));
+        }
+        Err(e) => return RoundOutcome::only(Phase::stalled(e.to_string())),
     };
     let mut engine = Engine::new(&*lync, journal);
     engine.settings = Settings {

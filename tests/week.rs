@@ -436,16 +436,15 @@ fn a_failback_interrupted_by_a_site_loss_does_not_hold_up_the_other_pools_failov
         }
         let lync = LocalSim::new(sim);
         let watcher = Watcher::new(&lync);
-        let first = Mutex::new(None);
+        let mut first = None;
         let mut round = |at: Stamp, _: &Converged| {
-            let g = lync.lock();
-            if first.lock().unwrap().is_none() && g.snapshot().pools[&sea1].served_by == dal1 {
-                *first.lock().unwrap() = Some(at);
+            if first.is_none() && lync.lock().snapshot().pools[&sea1].served_by == dal1 {
+                first = Some(at);
             }
         };
         let when = Schedule { horizon: Stamp(0).plus(Span::hours(3)), poll: POLL, restarts: &[] };
         let drove = drive_continuously(&lync, &path, &d, &watcher, when, &mut round).await;
-        (drove, first.into_inner().unwrap(), watcher.seen.into_inner().unwrap())
+        (drove, first, watcher.seen.into_inner().unwrap())
     });
     assert!(seen.violations.is_empty(), "{:#?}", seen.violations);
     let failbacks = seen.failbacks();

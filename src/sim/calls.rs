@@ -8,6 +8,9 @@ use super::{Completion, Failure, LedgerEntry, Op, Outcome, Record, Simulator, Ti
 use crate::model::{EdgePool, Fqdn, FrontEndPool, Request, RequestState, RunOn};
 use crate::ps::{Invocation, bind};
 
+/// How often a caller waiting for a call looks whether it ended early (simulated time).
+pub const CALL_POLL: crate::model::Span = crate::model::Span::secs(5);
+
 impl Simulator {
     /// Resolves where a call runs, as seen from the operator.
     pub(super) fn resolve(&self, run_on: &RunOn) -> Result<Fqdn, Failure> {
@@ -179,10 +182,15 @@ impl Simulator {
         self.track_service();
     }
 
-    /// When a running call ends as things stand: its planned completion, or sooner once the
-    /// server running it went away (see `Timings::session_loss`). `None` once it has ended.
-    pub fn due(&self, id: u64) -> Option<crate::model::Stamp> {
-        self.ops.get(&id).filter(|o| o.result.is_none()).map(|o| o.done_at)
+    /// A waiting caller's look at its call at `now`: its result once it ended, or when to look
+    /// again: its planned completion, or sooner, every [`CALL_POLL`], because a call ends early
+    /// once its server is lost (see `Timings::session_loss`).
+    pub fn look_at_call(&mut self, id: u64, now: crate::model::Stamp) -> Result<Result<Value, Failure>, crate::model::Stamp> {
+        if let Some(r) = self.finish(id) {
+            return Ok(r);
+        }
+        let due = self.ops.get(&id).map_or(now, |o| o.done_at);
+        Err(due.min(now.plus(CALL_POLL)).max(now.plus(crate::model::Span(1))))
     }
 
     /// The result of a call whose completion time has passed; `None` while it still runs.

@@ -38,26 +38,18 @@ impl LocalSim {
         self.origin + std::time::Duration::from_millis(t.0)
     }
 
-    /// Waits until a call completes and returns its result. A call can end before its planned
-    /// completion (its server lost), so the wait looks again at least every [`CALL_POLL`].
+    /// Waits until a call completes (or ends early, its server lost) and returns its result.
     async fn wait(&self, ticket: Ticket) -> Result<Value, Failure> {
         loop {
-            let due = {
-                let mut g = self.lock();
-                if let Some(r) = g.finish(ticket.id) {
-                    return r;
-                }
-                g.due(ticket.id)
-            };
             let now = self.now();
-            let until = due.map_or(now, |d| d.min(now.plus(CALL_POLL))).max(now.plus(Span(1)));
-            tokio::time::sleep_until(self.instant(until)).await;
+            let look = self.lock().look_at_call(ticket.id, now);
+            match look {
+                Ok(r) => return r,
+                Err(again) => tokio::time::sleep_until(self.instant(again)).await,
+            }
         }
     }
 }
-
-/// How often a caller waiting for a call looks whether it ended early (simulated time).
-pub const CALL_POLL: Span = Span::secs(5);
 
 impl Lync for LocalSim {
     fn invoke<'a>(&'a self, run_on: &'a RunOn, inv: &'a Invocation) -> BoxFuture<'a, Result<Value, LyncError>> {

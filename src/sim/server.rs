@@ -129,20 +129,13 @@ impl SimServer {
         let result = match begun {
             Err(f) => Err(f.into()),
             Ok(ticket) => {
-                // The call can end before its planned completion (its server lost): look again
-                // at least every `CALL_POLL` of simulated time.
+                // Until it completes, or ends early (its server lost).
                 loop {
-                    let due = {
-                        let mut g = self.lock();
-                        if let Some(r) = g.finish(ticket.id) {
-                            break r.map_err(LyncError::from);
-                        }
-                        g.due(ticket.id)
-                    };
                     let now = self.clock.now();
-                    match due {
-                        Some(d) if d > now => self.clock.sleep_until(d.min(now.plus(super::local::CALL_POLL))).await,
-                        _ => tokio::time::sleep(std::time::Duration::from_millis(2)).await,
+                    let look = self.lock().look_at_call(ticket.id, now);
+                    match look {
+                        Ok(r) => break r.map_err(LyncError::from),
+                        Err(again) => self.clock.sleep_until(again).await,
                     }
                 }
             }
